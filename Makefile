@@ -1,0 +1,45 @@
+# Two commands on a fresh machine, as root: `make demo` and `make test`. Both set everything up first.
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+APT_PACKAGES := iperf3 tshark ethtool tcpdump netsniff-ng iproute2 iputils-ping openvswitch-switch
+
+.PHONY: setup system-deps venv demo test lint typecheck unit bench clean
+
+setup: system-deps venv
+
+# Install only what is missing, so a warm machine skips apt entirely.
+system-deps:
+	@missing=""; for p in $(APT_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	if [ -n "$$missing" ]; then \
+	  echo "installing:$$missing"; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; \
+	fi
+
+venv: $(VENV)/.installed
+
+$(VENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install -q -e '.[test]'
+	touch $@
+
+demo: setup
+	$(BIN)/pyvswitch demo
+
+bench: setup
+	$(BIN)/pyvswitch bench --json bench.json
+
+lint: venv
+	$(BIN)/ruff check src tests
+	$(BIN)/ruff format --check src tests
+	$(BIN)/mypy
+
+test: setup lint
+	$(BIN)/pytest -q -p no:cacheprovider
+
+unit: venv
+	$(BIN)/pytest -q tests/unit tests/component
+
+clean:
+	rm -rf $(VENV) build *.egg-info src/*.egg-info

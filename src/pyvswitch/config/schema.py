@@ -1,0 +1,238 @@
+"""The desired-state schema: switches, ports (VM NICs, host vNICs, bound interfaces, TAPs) and VMs.
+
+Names and defaults follow Hyper-V (hyperv-networking.md §1, §6). Every model is strict about unknown
+fields so that a typo is an error that names the field, not a silently ignored setting. Cross-object
+rules (a port's switch exists, names are unique) live in ``config.validate``.
+"""
+
+from __future__ import annotations
+
+import re
+from enum import StrEnum
+from typing import Annotated
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from pyvswitch.packet.mac import format_mac, is_multicast, parse_mac
+
+NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,31}$")
+IFNAME_RE = re.compile(r"^[^/:\s]{1,15}$")
+VlanId = Annotated[int, Field(ge=1, le=4094)]
+
+
+class Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True, use_enum_values=False)
+
+
+class SwitchType(StrEnum):
+    EXTERNAL = "External"
+    INTERNAL = "Internal"
+    PRIVATE = "Private"
+
+
+class VlanMode(StrEnum):
+    UNTAGGED = "Untagged"
+    ACCESS = "Access"
+    TRUNK = "Trunk"
+    ISOLATED = "Isolated"
+    COMMUNITY = "Community"
+    PROMISCUOUS = "Promiscuous"
+
+
+class PortKind(StrEnum):
+    VM = "vm"  # a VM's network adapter: veth whose peer is eth<N> in the VM's namespace
+    HOST = "host"  # a management-OS vNIC: veth whose peer stays in the daemon's namespace
+    INTERFACE = "interface"  # an existing interface bound as a port (a NIC, a veth end, QEMU's tap)
+    TAP = "tap"  # a TAP device the switch owns (/dev/net/tun); the kernel side is the attached "NIC"
+    UPLINK = "uplink"  # the external switch's adapter (NetAdapterName)
+
+
+def parse_vlan_list(text: str) -> list[int]:
+    """'1-100,200' -> sorted unique VLAN ids. Raises ValueError naming the bad part."""
+    out: set[int] = set()
+    for part in text.replace(" ", "").split(","):
+        if not part:
+            continue
+        lo_s, _, hi_s = part.partition("-")
+        try:
+            lo = int(lo_s)
+            hi = int(hi_s) if hi_s else lo
+        except ValueError:
+            raise ValueError(f"bad VLAN list element {part!r}") from None
+        if not (1 <= lo <= hi <= 4094):
+            raise ValueError(f"VLAN range {part!r} outside 1-4094")
+        out.update(range(lo, hi + 1))
+    return sorted(out)
+
+
+def format_vlan_list(vlans: list[int]) -> str:
+    """[1,2,3,7] -> '1-3,7'."""
+    parts: list[str] = []
+    run: list[int] = []
+    for v in sorted(vlans):
+        if run and v == run[-1] + 1:
+            run.append(v)
+            continue
+        if run:
+            parts.append(str(run[0]) if len(run) == 1 else f"{run[0]}-{run[-1]}")
+        run = [v]
+    if run:
+        parts.append(str(run[0]) if len(run) == 1 else f"{run[0]}-{run[-1]}")
+    return ",".join(parts)
+
+
+class VlanConfig(Model):
+    """Set-VMNetworkAdapterVlan: modes are mutually exclusive; each mode requires exactly its fields."""
+
+    mode: VlanMode = VlanMode.UNTAGGED
+    access_vlan_id: VlanId | None = None
+    native_vlan_id: Annotated[int, Field(ge=0, le=4094)] | None = None  # 0 = untagged frames dropped
+    allowed_vlan_ids: list[VlanId] = []
+    primary_vlan_id: VlanId | None = None
+    secondary_vlan_id: VlanId | None = None  # isolated / community
+    secondary_vlan_ids: list[VlanId] = []  # promiscuous
+
+    @field_validator("allowed_vlan_ids", "secondary_vlan_ids", mode="before")
+    @classmethod
+    def _lists(cls, v: object) -> object:
+        if isinstance(v, str):
+            return parse_vlan_list(v)
+        return v
+
+    @model_validator(mode="after")
+    def _fields_match_mode(self) -> VlanConfig:
+        need: dict[VlanMode, set[str]] = {
+            VlanMode.UNTAGGED: set(),
+            VlanMode.ACCESS: {"access_vlan_id"},
+            VlanMode.TRUNK: {"allowed_vlan_ids", "native_vlan_id"},
+            VlanMode.ISOLATED: {"primary_vlan_id", "secondary_vlan_id"},
+            VlanMode.COMMUNITY: {"primary_vlan_id", "secondary_vlan_id"},
+            VlanMode.PROMISCUOUS: {"primary_vlan_id", "secondary_vlan_ids"},
+        }
+        fields = ["access_vlan_id", "native_vlan_id", "allowed_vlan_ids", "primary_vlan_id",
+                  "secondary_vlan_id", "secondary_vlan_ids"]
+        given = {f for f in fields if getattr(self, f) not in (None, [])}
+        missing = need[self.mode] - given
+        extra = given - need[self.mode]
+        if missing:
+            raise ValueError(f"mode {self.mode.value} requires {', '.join(sorted(missing))}")
+        if extra:
+            raise ValueError(f"mode {self.mode.value} does not take {', '.join(sorted(extra))}")
+        if self.mode in (VlanMode.ISOLATED, VlanMode.COMMUNITY) and self.primary_vlan_id == self.secondary_vlan_id:
+            raise ValueError("secondary_vlan_id must differ from primary_vlan_id")
+        return self
+
+
+def _check_name(v: str) -> str:
+    if not NAME_RE.match(v):
+        raise ValueError("must be 1-32 characters of letters, digits, '_', '.', '-', starting alphanumeric")
+    return v
+
+
+def _check_mac(v: str | None) -> str | None:
+    if v is None:
+        return None
+    mac = parse_mac(v)
+    if is_multicast(mac) or mac == 0:
+        raise ValueError("a port MAC must be a non-zero unicast address")
+    return format_mac(mac)
+
+
+class SwitchConfig(Model):
+    """New-VMSwitch. External when ``net_adapter`` is set (Hyper-V: NetAdapterName implies External)."""
+
+    name: str
+    type: SwitchType = SwitchType.PRIVATE
+    net_adapter: str | None = None
+    allow_management_os: bool = True
+    # Hyper-V drops unknown unicast towards VM ports and sends it to the uplink only (SW-07);
+    # True floods it to every port of the VLAN, like a plain learning bridge.
+    flood_unknown_unicast: bool = False
+    mac_aging_s: Annotated[float, Field(ge=1, le=86400)] = 300.0
+    mac_table_size: Annotated[int, Field(ge=1, le=1_000_000)] = 8192
+    notes: str = ""
+
+    _n = field_validator("name")(classmethod(lambda cls, v: _check_name(v)))
+
+    @field_validator("net_adapter")
+    @classmethod
+    def _ifname(cls, v: str | None) -> str | None:
+        if v is not None and not IFNAME_RE.match(v):
+            raise ValueError("not a Linux interface name (1-15 characters, no '/', ':' or spaces)")
+        return v
+
+    @model_validator(mode="after")
+    def _type_matches_adapter(self) -> SwitchConfig:
+        if self.type is SwitchType.EXTERNAL and self.net_adapter is None:
+            raise ValueError("an External switch needs net_adapter")
+        if self.type is not SwitchType.EXTERNAL and self.net_adapter is not None:
+            raise ValueError(f"net_adapter makes a switch External, not {self.type.value}")
+        return self
+
+
+class PortConfig(Model):
+    """A port: a VM network adapter, a host vNIC, a bound interface or a TAP.
+
+    ``interface`` is the OS device the switch opens (a veth end, a NIC, a TAP name). For VM and host
+    ports the daemon creates it and fills it in; for interface/tap ports the user names it.
+    """
+
+    name: str
+    kind: PortKind
+    switch: str | None = None  # None: not connected (Disconnect-VMNetworkAdapter)
+    interface: str | None = None
+    vm: str | None = None  # owning VM for kind=vm
+    mac: str | None = None  # static MAC; None = dynamic (assigned from the pool, then recorded)
+    ip: list[str] = []  # addresses configured inside the VM / on the host vNIC (CIDR)
+    vlan: VlanConfig = VlanConfig()
+    mac_spoofing: bool = False
+
+    _n = field_validator("name")(classmethod(lambda cls, v: _check_name(v)))
+    _m = field_validator("mac")(classmethod(lambda cls, v: _check_mac(v)))
+
+    @field_validator("interface")
+    @classmethod
+    def _ifname(cls, v: str | None) -> str | None:
+        if v is not None and not IFNAME_RE.match(v):
+            raise ValueError("not a Linux interface name (1-15 characters, no '/', ':' or spaces)")
+        return v
+
+    @field_validator("ip")
+    @classmethod
+    def _ips(cls, v: list[str]) -> list[str]:
+        import ipaddress
+
+        for a in v:
+            ipaddress.ip_interface(a)
+        return v
+
+    @model_validator(mode="after")
+    def _kind_rules(self) -> PortConfig:
+        if self.kind is PortKind.VM and not self.vm:
+            raise ValueError("a vm port needs vm")
+        if self.kind is not PortKind.VM and self.vm:
+            raise ValueError("only a vm port has vm")
+        if self.kind in (PortKind.INTERFACE, PortKind.TAP, PortKind.UPLINK) and not self.interface:
+            raise ValueError(f"a {self.kind.value} port needs interface")
+        return self
+
+
+class VmConfig(Model):
+    """A VM: a network namespace whose adapters are ports of kind vm."""
+
+    name: str
+    netns: str | None = None  # defaults to the VM name
+
+    _n = field_validator("name")(classmethod(lambda cls, v: _check_name(v)))
+
+    @property
+    def namespace(self) -> str:
+        return self.netns or self.name
+
+
+class HostConfig(Model):
+    """Everything one pyvswitchd owns."""
+
+    switches: list[SwitchConfig] = []
+    ports: list[PortConfig] = []
+    vms: list[VmConfig] = []

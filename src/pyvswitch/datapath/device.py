@@ -1,0 +1,56 @@
+"""The Device protocol every port's I/O endpoint implements, and its counters."""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Protocol
+
+from pyvswitch.packet.frame import Packet
+
+
+@dataclass(slots=True)
+class DeviceCounters:
+    """What a device saw at the OS boundary. ``drops`` is keyed by reason (e.g. 'rx-ring-full', 'tx-ring-full')."""
+
+    rx_frames: int = 0
+    rx_bytes: int = 0
+    tx_frames: int = 0
+    tx_bytes: int = 0
+    drops: Counter[str] = field(default_factory=Counter)
+
+    def as_dict(self) -> dict[str, object]:
+        return {
+            "rx_frames": self.rx_frames,
+            "rx_bytes": self.rx_bytes,
+            "tx_frames": self.tx_frames,
+            "tx_bytes": self.tx_bytes,
+            "drops": dict(self.drops),
+        }
+
+
+class Device(Protocol):
+    """A frame endpoint driven by one forwarding thread (no locking needed).
+
+    recv() never blocks: it returns up to ``max_frames`` packets already waiting ([] if none). Their data
+    may point into a receive ring and stays valid until release(). send() takes packets and, per packet,
+    the 802.1Q TCI to insert on the wire (UNTAGGED = none); it inserts the tag while copying, shifts the
+    virtio-net header offsets to match, transmits the whole batch with as few system calls as it can,
+    and counts (never raises on) frames it could not send. ``vnet`` says whether packets carry a
+    virtio-net header: the switch only connects ports whose devices agree, or strips/adds headers.
+    """
+
+    name: str
+    vnet: bool
+    counters: DeviceCounters
+
+    def fileno(self) -> int: ...
+
+    def recv(self, max_frames: int) -> list[Packet]: ...
+
+    def release(self) -> None: ...
+
+    def send(self, pkts: Sequence[Packet], tcis: Sequence[int]) -> None: ...
+
+    def close(self) -> None: ...

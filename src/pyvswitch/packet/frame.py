@@ -1,0 +1,60 @@
+"""The Packet: one frame plus its forwarding context, and the constants of the headers the switch reads.
+
+Conventions every layer relies on:
+- ``Packet.data`` is the Ethernet frame *without* its outer 802.1Q tag once the switch has classified it;
+  devices deliver it as received (the kernel strips veth tags out of band into ``tci``; a TAP delivers
+  tags inline, which the switch's ingress strips).
+- ``Packet.tci`` is the received outer tag's TCI (PCP<<13 | DEI<<12 | VID) or ``UNTAGGED`` (-1).
+- ``Packet.vnet`` is the raw virtio-net header (10 bytes) when the device carries offload metadata
+  (PACKET_VNET_HDR / IFF_VNET_HDR), else None. Its checksum and header offsets are relative to
+  ``data`` as it stands: whoever inserts or removes bytes before them must shift them.
+- ``data`` may be a memoryview into a device's receive ring; it is valid only until that device's
+  ``release()``. Anything that keeps a packet past the batch copies it (``Packet.detach``).
+"""
+
+from __future__ import annotations
+
+ETH_P_IPV4 = 0x0800
+ETH_P_ARP = 0x0806
+ETH_P_8021Q = 0x8100
+ETH_P_8021AD = 0x88A8
+ETH_P_IPV6 = 0x86DD
+ETH_P_LACP = 0x8809
+
+UNTAGGED = -1
+ETH_HLEN = 14
+VLAN_HLEN = 4
+
+Buffer = bytes | bytearray | memoryview
+
+
+class Packet:
+    """One frame and its forwarding context (Hyper-V's out-of-band NBL context)."""
+
+    __slots__ = ("data", "dsts", "in_port", "tci", "vlan", "vnet")
+
+    def __init__(
+        self,
+        data: Buffer,
+        tci: int = UNTAGGED,
+        vnet: bytes | None = None,
+        in_port: int = -1,
+    ) -> None:
+        self.data = data
+        self.tci = tci
+        self.vnet = vnet
+        self.in_port = in_port
+        # Set by the switch: the VLAN the frame belongs to inside the switch (0 = untagged domain).
+        self.vlan = 0
+        # Set by forwarding: destination port indices (None = not yet decided).
+        self.dsts: list[int] | None = None
+
+    def detach(self) -> Packet:
+        """Return a copy whose data no longer refers to a device ring."""
+        p = Packet(bytes(self.data), self.tci, self.vnet, self.in_port)
+        p.vlan = self.vlan
+        p.dsts = None if self.dsts is None else list(self.dsts)
+        return p
+
+    def __repr__(self) -> str:
+        return f"Packet(len={len(self.data)}, tci={self.tci}, vlan={self.vlan}, in_port={self.in_port})"

@@ -1,0 +1,1 @@
+"""Public test kit: FakeClock, frame builders, SwitchHarness (memory devices), and netns helpers."""
