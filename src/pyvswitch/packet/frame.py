@@ -31,7 +31,7 @@ Buffer = bytes | bytearray | memoryview
 class Packet:
     """One frame and its forwarding context (Hyper-V's out-of-band NBL context)."""
 
-    __slots__ = ("data", "dsts", "in_port", "tci", "vlan", "vnet")
+    __slots__ = ("data", "dst", "dsts", "in_port", "src", "tci", "vlan", "vnet")
 
     def __init__(
         self,
@@ -44,8 +44,11 @@ class Packet:
         self.tci = tci
         self.vnet = vnet
         self.in_port = in_port
-        # Set by the switch: the VLAN the frame belongs to inside the switch (0 = untagged domain).
+        # Set by the switch's ingress: the VLAN the frame belongs to inside the switch (0 = untagged
+        # domain) and the destination/source MACs as 48-bit ints, parsed once per frame.
         self.vlan = 0
+        self.dst = 0
+        self.src = 0
         # Set by forwarding: destination port indices (None = not yet decided).
         self.dsts: list[int] | None = None
 
@@ -53,6 +56,8 @@ class Packet:
         """Return a copy whose data no longer refers to a device ring."""
         p = Packet(bytes(self.data), self.tci, self.vnet, self.in_port)
         p.vlan = self.vlan
+        p.dst = self.dst
+        p.src = self.src
         p.dsts = None if self.dsts is None else list(self.dsts)
         return p
 

@@ -20,11 +20,15 @@ def sh(*args: str, netns: str | None = None, check: bool = True, timeout: float 
     cmd = (["ip", "netns", "exec", netns] if netns else []) + list(args)
     res = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)
     if check and res.returncode != 0:
-        raise RuntimeError(f"{' '.join(cmd)} failed ({res.returncode}): {res.stderr.strip() or res.stdout.strip()}")
+        raise RuntimeError(
+            f"{' '.join(cmd)} failed ({res.returncode}): {res.stderr.strip() or res.stdout.strip()}"
+        )
     return res.stdout
 
 
-def wait_for(cond: Callable[[], bool], timeout_s: float = 10.0, interval_s: float = 0.02, what: str = "") -> None:
+def wait_for(
+    cond: Callable[[], bool], timeout_s: float = 10.0, interval_s: float = 0.02, what: str = ""
+) -> None:
     """Poll ``cond`` until it is true; fail with ``what`` after ``timeout_s``."""
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:

@@ -1,0 +1,288 @@
+"""The engine: owns switches and devices, runs the forwarding loop, and applies configuration between batches.
+
+One forwarding thread polls every device, pushes each received batch through its switch to completion,
+sends the results, and only then gives the receive slots back. Management calls (apply, counters, fdb)
+come from other threads: ``apply`` opens devices in the caller's thread (netlink and syscalls never stall
+forwarding), then hands the swap to the forwarding thread and waits until it has happened between two
+batches. Readers see structures that are replaced, never mutated in place, so they need no lock.
+
+Waiting for frames: after traffic the loop keeps polling the rings without sleeping for ``busy_poll_s``
+(a sleeping forwarder loses frames to wake-up latency on a shared 2-vCPU host, platform.md), then blocks
+in poll() with a short timeout so an idle switch costs no CPU.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import select
+import threading
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from pyvswitch.clock import Clock, MonotonicClock
+from pyvswitch.config.schema import HostConfig, PortConfig, PortKind
+from pyvswitch.datapath.device import Device
+from pyvswitch.errors import DeviceError
+from pyvswitch.switch.switch import Switch, SwitchPort
+
+log = logging.getLogger(__name__)
+
+OpenDevice = Callable[[str, str], Device]
+AGING_INTERVAL_S = 1.0
+IDLE_POLL_MS = 10
+
+
+@dataclass(frozen=True, slots=True)
+class DeviceKey:
+    """What identifies an open device: the port and the OS endpoint it is bound to."""
+
+    port: str
+    kind: str
+    ifname: str
+
+
+def device_kind(port: PortConfig) -> str:
+    return "tap" if port.kind is PortKind.TAP else "afpacket"
+
+
+class Engine:
+    """Switches, their devices and the forwarding loop of one host."""
+
+    def __init__(
+        self,
+        clock: Clock | None = None,
+        open_device: OpenDevice | None = None,
+        batch_size: int = 256,
+        busy_poll_s: float = 0.05,
+    ) -> None:
+        self.clock: Clock = clock or MonotonicClock()
+        self._open_device = open_device
+        self.batch_size = batch_size
+        self.busy_poll_s = busy_poll_s
+        self.switches: dict[str, Switch] = {}
+        self._devices: dict[DeviceKey, Device] = {}
+        self._rx: list[tuple[Device, Switch, SwitchPort]] = []
+        self._control: deque[Callable[[], None]] = deque()
+        self._wake_r, self._wake_w = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
+        self._thread: threading.Thread | None = None
+        self._running = False
+        self._next_aging = 0.0
+        self.loop_errors = 0
+
+    # ---- life cycle ----
+
+    def start(self) -> None:
+        if self._thread is not None:
+            return
+        self._running = True
+        self._thread = threading.Thread(target=self._loop, name="pyvswitch-forwarding", daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        if self._thread is not None:
+            self._running = False
+            self._wake()
+            self._thread.join(timeout=5)
+            self._thread = None
+        for dev in self._devices.values():
+            _close_quietly(dev)
+        self._devices = {}
+        self._rx = []
+        self.switches = {}
+
+    # ---- configuration ----
+
+    def apply(self, cfg: HostConfig) -> None:
+        """Make the data path match ``cfg``. All-or-nothing: if a device cannot be opened, nothing changes."""
+        wanted: dict[str, tuple[DeviceKey, PortConfig]] = {}
+        switch_names = {s.name for s in cfg.switches}
+        for port in cfg.ports:
+            if port.switch is None or port.switch not in switch_names:
+                continue
+            if port.interface is None:
+                raise DeviceError(f"port {port.name!r} has no interface")
+            wanted[port.name] = (DeviceKey(port.name, device_kind(port), port.interface), port)
+        opened: dict[DeviceKey, Device] = {}
+        try:
+            for key, _ in wanted.values():
+                if key not in self._devices:
+                    opened[key] = self._open(key)
+        except Exception:
+            for dev in opened.values():
+                _close_quietly(dev)
+            raise
+        devices = {
+            **{k: d for k, d in self._devices.items() if k in {w[0] for w in wanted.values()}},
+            **opened,
+        }
+        stale = [d for k, d in self._devices.items() if k not in devices]
+        self._run_in_loop(lambda: self._install(cfg, wanted, devices))
+        for dev in stale:
+            _close_quietly(dev)
+
+    def _open(self, key: DeviceKey) -> Device:
+        if self._open_device is None:
+            from pyvswitch.datapath import open_device
+
+            self._open_device = open_device
+        try:
+            return self._open_device(key.kind, key.ifname)
+        except DeviceError:
+            raise
+        except OSError as e:
+            raise DeviceError(f"cannot open {key.kind} device on interface {key.ifname!r}: {e}") from e
+
+    def _install(
+        self,
+        cfg: HostConfig,
+        wanted: dict[str, tuple[DeviceKey, PortConfig]],
+        devices: dict[DeviceKey, Device],
+    ) -> None:
+        """Runs in the forwarding thread, between batches."""
+        switches: dict[str, Switch] = {}
+        rx: list[tuple[Device, Switch, SwitchPort]] = []
+        for sc in cfg.switches:
+            sw = self.switches.get(sc.name) or Switch(sc, self.clock)
+            ports = [pc for _, pc in wanted.values() if pc.switch == sc.name]
+            sw.reconfigure(
+                sc, ports, {pc.name: devices[key] for key, pc in wanted.values() if pc.switch == sc.name}
+            )
+            switches[sc.name] = sw
+            for p in sw.ports:
+                if p is not None:
+                    rx.append((p.device, sw, p))
+        self.switches = switches
+        self._devices = devices
+        self._rx = rx
+
+    def _run_in_loop(self, fn: Callable[[], None]) -> None:
+        """Run ``fn`` in the forwarding thread between batches and wait for it (inline if not started)."""
+        if self._thread is None or threading.current_thread() is self._thread:
+            fn()
+            return
+        done = threading.Event()
+        error: list[BaseException] = []
+
+        def wrapped() -> None:
+            try:
+                fn()
+            except BaseException as e:  # handed back to the caller
+                error.append(e)
+            finally:
+                done.set()
+
+        self._control.append(wrapped)
+        self._wake()
+        if not done.wait(timeout=30):
+            raise DeviceError("forwarding thread did not take the configuration within 30 s")
+        if error:
+            raise error[0]
+
+    def _wake(self) -> None:
+        try:
+            os.write(self._wake_w, b"x")
+        except BlockingIOError:
+            pass
+
+    # ---- forwarding ----
+
+    def run_once(self) -> int:
+        """Process whatever every device has waiting, once; returns frames received. Tests call this directly."""
+        while self._control:
+            self._control.popleft()()
+        total = 0
+        batch_size = self.batch_size
+        for dev, sw, port in self._rx:
+            pkts = dev.recv(batch_size)
+            if not pkts:
+                continue
+            total += len(pkts)
+            try:
+                outs = sw.process(port, pkts)
+                ports = sw.ports
+                for idx, (out_pkts, tcis) in outs.items():
+                    dport = ports[idx]
+                    if dport is not None:
+                        dport.device.send(out_pkts, tcis)
+            except Exception:
+                # A bug must not take the data path down: count, log (rate-limited by count), drop the batch.
+                self.loop_errors += 1
+                port.drops["internal-error"] += len(pkts)
+                if self.loop_errors <= 10 or self.loop_errors % 1000 == 0:
+                    log.exception(
+                        "error processing a batch from port %s (%d so far)", port.name, self.loop_errors
+                    )
+            finally:
+                dev.release()
+        now = self.clock.now()
+        if now >= self._next_aging:
+            self._next_aging = now + AGING_INTERVAL_S
+            for sw in self.switches.values():
+                sw.age(now)
+        return total
+
+    def _loop(self) -> None:
+        poller = select.poll()
+        registered: list[int] = []
+        rx_seen: list[tuple[Device, Switch, SwitchPort]] | None = None
+        last_traffic = self.clock.now()
+        while self._running:
+            if self.run_once():
+                last_traffic = self.clock.now()
+                continue
+            if self.clock.now() - last_traffic < self.busy_poll_s:
+                continue
+            if rx_seen is not self._rx:
+                for fd in registered:
+                    poller.unregister(fd)
+                registered = [self._wake_r] + [d.fileno() for d, _, _ in self._rx if d.fileno() >= 0]
+                for fd in registered:
+                    poller.register(fd, select.POLLIN)
+                rx_seen = self._rx
+            for fd, _ in poller.poll(IDLE_POLL_MS):
+                if fd == self._wake_r:
+                    try:
+                        os.read(self._wake_r, 4096)
+                    except BlockingIOError:
+                        pass
+
+    # ---- observation ----
+
+    def counters(self) -> dict[str, object]:
+        return {
+            "switches": {name: sw.counters() for name, sw in list(self.switches.items())},
+            "loop_errors": self.loop_errors,
+        }
+
+    def fdb(self, switch: str) -> list[dict[str, object]]:
+        from pyvswitch.packet.mac import format_mac
+
+        sw = self.switches.get(switch)
+        if sw is None:
+            return []
+        now = self.clock.now()
+        names = {p.index: p.name for p in list(sw.ports) if p is not None}
+        rows: list[dict[str, object]] = [
+            {
+                "mac": format_mac(mac),
+                "vlan": fid,
+                "port": names.get(e.port, "?"),
+                "age_s": round(now - e.seen, 1),
+                "static": False,
+            }
+            for (fid, mac), e in list(sw.fdb.learned.items())
+        ]
+        rows += [
+            {"mac": format_mac(mac), "vlan": None, "port": names.get(idx, "?"), "age_s": None, "static": True}
+            for mac, idx in list(sw.fdb.static.items())
+        ]
+        return rows
+
+
+def _close_quietly(dev: Device) -> None:
+    try:
+        dev.close()
+    except Exception:
+        log.exception("closing device %s", getattr(dev, "name", "?"))

@@ -1,0 +1,324 @@
+"""One virtual switch: its ports, MAC table and the compiled chain ingress -> forward -> egress.
+
+The chain is built from configuration whenever it changes (nothing per packet asks "is this enabled?").
+``Switch.process`` takes one batch received on one port and returns, per destination port, the packets to
+send and the 802.1Q TCI to put on each. Forwarding follows Hyper-V (SW-07, SW-08):
+- broadcast and multicast go to every port of the frame's VLAN except the one it came from;
+- known unicast goes to the port the MAC table names;
+- unknown unicast goes only to ports whose MAC addresses the switch cannot know from configuration
+  (the uplink, bound interfaces and TAPs), never to VM ports or host vNICs, unless the switch is set to
+  flood unknown unicast.
+"""
+
+from __future__ import annotations
+
+import struct
+from collections import Counter
+from dataclasses import dataclass, field
+
+from pyvswitch.clock import Clock
+from pyvswitch.config.schema import PortConfig, PortKind, SwitchConfig
+from pyvswitch.datapath.device import Device
+from pyvswitch.packet.frame import ETH_HLEN, ETH_P_8021Q, UNTAGGED, VLAN_HLEN, Packet
+from pyvswitch.packet.mac import parse_mac
+from pyvswitch.packet.vnet import EMPTY_VNET_HDR, shift_vnet, vnet_problem
+from pyvswitch.pipeline.element import Element
+from pyvswitch.switch.fdb import MacTable
+from pyvswitch.switch.vlan import compile_vlan, learning_domains
+
+# Destination MAC (16+32 bits), source MAC (16+32 bits), EtherType — one unpack per frame.
+ETH_HDR = struct.Struct(">HIHIH")
+TCI = struct.Struct(">H")
+# Kinds of port behind which unknown MACs may live; unknown unicast is sent to these only (SW-07).
+OPEN_KINDS = frozenset({PortKind.UPLINK, PortKind.INTERFACE, PortKind.TAP})
+DEFAULT_MTU = 1500
+
+
+@dataclass(slots=True)
+class SwitchPort:
+    """A port as the data path sees it: its device and compiled policy."""
+
+    index: int
+    name: str
+    kind: PortKind
+    device: Device
+    ingress_vlans: dict[int, int]
+    egress_vlans: dict[int, int]
+    max_frame: int
+    mac: int | None = None
+    drops: Counter[str] = field(default_factory=Counter)
+
+
+class Ingress(Element):
+    """Validates a frame, strips an inline 802.1Q tag, assigns its VLAN and learns its source.
+
+    Drops: runt, truncated-vlan-tag, oversize, vnet-csum-out-of-frame, vnet-bad-gso-type, vnet-bad-gso,
+    source-multicast, vlan-not-admitted.
+    """
+
+    __slots__ = ("switch",)
+
+    def __init__(self, switch: Switch) -> None:
+        super().__init__("ingress")
+        self.switch = switch
+
+    def process(self, batch: list[Packet]) -> list[Packet]:
+        self.packets += len(batch)
+        sw = self.switch
+        port = sw.current_port
+        admit = port.ingress_vlans
+        max_frame = port.max_frame
+        in_port = port.index
+        fid = sw.fid
+        learn = sw.fdb.learn
+        now = sw.clock.now()
+        unpack = ETH_HDR.unpack_from
+        out: list[Packet] = []
+        append = out.append
+        for pkt in batch:
+            data = pkt.data
+            n = len(data)
+            if n < ETH_HLEN:
+                self.drop("runt")
+                continue
+            dst_hi, dst_lo, src_hi, src_lo, etype = unpack(data)
+            tci = pkt.tci
+            vnet = pkt.vnet
+            if etype == ETH_P_8021Q and tci == UNTAGGED:
+                # Tag delivered inline (TAP, pcap): take it off so every frame inside the switch is untagged.
+                if n < ETH_HLEN + VLAN_HLEN:
+                    self.drop("truncated-vlan-tag")
+                    continue
+                tci = TCI.unpack_from(data, 14)[0]
+                data = bytes(data[:12]) + bytes(data[16:])
+                n -= VLAN_HLEN
+                pkt.data = data
+                pkt.tci = tci
+                if vnet is not None:
+                    vnet = pkt.vnet = shift_vnet(vnet, -VLAN_HLEN)
+            if vnet is not None and vnet != EMPTY_VNET_HDR:
+                problem = vnet_problem(vnet, n)
+                if problem is not None:
+                    self.drop(problem)
+                    continue
+                gso = vnet[1] != 0
+            else:
+                gso = False
+            if n > max_frame and not gso:
+                self.drop("oversize")
+                continue
+            if src_hi & 0x0100:
+                self.drop("source-multicast")
+                continue
+            vid = tci & 0xFFF if tci != UNTAGGED else 0
+            vlan = admit.get(vid if vid else UNTAGGED)
+            if vlan is None:
+                self.drop("vlan-not-admitted")
+                continue
+            src = (src_hi << 32) | src_lo
+            pkt.vlan = vlan
+            pkt.dst = (dst_hi << 32) | dst_lo
+            pkt.src = src
+            pkt.in_port = in_port
+            learn(fid.get(vlan, vlan), src, in_port, now)
+            append(pkt)
+        return out
+
+
+class Forward(Element):
+    """The built-in forwarder: sets each packet's destination ports from the MAC table (learning switch).
+
+    Drops: hairpin (destination is the source port), unknown-unicast (no port may receive it),
+    no-destination (a flood with nobody else in the VLAN).
+    """
+
+    __slots__ = ("switch",)
+
+    def __init__(self, switch: Switch) -> None:
+        super().__init__("forward")
+        self.switch = switch
+
+    def process(self, batch: list[Packet]) -> list[Packet]:
+        self.packets += len(batch)
+        sw = self.switch
+        lookup = sw.fdb.lookup
+        fid = sw.fid
+        flood = sw.flood_targets
+        unknown = sw.unknown_targets
+        out: list[Packet] = []
+        append = out.append
+        for pkt in batch:
+            vlan = pkt.vlan
+            in_port = pkt.in_port
+            if pkt.dst >> 40 & 1:
+                targets = flood(vlan)
+            else:
+                port = lookup(fid.get(vlan, vlan), pkt.dst)
+                if port is not None:
+                    if port == in_port:
+                        self.drop("hairpin")
+                        continue
+                    pkt.dsts = [port]
+                    append(pkt)
+                    continue
+                targets = unknown(vlan)
+            dsts = [p for p in targets if p != in_port]
+            if not dsts:
+                self.drop("unknown-unicast" if not pkt.dst >> 40 & 1 else "no-destination")
+                continue
+            pkt.dsts = dsts
+            append(pkt)
+        return out
+
+
+class Switch:
+    """A switch instance: ports by stable index, the MAC table, and the compiled chain."""
+
+    def __init__(self, config: SwitchConfig, clock: Clock) -> None:
+        self.name = config.name
+        self.config = config
+        self.clock = clock
+        self.fdb = MacTable(config.mac_table_size, config.mac_aging_s)
+        self.ports: list[SwitchPort | None] = []
+        self.index_of: dict[str, int] = {}
+        self.fid: dict[int, int] = {}
+        self.ingress = Ingress(self)
+        self.forward = Forward(self)
+        self.egress_drops: Counter[str] = Counter()
+        self._flood_cache: dict[int, tuple[int, ...]] = {}
+        self._unknown_cache: dict[int, tuple[int, ...]] = {}
+        # The port whose batch is being processed (set by process; one forwarding thread, no locks).
+        self.current_port: SwitchPort = None  # type: ignore[assignment]
+
+    # ---- configuration (between batches) ----
+
+    def reconfigure(
+        self, config: SwitchConfig, ports: list[PortConfig], devices: dict[str, Device]
+    ) -> list[str]:
+        """Install ``ports`` (all connected to this switch) with their devices; returns removed port names."""
+        self.config = config
+        self.fdb.max_entries = config.mac_table_size
+        self.fdb.aging_s = config.mac_aging_s
+        wanted = {p.name for p in ports}
+        removed = [name for name in self.index_of if name not in wanted]
+        for name in removed:
+            idx = self.index_of.pop(name)
+            self.ports[idx] = None
+            self.fdb.flush_port(idx)
+        static: dict[int, int] = {}
+        for pc in ports:
+            known = self.index_of.get(pc.name)
+            idx = known if known is not None else self._free_index()
+            self.index_of[pc.name] = idx
+            policy = compile_vlan(pc.vlan, pc.kind)
+            old = self.ports[idx]
+            device = devices[pc.name]
+            if old is not None and old.device is not device:
+                self.fdb.flush_port(idx)
+            mac = parse_mac(pc.mac) if pc.mac else None
+            self.ports[idx] = SwitchPort(
+                index=idx,
+                name=pc.name,
+                kind=pc.kind,
+                device=device,
+                ingress_vlans=policy.ingress,
+                egress_vlans=policy.egress,
+                max_frame=ETH_HLEN + VLAN_HLEN + _mtu(device.name),
+                mac=mac,
+                drops=old.drops if old is not None else Counter(),
+            )
+            if mac is not None and pc.kind in (PortKind.VM, PortKind.HOST):
+                static[mac] = idx
+        self.fdb.set_static(static)
+        self.fid = learning_domains(ports)
+        self._flood_cache.clear()
+        self._unknown_cache.clear()
+        return removed
+
+    def _free_index(self) -> int:
+        for i, p in enumerate(self.ports):
+            if p is None and i not in self.index_of.values():
+                return i
+        self.ports.append(None)
+        return len(self.ports) - 1
+
+    # ---- forwarding ----
+
+    def flood_targets(self, vlan: int) -> tuple[int, ...]:
+        """Ports that receive broadcast/multicast of ``vlan``."""
+        t = self._flood_cache.get(vlan)
+        if t is None:
+            t = self._flood_cache[vlan] = tuple(
+                p.index for p in self.ports if p is not None and vlan in p.egress_vlans
+            )
+        return t
+
+    def unknown_targets(self, vlan: int) -> tuple[int, ...]:
+        """Ports that receive unicast to an unknown MAC in ``vlan``."""
+        t = self._unknown_cache.get(vlan)
+        if t is None:
+            flood_all = self.config.flood_unknown_unicast
+            t = self._unknown_cache[vlan] = tuple(
+                p.index
+                for p in self.ports
+                if p is not None and vlan in p.egress_vlans and (flood_all or p.kind in OPEN_KINDS)
+            )
+        return t
+
+    def process(self, port: SwitchPort, batch: list[Packet]) -> dict[int, tuple[list[Packet], list[int]]]:
+        """Run one received batch through the chain; returns per destination port (packets, TCIs)."""
+        self.current_port = port
+        batch = self.forward.process(self.ingress.process(batch))
+        outs: dict[int, tuple[list[Packet], list[int]]] = {}
+        ports = self.ports
+        for pkt in batch:
+            vlan = pkt.vlan
+            dsts = pkt.dsts
+            assert dsts is not None
+            for d in dsts:
+                dport = ports[d]
+                if dport is None:
+                    continue
+                tci = dport.egress_vlans.get(vlan)
+                if tci is None:
+                    # Known unicast to a port outside the frame's VLAN: the VLAN boundary holds.
+                    self.egress_drops["vlan-egress-filtered"] += 1
+                    continue
+                slot = outs.get(d)
+                if slot is None:
+                    slot = outs[d] = ([], [])
+                slot[0].append(pkt)
+                slot[1].append(tci)
+        return outs
+
+    def age(self, now: float) -> int:
+        return self.fdb.age(now)
+
+    # ---- observation (any thread; reads only) ----
+
+    def counters(self) -> dict[str, object]:
+        ports: dict[str, object] = {}
+        for p in list(self.ports):
+            if p is not None:
+                ports[p.name] = {**p.device.counters.as_dict(), "port_drops": dict(p.drops)}
+        drops = Counter(self.ingress.drops) + Counter(self.forward.drops) + Counter(self.egress_drops)
+        return {
+            "ports": ports,
+            "elements": {e.name: e.counters() for e in (self.ingress, self.forward)},
+            "drops": dict(drops),
+            "fdb": {
+                "learned": len(self.fdb.learned),
+                "static": len(self.fdb.static),
+                "evictions": self.fdb.evictions,
+                "moves": self.fdb.moves,
+            },
+        }
+
+
+def _mtu(ifname: str) -> int:
+    """The interface's MTU from sysfs; devices without a kernel interface (memory, pcap) get 1500."""
+    try:
+        with open(f"/sys/class/net/{ifname}/mtu") as f:
+            return int(f.read())
+    except (OSError, ValueError):
+        return DEFAULT_MTU

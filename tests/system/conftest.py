@@ -1,0 +1,201 @@
+"""System-test fixtures: a real pyvswitchd on a private socket and state dir, driven through the real CLI."""
+
+from __future__ import annotations
+
+import json
+import signal
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from pyvswitch.testing.netns import unique, wait_for
+
+BIN = Path(sys.executable).parent
+
+
+class Host:
+    """One pyvswitchd instance (a 'host'), its CLI, and everything it created — removed at teardown."""
+
+    def __init__(self, state_dir: Path) -> None:
+        self.state_dir = state_dir
+        self.socket = state_dir / "pyvswitchd.sock"
+        self.proc: subprocess.Popen[bytes] | None = None
+        self.log = state_dir / "pyvswitchd.log"
+        self.vms: list[str] = []
+
+    def vm_add(self, switch: str, ip: str, *extra: str) -> str:
+        """Create a VM with one adapter on ``switch``; returns its name (= its namespace)."""
+        name = unique("pvs")
+        self.vms.append(name)
+        self.cli("vm", "add", name, "--switch", switch, "--ip", ip, *extra)
+        return name
+
+    def start(self) -> None:
+        with open(self.log, "ab") as log:
+            self.proc = subprocess.Popen(
+                [str(BIN / "pyvswitchd"), "--state-dir", str(self.state_dir), "--socket", str(self.socket)],
+                stdout=log,
+                stderr=subprocess.STDOUT,
+            )
+        wait_for(self._healthy, timeout_s=30, what=f"pyvswitchd on {self.socket} (log: {self.log})")
+
+    def _healthy(self) -> bool:
+        assert self.proc is not None
+        if self.proc.poll() is not None:
+            raise RuntimeError(
+                f"pyvswitchd exited with {self.proc.returncode}: {self.log.read_text()[-2000:]}"
+            )
+        res = subprocess.run(
+            [str(BIN / "pyvswitch"), "--socket", str(self.socket), "--json", "switch", "list"],
+            capture_output=True,
+        )
+        return res.returncode == 0
+
+    def kill9(self) -> None:
+        assert self.proc is not None
+        self.proc.send_signal(signal.SIGKILL)
+        self.proc.wait(timeout=10)
+
+    def stop(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+
+    def cli(self, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+        res = subprocess.run(
+            [str(BIN / "pyvswitch"), "--socket", str(self.socket), *args],
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+        if check and res.returncode != 0:
+            raise AssertionError(
+                f"pyvswitch {' '.join(args)} -> {res.returncode}\n{res.stdout}\n{res.stderr}"
+            )
+        return res
+
+    def json(self, *args: str) -> object:
+        return json.loads(self.cli("--json", *args).stdout)
+
+    def netns_of(self, vm: str) -> str:
+        data = self.json("vm", "show", vm)
+        assert isinstance(data, dict)
+        return str(data["netns"])
+
+
+@pytest.fixture
+def host(tmp_path: Path) -> Iterator[Host]:
+    h = Host(tmp_path)
+    h.start()
+    try:
+        yield h
+    finally:
+        try:
+            if h.proc is not None and h.proc.poll() is None:
+                for vm in h.json("vm", "list") or []:  # type: ignore[union-attr]
+                    h.cli("vm", "del", vm["name"], check=False)
+                for sw in h.json("switch", "list") or []:  # type: ignore[union-attr]
+                    h.cli("switch", "del", sw["name"], check=False)
+        finally:
+            h.stop()
+            # Whatever the daemon could not remove (a test killed it, or a step failed).
+            for ns in h.vms:
+                subprocess.run(["ip", "netns", "del", ns], capture_output=True)
+
+
+def ping(
+    netns: str, dst: str, size: int = 56, count: int = 3, timeout_s: int = 2
+) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [
+            "ip",
+            "netns",
+            "exec",
+            netns,
+            "ping",
+            "-c",
+            str(count),
+            "-s",
+            str(size),
+            "-i",
+            "0.2",
+            "-W",
+            str(timeout_s),
+            dst,
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+
+def ns_python(netns: str, code: str, timeout_s: float = 60) -> str:
+    """Run Python ``code`` (with scapy available) inside ``netns``; returns stdout."""
+    res = subprocess.run(
+        ["ip", "netns", "exec", netns, sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        timeout=timeout_s,
+    )
+    if res.returncode != 0:
+        raise AssertionError(f"python in {netns} failed: {res.stderr[-3000:]}")
+    return res.stdout
+
+
+SNIFF_AND_SEND = """
+import json, time
+from scapy.all import AsyncSniffer, Ether, Dot1Q, ARP, sendp, conf
+conf.verb = 0
+iface = {iface!r}
+sniffer = AsyncSniffer(iface=iface, store=True)
+sniffer.start()
+time.sleep(0.3)  # AsyncSniffer has no 'ready' signal; it must be listening before we send
+for vid in {vids!r}:
+    f = Ether(dst="ff:ff:ff:ff:ff:ff", src={src!r})
+    if vid:
+        f = f / Dot1Q(vlan=vid)
+    sendp(f / ARP(op=1, hwsrc={src!r}, psrc={psrc!r}, pdst={pdst!r}), iface=iface)
+time.sleep({wait})
+pkts = sniffer.stop()
+out = []
+for p in pkts:
+    if p.haslayer(ARP) and p[ARP].op == 2:
+        out.append({{"vlan": p[Dot1Q].vlan if p.haslayer(Dot1Q) else None, "psrc": p[ARP].psrc, "dst": p.dst}})
+print(json.dumps(out))
+"""
+
+
+SEND_RAW = """
+from scapy.all import Ether, Dot1Q, IP, UDP, sendp, conf
+conf.verb = 0
+sendp({frames}, iface={iface!r})
+"""
+
+
+class Capture:
+    """tcpdump in a namespace: started and ready (its 'listening on' line seen) before the test sends."""
+
+    def __init__(self, netns: str, iface: str, bpf: str) -> None:
+        self.proc = subprocess.Popen(
+            ["ip", "netns", "exec", netns, "tcpdump", "-i", iface, "-nn", "-e", "-l", bpf],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        assert self.proc.stderr is not None
+        line = self.proc.stderr.readline()  # blocks until tcpdump reports it is listening (or fails)
+        if "listening" not in line:
+            self.proc.kill()
+            raise AssertionError(f"tcpdump did not start: {line}")
+
+    def stop(self) -> list[str]:
+        """Stop and return the captured packets, one line each."""
+        self.proc.terminate()
+        out, _ = self.proc.communicate(timeout=10)
+        return [ln for ln in out.splitlines() if ln.strip()]
