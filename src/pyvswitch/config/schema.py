@@ -109,8 +109,14 @@ class VlanConfig(Model):
             VlanMode.COMMUNITY: {"primary_vlan_id", "secondary_vlan_id"},
             VlanMode.PROMISCUOUS: {"primary_vlan_id", "secondary_vlan_ids"},
         }
-        fields = ["access_vlan_id", "native_vlan_id", "allowed_vlan_ids", "primary_vlan_id",
-                  "secondary_vlan_id", "secondary_vlan_ids"]
+        fields = [
+            "access_vlan_id",
+            "native_vlan_id",
+            "allowed_vlan_ids",
+            "primary_vlan_id",
+            "secondary_vlan_id",
+            "secondary_vlan_ids",
+        ]
         given = {f for f in fields if getattr(self, f) not in (None, [])}
         missing = need[self.mode] - given
         extra = given - need[self.mode]
@@ -118,7 +124,10 @@ class VlanConfig(Model):
             raise ValueError(f"mode {self.mode.value} requires {', '.join(sorted(missing))}")
         if extra:
             raise ValueError(f"mode {self.mode.value} does not take {', '.join(sorted(extra))}")
-        if self.mode in (VlanMode.ISOLATED, VlanMode.COMMUNITY) and self.primary_vlan_id == self.secondary_vlan_id:
+        if (
+            self.mode in (VlanMode.ISOLATED, VlanMode.COMMUNITY)
+            and self.primary_vlan_id == self.secondary_vlan_id
+        ):
             raise ValueError("secondary_vlan_id must differ from primary_vlan_id")
         return self
 
@@ -181,6 +190,9 @@ class PortConfig(Model):
     kind: PortKind
     switch: str | None = None  # None: not connected (Disconnect-VMNetworkAdapter)
     interface: str | None = None
+    # The other end of the daemon-made veth: eth<N> inside the VM's namespace (kind vm) or the
+    # management-OS vNIC (kind host). Filled in by the daemon and stored so restarts keep the names.
+    peer_interface: str | None = None
     vm: str | None = None  # owning VM for kind=vm
     mac: str | None = None  # static MAC; None = dynamic (assigned from the pool, then recorded)
     ip: list[str] = []  # addresses configured inside the VM / on the host vNIC (CIDR)
@@ -190,7 +202,7 @@ class PortConfig(Model):
     _n = field_validator("name")(classmethod(lambda cls, v: _check_name(v)))
     _m = field_validator("mac")(classmethod(lambda cls, v: _check_mac(v)))
 
-    @field_validator("interface")
+    @field_validator("interface", "peer_interface")
     @classmethod
     def _ifname(cls, v: str | None) -> str | None:
         if v is not None and not IFNAME_RE.match(v):

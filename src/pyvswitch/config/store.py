@@ -1,0 +1,176 @@
+"""The SQLite store of desired state: one table per object kind, JSON documents, versioned, audited.
+
+Layout (schema version in ``PRAGMA user_version``):
+
+* ``switch``, ``port``, ``vm``: ``name`` (primary key), ``position`` (keeps the configuration's order, so
+  error paths such as ``ports[2]`` stay meaningful after a restart) and ``doc``, the object's JSON. Documents
+  are validated by the pydantic model when loaded: a hand-edited or corrupt row is an error naming the row.
+* ``history``: one row per successful save: time, the request summary, and what changed.
+
+``save`` writes the difference between the stored and the new configuration in one transaction: either the
+whole new configuration is on disk or none of it. WAL with ``synchronous=FULL`` makes a committed save survive
+kill -9 and power loss. Migrations: ``MIGRATIONS[i]`` upgrades a database from version ``i`` to ``i + 1``;
+each runs in its own transaction together with the version bump.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import sqlite3
+import threading
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, ValidationError
+
+from pyvswitch.config.schema import HostConfig, PortConfig, SwitchConfig, VmConfig
+from pyvswitch.config.validate import problems_from_validation_error
+from pyvswitch.errors import ConfigError
+
+log = logging.getLogger(__name__)
+
+Migration = Callable[[sqlite3.Connection], None]
+
+
+def _v1(conn: sqlite3.Connection) -> None:
+    for table in ("switch", "port", "vm"):
+        conn.execute(
+            f"CREATE TABLE {table} (name TEXT PRIMARY KEY, position INTEGER NOT NULL, doc TEXT NOT NULL) STRICT"
+        )
+    conn.execute(
+        "CREATE TABLE history (id INTEGER PRIMARY KEY AUTOINCREMENT, ts REAL NOT NULL,"
+        " summary TEXT NOT NULL, changes TEXT NOT NULL) STRICT"
+    )
+
+
+MIGRATIONS: tuple[Migration, ...] = (_v1,)
+
+# (table, HostConfig field, model)
+_KINDS: tuple[tuple[str, str, type[BaseModel]], ...] = (
+    ("switch", "switches", SwitchConfig),
+    ("vm", "vms", VmConfig),
+    ("port", "ports", PortConfig),
+)
+
+
+class Store:
+    """Desired state on disk. Thread-safe: one connection, serialised by a lock."""
+
+    def __init__(self, path: str | Path, migrations: Sequence[Migration] = MIGRATIONS) -> None:
+        self.path = Path(path)
+        self._lock = threading.Lock()
+        # isolation_level=None: we issue BEGIN ourselves so a save is exactly one transaction.
+        self._conn = sqlite3.connect(str(self.path), isolation_level=None, check_same_thread=False)
+        self._conn.execute("PRAGMA journal_mode=WAL")
+        self._conn.execute("PRAGMA synchronous=FULL")
+        self._migrate(list(migrations))
+
+    @property
+    def version(self) -> int:
+        return int(self._conn.execute("PRAGMA user_version").fetchone()[0])
+
+    def _migrate(self, migrations: list[Migration]) -> None:
+        with self._lock:
+            current = self.version
+            if current > len(migrations):
+                raise ConfigError(
+                    [
+                        (
+                            "store",
+                            f"{self.path} has schema version {current}; this pyvswitchd knows {len(migrations)}",
+                        )
+                    ]
+                )
+            for version in range(current, len(migrations)):
+                log.info("migrating %s from schema version %d to %d", self.path, version, version + 1)
+                self._conn.execute("BEGIN IMMEDIATE")
+                try:
+                    migrations[version](self._conn)
+                    self._conn.execute(f"PRAGMA user_version = {version + 1}")
+                    self._conn.execute("COMMIT")
+                except BaseException:
+                    self._conn.execute("ROLLBACK")
+                    raise
+
+    def close(self) -> None:
+        with self._lock:
+            self._conn.close()
+
+    def __enter__(self) -> Store:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def load(self) -> HostConfig:
+        """The stored configuration; raises ConfigError naming every row that does not validate."""
+        with self._lock:
+            rows = {
+                field: self._conn.execute(f"SELECT name, doc FROM {table} ORDER BY position, name").fetchall()
+                for table, field, _ in _KINDS
+            }
+        problems: list[tuple[str, str]] = []
+        parts: dict[str, list[Any]] = {}
+        for table, field, model in _KINDS:
+            parts[field] = []
+            for name, doc in rows[field]:
+                try:
+                    parts[field].append(model.model_validate_json(doc))
+                except ValidationError as exc:
+                    problems.extend(problems_from_validation_error(exc, f"store.{table}[{name!r}]"))
+        if problems:
+            raise ConfigError(problems)
+        return HostConfig(**parts)
+
+    def save(self, new: HostConfig, summary: str) -> dict[str, dict[str, list[str]]]:
+        """Make the store hold ``new``, atomically, and record ``summary``; returns what changed per table."""
+        with self._lock:
+            self._conn.execute("BEGIN IMMEDIATE")
+            try:
+                changes = self._write(new)
+                self._conn.execute(
+                    "INSERT INTO history (ts, summary, changes) VALUES (?, ?, ?)",
+                    (time.time(), summary, json.dumps(changes, sort_keys=True)),
+                )
+                self._conn.execute("COMMIT")
+            except BaseException:
+                self._conn.execute("ROLLBACK")
+                raise
+        return changes
+
+    def _write(self, new: HostConfig) -> dict[str, dict[str, list[str]]]:
+        changes: dict[str, dict[str, list[str]]] = {}
+        for table, field, _ in _KINDS:
+            old = {
+                n: (pos, doc)
+                for n, pos, doc in self._conn.execute(f"SELECT name, position, doc FROM {table}")
+            }
+            wanted = {obj.name: (pos, obj.model_dump_json()) for pos, obj in enumerate(getattr(new, field))}
+            added = sorted(wanted.keys() - old.keys())
+            removed = sorted(old.keys() - wanted.keys())
+            # Compare documents as JSON values, not text, so a re-serialisation is not a change.
+            changed = sorted(
+                n for n in wanted.keys() & old.keys() if json.loads(wanted[n][1]) != json.loads(old[n][1])
+            )
+            moved = [n for n in wanted.keys() & old.keys() if wanted[n][0] != old[n][0]]
+            self._conn.executemany(f"DELETE FROM {table} WHERE name = ?", [(n,) for n in removed])
+            self._conn.executemany(
+                f"INSERT INTO {table} (name, position, doc) VALUES (?, ?, ?)"
+                " ON CONFLICT(name) DO UPDATE SET position = excluded.position, doc = excluded.doc",
+                [(n, *wanted[n]) for n in sorted({*added, *changed, *moved})],
+            )
+            kind_changes = {"added": added, "removed": removed, "changed": changed}
+            if any(kind_changes.values()):
+                changes[table] = {k: v for k, v in kind_changes.items() if v}
+        return changes
+
+    def history(self, limit: int = 100) -> list[dict[str, Any]]:
+        """The latest ``limit`` saves, newest first."""
+        with self._lock:
+            rows = self._conn.execute(
+                "SELECT id, ts, summary, changes FROM history ORDER BY id DESC LIMIT ?", (limit,)
+            ).fetchall()
+        return [{"id": i, "ts": ts, "summary": s, "changes": json.loads(c)} for i, ts, s, c in rows]

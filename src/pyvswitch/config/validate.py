@@ -1,0 +1,247 @@
+"""Cross-object validation of a HostConfig: collect every problem, each with the path of the field it concerns.
+
+The pydantic models check one object at a time; this module checks what only the whole configuration can
+tell (names unique, references resolve, an interface bound once, MACs unique, VLAN roles consistent).
+Paths look like ``ports[2].vlan.access_vlan_id`` so that an API client can point at the offending field.
+Nothing stops at the first problem: a rejected request lists everything that is wrong with it.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any
+
+from pydantic import ValidationError
+
+from pyvswitch.config.schema import HostConfig, PortKind, SwitchConfig, SwitchType, VlanMode
+
+Problem = tuple[str, str]
+
+# Hyper-V: 12 network adapters per VM (8 synthetic + 4 legacy), hyperv-networking.md §1.3.
+MAX_ADAPTERS_PER_VM = 12
+
+
+def format_loc(loc: Iterable[int | str], prefix: str = "") -> str:
+    """('ports', 2, 'vlan', 'access_vlan_id') -> 'ports[2].vlan.access_vlan_id' (after ``prefix``)."""
+    out = prefix
+    for part in loc:
+        if isinstance(part, int):
+            out += f"[{part}]"
+        elif out:
+            out += f".{part}"
+        else:
+            out = str(part)
+    return out
+
+
+def _clean_message(msg: str) -> str:
+    # pydantic prefixes errors raised in our validators with "Value error, "; the field path says enough.
+    for noise in ("Value error, ", "Assertion failed, "):
+        if msg.startswith(noise):
+            return msg[len(noise) :]
+    return msg
+
+
+def problems_from_errors(
+    errors: Sequence[Mapping[str, Any]], prefix: str = "", skip: int = 0
+) -> list[Problem]:
+    """pydantic-style error dicts (``loc``, ``msg``) -> [(path, message)]; ``skip`` drops leading loc parts."""
+    out: list[Problem] = []
+    for err in errors:
+        loc = tuple(err.get("loc", ()))[skip:]
+        # Tagged-union / function validators add non-field parts such as "function-after[...]".
+        loc = tuple(p for p in loc if not (isinstance(p, str) and "[" in p))
+        out.append((format_loc(loc, prefix), _clean_message(str(err.get("msg", "invalid")))))
+    return out
+
+
+def problems_from_validation_error(exc: ValidationError, prefix: str = "") -> list[Problem]:
+    """A pydantic ValidationError -> [(path, message)], paths relative to ``prefix`` (e.g. 'ports[2]')."""
+    return problems_from_errors(exc.errors(), prefix)
+
+
+def _duplicates(
+    items: Iterable[tuple[int, str | None]], what: str, path: str, field: str, out: list[Problem]
+) -> None:
+    """Report every repeated value after its first occurrence, naming where it was first used."""
+    first: dict[str, int] = {}
+    for i, value in items:
+        if value is None:
+            continue
+        if value in first:
+            out.append(
+                (f"{path}[{i}].{field}", f"{what} {value!r} is already used by {path}[{first[value]}]")
+            )
+        else:
+            first[value] = i
+
+
+def validate(cfg: HostConfig) -> list[Problem]:
+    """Every cross-object problem in ``cfg``; an empty list means the configuration can be applied."""
+    out: list[Problem] = []
+    switches = {s.name: s for s in cfg.switches}
+    vms = {v.name: v for v in cfg.vms}
+
+    _duplicates(enumerate(s.name for s in cfg.switches), "switch name", "switches", "name", out)
+    _duplicates(enumerate(p.name for p in cfg.ports), "port name", "ports", "name", out)
+    _duplicates(enumerate(v.name for v in cfg.vms), "VM name", "vms", "name", out)
+    _duplicates(enumerate(v.namespace for v in cfg.vms), "namespace", "vms", "netns", out)
+    # An uplink's MAC is its NIC's, not an identity on the switch (bonded NICs may share one).
+    _duplicates(
+        ((i, p.mac) for i, p in enumerate(cfg.ports) if p.kind is not PortKind.UPLINK),
+        "MAC address",
+        "ports",
+        "mac",
+        out,
+    )
+
+    # Interface names live in the daemon's namespace: a switch-side end, a bound NIC, a TAP or a host vNIC.
+    # An External switch's adapter may be bound only by that switch's own uplink port.
+    host_names: dict[str, str] = {}
+    for i, p in enumerate(cfg.ports):
+        places = [("interface", p.interface)]
+        if p.kind is PortKind.HOST:
+            places.append(("peer_interface", p.peer_interface))
+        for field, ifname in places:
+            if ifname is None:
+                continue
+            where = f"ports[{i}].{field}"
+            if ifname in host_names:
+                out.append((where, f"interface {ifname!r} is already used by {host_names[ifname]}"))
+            else:
+                host_names[ifname] = where
+    adapters: dict[str, int] = {}
+    for i, s in enumerate(cfg.switches):
+        if s.net_adapter is None:
+            continue
+        if s.net_adapter in adapters:
+            out.append(
+                (
+                    f"switches[{i}].net_adapter",
+                    f"adapter {s.net_adapter!r} is already bound to switch "
+                    f"{cfg.switches[adapters[s.net_adapter]].name!r}",
+                )
+            )
+        else:
+            adapters[s.net_adapter] = i
+    for i, p in enumerate(cfg.ports):
+        if p.kind is PortKind.UPLINK or p.interface not in adapters:
+            continue
+        owner = cfg.switches[adapters[p.interface]].name
+        out.append((f"ports[{i}].interface", f"interface {p.interface!r} is the adapter of switch {owner!r}"))
+
+    uplinks: dict[str, int] = {}
+    vm_ports: dict[str, list[int]] = defaultdict(list)
+    for i, p in enumerate(cfg.ports):
+        base = f"ports[{i}]"
+        sw: SwitchConfig | None = switches.get(p.switch) if p.switch is not None else None
+        if p.switch is not None and sw is None:
+            out.append((f"{base}.switch", f"no switch {p.switch!r}"))
+        if p.kind is PortKind.VM:
+            if p.vm not in vms:
+                out.append((f"{base}.vm", f"no VM {p.vm!r}"))
+            else:
+                vm_ports[p.vm].append(i)
+        if p.kind is PortKind.UPLINK:
+            if sw is None:
+                if p.switch is None:
+                    out.append((f"{base}.switch", "an uplink port must be connected to its External switch"))
+            elif sw.type is not SwitchType.EXTERNAL:
+                out.append(
+                    (f"{base}.switch", f"switch {sw.name!r} is {sw.type.value}; only External has an uplink")
+                )
+            else:
+                if p.interface != sw.net_adapter:
+                    out.append(
+                        (
+                            f"{base}.interface",
+                            f"uplink of switch {sw.name!r} must be its net_adapter {sw.net_adapter!r}",
+                        )
+                    )
+                if sw.name in uplinks:
+                    out.append(
+                        (
+                            f"{base}.switch",
+                            f"switch {sw.name!r} already has uplink port ports[{uplinks[sw.name]}]",
+                        )
+                    )
+                else:
+                    uplinks[sw.name] = i
+        if p.kind is PortKind.HOST and sw is not None and sw.type is SwitchType.PRIVATE:
+            out.append((f"{base}.switch", f"switch {sw.name!r} is Private: the management OS cannot connect"))
+        if p.ip and p.kind not in (PortKind.VM, PortKind.HOST):
+            out.append(
+                (f"{base}.ip", f"addresses are configured only on vm and host ports, not {p.kind.value}")
+            )
+        if p.peer_interface is not None and p.kind not in (PortKind.VM, PortKind.HOST):
+            out.append((f"{base}.peer_interface", f"a {p.kind.value} port has no peer interface"))
+
+    for vm_name, idxs in vm_ports.items():
+        if len(idxs) > MAX_ADAPTERS_PER_VM:
+            i = idxs[MAX_ADAPTERS_PER_VM]
+            out.append(
+                (f"ports[{i}].vm", f"VM {vm_name!r} has more than {MAX_ADAPTERS_PER_VM} network adapters")
+            )
+        _duplicates(
+            ((i, cfg.ports[i].peer_interface) for i in idxs),
+            f"interface in VM {vm_name!r}",
+            "ports",
+            "peer_interface",
+            out,
+        )
+
+    out.extend(_pvlan_problems(cfg))
+    return out
+
+
+def _pvlan_problems(cfg: HostConfig) -> list[Problem]:
+    """Private-VLAN roles on one switch must be consistent.
+
+    A secondary VLAN is either isolated or community, never both, and belongs to one primary only; a VLAN
+    used as a primary is not also a secondary; a promiscuous port lists secondaries of its own primary.
+    Ports not connected to a switch have no role yet and are not compared.
+    """
+    out: list[Problem] = []
+    secondaries: dict[tuple[str, int], tuple[int, str, int]] = {}  # (switch, sec) -> (primary, role, port)
+    primaries: set[tuple[str, int]] = set()
+    for i, p in enumerate(cfg.ports):
+        v = p.vlan
+        if p.switch is None or v.primary_vlan_id is None:
+            continue
+        primaries.add((p.switch, v.primary_vlan_id))
+        if v.secondary_vlan_id is None:
+            continue
+        role = v.mode.value.lower()
+        seen = secondaries.setdefault((p.switch, v.secondary_vlan_id), (v.primary_vlan_id, role, i))
+        where = f"ports[{i}].vlan.secondary_vlan_id"
+        if seen[0] != v.primary_vlan_id:
+            out.append(
+                (
+                    where,
+                    f"secondary VLAN {v.secondary_vlan_id} belongs to primary {seen[0]} on ports[{seen[2]}]",
+                )
+            )
+        elif seen[1] != role:
+            out.append(
+                (where, f"secondary VLAN {v.secondary_vlan_id} is {seen[1]} on ports[{seen[2]}], {role} here")
+            )
+    for i, p in enumerate(cfg.ports):
+        v = p.vlan
+        if p.switch is None or v.mode is not VlanMode.PROMISCUOUS:
+            continue
+        for sec in v.secondary_vlan_ids:
+            found = secondaries.get((p.switch, sec))
+            if found is not None and found[0] != v.primary_vlan_id:
+                out.append(
+                    (
+                        f"ports[{i}].vlan.secondary_vlan_ids",
+                        f"secondary VLAN {sec} belongs to primary {found[0]} on ports[{found[2]}]",
+                    )
+                )
+    for (sw, sec), (_, _, j) in secondaries.items():
+        if (sw, sec) in primaries:
+            out.append(
+                (f"ports[{j}].vlan.secondary_vlan_id", f"VLAN {sec} is also a primary VLAN on switch {sw!r}")
+            )
+    return out

@@ -1,0 +1,226 @@
+"""The REST API of pyvswitchd (docs/contracts.md): FastAPI routes over the Service, errors as field lists.
+
+``create_app(service)`` builds a fresh app; there is no module-level app. Handlers are plain ``def`` so
+FastAPI runs them in its thread pool: netlink and SQLite work never blocks the event loop, and the engine's
+forwarding thread is only touched through ``engine.apply`` (thread-safe) and its read-only snapshots.
+
+Every rejected request answers ``{"errors": [{"field": path, "message": text}]}``: 400 for invalid requests
+(including bodies FastAPI itself rejects), 404 for a missing object, 409 for a conflict.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from fastapi import FastAPI, Query, Request, Response
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel, ConfigDict, Field
+
+import pyvswitch
+from pyvswitch.config.schema import HostConfig, PortConfig, SwitchConfig, SwitchType, VlanConfig
+from pyvswitch.config.validate import problems_from_errors
+from pyvswitch.daemon.service import Service
+from pyvswitch.errors import ConfigError, ConflictError, DeviceError, NotFoundError
+
+log = logging.getLogger(__name__)
+
+
+class Request_(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class SwitchView(SwitchConfig):
+    """A switch and the names of the ports connected to it."""
+
+    ports: list[str] = []
+
+
+class SwitchPatch(Request_):
+    """Set-VMSwitch: only the fields given change. Giving net_adapter makes the switch External."""
+
+    name: str | None = None
+    type: SwitchType | None = None
+    net_adapter: str | None = None
+    allow_management_os: bool | None = None
+    flood_unknown_unicast: bool | None = None
+    mac_aging_s: float | None = None
+    mac_table_size: int | None = None
+    notes: str | None = None
+
+
+class VmCreate(Request_):
+    """New-VM with one network adapter ``<name>-eth0`` (unless ``adapter`` is false)."""
+
+    name: str
+    netns: str | None = None
+    switch: str | None = None
+    ip: list[str] | None = None
+    mac: str | None = None
+    vlan: VlanConfig | None = None
+    adapter: bool = True
+
+
+class VmView(BaseModel):
+    name: str
+    netns: str
+    ports: list[PortConfig]
+
+
+class PortPatch(Request_):
+    """Connect/Disconnect (``switch``: name or null), Set-VMNetworkAdapterVlan, spoofing, addresses."""
+
+    switch: str | None = None
+    vlan: VlanConfig | None = None
+    mac_spoofing: bool | None = None
+    ip: list[str] | None = None
+
+
+class Health(BaseModel):
+    status: str
+    version: str
+    degraded: dict[str, str] = Field(default_factory=dict)
+
+
+def _errors(status: int, problems: list[tuple[str, str]]) -> JSONResponse:
+    return JSONResponse(
+        status_code=status, content={"errors": [{"field": f, "message": m} for f, m in problems]}
+    )
+
+
+def create_app(service: Service) -> FastAPI:
+    """A FastAPI app serving ``service`` under /v1, OpenAPI at /openapi.json."""
+    app = FastAPI(title="pyvswitchd", version=pyvswitch.__version__)
+
+    @app.exception_handler(RequestValidationError)
+    def _invalid_request(request: Request, exc: RequestValidationError) -> JSONResponse:
+        # loc starts with where the value came from ("body", "query", "path"); the rest is the field path.
+        problems = problems_from_errors(list(exc.errors()), skip=1)
+        return _errors(400, [(f or "body", m) for f, m in problems])
+
+    @app.exception_handler(ConfigError)
+    def _config_error(request: Request, exc: ConfigError) -> JSONResponse:
+        return _errors(400, exc.problems)
+
+    @app.exception_handler(NotFoundError)
+    def _not_found(request: Request, exc: NotFoundError) -> JSONResponse:
+        return _errors(404, [(getattr(exc, "field", "name"), str(exc))])
+
+    @app.exception_handler(ConflictError)
+    def _conflict(request: Request, exc: ConflictError) -> JSONResponse:
+        return _errors(409, [(getattr(exc, "field", "name"), str(exc))])
+
+    @app.exception_handler(DeviceError)
+    def _device_error(request: Request, exc: DeviceError) -> JSONResponse:
+        log.error("device error: %s", exc)
+        return _errors(500, [("interface", str(exc))])
+
+    @app.exception_handler(Exception)
+    def _internal(request: Request, exc: Exception) -> JSONResponse:
+        # The change was rolled back by the service; say so in the usual shape instead of plain text.
+        log.error("%s %s failed", request.method, request.url.path, exc_info=exc)
+        return _errors(500, [("", f"internal error: {type(exc).__name__}: {exc}")])
+
+    def switch_view(sw: SwitchConfig) -> SwitchView:
+        names = [p.name for p in service.config.ports if p.switch == sw.name]
+        return SwitchView(**sw.model_dump(), ports=names)
+
+    def vm_view(name: str) -> VmView:
+        vm = service.vm(name)
+        return VmView(name=vm.name, netns=vm.namespace, ports=service.ports(vm=name))
+
+    @app.get("/v1/health")
+    def health() -> Health:
+        return Health(status="ok", version=pyvswitch.__version__, degraded=service.degraded())
+
+    @app.get("/v1/config")
+    def get_config() -> HostConfig:
+        return service.config
+
+    @app.put("/v1/config")
+    def put_config(cfg: HostConfig) -> HostConfig:
+        return service.replace_config(cfg)
+
+    @app.get("/v1/history")
+    def history(limit: int = Query(100, ge=1, le=10000)) -> list[dict[str, Any]]:
+        return service.history(limit)
+
+    @app.get("/v1/switches")
+    def list_switches() -> list[SwitchView]:
+        return [switch_view(s) for s in service.config.switches]
+
+    @app.get("/v1/switches/{name}")
+    def get_switch(name: str) -> SwitchView:
+        return switch_view(service.switch(name))
+
+    @app.post("/v1/switches", status_code=201)
+    def add_switch(sw: SwitchConfig) -> SwitchView:
+        return switch_view(service.add_switch(sw))
+
+    @app.patch("/v1/switches/{name}")
+    def patch_switch(name: str, body: SwitchPatch) -> SwitchView:
+        return switch_view(service.update_switch(name, body.model_dump(exclude_unset=True)))
+
+    @app.delete("/v1/switches/{name}", status_code=204)
+    def delete_switch(name: str) -> Response:
+        service.delete_switch(name)
+        return Response(status_code=204)
+
+    @app.get("/v1/vms")
+    def list_vms() -> list[VmView]:
+        return [vm_view(v.name) for v in service.config.vms]
+
+    @app.get("/v1/vms/{name}")
+    def get_vm(name: str) -> VmView:
+        return vm_view(name)
+
+    @app.post("/v1/vms", status_code=201)
+    def add_vm(body: VmCreate) -> VmView:
+        fields = body.model_dump(include={"switch", "ip", "mac", "vlan"}, exclude_unset=True)
+        service.add_vm(body.name, netns=body.netns, adapter=body.adapter, port_fields=fields)
+        return vm_view(body.name)
+
+    @app.delete("/v1/vms/{name}", status_code=204)
+    def delete_vm(name: str) -> Response:
+        service.delete_vm(name)
+        return Response(status_code=204)
+
+    @app.get("/v1/ports")
+    def list_ports(switch: str | None = None, vm: str | None = None) -> list[PortConfig]:
+        return service.ports(switch=switch, vm=vm)
+
+    @app.get("/v1/ports/{name}")
+    def get_port(name: str) -> PortConfig:
+        return service.port(name)
+
+    @app.post("/v1/ports", status_code=201)
+    def add_port(port: PortConfig) -> PortConfig:
+        return service.add_port(port)
+
+    @app.patch("/v1/ports/{name}")
+    def patch_port(name: str, body: PortPatch) -> PortConfig:
+        changes = body.model_dump(exclude_unset=True)
+        nulls: list[tuple[str, str]] = [
+            (k, "may not be null")
+            for k in ("vlan", "mac_spoofing", "ip")
+            if k in changes and changes[k] is None
+        ]
+        if nulls:
+            raise ConfigError(nulls)
+        return service.update_port(name, changes)
+
+    @app.delete("/v1/ports/{name}", status_code=204)
+    def delete_port(name: str) -> Response:
+        service.delete_port(name)
+        return Response(status_code=204)
+
+    @app.get("/v1/fdb/{switch}")
+    def fdb(switch: str) -> list[dict[str, Any]]:
+        return service.fdb(switch)
+
+    @app.get("/v1/counters")
+    def counters(switch: str | None = None) -> dict[str, Any]:
+        return service.counters(switch)
+
+    return app

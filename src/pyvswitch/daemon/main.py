@@ -1,0 +1,257 @@
+"""The ``pyvswitchd`` entry point: start the engine, reconcile stored state, serve the API on a unix socket.
+
+Foreground by default and systemd-friendly: logs go to stderr, SIGTERM/SIGINT stop it cleanly (uvicorn stops
+serving, then the engine is stopped and the socket removed), and ``READY=1`` is sent to ``$NOTIFY_SOCKET``
+when it is set. ``--detach`` forks into the background and returns once the daemon is ready (or failed).
+
+Safety against two daemons: the state directory is locked with ``flock`` (released by the kernel even after
+kill -9), and a socket that still accepts connections belongs to a live daemon, so we refuse to start; a
+socket file nobody listens on is stale and is removed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import errno
+import fcntl
+import logging
+import os
+import signal
+import socket
+import sys
+from pathlib import Path
+from typing import IO
+
+import pyvswitch
+from pyvswitch.errors import ConfigError, PyvswitchError
+
+log = logging.getLogger(__name__)
+
+DEFAULT_STATE_DIR = "/var/lib/pyvswitch"
+DEFAULT_SOCKET = "/run/pyvswitch/pyvswitchd.sock"
+
+
+class StartupError(Exception):
+    """A reason not to start, said in one line for the operator."""
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(
+        prog="pyvswitchd", description="pyvswitch daemon: switches, ports, VMs and REST API"
+    )
+    p.add_argument(
+        "--state-dir", default=DEFAULT_STATE_DIR, help=f"store location (default {DEFAULT_STATE_DIR})"
+    )
+    p.add_argument(
+        "--socket",
+        default=os.environ.get("PYVSWITCH_SOCKET", DEFAULT_SOCKET),
+        help=f"API unix socket (env PYVSWITCH_SOCKET, default {DEFAULT_SOCKET})",
+    )
+    p.add_argument(
+        "--host-id", type=int, default=None, help="0-65535; picks the dynamic MAC pool 02:15:5d:XX:YY:00-ff"
+    )
+    p.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
+    p.add_argument("--detach", action="store_true", help="run in the background; exit once ready")
+    return p.parse_args(argv)
+
+
+def _machine_id() -> str:
+    for path in ("/etc/machine-id", "/var/lib/dbus/machine-id"):
+        with contextlib.suppress(OSError):
+            return Path(path).read_text().strip()
+    return socket.gethostname()
+
+
+def _lock_state_dir(state_dir: Path) -> IO[str]:
+    state_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+    f = open(state_dir / "pyvswitchd.lock", "a+")  # noqa: SIM115 - held for the daemon's lifetime
+    try:
+        fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError as exc:
+        f.close()
+        if exc.errno in (errno.EWOULDBLOCK, errno.EACCES):
+            raise StartupError(f"another pyvswitchd is using state directory {state_dir}") from None
+        raise
+    f.seek(0)
+    f.truncate()
+    f.write(f"{os.getpid()}\n")
+    f.flush()
+    return f
+
+
+def _bind_socket(path: Path) -> socket.socket:
+    """A listening unix socket at ``path``, mode 0600; refuses if a live daemon answers there."""
+    path.parent.mkdir(mode=0o755, parents=True, exist_ok=True)
+    if path.exists() or path.is_symlink():
+        probe = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        try:
+            probe.connect(str(path))
+        except OSError:
+            log.info("removing stale socket %s", path)
+            path.unlink()
+        else:
+            raise StartupError(f"another pyvswitchd is already running on {path}")
+        finally:
+            probe.close()
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    old_umask = os.umask(0o177)  # no window in which the socket is reachable by others
+    try:
+        sock.bind(str(path))
+    finally:
+        os.umask(old_umask)
+    os.chmod(path, 0o600)
+    sock.listen(128)
+    sock.setblocking(False)
+    return sock
+
+
+def _notify_systemd(message: str) -> None:
+    addr = os.environ.get("NOTIFY_SOCKET")
+    if not addr:
+        return
+    if addr.startswith("@"):
+        addr = "\0" + addr[1:]
+    with contextlib.suppress(OSError), socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as s:
+        s.sendto(message.encode(), addr)
+
+
+def _detach(log_path: Path) -> int | None:
+    """Fork into the background. In the parent, wait for readiness and return an exit code; in the child, None.
+
+    The child reports through a pipe: b"ok" once serving, or an error text. Its stderr goes to ``log_path``.
+    """
+    r, w = os.pipe()
+    pid = os.fork()
+    if pid > 0:
+        os.close(w)
+        with os.fdopen(r, "rb") as pipe:
+            msg = pipe.read().decode(errors="replace")
+        if msg == "ok":
+            return 0
+        sys.stderr.write(f"pyvswitchd: {msg or 'exited before becoming ready'} (see {log_path})\n")
+        return 1
+    os.close(r)
+    os.setsid()
+    if os.fork() > 0:
+        os._exit(0)
+    devnull = os.open(os.devnull, os.O_RDWR)
+    logfd = os.open(log_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+    os.dup2(devnull, 0)
+    os.dup2(logfd, 1)
+    os.dup2(logfd, 2)
+    os.environ["PYVSWITCHD_READY_FD"] = str(w)
+    return None
+
+
+def _report_ready(message: str) -> None:
+    fd = os.environ.pop("PYVSWITCHD_READY_FD", None)
+    if fd is not None:
+        with contextlib.suppress(OSError):
+            os.write(int(fd), message.encode())
+            os.close(int(fd))
+
+
+def _exit_on_signal(signum: int, frame: object) -> None:
+    if os.getpid() != _exit_on_signal.pid:  # type: ignore[attr-defined]
+        # A forked helper (pyroute2 runs some netns work in a child) must not run the daemon's cleanup.
+        os._exit(128 + signum)
+    log.info("received %s", signal.Signals(signum).name)
+    raise SystemExit(0)
+
+
+def run(args: argparse.Namespace) -> int:
+    """Start everything, serve until signalled, stop everything. Returns the exit code."""
+    import uvicorn
+
+    from pyvswitch.config.store import Store
+    from pyvswitch.daemon.api import create_app
+    from pyvswitch.daemon.macpool import MacPool, host_id_from
+    from pyvswitch.daemon.service import Service
+    from pyvswitch.lab import netns as lab
+    from pyvswitch.switch.engine import Engine
+
+    # SIGTERM/SIGINT before serving, or re-raised by uvicorn after its graceful shutdown, end the process
+    # through SystemExit so that the cleanup below always runs.
+    _exit_on_signal.pid = os.getpid()  # type: ignore[attr-defined]
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, _exit_on_signal)
+    state_dir = Path(args.state_dir).resolve()
+    sock_path = Path(args.socket)
+    lock = _lock_state_dir(state_dir)
+    sock = _bind_socket(sock_path)
+    host_id = args.host_id if args.host_id is not None else host_id_from(_machine_id(), str(state_dir))
+    pool = MacPool(host_id)
+    store = Store(state_dir / "config.db")
+    engine = Engine()
+    try:
+        log.info(
+            "pyvswitchd %s: state %s, socket %s, MAC pool %s-%s",
+            pyvswitch.__version__,
+            state_dir,
+            sock_path,
+            pool.first,
+            pool.last,
+        )
+        engine.start()
+        service = Service(store, engine, lab, pool)
+        service.start()
+        config = uvicorn.Config(
+            create_app(service), log_config=None, log_level=args.log_level, access_log=False, lifespan="off"
+        )
+        server = uvicorn.Server(config)
+        _report_ready("ok")
+        _notify_systemd("READY=1")
+        # uvicorn handles SIGTERM/SIGINT while serving: it stops accepting, finishes requests, returns.
+        asyncio.run(server.serve(sockets=[sock]))
+        _notify_systemd("STOPPING=1")
+        log.info("stopping")
+        return 0
+    finally:
+        engine.stop()
+        store.close()
+        sock.close()
+        with contextlib.suppress(FileNotFoundError):
+            sock_path.unlink()
+        lock.close()
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    if args.host_id is not None and not 0 <= args.host_id <= 0xFFFF:
+        sys.stderr.write("pyvswitchd: --host-id must be 0-65535\n")
+        return 2
+    if args.detach:
+        state_dir = Path(args.state_dir)
+        state_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+        code = _detach(state_dir / "pyvswitchd.log")
+        if code is not None:
+            return code
+    logging.basicConfig(
+        level=args.log_level.upper(),
+        stream=sys.stderr,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    if os.geteuid() != 0:
+        log.warning("not running as root: namespaces and devices will fail")
+    try:
+        return run(args)
+    except StartupError as exc:
+        _report_ready(str(exc))
+        log.error("%s", exc)
+        return 1
+    except ConfigError as exc:
+        _report_ready(f"stored configuration is invalid: {exc}")
+        log.error("stored configuration is invalid:")
+        for field, message in exc.problems:
+            log.error("  %s: %s", field, message)
+        return 1
+    except PyvswitchError as exc:
+        _report_ready(str(exc))
+        log.error("%s", exc)
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,610 @@
+"""The one write path of pyvswitchd: request -> candidate config -> validate -> provision -> apply -> persist.
+
+Every change, whether it comes from the REST API or from start-up, goes through ``Service._commit``:
+
+1. build the candidate HostConfig from the current one and the request (pydantic validates each object);
+2. resolve what the daemon chooses: interface names (``pv`` + 8 hex, <= 15 characters), the peer name
+   (``eth<N>`` inside a VM, ``pvh`` + 8 hex for a host vNIC) and dynamic MACs from the pool;
+3. validate the whole candidate (``config.validate``) plus what only the OS can tell (a bound interface
+   exists); any problem rejects the request whole, naming each field;
+4. provision new OS objects (namespaces, veths) through the injected lab;
+5. ``engine.apply`` the candidate;
+6. save it in the store with a summary for the audit history.
+
+If a step fails, the steps before it are undone in reverse (objects created are deleted, objects changed are
+changed back, the engine gets the old configuration again), so a request is applied entirely or not at all.
+OS objects the candidate no longer needs are removed only after the save, when nothing can roll back any more.
+
+Start-up (``start``) runs the same steps from the stored configuration with nothing assumed to exist: every
+namespace and veth is converged (the lab is idempotent) and the engine gets the whole configuration. A port
+whose device cannot be opened at start-up (a NIC that vanished) does not keep the daemon down: it is left
+disconnected in the engine, reported by ``degraded()``, and retried when a request touches it or at the next
+start. The store always keeps the desired state.
+
+Engine and lab are injected (``Engine`` / ``pyvswitch.lab.netns`` in the daemon, fakes in tests). Calls are
+serialised by one lock; reads use the last committed HostConfig, which is immutable, and need no lock.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import secrets
+import threading
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any, Protocol, TypeVar
+
+from pydantic import BaseModel, ValidationError
+
+from pyvswitch.config.schema import HostConfig, PortConfig, PortKind, SwitchConfig, SwitchType, VmConfig
+from pyvswitch.config.store import Store
+from pyvswitch.config.validate import problems_from_validation_error, validate
+from pyvswitch.daemon.macpool import MacPool
+from pyvswitch.errors import ConfigError, ConflictError, DeviceError, NotFoundError
+
+log = logging.getLogger(__name__)
+
+M = TypeVar("M", bound=BaseModel)
+
+
+class Lab(Protocol):
+    """The OS side (``pyvswitch.lab.netns`` satisfies it)."""
+
+    def create_vm_nic(self, netns: str, host_if: str, vm_if: str, mac: str, ips: list[str]) -> None: ...
+    def create_host_vnic(self, host_if: str, switch_if: str, mac: str, ips: list[str]) -> None: ...
+    def delete_link(self, ifname: str) -> None: ...
+    def delete_netns(self, name: str) -> None: ...
+    def link_exists(self, ifname: str) -> bool: ...
+    def netns_exists(self, name: str) -> bool: ...
+    def ensure_netns(self, name: str) -> None: ...
+
+
+class EngineLike(Protocol):
+    """What the service needs of ``pyvswitch.switch.engine.Engine``."""
+
+    def apply(self, cfg: HostConfig) -> None: ...
+    def counters(self) -> dict[str, object]: ...
+    def fdb(self, switch: str) -> list[dict[str, object]]: ...
+
+
+class NotFound(NotFoundError):
+    """A named object does not exist; ``field`` names the request field that named it."""
+
+    def __init__(self, field: str, message: str) -> None:
+        super().__init__(message)
+        self.field = field
+
+
+class Conflict(ConflictError):
+    """The request conflicts with existing state; ``field`` names the request field concerned."""
+
+    def __init__(self, field: str, message: str) -> None:
+        super().__init__(message)
+        self.field = field
+
+
+@dataclass(frozen=True, slots=True)
+class NicSpec:
+    """A veth pair the daemon owns, as the lab creates it."""
+
+    kind: PortKind  # VM or HOST
+    netns: str | None  # the VM's namespace; None for a host vNIC
+    interface: str  # switch-side end, in the daemon's namespace
+    peer: str  # eth<N> in the VM, or the host vNIC
+    mac: str
+    ips: tuple[str, ...]
+
+    @property
+    def identity(self) -> tuple[PortKind, str | None, str, str]:
+        """What cannot change in place: a different identity is a different veth."""
+        return (self.kind, self.netns, self.interface, self.peer)
+
+
+def nic_specs(cfg: HostConfig) -> dict[str, NicSpec]:
+    """Port name -> the veth the daemon must provide for it (VM adapters and host vNICs, resolved)."""
+    namespaces = {v.name: v.namespace for v in cfg.vms}
+    out: dict[str, NicSpec] = {}
+    for p in cfg.ports:
+        if p.kind not in (PortKind.VM, PortKind.HOST):
+            continue
+        if p.interface is None or p.peer_interface is None or p.mac is None:
+            raise ValueError(f"port {p.name!r} is not resolved")
+        netns = namespaces.get(p.vm or "") if p.kind is PortKind.VM else None
+        out[p.name] = NicSpec(p.kind, netns, p.interface, p.peer_interface, p.mac, tuple(p.ip))
+    return out
+
+
+def vm_namespaces(cfg: HostConfig) -> set[str]:
+    return {v.namespace for v in cfg.vms}
+
+
+def build(model: type[M], data: Mapping[str, Any], prefix: str = "") -> M:
+    """Validate ``data`` as ``model``; a failure is a ConfigError with paths under ``prefix``."""
+    try:
+        return model.model_validate(dict(data))
+    except ValidationError as exc:
+        raise ConfigError(problems_from_validation_error(exc, prefix)) from exc
+
+
+def uplink_port_name(switch: str) -> str:
+    # Port names are limited to 32 characters; a clash after truncation is reported by validation.
+    return f"{switch[:25]}-uplink"
+
+
+class Service:
+    """Desired state, its validation and its realisation: the daemon's only writer."""
+
+    def __init__(
+        self,
+        store: Store,
+        engine: EngineLike,
+        lab: Lab,
+        macpool: MacPool,
+        new_ifname: Callable[[str], str] | None = None,
+    ) -> None:
+        self._store = store
+        self._engine = engine
+        self._lab = lab
+        self._pool = macpool
+        self._new_ifname = new_ifname or (lambda prefix: prefix + secrets.token_hex(4))
+        self._lock = threading.RLock()
+        self._cfg = HostConfig()
+        self._degraded: dict[str, str] = {}
+
+    # ---- reads (the committed config is immutable) ----
+
+    @property
+    def config(self) -> HostConfig:
+        return self._cfg
+
+    def degraded(self) -> dict[str, str]:
+        """Ports the engine could not open at start-up, with the reason; they are retried when touched."""
+        return dict(self._degraded)
+
+    def history(self, limit: int = 100) -> list[dict[str, Any]]:
+        return self._store.history(limit)
+
+    def switch(self, name: str) -> SwitchConfig:
+        for s in self._cfg.switches:
+            if s.name == name:
+                return s
+        raise NotFound("name", f"no switch {name!r}")
+
+    def vm(self, name: str) -> VmConfig:
+        for v in self._cfg.vms:
+            if v.name == name:
+                return v
+        raise NotFound("name", f"no VM {name!r}")
+
+    def port(self, name: str) -> PortConfig:
+        for p in self._cfg.ports:
+            if p.name == name:
+                return p
+        raise NotFound("name", f"no port {name!r}")
+
+    def ports(self, switch: str | None = None, vm: str | None = None) -> list[PortConfig]:
+        if switch is not None:
+            try:
+                self.switch(switch)
+            except NotFound:
+                raise NotFound("switch", f"no switch {switch!r}") from None
+        if vm is not None:
+            try:
+                self.vm(vm)
+            except NotFound:
+                raise NotFound("vm", f"no VM {vm!r}") from None
+        return [
+            p
+            for p in self._cfg.ports
+            if (switch is None or p.switch == switch) and (vm is None or p.vm == vm)
+        ]
+
+    def fdb(self, switch: str) -> list[dict[str, object]]:
+        if not any(s.name == switch for s in self._cfg.switches):
+            raise NotFound("switch", f"no switch {switch!r}")
+        return self._engine.fdb(switch)
+
+    def counters(self, switch: str | None = None) -> dict[str, object]:
+        data = self._engine.counters()
+        if switch is None:
+            return data
+        try:
+            self.switch(switch)
+        except NotFound:
+            raise NotFound("switch", f"no switch {switch!r}") from None
+        switches = data.get("switches", {})
+        per = switches.get(switch, {}) if isinstance(switches, dict) else {}
+        return {"switches": {switch: per}}
+
+    # ---- writes ----
+
+    def replace_config(self, cfg: HostConfig, summary: str = "replace configuration") -> HostConfig:
+        """Make ``cfg`` the whole desired state (taken as given: no ports are added for switch types)."""
+        with self._lock:
+            return self._commit(cfg, summary)
+
+    def add_switch(self, sw: SwitchConfig) -> SwitchConfig:
+        with self._lock:
+            cfg = self._cfg
+            if any(s.name == sw.name for s in cfg.switches):
+                raise Conflict("name", f"switch {sw.name!r} already exists")
+            ports = switch_ports(sw, list(cfg.ports))
+            self._commit(
+                cfg.model_copy(update={"switches": [*cfg.switches, sw], "ports": ports}),
+                f"add switch {sw.name} ({sw.type.value})",
+            )
+            return self.switch(sw.name)
+
+    def update_switch(self, name: str, changes: Mapping[str, Any]) -> SwitchConfig:
+        """Set-VMSwitch: ``changes`` holds only the fields the request gave (None may be a value)."""
+        with self._lock:
+            cfg = self._cfg
+            old = self.switch(name)
+            if changes.get("name", name) != name:
+                raise ConfigError([("name", "a switch cannot be renamed")])
+            data = old.model_dump()
+            data.update(changes)
+            # Hyper-V: giving an adapter makes the switch External; choosing another type unbinds it.
+            if changes.get("net_adapter") is not None and "type" not in changes:
+                data["type"] = SwitchType.EXTERNAL
+            if "type" in changes and changes["type"] != SwitchType.EXTERNAL and "net_adapter" not in changes:
+                data["net_adapter"] = None
+            new = build(SwitchConfig, data)
+            switches = [new if s.name == name else s for s in cfg.switches]
+            ports = switch_ports(new, list(cfg.ports))
+            self._commit(cfg.model_copy(update={"switches": switches, "ports": ports}), f"set switch {name}")
+            return self.switch(name)
+
+    def delete_switch(self, name: str) -> None:
+        """Remove-VMSwitch: its host vNICs and uplink go; VM and bound ports stay, disconnected."""
+        with self._lock:
+            cfg = self._cfg
+            self.switch(name)
+            ports: list[PortConfig] = []
+            for p in cfg.ports:
+                if p.switch == name:
+                    if p.kind in (PortKind.HOST, PortKind.UPLINK):
+                        continue
+                    p = p.model_copy(update={"switch": None})
+                ports.append(p)
+            switches = [s for s in cfg.switches if s.name != name]
+            self._commit(
+                cfg.model_copy(update={"switches": switches, "ports": ports}), f"remove switch {name}"
+            )
+
+    def add_vm(
+        self,
+        name: str,
+        netns: str | None = None,
+        adapter: bool = True,
+        port_fields: Mapping[str, Any] | None = None,
+    ) -> VmConfig:
+        """New-VM (+ one adapter ``<vm>-eth0`` with ``port_fields``: switch, ip, mac, vlan)."""
+        with self._lock:
+            cfg = self._cfg
+            if any(v.name == name for v in cfg.vms):
+                raise Conflict("name", f"VM {name!r} already exists")
+            vm = build(VmConfig, {"name": name, "netns": netns})
+            ports = list(cfg.ports)
+            fields = {k: v for k, v in (port_fields or {}).items() if v is not None}
+            if adapter:
+                ports.append(
+                    build(PortConfig, {"name": f"{name}-eth0", "kind": PortKind.VM, "vm": name, **fields})
+                )
+            elif fields:
+                raise ConfigError([(k, 'given with "adapter": false') for k in sorted(fields)])
+            self._commit(cfg.model_copy(update={"vms": [*cfg.vms, vm], "ports": ports}), f"add VM {name}")
+            return self.vm(name)
+
+    def delete_vm(self, name: str) -> None:
+        with self._lock:
+            cfg = self._cfg
+            self.vm(name)
+            self._commit(
+                cfg.model_copy(
+                    update={
+                        "vms": [v for v in cfg.vms if v.name != name],
+                        "ports": [p for p in cfg.ports if p.vm != name],
+                    }
+                ),
+                f"remove VM {name}",
+            )
+
+    def add_port(self, port: PortConfig) -> PortConfig:
+        """Add-VMNetworkAdapter (kind vm or host) or bind an interface / TAP."""
+        with self._lock:
+            cfg = self._cfg
+            if any(p.name == port.name for p in cfg.ports):
+                raise Conflict("name", f"port {port.name!r} already exists")
+            if port.kind is PortKind.UPLINK:
+                raise ConfigError([("kind", "uplink ports are made by giving a switch its net_adapter")])
+            self._commit(cfg.model_copy(update={"ports": [*cfg.ports, port]}), f"add port {port.name}")
+            return self.port(port.name)
+
+    def update_port(self, name: str, changes: Mapping[str, Any]) -> PortConfig:
+        """Connect/Disconnect-VMNetworkAdapter, Set-VMNetworkAdapter(Vlan): only the given fields change."""
+        with self._lock:
+            cfg = self._cfg
+            old = self.port(name)
+            if old.kind is PortKind.UPLINK and "switch" in changes and changes["switch"] != old.switch:
+                raise ConfigError(
+                    [("switch", "an uplink belongs to its switch; change the switch's net_adapter")]
+                )
+            new = build(PortConfig, {**old.model_dump(), **changes})
+            ports = [new if p.name == name else p for p in cfg.ports]
+            what = ", ".join(sorted(changes)) or "nothing"
+            self._commit(cfg.model_copy(update={"ports": ports}), f"set port {name}: {what}")
+            return self.port(name)
+
+    def delete_port(self, name: str) -> None:
+        with self._lock:
+            cfg = self._cfg
+            old = self.port(name)
+            if old.kind is PortKind.UPLINK:
+                raise Conflict(
+                    "name", f"port {name!r} is switch {old.switch!r}'s uplink; remove its net_adapter"
+                )
+            ports = [p for p in cfg.ports if p.name != name]
+            self._commit(cfg.model_copy(update={"ports": ports}), f"remove port {name}")
+
+    # ---- start-up ----
+
+    def start(self) -> None:
+        """Load the store and make the OS and the engine match it (idempotent; run once at start-up)."""
+        with self._lock:
+            stored = self._store.load()
+            cfg = self._resolve(stored, HostConfig())
+            problems = validate(cfg)
+            if problems:
+                raise ConfigError(problems)
+            self._degraded = {}
+            for ns in sorted(vm_namespaces(cfg)):
+                self._lab.ensure_netns(ns)
+            for name, spec in nic_specs(cfg).items():
+                try:
+                    self._make(spec)
+                except DeviceError as exc:
+                    log.error("port %s: %s; leaving it disconnected", name, exc)
+                    self._degraded[name] = str(exc)
+            for p in cfg.ports:
+                bound = p.kind in (PortKind.INTERFACE, PortKind.UPLINK) and p.switch and p.interface
+                if bound and p.interface and not self._lab.link_exists(p.interface):
+                    log.error("port %s: interface %s missing; leaving it disconnected", p.name, p.interface)
+                    self._degraded[p.name] = f"interface {p.interface!r} does not exist"
+            self._apply_degrading(cfg)
+            if cfg != stored:
+                self._store.save(cfg, "start-up: resolved interface names and MACs")
+            self._cfg = cfg
+            log.info(
+                "reconciled %d switches, %d ports, %d VMs%s",
+                len(cfg.switches),
+                len(cfg.ports),
+                len(cfg.vms),
+                f"; degraded ports: {', '.join(sorted(self._degraded))}" if self._degraded else "",
+            )
+
+    def _apply_degrading(self, cfg: HostConfig) -> None:
+        """engine.apply, leaving out (and recording) each port whose device fails to open."""
+        while True:
+            try:
+                self._engine.apply(self._engine_view(cfg))
+                return
+            except DeviceError as exc:
+                culprit = _culprit(cfg, exc, exclude=self._degraded.keys())
+                if culprit is None:
+                    raise
+                log.error("port %s: %s; leaving it disconnected", culprit.name, exc)
+                self._degraded[culprit.name] = str(exc)
+
+    # ---- the write path ----
+
+    def _commit(self, candidate: HostConfig, summary: str) -> HostConfig:
+        old = self._cfg
+        candidate = self._resolve(candidate, old)
+        problems = validate(candidate)
+        problems += self._os_problems(candidate, old)
+        if problems:
+            raise ConfigError(problems)
+        degraded_before = dict(self._degraded)
+        # A port the request touches is retried; one it removes is forgotten.
+        old_ports = {p.name: p for p in old.ports}
+        for p in candidate.ports:
+            if old_ports.get(p.name) != p:
+                self._degraded.pop(p.name, None)
+        names = {p.name for p in candidate.ports}
+        self._degraded = {n: r for n, r in self._degraded.items() if n in names}
+
+        undo: list[Callable[[], None]] = []
+        try:
+            self._provision(old, candidate, undo)
+            try:
+                self._engine.apply(self._engine_view(candidate))
+            except DeviceError as exc:
+                raise ConfigError([(_device_field(candidate, exc), str(exc))]) from exc
+            undo.append(lambda: self._engine.apply(self._engine_view(old, degraded_before)))
+            self._store.save(candidate, summary)
+        except BaseException:
+            self._degraded = degraded_before
+            for action in reversed(undo):
+                try:
+                    action()
+                except Exception:
+                    log.exception("rolling back %r", summary)
+            raise
+        self._cfg = candidate
+        log.info("applied: %s", summary)
+        self._remove_unused(old, candidate)
+        return candidate
+
+    def _engine_view(self, cfg: HostConfig, degraded: Mapping[str, str] | None = None) -> HostConfig:
+        """``cfg`` with degraded ports disconnected: what the engine can actually run."""
+        degraded = self._degraded if degraded is None else degraded
+        if not degraded:
+            return cfg
+        ports = [p.model_copy(update={"switch": None}) if p.name in degraded else p for p in cfg.ports]
+        return cfg.model_copy(update={"ports": ports})
+
+    def _resolve(self, cfg: HostConfig, old: HostConfig) -> HostConfig:
+        """Fill in what the daemon chooses for ports: interface and peer names, dynamic MACs."""
+        taken: set[str] = set()
+        for p in cfg.ports:
+            # Names in the daemon's namespace; a VM's eth<N> lives in the VM's own.
+            if p.interface:
+                taken.add(p.interface)
+            if p.kind is PortKind.HOST and p.peer_interface:
+                taken.add(p.peer_interface)
+        macs = {p.mac for p in cfg.ports if p.mac}
+        vm_peers: dict[str, set[str]] = {}
+        for p in cfg.ports:
+            if p.kind is PortKind.VM and p.vm and p.peer_interface:
+                vm_peers.setdefault(p.vm, set()).add(p.peer_interface)
+        ports: list[PortConfig] = []
+        for i, p in enumerate(cfg.ports):
+            update: dict[str, Any] = {}
+            if p.kind in (PortKind.VM, PortKind.HOST) and p.interface is None:
+                update["interface"] = self._fresh_ifname("pv", taken)
+            if p.kind is PortKind.VM and p.peer_interface is None:
+                used = vm_peers.setdefault(p.vm or "", set())
+                n = next(n for n in range(len(used) + 1) if f"eth{n}" not in used)
+                update["peer_interface"] = f"eth{n}"
+                used.add(f"eth{n}")
+            if p.kind is PortKind.HOST and p.peer_interface is None:
+                update["peer_interface"] = self._fresh_ifname("pvh", taken)
+            # Only the NICs the daemon creates get a MAC from the pool; behind a bound interface, an uplink or a
+            # TAP live MACs the switch learns (a pool MAC there would be set on nothing).
+            if p.mac is None and p.kind in (PortKind.VM, PortKind.HOST):
+                try:
+                    mac = self._pool.allocate(macs)
+                except ConflictError as exc:
+                    raise Conflict(f"ports[{i}].mac", str(exc)) from exc
+                update["mac"] = mac
+                macs.add(mac)
+            ports.append(p.model_copy(update=update) if update else p)
+        return cfg.model_copy(update={"ports": ports})
+
+    def _fresh_ifname(self, prefix: str, taken: set[str]) -> str:
+        for _ in range(100):
+            name = self._new_ifname(prefix)
+            if name not in taken and not self._lab.link_exists(name):
+                taken.add(name)
+                return name
+        raise DeviceError(f"could not find a free interface name with prefix {prefix!r}")
+
+    def _os_problems(self, cfg: HostConfig, old: HostConfig) -> list[tuple[str, str]]:
+        """Bound interfaces that are new to this request must exist (a TAP is created by the engine)."""
+        out: list[tuple[str, str]] = []
+        old_ports = {p.name: p for p in old.ports}
+        adapters = {s.net_adapter: i for i, s in enumerate(cfg.switches) if s.net_adapter}
+        for i, p in enumerate(cfg.ports):
+            if p.kind not in (PortKind.INTERFACE, PortKind.UPLINK) or p.interface is None or p.switch is None:
+                continue
+            before = old_ports.get(p.name)
+            if before is not None and before.interface == p.interface and before.switch is not None:
+                continue
+            if not self._lab.link_exists(p.interface):
+                field = f"ports[{i}].interface"
+                if p.kind is PortKind.UPLINK and p.interface in adapters:
+                    field = f"switches[{adapters[p.interface]}].net_adapter"
+                out.append((field, f"no interface {p.interface!r} on this host"))
+        return out
+
+    def _make(self, spec: NicSpec) -> None:
+        if spec.kind is PortKind.VM:
+            assert spec.netns is not None
+            self._lab.create_vm_nic(spec.netns, spec.interface, spec.peer, spec.mac, list(spec.ips))
+        else:
+            self._lab.create_host_vnic(spec.peer, spec.interface, spec.mac, list(spec.ips))
+
+    def _provision(self, old: HostConfig, new: HostConfig, undo: list[Callable[[], None]]) -> None:
+        """Create or change the OS objects ``new`` adds, appending how to undo each step to ``undo``."""
+        lab = self._lab
+        for ns in sorted(vm_namespaces(new) - vm_namespaces(old)):
+            existed = lab.netns_exists(ns)
+            lab.ensure_netns(ns)
+            if not existed:
+                undo.append(lambda ns=ns: lab.delete_netns(ns))  # type: ignore[misc]
+        old_specs = nic_specs(old)
+        for name, spec in nic_specs(new).items():
+            before = old_specs.get(name)
+            if before == spec:
+                continue
+            if before is not None and before.identity == spec.identity:
+                self._make(spec)
+                undo.append(lambda before=before: self._make(before))  # type: ignore[misc]
+                continue
+            existed = lab.link_exists(spec.interface)
+            self._make(spec)
+            if not existed:
+                undo.append(lambda ifname=spec.interface: lab.delete_link(ifname))  # type: ignore[misc]
+
+    def _remove_unused(self, old: HostConfig, new: HostConfig) -> None:
+        """Delete OS objects only ``old`` needed; failures are logged (the change itself is already made)."""
+        new_specs = nic_specs(new)
+        new_ifs = {s.interface for s in new_specs.values()}
+        for name, spec in nic_specs(old).items():
+            now = new_specs.get(name)
+            if (now is None or now.identity != spec.identity) and spec.interface not in new_ifs:
+                try:
+                    self._lab.delete_link(spec.interface)
+                except Exception:
+                    log.exception("deleting %s of removed port %s", spec.interface, name)
+        for ns in sorted(vm_namespaces(old) - vm_namespaces(new)):
+            try:
+                self._lab.delete_netns(ns)
+            except Exception:
+                log.exception("deleting namespace %s", ns)
+
+
+def switch_ports(sw: SwitchConfig, ports: list[PortConfig]) -> list[PortConfig]:
+    """``ports`` with the switch's uplink and management-OS vNIC made to match its type.
+
+    External: one uplink port bound to ``net_adapter``; a host vNIC named after the switch if
+    ``allow_management_os`` (False removes its host vNICs). Internal: always a host vNIC. Private: neither.
+    """
+    external = sw.type is SwitchType.EXTERNAL
+    want_host = sw.type is SwitchType.INTERNAL or (external and sw.allow_management_os)
+    out: list[PortConfig] = []
+    has_uplink = has_host = False
+    for p in ports:
+        if p.switch == sw.name and p.kind is PortKind.UPLINK:
+            if not external:
+                continue
+            if p.interface != sw.net_adapter:
+                p = p.model_copy(update={"interface": sw.net_adapter, "mac": None})
+            has_uplink = True
+        elif p.switch == sw.name and p.kind is PortKind.HOST:
+            if not want_host:
+                continue
+            has_host = True
+        out.append(p)
+    if external and not has_uplink:
+        out.append(
+            PortConfig(
+                name=uplink_port_name(sw.name), kind=PortKind.UPLINK, switch=sw.name, interface=sw.net_adapter
+            )
+        )
+    if want_host and not has_host:
+        out.append(PortConfig(name=sw.name, kind=PortKind.HOST, switch=sw.name))
+    return out
+
+
+def _culprit(cfg: HostConfig, exc: DeviceError, exclude: Any = ()) -> PortConfig | None:
+    """The connected port a DeviceError is about: the longest interface or port name its message mentions."""
+    text = str(exc)
+    best: PortConfig | None = None
+    best_len = 0
+    for p in cfg.ports:
+        if p.switch is None or p.name in exclude:
+            continue
+        for word in (p.interface, p.name):
+            if word and len(word) > best_len and re.search(rf"(?<![\w.-]){re.escape(word)}(?![\w.-])", text):
+                best, best_len = p, len(word)
+    return best
+
+
+def _device_field(cfg: HostConfig, exc: DeviceError) -> str:
+    port = _culprit(cfg, exc)
+    if port is None:
+        return "interface"
+    return f"ports[{cfg.ports.index(port)}].interface"

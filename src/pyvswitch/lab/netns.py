@@ -1,0 +1,187 @@
+"""OS objects for VMs and host vNICs: network namespaces and veth pairs, made idempotently with pyroute2.
+
+A "VM" is a named network namespace (``/run/netns/<name>``); each of its network adapters is a veth pair whose
+switch-side end stays in the daemon's namespace and whose other end is ``eth<N>`` inside the VM. A host vNIC
+is a veth pair with both ends in the daemon's namespace: one end the switch opens, the other the management
+OS uses. Every function converges: calling it again with the same arguments (as the daemon does at each
+start-up) leaves things as they are, and with different MAC or addresses it changes just those.
+
+Netlink is pyroute2's synchronous ``IPRoute`` (``IPRoute(netns=...)`` for inside a namespace) and
+``pyroute2.netns`` for creating/removing namespaces; no subprocesses. Offloads are left at the kernel's
+defaults (TSO/GSO/GRO on): the switch's devices carry them with virtio-net headers.
+"""
+
+from __future__ import annotations
+
+import errno
+import ipaddress
+import logging
+import os
+
+from pyroute2 import IPRoute
+from pyroute2 import netns as pr_netns
+from pyroute2.netlink.exceptions import NetlinkError
+
+from pyvswitch.errors import DeviceError
+
+log = logging.getLogger(__name__)
+
+NETNS_DIR = "/run/netns"
+
+
+def netns_exists(name: str) -> bool:
+    return os.path.exists(os.path.join(NETNS_DIR, name))
+
+
+def ensure_netns(name: str) -> None:
+    """Create the namespace unless it exists, and bring its loopback up."""
+    if not netns_exists(name):
+        try:
+            pr_netns.create(name)
+        except FileExistsError:
+            pass  # created concurrently; fine
+        except OSError as exc:
+            raise DeviceError(f"cannot create namespace {name!r}: {exc}") from exc
+        log.info("created namespace %s", name)
+    with IPRoute(netns=name) as ipr:
+        ipr.link("set", index=_index(ipr, "lo"), state="up")
+
+
+def delete_netns(name: str) -> None:
+    """Remove the namespace and the veths in it; no error if absent.
+
+    The kernel destroys a namespace's devices asynchronously after the last reference goes, so the host-side
+    ends of its veths could linger for a moment and block a re-creation under the same names. Deleting the
+    veths explicitly first makes removal synchronous.
+    """
+    if not netns_exists(name):
+        return
+    try:
+        with IPRoute(netns=name) as ipr:
+            for link in ipr.link("dump"):
+                if link.get("ifname") != "lo":
+                    _quiet_del(ipr, int(link["index"]))
+    except (NetlinkError, OSError) as exc:
+        log.warning("cleaning links in namespace %s: %s", name, exc)
+    try:
+        pr_netns.remove(name)
+    except FileNotFoundError:
+        pass
+    log.info("deleted namespace %s", name)
+
+
+def link_exists(ifname: str, netns: str | None = None) -> bool:
+    """Whether ``ifname`` exists in the daemon's namespace (or in ``netns``)."""
+    if netns is not None and not netns_exists(netns):
+        return False
+    with IPRoute(netns=netns) if netns else IPRoute() as ipr:
+        return bool(ipr.link_lookup(ifname=ifname))
+
+
+def link_mac(ifname: str) -> str | None:
+    """The MAC address of an interface in the daemon's namespace, or None if it does not exist."""
+    with IPRoute() as ipr:
+        idx = ipr.link_lookup(ifname=ifname)
+        if not idx:
+            return None
+        addr = ipr.link("get", index=idx[0])[0].get("address")
+        return str(addr) if addr else None
+
+
+def delete_link(ifname: str) -> None:
+    """Delete an interface (a veth takes its peer with it); no error if absent."""
+    with IPRoute() as ipr:
+        for idx in ipr.link_lookup(ifname=ifname):
+            _quiet_del(ipr, idx)
+
+
+def create_vm_nic(netns: str, host_if: str, vm_if: str, mac: str, ips: list[str]) -> None:
+    """A VM adapter: veth ``host_if`` (daemon side) <-> ``vm_if`` in ``netns`` with ``mac`` and ``ips``.
+
+    Creates the namespace if needed. If the pair exists it is kept and its MAC and addresses are set to the
+    given ones; a half-present pair (one end gone, a stray name in the way) is replaced.
+    """
+    ensure_netns(netns)
+    try:
+        with IPRoute() as ipr, IPRoute(netns=netns) as vm:
+            host_idx = ipr.link_lookup(ifname=host_if)
+            vm_idx = vm.link_lookup(ifname=vm_if)
+            if not (host_idx and vm_idx and _peers(ipr, host_idx[0], vm, vm_idx[0])):
+                for idx in host_idx:
+                    _quiet_del(ipr, idx)
+                for idx in vm.link_lookup(ifname=vm_if):
+                    _quiet_del(vm, idx)
+                # Create the peer directly inside the namespace: its name (eth0...) may exist in ours.
+                ipr.link("add", ifname=host_if, kind="veth", peer={"ifname": vm_if, "net_ns_fd": netns})
+                log.info("created veth %s <-> %s:%s", host_if, netns, vm_if)
+            host = _index(ipr, host_if)
+            inner = _index(vm, vm_if)
+            vm.link("set", index=inner, address=mac)
+            _set_addresses(vm, inner, ips)
+            vm.link("set", index=inner, state="up")
+            ipr.link("set", index=host, state="up")
+    except NetlinkError as exc:
+        raise DeviceError(f"cannot create VM adapter {host_if} <-> {netns}:{vm_if}: {exc}") from exc
+
+
+def create_host_vnic(host_if: str, switch_if: str, mac: str, ips: list[str]) -> None:
+    """A management-OS vNIC: veth ``host_if`` (the host's, with ``mac`` and ``ips``) <-> ``switch_if``."""
+    try:
+        with IPRoute() as ipr:
+            host_idx = ipr.link_lookup(ifname=host_if)
+            sw_idx = ipr.link_lookup(ifname=switch_if)
+            if not (host_idx and sw_idx and _peers(ipr, host_idx[0], ipr, sw_idx[0])):
+                for idx in host_idx + sw_idx:
+                    _quiet_del(ipr, idx)
+                ipr.link("add", ifname=switch_if, kind="veth", peer={"ifname": host_if})
+                log.info("created host vNIC %s <-> %s", host_if, switch_if)
+            host = _index(ipr, host_if)
+            ipr.link("set", index=host, address=mac)
+            _set_addresses(ipr, host, ips)
+            ipr.link("set", index=host, state="up")
+            ipr.link("set", index=_index(ipr, switch_if), state="up")
+    except NetlinkError as exc:
+        raise DeviceError(f"cannot create host vNIC {host_if} <-> {switch_if}: {exc}") from exc
+
+
+def _index(ipr: IPRoute, ifname: str) -> int:
+    idx = ipr.link_lookup(ifname=ifname)
+    if not idx:
+        raise DeviceError(f"interface {ifname!r} not found")
+    return int(idx[0])
+
+
+def _quiet_del(ipr: IPRoute, index: int) -> None:
+    try:
+        ipr.link("del", index=index)
+    except NetlinkError as exc:
+        if exc.code != errno.ENODEV:
+            raise
+
+
+def _peers(a: IPRoute, a_idx: int, b: IPRoute, b_idx: int) -> bool:
+    """Whether two existing links are the two ends of one veth (each one's IFLA_LINK is the other's index)."""
+    la = a.link("get", index=a_idx)[0]
+    lb = b.link("get", index=b_idx)[0]
+    if la.get_nested("IFLA_LINKINFO", "IFLA_INFO_KIND") != "veth":
+        return False
+    return bool(la.get("IFLA_LINK") == b_idx and lb.get("IFLA_LINK") == a_idx)
+
+
+def _set_addresses(ipr: IPRoute, index: int, ips: list[str]) -> None:
+    """Make the interface's global addresses exactly ``ips`` (link-local IPv6 is the kernel's; left alone)."""
+    wanted = {ipaddress.ip_interface(a) for a in ips}
+    have: dict[ipaddress.IPv4Interface | ipaddress.IPv6Interface, tuple[str, int]] = {}
+    for msg in ipr.addr("dump", index=index):
+        addr = msg.get("address")
+        if addr is None:
+            continue
+        iface = ipaddress.ip_interface(f"{addr}/{msg['prefixlen']}")
+        if iface.ip.is_link_local and iface.version == 6:
+            continue
+        have[iface] = (str(addr), int(msg["prefixlen"]))
+    for iface, (addr, plen) in have.items():
+        if iface not in wanted:
+            ipr.addr("del", index=index, address=addr, prefixlen=plen)
+    for iface in wanted - have.keys():
+        ipr.addr("add", index=index, address=str(iface.ip), prefixlen=iface.network.prefixlen)
