@@ -97,6 +97,8 @@ def host(tmp_path: Path) -> Iterator[Host]:
         yield h
     finally:
         try:
+            if h.proc is not None and h.proc.poll() is not None:
+                h.start()  # died or was killed by the test: bring it back so it removes what it created
             if h.proc is not None and h.proc.poll() is None:
                 for vm in h.json("vm", "list") or []:  # type: ignore[union-attr]
                     h.cli("vm", "del", vm["name"], check=False)

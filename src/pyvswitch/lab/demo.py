@@ -1,0 +1,388 @@
+"""The guided demo: a small Hyper-V-style host built with the real pyvswitchd and CLI, exercised with real traffic.
+
+Topology (names get a per-run suffix so a demo can run beside the test suite)::
+
+    LAN namespace [10.10.0.1, untagged] ──veth── uplink ─┐
+                                                          ext (External, trunk uplink)
+        web01 10.10.0.11  access VLAN 10 ────────────────┤
+        web02 10.10.0.12  access VLAN 10 ────────────────┤
+        db01  10.10.0.21  access VLAN 20 ────────────────┤
+        db02  10.10.0.22  access VLAN 20 ────────────────┘
+    management OS vNIC 10.20.0.1 ──┐
+                                   int (Internal)
+        mon01 10.20.0.11 ──────────┘
+
+All four ext VMs share one IP subnet on purpose: only the VLANs keep web and db apart, so a failed ping
+across them shows switch isolation, not routing. The LAN host is untagged, and this kernel has no 802.1Q
+devices to give it a VLAN interface; the uplink carries VLANs 10 and 20 tagged (a trunk), so a ping from
+web01 to the LAN host is expected to fail — and the demo captures the frames in the LAN namespace to show
+they arrive tagged with VLAN 10. Every ping shown states whether it should succeed and why.
+
+The daemon runs in the root namespace with a temporary state directory and socket. Everything is removed
+at the end unless ``keep=True``, which leaves it running and prints how to use and remove it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import os
+import shlex
+import shutil
+import signal
+import subprocess
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+from rich.console import Console
+from rich.table import Table
+
+from pyvswitch.lab.harness import venv_bin
+from pyvswitch.lab.traffic import IperfResult, PingResult, TrafficError, run_iperf3, run_ping
+from pyvswitch.testing.netns import sh, unique, wait_for
+
+log = logging.getLogger(__name__)
+
+LAN_IP = "10.10.0.1"
+HOST_VNIC_IP = "10.20.0.1/24"
+
+
+@dataclass(frozen=True)
+class DemoVm:
+    short: str  # name shown to the user
+    switch: str
+    ip: str  # CIDR
+    vlan: str | None  # CLI --vlan value
+
+    @property
+    def addr(self) -> str:
+        return self.ip.split("/")[0]
+
+
+VMS = (
+    DemoVm("web01", "ext", "10.10.0.11/24", "access:10"),
+    DemoVm("web02", "ext", "10.10.0.12/24", "access:10"),
+    DemoVm("db01", "ext", "10.10.0.21/24", "access:20"),
+    DemoVm("db02", "ext", "10.10.0.22/24", "access:20"),
+    DemoVm("mon01", "int", "10.20.0.11/24", None),
+)
+
+
+@dataclass
+class Check:
+    pair: str
+    src: str | None  # VM short name, or None for the management OS
+    dst: str  # VM short name or "lan"
+    expect_ok: bool
+    why: str
+    iperf: bool = False
+    ping: PingResult | None = None
+    tcp: IperfResult | None = None
+    error: str = ""
+
+    @property
+    def ok(self) -> bool | None:
+        return None if self.ping is None else self.ping.received > 0
+
+
+CHECKS = (
+    Check("web01 → web02", "web01", "web02", True, "same VLAN 10", iperf=True),
+    Check("db01 → db02", "db01", "db02", True, "same VLAN 20", iperf=True),
+    Check("web01 → db01", "web01", "db01", False, "VLAN 10 vs 20: isolated, though one IP subnet"),
+    Check("db02 → web02", "db02", "web02", False, "VLAN 20 vs 10: isolated, though one IP subnet"),
+    Check("host → mon01", None, "mon01", True, "Internal switch: management-OS vNIC to a VM", iperf=True),
+    Check(
+        "web01 → LAN host",
+        "web01",
+        "lan",
+        False,
+        "uplink is a trunk: frames leave tagged VLAN 10; the LAN host is untagged",
+    ),
+)
+
+
+class Demo:
+    def __init__(self, console: Console) -> None:
+        self.console = console
+        self.tag = unique("")[-5:]  # short: VM names become namespace names and port names
+        self.state = Path(tempfile.mkdtemp(prefix="pyvswitch-demo-"))
+        self.socket = self.state / "pyvswitchd.sock"
+        self.bin = venv_bin()
+        self.daemon: subprocess.Popen[bytes] | None = None
+        self.lan_ns = unique("pvdlan")
+        self.uplink = unique("pvdup")
+        self.lan_if = unique("pvdlanif")
+        self.vm_names = {vm.short: f"{vm.short}-{self.tag}" for vm in VMS}
+        self.netns: dict[str, str] = {}
+        self.host_vnic = ""
+
+    # ------------------------------------------------------------------ plumbing
+
+    def cli(self, *args: str, show: bool = True, check: bool = True) -> subprocess.CompletedProcess[str]:
+        if show:
+            self.console.print(f"[bold cyan]$ pyvswitch {shlex.join(args)}[/bold cyan]")
+        res = subprocess.run(
+            [str(self.bin / "pyvswitch"), "--socket", str(self.socket), *args],
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+        if show and res.stdout.strip():
+            self.console.print(res.stdout.rstrip(), markup=False, highlight=False)
+        if check and res.returncode != 0:
+            raise RuntimeError(f"pyvswitch {shlex.join(args)} -> {res.returncode}: {res.stderr.strip()}")
+        if show and res.returncode != 0:
+            self.console.print(f"[yellow]{res.stderr.strip()}[/yellow]")
+        return res
+
+    def cli_json(self, *args: str) -> Any:
+        return json.loads(self.cli("--json", *args, show=False).stdout)
+
+    def start_daemon(self) -> None:
+        self.console.print(f"[bold]Starting pyvswitchd[/bold] (state {self.state}, socket {self.socket})")
+        logf = open(self.state / "pyvswitchd.log", "ab")  # noqa: SIM115 - handed to the daemon, which may outlive us
+        self.daemon = subprocess.Popen(
+            [str(self.bin / "pyvswitchd"), "--state-dir", str(self.state), "--socket", str(self.socket)],
+            stdout=logf,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,  # with keep=True it outlives this process and the terminal's Ctrl-C
+        )
+        logf.close()
+
+        def healthy() -> bool:
+            assert self.daemon is not None
+            if self.daemon.poll() is not None:
+                raise RuntimeError(f"pyvswitchd exited with {self.daemon.returncode}: {self.log_tail()}")
+            return self.cli("--json", "switch", "list", show=False, check=False).returncode == 0
+
+        wait_for(healthy, timeout_s=30, what=f"pyvswitchd on {self.socket}")
+
+    def log_tail(self) -> str:
+        try:
+            return (self.state / "pyvswitchd.log").read_text(errors="replace")[-1500:]
+        except OSError:
+            return ""
+
+    def make_lan(self) -> None:
+        """The 'physical LAN': a namespace with one untagged host, wired to the uplink veth."""
+        sh("ip", "netns", "add", self.lan_ns)
+        sh("ip", "link", "set", "lo", "up", netns=self.lan_ns)
+        sh("ip", "link", "add", self.uplink, "type", "veth", "peer", "name", self.lan_if)
+        sh("ip", "link", "set", self.lan_if, "netns", self.lan_ns)
+        sh("ip", "addr", "add", f"{LAN_IP}/24", "dev", self.lan_if, netns=self.lan_ns)
+        sh("ip", "link", "set", self.lan_if, "up", netns=self.lan_ns)
+        sh("ip", "link", "set", self.uplink, "up")
+
+    def set_host_vnic_ip(self) -> None:
+        """Give the Internal switch's management-OS vNIC its address through the API (PATCH ports/int)."""
+        self.console.print(f"[bold cyan]# management OS vNIC on 'int' gets {HOST_VNIC_IP}[/bold cyan]")
+        with httpx.Client(transport=httpx.HTTPTransport(uds=str(self.socket)), timeout=30) as c:
+            r = c.patch("http://pyvswitchd/v1/ports/int", json={"ip": [HOST_VNIC_IP]})
+        if r.status_code >= 400:
+            raise RuntimeError(f"PATCH /v1/ports/int -> {r.status_code}: {r.text}")
+        port = self.cli_json("port", "show", "int")
+        self.host_vnic = str(port.get("peer_interface") or "")
+
+    # ------------------------------------------------------------------ the story
+
+    def build(self) -> None:
+        self.make_lan()
+        self.start_daemon()
+        c = self.console
+        c.rule("Switches")
+        self.cli("switch", "add", "ext", "--uplink", self.uplink, "--no-management-os")
+        self.cli("switch", "add", "int", "--type", "internal")
+        c.rule("VMs")
+        for vm in VMS:
+            args = ["vm", "add", self.vm_names[vm.short], "--switch", vm.switch, "--ip", vm.ip]
+            if vm.vlan:
+                args += ["--vlan", vm.vlan]
+            self.cli(*args)
+            data = self.cli_json("vm", "show", self.vm_names[vm.short])
+            self.netns[vm.short] = str(data.get("netns") or self.vm_names[vm.short])
+        self.set_host_vnic_ip()
+        c.rule("Topology")
+        self.cli("switch", "list")
+        self.cli("vm", "list")
+        self.cli("Get-VMNetworkAdapterVlan", check=False)
+
+    def _dst_ip(self, dst: str) -> str:
+        return LAN_IP if dst == "lan" else next(v.addr for v in VMS if v.short == dst)
+
+    def _src_ns(self, src: str | None) -> str | None:
+        return None if src is None else self.netns[src]
+
+    def run_checks(self) -> list[Check]:
+        self.console.rule("Traffic")
+        # A fresh VM's first ping may race the switch applying its port; wait for one known-good path.
+        with contextlib.suppress(TimeoutError):
+            wait_for(
+                lambda: run_ping(self.netns["web01"], self._dst_ip("web02"), count=1).received == 1,
+                timeout_s=15,
+                interval_s=0.2,
+                what="web01 to reach web02",
+            )
+        results: list[Check] = []
+        for spec in CHECKS:
+            chk = Check(spec.pair, spec.src, spec.dst, spec.expect_ok, spec.why, spec.iperf)
+            src_ns, dst_ip = self._src_ns(chk.src), self._dst_ip(chk.dst)
+            tagged: int | None = None
+            try:
+                cap = _TagCapture(self.lan_ns, self.lan_if) if chk.dst == "lan" else None
+                try:
+                    chk.ping = run_ping(src_ns, dst_ip, count=10, interval_s=0.1, reply_timeout_s=0.5)
+                finally:
+                    if cap is not None:
+                        tagged = cap.stop()
+                if chk.iperf and chk.ok:
+                    server_ns = self.netns[chk.dst]
+                    chk.tcp = run_iperf3(server_ns, src_ns, dst_ip, 2, port=5201)
+            except (TrafficError, RuntimeError, TimeoutError) as exc:
+                chk.error = str(exc)
+            verdict = "[green]as expected[/green]" if chk.ok == chk.expect_ok else "[red]UNEXPECTED[/red]"
+            self.console.print(
+                f"{chk.pair:<18} ping {'ok  ' if chk.ok else 'fail'} ({chk.why}) — {verdict}"
+                + (f"; LAN saw {tagged} frame(s) tagged VLAN 10" if tagged is not None else "")
+            )
+            results.append(chk)
+        return results
+
+    def summary(self, checks: list[Check]) -> bool:
+        t = Table(title="pyvswitch demo — traffic between VMs")
+        for col, just in (
+            ("pair", "left"),
+            ("expected", "left"),
+            ("ping", "left"),
+            ("loss %", "right"),
+            ("latency ms (avg)", "right"),
+            ("TCP Gbit/s", "right"),
+            ("", "left"),
+        ):
+            t.add_column(col, justify=just)  # type: ignore[arg-type]
+        all_good = True
+        for chk in checks:
+            good = chk.ok == chk.expect_ok and not (chk.iperf and chk.ok and chk.tcp is None)
+            all_good &= good
+            p = chk.ping
+            t.add_row(
+                chk.pair,
+                ("reach" if chk.expect_ok else "blocked") + f" — {chk.why}",
+                "ok" if chk.ok else ("fail" if p else "error"),
+                f"{p.loss_pct:.0f}" if p else "—",
+                f"{p.rtt_avg_ms:.3f}" if p and p.rtt_avg_ms is not None else "—",
+                f"{chk.tcp.gbps:.2f}" if chk.tcp else "—",
+                "[green]✓[/green]" if good else f"[red]✗ {chk.error}[/red]",
+            )
+        self.console.print(t)
+        return all_good
+
+    # ------------------------------------------------------------------ teardown
+
+    def cleanup(self) -> None:
+        self.console.print("[dim]cleaning up…[/dim]")
+        if self.daemon is not None and self.daemon.poll() is None:
+            for name in self.vm_names.values():
+                self.cli("vm", "del", name, show=False, check=False)
+            for sw in ("ext", "int"):
+                self.cli("switch", "del", sw, show=False, check=False)
+            self.daemon.terminate()
+            try:
+                self.daemon.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.daemon.kill()
+                self.daemon.wait(timeout=10)
+        # Whatever the daemon did not remove (it failed, or never started).
+        for name in {*self.vm_names.values(), *self.netns.values(), self.lan_ns}:
+            subprocess.run(["ip", "netns", "del", name], capture_output=True)
+        for link in (self.uplink, self.host_vnic):
+            if link:
+                subprocess.run(["ip", "link", "del", link], capture_output=True)
+        shutil.rmtree(self.state, ignore_errors=True)
+
+    def explain_kept(self) -> None:
+        pid = self.daemon.pid if self.daemon else "?"
+        s = shlex.quote(str(self.socket))
+        lines = [
+            f"export PYVSWITCH_SOCKET={s}",
+            "pyvswitch switch list; pyvswitch vm list; pyvswitch fdb show ext; pyvswitch counters",
+            f"ip netns exec {self.netns.get('web01', '?')} ping {self._dst_ip('web02')}",
+            "# remove everything:",
+            *(f"pyvswitch vm del {n}" for n in self.vm_names.values()),
+            "pyvswitch switch del ext; pyvswitch switch del int",
+            f"kill {pid}; ip netns del {self.lan_ns}; ip link del {self.uplink} 2>/dev/null; rm -rf {shlex.quote(str(self.state))}",
+        ]
+        self.console.print("[bold]Left running.[/bold] To use it and to remove it:")
+        for ln in lines:
+            self.console.print(f"  {ln}", markup=False, highlight=False)
+
+
+class _TagCapture:
+    """tcpdump in the LAN namespace counting frames tagged VLAN 10 (ready before the caller sends)."""
+
+    def __init__(self, netns: str, ifname: str) -> None:
+        self.proc = subprocess.Popen(
+            ["ip", "netns", "exec", netns, "tcpdump", "-i", ifname, "-nn", "-e", "-l", "vlan 10"],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        assert self.proc.stderr is not None
+        line = self.proc.stderr.readline()  # "listening on ..." once the capture is open
+        if "listening" not in line:
+            self.proc.kill()
+            self.proc.wait()
+            raise RuntimeError(f"tcpdump did not start: {line.strip()}")
+
+    def stop(self) -> int:
+        time.sleep(0.2)
+        self.proc.send_signal(signal.SIGTERM)
+        try:
+            out, _ = self.proc.communicate(timeout=10)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            out, _ = self.proc.communicate()
+        return sum(1 for ln in out.splitlines() if "vlan 10" in ln)
+
+
+def run_demo(keep: bool) -> int:
+    """Build, show, exercise and (unless ``keep``) remove the demo host. 0 when every check behaved as
+    stated, 1 when one did not, 2 when the demo cannot run here."""
+    console = Console()
+    if os.geteuid() != 0:
+        console.print("[red]the demo needs root (namespaces, veths)[/red]")
+        return 2
+    missing = [t for t in ("ip", "ping", "iperf3", "tcpdump") if shutil.which(t) is None]
+    if missing:
+        console.print(f"[red]missing tools: {', '.join(missing)} (run `make setup`)[/red]")
+        return 2
+    demo = Demo(console)
+    kept = False
+    try:
+        demo.build()
+        good = demo.summary(demo.run_checks())
+        console.print(
+            "[green]All checks behaved as stated.[/green]"
+            if good
+            else "[red]Some checks did not behave as stated.[/red]"
+        )
+        if keep:
+            demo.explain_kept()
+            kept = True
+        return 0 if good else 1
+    except KeyboardInterrupt:
+        console.print("[yellow]interrupted[/yellow]")
+        return 130
+    except (RuntimeError, TimeoutError, OSError) as exc:
+        console.print(f"[red]demo failed: {exc}[/red]")
+        tail = demo.log_tail()
+        if tail:
+            console.print(f"[dim]pyvswitchd log (tail):\n{tail}[/dim]", markup=False, highlight=False)
+        return 1
+    finally:
+        if not kept:
+            demo.cleanup()
