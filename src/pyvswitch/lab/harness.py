@@ -245,6 +245,14 @@ class PyvswitchForwarder:
             )
         return res.stdout
 
+    def poll_counters(self) -> None:
+        """One statistics request, as a management client makes it (REST over the unix socket)."""
+        import httpx
+
+        assert self.socket is not None
+        with httpx.Client(transport=httpx.HTTPTransport(uds=str(self.socket)), timeout=5) as client:
+            client.get("http://pyvswitchd/v1/counters").raise_for_status()
+
     def start(self, harness: Harness) -> None:
         self._tmp = tempfile.TemporaryDirectory(prefix="pyvswitch-bench-")
         state = Path(self._tmp.name)
