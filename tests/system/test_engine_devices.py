@@ -18,7 +18,7 @@ pytestmark = pytest.mark.system
 @pytest.fixture
 def rig(pool: NetnsPool) -> Iterator[tuple[Engine, FakeClock, str]]:
     """Two namespaces wired to a switch of 10 MAC entries; returns (engine, clock, sender namespace)."""
-    ns1, ns2 = pool.netns("pve"), pool.netns("pve")
+    ns1, ns2 = pool.netns("pve", ipv6=False), pool.netns("pve", ipv6=False)
     p1, p2 = unique("pvq"), unique("pvq")
     pool.veth(p1, "eth0", b_ns=ns1)
     pool.veth(p2, "eth0", b_ns=ns2)

@@ -45,20 +45,25 @@ class NetnsPool:
         self.namespaces: list[str] = []
         self.links: list[str] = []
 
-    def netns(self, prefix: str = "pvt") -> str:
+    def netns(self, prefix: str = "pvt", ipv6: bool = True) -> str:
+        """A new namespace; ``ipv6=False`` keeps its kernel quiet (no router solicitations, no DAD frames)."""
         name = unique(prefix)
         sh("ip", "netns", "add", name)
         self.namespaces.append(name)
+        if not ipv6:
+            for scope in ("all", "default"):
+                sh("sysctl", "-qw", f"net.ipv6.conf.{scope}.disable_ipv6=1", netns=name)
         sh("ip", "link", "set", "lo", "up", netns=name)
         return name
 
     def veth(self, a: str, b: str, a_ns: str | None = None, b_ns: str | None = None) -> tuple[str, str]:
         """veth a<->b, each end moved to its namespace (None = the current one) and brought up."""
-        sh("ip", "link", "add", a, "type", "veth", "peer", "name", b)
-        self.links.append(a)
+        # Each end is created directly in its namespace: a name like eth0 may already exist here.
+        cmd = ["ip", "link", "add", a, *(["netns", a_ns] if a_ns else []), "type", "veth", "peer", "name", b]
+        sh(*cmd, *(["netns", b_ns] if b_ns else []))
+        if not a_ns:
+            self.links.append(a)
         for end, ns in ((a, a_ns), (b, b_ns)):
-            if ns:
-                sh("ip", "link", "set", end, "netns", ns)
             sh("ip", "link", "set", end, "up", netns=ns)
         return a, b
 
@@ -66,7 +71,6 @@ class NetnsPool:
         for link in self.links:
             subprocess.run(["ip", "link", "del", link], capture_output=True)
         for ns in self.namespaces:
-            subprocess.run(["ip", "netns", "pids", ns], capture_output=True)
             pids = subprocess.run(["ip", "netns", "pids", ns], capture_output=True, text=True).stdout.split()
             for pid in pids:
                 subprocess.run(["kill", "-9", pid], capture_output=True)

@@ -1,0 +1,36 @@
+"""What every device does on the way out: put the 802.1Q tag back and keep the virtio-net header in step."""
+
+from __future__ import annotations
+
+import struct
+
+from pyvswitch.packet.frame import ETH_P_8021Q, UNTAGGED, Buffer, Packet
+from pyvswitch.packet.vnet import EMPTY_VNET_HDR, shift_vnet
+
+TAG = struct.Struct(">HH")
+VLAN_HLEN = 4
+
+
+def tag_bytes(tci: int) -> bytes:
+    return TAG.pack(ETH_P_8021Q, tci & 0xFFFF)
+
+
+def wire_parts(data: Buffer, tci: int) -> list[Buffer]:
+    """The frame as buffers to gather on send (no copy when untagged)."""
+    if tci == UNTAGGED:
+        return [data]
+    return [data[:12], tag_bytes(tci), data[12:]]
+
+
+def wire_bytes(data: Buffer, tci: int) -> bytes:
+    if tci == UNTAGGED:
+        return bytes(data)
+    return b"".join(wire_parts(data, tci))
+
+
+def out_vnet(pkt: Packet, tci: int) -> bytes:
+    """The header to send with ``pkt`` on a vnet device: all-zero when it has none, offsets moved past a new tag."""
+    vnet = pkt.vnet
+    if vnet is None or vnet == EMPTY_VNET_HDR:
+        return EMPTY_VNET_HDR
+    return vnet if tci == UNTAGGED else shift_vnet(vnet, VLAN_HLEN)
