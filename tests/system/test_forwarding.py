@@ -6,10 +6,10 @@ Covers SW-01, SW-07, SW-08, VL-01..03 with real Linux network stacks on both end
 from __future__ import annotations
 
 import json
-import subprocess
 
 import pytest
 
+from pyvswitch.lab.traffic import run_iperf3
 from pyvswitch.testing.netns import NetnsPool, sh, unique
 from tests.system.conftest import SEND_RAW, SNIFF_AND_SEND, Capture, Host, ns_python, ping
 
@@ -26,26 +26,7 @@ def test_ping_56_1600_3200_between_vms(host: Host) -> None:
 
 
 def iperf_gbps(client_ns: str, server_ns: str, server_ip: str) -> float:
-    srv = subprocess.Popen(
-        ["ip", "netns", "exec", server_ns, "iperf3", "-s", "-1"], stdout=subprocess.DEVNULL
-    )
-    try:
-        out = ""
-        for _ in range(50):  # the server needs a moment to listen; retry the connect, not sleep blindly
-            res = subprocess.run(
-                ["ip", "netns", "exec", client_ns, "iperf3", "-c", server_ip, "-t", "2", "-J"],
-                capture_output=True,
-                text=True,
-                timeout=30,
-            )
-            out = res.stdout
-            if res.returncode == 0:
-                break
-        data = json.loads(out)
-        return float(data["end"]["sum_received"]["bits_per_second"]) / 1e9
-    finally:
-        srv.kill()
-        srv.wait()
+    return run_iperf3(server_ns, client_ns, server_ip, duration_s=2).gbps
 
 
 @pytest.mark.parametrize("offloads", ["on", "off"])

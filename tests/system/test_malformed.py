@@ -37,7 +37,8 @@ def test_malformed_burst_counted_and_forwarding_continues(host: Host) -> None:
     host.vm_add("sw", "10.42.0.2/24")
     assert ping(a, "10.42.0.2").returncode == 0
     sent = int(ns_python(a, BURST))
-    assert sent > 2000
+    # The kernel refuses to send runts shorter than an Ethernet header (runts are covered by component tests).
+    assert sent >= 2000
     assert ping(a, "10.42.0.2").returncode == 0
     counters = host.json("counters")
     sw = counters["switches"]["sw"]  # type: ignore[index]

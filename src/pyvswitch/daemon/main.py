@@ -52,9 +52,37 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument(
         "--host-id", type=int, default=None, help="0-65535; picks the dynamic MAC pool 02:15:5d:XX:YY:00-ff"
     )
+    p.add_argument(
+        "--forwarding-cpu",
+        default="auto",
+        help="CPU for the forwarding thread: N, 'none', or 'auto' (the last allowed CPU when there are "
+        "two or more; guests' receive processing is then steered to the others)",
+    )
     p.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
     p.add_argument("--detach", action="store_true", help="run in the background; exit once ready")
     return p.parse_args(argv)
+
+
+def cpu_plan(choice: str, allowed: set[int]) -> tuple[int | None, frozenset[int]]:
+    """(forwarding CPU or None, CPUs for guests' receive processing) from --forwarding-cpu."""
+    if choice == "none":
+        return None, frozenset()
+    if choice == "auto":
+        if len(allowed) < 2:
+            return None, frozenset()
+        cpu = max(allowed)
+    else:
+        try:
+            cpu = int(choice)
+        except ValueError:
+            raise StartupError(
+                f"--forwarding-cpu: expected a CPU number, 'auto' or 'none', not {choice!r}"
+            ) from None
+        if cpu not in allowed:
+            raise StartupError(
+                f"--forwarding-cpu: CPU {cpu} is not one this process may use ({sorted(allowed)})"
+            )
+    return cpu, frozenset(allowed - {cpu})
 
 
 def _machine_id() -> str:
@@ -177,6 +205,7 @@ def run(args: argparse.Namespace) -> int:
     _exit_on_signal.pid = os.getpid()  # type: ignore[attr-defined]
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, _exit_on_signal)
+    fwd_cpu, guest_cpus = cpu_plan(args.forwarding_cpu, os.sched_getaffinity(0))
     state_dir = Path(args.state_dir).resolve()
     sock_path = Path(args.socket)
     lock = _lock_state_dir(state_dir)
@@ -184,15 +213,18 @@ def run(args: argparse.Namespace) -> int:
     host_id = args.host_id if args.host_id is not None else host_id_from(_machine_id(), str(state_dir))
     pool = MacPool(host_id)
     store = Store(state_dir / "config.db")
-    engine = Engine()
+    lab.configure_guest_rx(guest_cpus)
+    engine = Engine(cpu=fwd_cpu)
     try:
         log.info(
-            "pyvswitchd %s: state %s, socket %s, MAC pool %s-%s",
+            "pyvswitchd %s: state %s, socket %s, MAC pool %s-%s, forwarding CPU %s, guest receive CPUs %s",
             pyvswitch.__version__,
             state_dir,
             sock_path,
             pool.first,
             pool.last,
+            "any" if fwd_cpu is None else fwd_cpu,
+            sorted(guest_cpus) or "any",
         )
         engine.start()
         service = Service(store, engine, lab, pool)

@@ -31,7 +31,7 @@ from pyvswitch.datapath.device import DeviceCounters
 from pyvswitch.datapath.wire import TAG, VLAN_HLEN, out_vnet, wire_parts
 from pyvswitch.errors import DeviceError
 from pyvswitch.packet.frame import ETH_P_8021Q, UNTAGGED, Buffer, Packet
-from pyvswitch.packet.vnet import VNET_HDR_LEN
+from pyvswitch.packet.vnet import EMPTY_VNET_HDR, VNET_HDR_LEN
 
 SOL_PACKET = 263
 PACKET_ADD_MEMBERSHIP = 1
@@ -205,7 +205,12 @@ class AfPacketDevice:
                 continue
             else:
                 start = base + mac
-                pkt = Packet(mv[start : start + snaplen], tci, bytes(mv[start - VNET_HDR_LEN : start]))
+                # A header with neither NEEDS_CSUM nor GSO says nothing the next hop needs (offloads off,
+                # the common small-frame case): drop it here so the switch and egress skip it.
+                if mm[start - VNET_HDR_LEN] & 1 or mm[start - VNET_HDR_LEN + 1]:
+                    pkt = Packet(mv[start : start + snaplen], tci, bytes(mv[start - VNET_HDR_LEN : start]))
+                else:
+                    pkt = Packet(mv[start : start + snaplen], tci)
             rx_bytes += len(pkt.data)
             out.append(pkt)
         self._rx_idx = idx
@@ -280,7 +285,7 @@ class AfPacketDevice:
             n = len(data)
             tagged = tci != UNTAGGED
             wire_len = n + VLAN_HLEN if tagged else n
-            vnet = out_vnet(pkt, tci)
+            vnet = EMPTY_VNET_HDR if pkt.vnet is None else out_vnet(pkt, tci)
             if wire_len > limit + (VLAN_HLEN if tagged else 0) and vnet[1] == 0:
                 counters.drops["tx-oversize"] += 1
                 continue

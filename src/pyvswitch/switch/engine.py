@@ -56,11 +56,13 @@ class Engine:
         open_device: OpenDevice | None = None,
         batch_size: int = 256,
         busy_poll_s: float = 0.05,
+        cpu: int | None = None,
     ) -> None:
         self.clock: Clock = clock or MonotonicClock()
         self._open_device = open_device
         self.batch_size = batch_size
         self.busy_poll_s = busy_poll_s
+        self.cpu = cpu
         self.switches: dict[str, Switch] = {}
         self._devices: dict[DeviceKey, Device] = {}
         self._rx: list[tuple[Device, Switch, SwitchPort]] = []
@@ -224,6 +226,11 @@ class Engine:
         return total
 
     def _loop(self) -> None:
+        if self.cpu is not None:
+            try:
+                os.sched_setaffinity(0, {self.cpu})  # 0 = this thread only, on Linux
+            except OSError as e:
+                log.warning("cannot pin the forwarding thread to CPU %d: %s", self.cpu, e)
         poller = select.poll()
         registered: list[int] = []
         rx_seen: list[tuple[Device, Switch, SwitchPort]] | None = None

@@ -75,6 +75,7 @@ class Ingress(Element):
         unpack = ETH_HDR.unpack_from
         out: list[Packet] = []
         append = out.append
+        last_src = last_vlan = -1
         for pkt in batch:
             data = pkt.data
             n = len(data)
@@ -120,7 +121,11 @@ class Ingress(Element):
             pkt.dst = (dst_hi << 32) | dst_lo
             pkt.src = src
             pkt.in_port = in_port
-            learn(fid.get(vlan, vlan), src, in_port, now)
+            # A batch is mostly one conversation: learning the same source twice in it changes nothing.
+            if src != last_src or vlan != last_vlan:
+                learn(fid.get(vlan, vlan), src, in_port, now)
+                last_src = src
+                last_vlan = vlan
             append(pkt)
         return out
 
@@ -147,13 +152,22 @@ class Forward(Element):
         unknown = sw.unknown_targets
         out: list[Packet] = []
         append = out.append
+        # Consecutive frames to the same destination (the common case in a batch) reuse one lookup.
+        last_key: tuple[int, int] | None = None
+        last_port: int | None = None
         for pkt in batch:
             vlan = pkt.vlan
             in_port = pkt.in_port
-            if pkt.dst >> 40 & 1:
+            dst = pkt.dst
+            if dst >> 40 & 1:
                 targets = flood(vlan)
             else:
-                port = lookup(fid.get(vlan, vlan), pkt.dst)
+                key = (dst, vlan)
+                if key == last_key:
+                    port = last_port
+                else:
+                    port = last_port = lookup(fid.get(vlan, vlan), dst)
+                    last_key = key
                 if port is not None:
                     if port == in_port:
                         self.drop("hairpin")
@@ -271,10 +285,18 @@ class Switch:
         batch = self.forward.process(self.ingress.process(batch))
         outs: dict[int, tuple[list[Packet], list[int]]] = {}
         ports = self.ports
+        last: tuple[int, int] | None = None  # (port, vlan) of the previous single-destination packet
+        last_pkts: list[Packet] = []
+        last_tcis: list[int] = []
+        last_tci = UNTAGGED
         for pkt in batch:
             vlan = pkt.vlan
             dsts = pkt.dsts
             assert dsts is not None
+            if len(dsts) == 1 and last == (dsts[0], vlan):
+                last_pkts.append(pkt)
+                last_tcis.append(last_tci)
+                continue
             for d in dsts:
                 dport = ports[d]
                 if dport is None:
@@ -289,6 +311,8 @@ class Switch:
                     slot = outs[d] = ([], [])
                 slot[0].append(pkt)
                 slot[1].append(tci)
+                if len(dsts) == 1:
+                    last, last_pkts, last_tcis, last_tci = (d, vlan), slot[0], slot[1], tci
         return outs
 
     def age(self, now: float) -> int:

@@ -1,0 +1,212 @@
+"""A small typed client for the pyvswitchd REST API (docs/contracts.md) over its unix socket.
+
+Bodies go and come back as plain JSON objects: the CLI prints what the daemon said (``--json`` must be the
+daemon's own answer) and the daemon validates every request, so re-modelling the schema here would only add
+a second place to keep in step. Two failures are told apart because the CLI exits differently for each:
+``DaemonUnreachable`` (nobody to ask: exit 3) and ``ApiError`` (the daemon said no: exit 1).
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+from types import TracebackType
+from typing import Any
+from urllib.parse import quote
+
+import httpx
+
+DEFAULT_SOCKET = "/run/pyvswitch/pyvswitchd.sock"
+BASE_URL = "http://pyvswitchd/v1"
+# Long enough for a request that creates namespaces and veths on a loaded host; a hung daemon still ends.
+DEFAULT_TIMEOUT_S = 60.0
+
+JsonObj = dict[str, Any]
+
+
+class DaemonUnreachable(Exception):
+    """No answer from pyvswitchd at all; the message tells the operator what to do about it."""
+
+    def __init__(self, socket_path: str, reason: str = "missing") -> None:
+        self.socket_path = socket_path
+        self.reason = reason
+        if reason == "missing":
+            text = f"pyvswitchd is not running (no socket at {socket_path}); start it with `pyvswitchd`"
+        elif reason == "refused":
+            text = f"pyvswitchd is not running (nothing listens on {socket_path}); start it with `pyvswitchd`"
+        elif reason == "permission":
+            text = (
+                f"cannot connect to pyvswitchd at {socket_path}: permission denied "
+                "(run as root or as a user allowed to use the socket)"
+            )
+        else:
+            text = f"cannot reach pyvswitchd at {socket_path}: {reason}"
+        super().__init__(text)
+
+
+class ApiError(Exception):
+    """The daemon rejected a request: its status and the ``(field, message)`` pairs it gave."""
+
+    def __init__(self, status: int, errors: list[tuple[str, str]]) -> None:
+        self.status = status
+        self.errors = errors
+        super().__init__("; ".join(f"{f}: {m}" if f else m for f, m in errors))
+
+    @classmethod
+    def from_response(cls, resp: httpx.Response) -> ApiError:
+        problems: list[tuple[str, str]] = []
+        try:
+            body = resp.json()
+        except ValueError:
+            body = None
+        if isinstance(body, dict) and isinstance(body.get("errors"), list):
+            for e in body["errors"]:
+                if isinstance(e, dict):
+                    problems.append((str(e.get("field") or ""), str(e.get("message") or "")))
+        elif isinstance(body, dict) and "detail" in body:
+            # Starlette's own answers (unknown route, wrong method) do not use the errors shape.
+            problems.append(("", str(body["detail"])))
+        if not problems:
+            problems.append(("", f"HTTP {resp.status_code}: {resp.text.strip() or resp.reason_phrase}"))
+        return cls(resp.status_code, problems)
+
+
+def _seg(name: str) -> str:
+    return quote(name, safe="")
+
+
+def _os_errno(exc: BaseException) -> int | None:
+    """The errno of the OSError somewhere in the chain httpx/httpcore wrapped around it."""
+    seen: set[int] = set()
+    cur: BaseException | None = exc
+    while cur is not None and id(cur) not in seen:
+        seen.add(id(cur))
+        if isinstance(cur, OSError) and cur.errno is not None:
+            return cur.errno
+        cur = cur.__cause__ or cur.__context__
+    return None
+
+
+class Client:
+    """Calls pyvswitchd. ``transport`` replaces the unix-socket transport (tests use httpx.MockTransport)."""
+
+    def __init__(
+        self,
+        socket_path: str = DEFAULT_SOCKET,
+        *,
+        transport: httpx.BaseTransport | None = None,
+        timeout_s: float = DEFAULT_TIMEOUT_S,
+    ) -> None:
+        self.socket_path = socket_path
+        self._check_socket = transport is None
+        self._http = httpx.Client(
+            base_url=BASE_URL,
+            transport=transport or httpx.HTTPTransport(uds=socket_path),
+            timeout=timeout_s,
+        )
+
+    def __enter__(self) -> Client:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    def close(self) -> None:
+        self._http.close()
+
+    def request(
+        self,
+        method: str,
+        path: str,
+        *,
+        json: Any = None,
+        params: dict[str, str] | None = None,
+    ) -> Any:
+        """One call; the decoded JSON answer (None for 204). Raises DaemonUnreachable or ApiError."""
+        # Checked first so the common case (daemon not started) gets the plain message, not a socket errno.
+        if self._check_socket and not os.path.exists(self.socket_path):
+            raise DaemonUnreachable(self.socket_path, "missing")
+        try:
+            resp = self._http.request(method, path, json=json, params=params)
+        except httpx.ConnectError as exc:
+            code = _os_errno(exc)
+            if code == errno.ENOENT:
+                raise DaemonUnreachable(self.socket_path, "missing") from exc
+            if code in (errno.EACCES, errno.EPERM):
+                raise DaemonUnreachable(self.socket_path, "permission") from exc
+            if code == errno.ECONNREFUSED:
+                raise DaemonUnreachable(self.socket_path, "refused") from exc
+            raise DaemonUnreachable(self.socket_path, str(exc) or type(exc).__name__) from exc
+        except httpx.TimeoutException as exc:
+            raise DaemonUnreachable(
+                self.socket_path, f"no answer within {self._http.timeout.read or 0:g} s"
+            ) from exc
+        except httpx.TransportError as exc:
+            raise DaemonUnreachable(self.socket_path, str(exc) or type(exc).__name__) from exc
+        if resp.status_code >= 400:
+            raise ApiError.from_response(resp)
+        if resp.status_code == 204 or not resp.content:
+            return None
+        return resp.json()
+
+    # ---- typed calls, one per route ----
+
+    def health(self) -> JsonObj:
+        return dict(self.request("GET", "/health"))
+
+    def config(self) -> JsonObj:
+        return dict(self.request("GET", "/config"))
+
+    def switches(self) -> list[JsonObj]:
+        return list(self.request("GET", "/switches"))
+
+    def switch(self, name: str) -> JsonObj:
+        return dict(self.request("GET", f"/switches/{_seg(name)}"))
+
+    def add_switch(self, body: JsonObj) -> JsonObj:
+        return dict(self.request("POST", "/switches", json=body))
+
+    def update_switch(self, name: str, changes: JsonObj) -> JsonObj:
+        return dict(self.request("PATCH", f"/switches/{_seg(name)}", json=changes))
+
+    def delete_switch(self, name: str) -> None:
+        self.request("DELETE", f"/switches/{_seg(name)}")
+
+    def vms(self) -> list[JsonObj]:
+        return list(self.request("GET", "/vms"))
+
+    def vm(self, name: str) -> JsonObj:
+        return dict(self.request("GET", f"/vms/{_seg(name)}"))
+
+    def add_vm(self, body: JsonObj) -> JsonObj:
+        return dict(self.request("POST", "/vms", json=body))
+
+    def delete_vm(self, name: str) -> None:
+        self.request("DELETE", f"/vms/{_seg(name)}")
+
+    def ports(self, switch: str | None = None, vm: str | None = None) -> list[JsonObj]:
+        params = {k: v for k, v in (("switch", switch), ("vm", vm)) if v is not None}
+        return list(self.request("GET", "/ports", params=params or None))
+
+    def port(self, name: str) -> JsonObj:
+        return dict(self.request("GET", f"/ports/{_seg(name)}"))
+
+    def add_port(self, body: JsonObj) -> JsonObj:
+        return dict(self.request("POST", "/ports", json=body))
+
+    def update_port(self, name: str, changes: JsonObj) -> JsonObj:
+        return dict(self.request("PATCH", f"/ports/{_seg(name)}", json=changes))
+
+    def delete_port(self, name: str) -> None:
+        self.request("DELETE", f"/ports/{_seg(name)}")
+
+    def fdb(self, switch: str) -> list[JsonObj]:
+        return list(self.request("GET", f"/fdb/{_seg(switch)}"))
+
+    def counters(self, switch: str | None = None) -> JsonObj:
+        return dict(self.request("GET", "/counters", params={"switch": switch} if switch else None))

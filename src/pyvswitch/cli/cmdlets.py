@@ -1,0 +1,900 @@
+"""The Hyper-V cmdlet front end: ``pyvswitch Set-VMNetworkAdapterVlan -VMName web01 -Access -VlanId 20``.
+
+Arguments are parsed the way PowerShell binds them, not by click: parameter names are case-insensitive and
+may be abbreviated to any unambiguous prefix, ``-Name value`` and ``-Name:value`` both work, switch
+parameters take no value (``-Access``, or ``-Access:$false``), a value split at a comma by the shell
+(``-AllowedVlanIdList 1-100, 200``) is joined again, and the first parameters bind by position where the
+real cmdlet allows it (``Get-VMSwitch ext``). Mistakes are reported in PowerShell's own words with exit 2.
+
+Names map onto the daemon's objects as follows. Port names are global in pyvswitch but adapter names are
+per VM in Hyper-V, so a VM adapter called ``Name`` is the port ``<VMName>-<Name>``: the first adapter of a
+VM (port ``<vm>-eth0``) shows as ``eth0`` and is selected with ``-Name eth0`` (the full port name works
+too). A management-OS vNIC is the host port of that name. Output is Format-Table style, MACs as Hyper-V
+prints them (``02155D010203``); with ``--json`` the same objects are printed with Hyper-V's property names.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import re
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from enum import Enum
+from typing import Any
+
+import click
+from pydantic import ValidationError
+
+from pyvswitch.cli.client import Client, JsonObj
+from pyvswitch.cli.format import echo_json, hyperv_mac, ps_table
+from pyvswitch.config.schema import VlanConfig, VlanMode, format_vlan_list, parse_vlan_list
+from pyvswitch.packet.mac import format_mac, parse_mac
+
+PARAM_SET_ERROR = "Parameter set cannot be resolved using the specified named parameters."
+CMDLET_RE = re.compile(r"^[A-Za-z]+-[A-Za-z][A-Za-z0-9]*$")
+_PARAM_RE = re.compile(r"^-([A-Za-z][A-Za-z0-9_]*)(?::(.*))?$", re.DOTALL)
+
+
+class CmdletUsageError(Exception):
+    """The command line cannot be bound (PowerShell's ParameterBindingException): exit 2."""
+
+    def __init__(self, cmdlet: str, message: str) -> None:
+        self.cmdlet = cmdlet
+        super().__init__(f"{cmdlet}: {message}" if cmdlet else message)
+
+
+class CmdletError(Exception):
+    """The command was understood but names nothing that exists: exit 1, like a rejected request."""
+
+    def __init__(self, cmdlet: str, message: str) -> None:
+        super().__init__(f"{cmdlet}: {message}")
+
+
+class PType(Enum):
+    """Parameter types, valued with the .NET type names PowerShell's messages use."""
+
+    STRING = "System.String"
+    INT = "System.Int32"
+    BOOL = "System.Boolean"
+    SWITCH = "System.Management.Automation.SwitchParameter"
+
+
+@dataclass(frozen=True)
+class Param:
+    name: str
+    type: PType = PType.STRING
+    position: int | None = None
+    mandatory: bool = False
+    choices: tuple[str, ...] = ()
+    aliases: tuple[str, ...] = ()
+    range: tuple[int, int] | None = None
+
+    def syntax(self) -> str:
+        if self.type is PType.SWITCH:
+            return f"[-{self.name}]"
+        kind = "<" + ("Boolean" if self.type is PType.BOOL else self.type.value.rsplit(".", 1)[-1]) + ">"
+        if self.choices:
+            kind = "{" + " | ".join(self.choices) + "}"
+        name = f"[-{self.name}]" if self.position is not None else f"-{self.name}"
+        text = f"{name} {kind}"
+        return text if self.mandatory else f"[{text}]"
+
+
+@dataclass
+class Session:
+    """A cmdlet's connection and output mode."""
+
+    client: Client
+    json: bool = False
+
+
+@dataclass(frozen=True)
+class Cmdlet:
+    name: str
+    params: tuple[Param, ...]
+    run: Callable[[Args, Session], None]
+    summary: str = ""
+    notes: str = ""
+
+    def syntax(self) -> str:
+        return " ".join([self.name, *(p.syntax() for p in self.params)])
+
+    def lookup(self, typed: str) -> Param:
+        """The parameter ``-typed`` names: exact name or alias, else the one it is a prefix of."""
+        low = typed.lower()
+        for p in self.params:
+            if low == p.name.lower() or low in (a.lower() for a in p.aliases):
+                return p
+        found: dict[str, Param] = {}
+        for p in self.params:
+            if any(n.lower().startswith(low) for n in (p.name, *p.aliases)):
+                found[p.name] = p
+        if len(found) == 1:
+            return next(iter(found.values()))
+        if not found:
+            raise CmdletUsageError(
+                self.name, f"A parameter cannot be found that matches parameter name '{typed}'."
+            )
+        raise CmdletUsageError(
+            self.name,
+            f"Parameter cannot be processed because the parameter name '{typed}' is ambiguous. "
+            f"Possible matches include: {' '.join('-' + n for n in found)}.",
+        )
+
+
+@dataclass
+class Args:
+    """Bound parameter values by canonical name, with typed accessors."""
+
+    cmdlet: str
+    values: dict[str, object] = field(default_factory=dict)
+
+    def has(self, name: str) -> bool:
+        return name in self.values
+
+    def text(self, name: str) -> str | None:
+        v = self.values.get(name)
+        return v if isinstance(v, str) else None
+
+    def number(self, name: str) -> int | None:
+        v = self.values.get(name)
+        return v if isinstance(v, int) and not isinstance(v, bool) else None
+
+    def boolean(self, name: str) -> bool | None:
+        v = self.values.get(name)
+        return v if isinstance(v, bool) else None
+
+    def flag(self, name: str) -> bool:
+        return self.values.get(name) is True
+
+    def need(self, *names: str) -> None:
+        """PowerShell's message for mandatory parameters of the parameter set in use."""
+        missing = [n for n in names if n not in self.values]
+        if missing:
+            raise CmdletUsageError(
+                self.cmdlet,
+                "Cannot process command because of one or more missing mandatory parameters: "
+                + " ".join(missing)
+                + ".",
+            )
+
+
+# ---------------------------------------------------------------- argument binding
+
+
+def _unquote(text: str) -> str:
+    # The shell normally removes quotes; these survive only when a whole PowerShell line was quoted for it.
+    if len(text) >= 2 and text[0] == text[-1] and text[0] in "'\"":
+        return text[1:-1]
+    return text
+
+
+def _gather(first: str, argv: Sequence[str], i: int) -> tuple[str, int]:
+    """One value starting at ``first``: PowerShell reads ``1-100, 200`` as one list, the shell gives two words."""
+    value = first
+    while i < len(argv):
+        nxt = argv[i]
+        if (value.endswith(",") and not _PARAM_RE.match(nxt)) or nxt.startswith(","):
+            value += nxt
+        else:
+            break
+        i += 1
+    return _unquote(value), i
+
+
+def _to_bool(cmd: Cmdlet, p: Param, raw: str) -> bool:
+    low = raw.strip().lower()
+    if low in ("$true", "true", "1"):
+        return True
+    if low in ("$false", "false", "0"):
+        return False
+    raise CmdletUsageError(
+        cmd.name,
+        f"Cannot process argument transformation on parameter '{p.name}'. Cannot convert value \"{raw}\" "
+        f'to type "{PType.BOOL.value}". Boolean parameters accept only Boolean values and numbers, such as '
+        "$True, $False, 1 or 0.",
+    )
+
+
+def _convert(cmd: Cmdlet, p: Param, raw: str) -> object:
+    if p.type is PType.BOOL or p.type is PType.SWITCH:
+        return _to_bool(cmd, p, raw)
+    if raw == "":
+        raise CmdletUsageError(
+            cmd.name,
+            f"Cannot validate argument on parameter '{p.name}'. The argument is null or empty. Provide an "
+            "argument that is not null or empty, and then try the command again.",
+        )
+    if p.type is PType.INT:
+        try:
+            n = int(raw)
+        except ValueError:
+            raise CmdletUsageError(
+                cmd.name,
+                f"Cannot process argument transformation on parameter '{p.name}'. Cannot convert value "
+                f'"{raw}" to type "{PType.INT.value}". Error: "Input string was not in a correct format."',
+            ) from None
+        if p.range is not None:
+            lo, hi = p.range
+            if n < lo:
+                raise CmdletUsageError(
+                    cmd.name,
+                    f"Cannot validate argument on parameter '{p.name}'. The {n} argument is less than the "
+                    f"minimum allowed range of {lo}. Supply an argument that is greater than or equal to "
+                    f"{lo} and then try the command again.",
+                )
+            if n > hi:
+                raise CmdletUsageError(
+                    cmd.name,
+                    f"Cannot validate argument on parameter '{p.name}'. The {n} argument is greater than "
+                    f"the maximum allowed range of {hi}. Supply an argument that is less than or equal to "
+                    f"{hi} and then try the command again.",
+                )
+        return n
+    if p.choices:
+        for c in p.choices:
+            if c.lower() == raw.lower():
+                return c
+        raise CmdletUsageError(
+            cmd.name,
+            f"Cannot bind parameter '{p.name}'. Cannot convert value \"{raw}\": specify one of the "
+            f"following enumerator names and try again: {', '.join(p.choices)}.",
+        )
+    return raw
+
+
+def bind(cmd: Cmdlet, argv: Sequence[str]) -> Args:
+    """Bind ``argv`` (the words after the cmdlet name) to ``cmd``'s parameters, as PowerShell would."""
+    values: dict[str, object] = {}
+    positionals: list[str] = []
+    i = 0
+    while i < len(argv):
+        tok = argv[i]
+        i += 1
+        m = _PARAM_RE.match(tok)
+        if m is None:
+            value, i = _gather(tok, argv, i)
+            positionals.append(value)
+            continue
+        p = cmd.lookup(m.group(1))
+        if p.name in values:
+            raise CmdletUsageError(
+                cmd.name, f"Cannot bind parameter because parameter '{p.name}' is specified more than once."
+            )
+        inline = m.group(2)
+        if p.type is PType.SWITCH:
+            values[p.name] = True if inline is None else _to_bool(cmd, p, inline)
+            continue
+        if inline is not None:
+            raw = _unquote(inline)
+        elif i < len(argv) and not _PARAM_RE.match(argv[i]):
+            raw, i = _gather(argv[i], argv, i + 1)
+        else:
+            hint = ""
+            if p.type is PType.BOOL:
+                # bash expands an unquoted $false to nothing, so the value silently disappears.
+                hint = f" (in a POSIX shell write '$false' in quotes, or -{p.name}:false)"
+            raise CmdletUsageError(
+                cmd.name,
+                f"Missing an argument for parameter '{p.name}'. Specify a parameter of type "
+                f"'{p.type.value}' and try again.{hint}",
+            )
+        values[p.name] = _convert(cmd, p, raw)
+    slots = sorted(
+        (p for p in cmd.params if p.position is not None and p.name not in values),
+        key=lambda p: p.position or 0,
+    )
+    for raw in positionals:
+        if not slots:
+            raise CmdletUsageError(
+                cmd.name, f"A positional parameter cannot be found that accepts argument '{raw}'."
+            )
+        p = slots.pop(0)
+        values[p.name] = _convert(cmd, p, raw)
+    args = Args(cmd.name, values)
+    args.need(*(p.name for p in cmd.params if p.mandatory))
+    return args
+
+
+# ---------------------------------------------------------------- objects as Hyper-V shows them
+
+
+def _like(value: str, pattern: str) -> bool:
+    """PowerShell's -like: case-insensitive, with * ? [] wildcards."""
+    return fnmatch.fnmatchcase(value.lower(), pattern.lower())
+
+
+def _has_wildcard(pattern: str) -> bool:
+    return any(c in pattern for c in "*?[")
+
+
+def adapter_name(port: Mapping[str, Any]) -> str:
+    """A port's name as its VM knows it: ``web01-eth0`` of VM web01 is adapter ``eth0``."""
+    name = str(port.get("name"))
+    vm = port.get("vm")
+    if vm and name.startswith(f"{vm}-") and len(name) > len(vm) + 1:
+        return name[len(vm) + 1 :]
+    return name
+
+
+def switch_obj(sw: Mapping[str, Any]) -> JsonObj:
+    return {
+        "Name": sw.get("name"),
+        "SwitchType": sw.get("type"),
+        # Hyper-V shows the bound NIC's description here; the interface name is what identifies it on Linux.
+        "NetAdapterInterfaceDescription": sw.get("net_adapter") or "",
+        "AllowManagementOS": sw.get("allow_management_os"),
+        "Notes": sw.get("notes") or "",
+    }
+
+
+def adapter_obj(port: Mapping[str, Any], degraded: Mapping[str, Any]) -> JsonObj:
+    return {
+        "Name": adapter_name(port),
+        "VMName": port.get("vm") or "",
+        "SwitchName": port.get("switch") or "",
+        "MacAddress": hyperv_mac(port.get("mac")),
+        "Status": "{Degraded}" if port.get("name") in degraded else "{Ok}",
+        "IPAddresses": [str(a).split("/")[0] for a in port.get("ip") or []],
+        "IsManagementOs": port.get("kind") == "host",
+    }
+
+
+def vlan_obj(port: Mapping[str, Any]) -> JsonObj:
+    v: Mapping[str, Any] = port.get("vlan") or {}
+    mode = str(v.get("mode") or VlanMode.UNTAGGED.value)
+    pvlan = mode in (VlanMode.ISOLATED, VlanMode.COMMUNITY, VlanMode.PROMISCUOUS)
+    return {
+        "VMName": port.get("vm") or "",
+        "VMNetworkAdapterName": adapter_name(port),
+        "OperationMode": "Private" if pvlan else mode,
+        "AccessVlanId": v.get("access_vlan_id") or 0,
+        "NativeVlanId": v.get("native_vlan_id") or 0,
+        "AllowedVlanIdList": format_vlan_list(list(v.get("allowed_vlan_ids") or [])),
+        "PrivateVlanMode": mode if pvlan else "",
+        "PrimaryVlanId": v.get("primary_vlan_id") or 0,
+        "SecondaryVlanId": v.get("secondary_vlan_id") or 0,
+        "SecondaryVlanIdList": format_vlan_list(list(v.get("secondary_vlan_ids") or [])),
+        "Mode": mode,
+        "VlanList": vlan_list_text(v),
+    }
+
+
+def vlan_list_text(v: Mapping[str, Any]) -> str:
+    mode = str(v.get("mode") or VlanMode.UNTAGGED.value)
+    if mode == VlanMode.ACCESS:
+        return str(v.get("access_vlan_id"))
+    if mode == VlanMode.TRUNK:
+        allowed = format_vlan_list(list(v.get("allowed_vlan_ids") or []))
+        return f"{allowed} (native {v.get('native_vlan_id') or 0})"
+    if mode in (VlanMode.ISOLATED, VlanMode.COMMUNITY):
+        return f"primary {v.get('primary_vlan_id')}, secondary {v.get('secondary_vlan_id')}"
+    if mode == VlanMode.PROMISCUOUS:
+        secondaries = format_vlan_list(list(v.get("secondary_vlan_ids") or []))
+        return f"primary {v.get('primary_vlan_id')}, secondary {secondaries}"
+    return ""
+
+
+def _print(s: Session, objs: list[JsonObj], columns: Sequence[str]) -> None:
+    if s.json:
+        echo_json(objs)
+    elif objs:
+        rows = [
+            ["{" + ", ".join(o[c]) + "}" if isinstance(o[c], list) else o[c] for c in columns] for o in objs
+        ]
+        click.echo(ps_table(columns, rows))
+
+
+SWITCH_COLUMNS = ("Name", "SwitchType", "NetAdapterInterfaceDescription")
+ADAPTER_COLUMNS = ("Name", "VMName", "SwitchName", "MacAddress", "Status", "IPAddresses")
+VLAN_COLUMNS = ("VMName", "VMNetworkAdapterName", "Mode", "VlanList")
+
+
+def _print_adapters(s: Session, ports: list[JsonObj]) -> None:
+    degraded: Mapping[str, Any] = {}
+    if ports:
+        degraded = s.client.health().get("degraded") or {}
+    _print(s, [adapter_obj(p, degraded) for p in ports], ADAPTER_COLUMNS)
+
+
+def _print_vlans(s: Session, ports: list[JsonObj]) -> None:
+    objs = [vlan_obj(p) for p in ports]
+    if s.json:
+        # Mode and VlanList are the table's summary columns, not properties of the Hyper-V object.
+        echo_json([{k: v for k, v in o.items() if k not in ("Mode", "VlanList")} for o in objs])
+    else:
+        _print(s, objs, VLAN_COLUMNS)
+
+
+def _mac(a: Args, name: str) -> str | None:
+    raw = a.text(name)
+    if raw is None:
+        return None
+    try:
+        return format_mac(parse_mac(raw))
+    except ValueError:
+        raise CmdletUsageError(
+            a.cmdlet, f"Cannot validate argument on parameter '{name}'. '{raw}' is not a valid MAC address."
+        ) from None
+
+
+def _one_of(a: Args, *names: str) -> str | None:
+    """Which of the mutually exclusive ``names`` was given (None if none); two is a parameter set error."""
+    given = [n for n in names if a.has(n) and a.values[n] is not False]
+    if len(given) > 1:
+        raise CmdletUsageError(a.cmdlet, PARAM_SET_ERROR)
+    return given[0] if given else None
+
+
+def _adapters(a: Args, s: Session, name_param: str, *, default_all_vms: bool = False) -> list[JsonObj]:
+    """The adapters -VMName / -ManagementOS / -All and the adapter name (wildcards allowed) select."""
+    which = _one_of(a, "VMName", "ManagementOS", "All")
+    if which is None and not default_all_vms:
+        a.need("VMName")
+    if which == "VMName":
+        ports = s.client.ports(vm=a.text("VMName"))
+    else:
+        kinds = {"ManagementOS": ("host",), "All": ("vm", "host")}.get(which or "", ("vm",))
+        ports = [p for p in s.client.ports() if p.get("kind") in kinds]
+    name = a.text(name_param)
+    if name is not None:
+        ports = [p for p in ports if _like(adapter_name(p), name) or _like(str(p.get("name")), name)]
+    return ports
+
+
+def _targets(a: Args, s: Session, name_param: str) -> list[JsonObj]:
+    """Like _adapters, for a cmdlet that changes them: selecting none is an error, not a no-op."""
+    ports = _adapters(a, s, name_param)
+    if not ports:
+        who = f"VM '{a.text('VMName')}'" if a.has("VMName") else "the management OS"
+        name = a.text(name_param)
+        what = f"a network adapter named '{name}'" if name else "any network adapter"
+        raise CmdletError(a.cmdlet, f"Hyper-V was unable to find {what} on {who}.")
+    return ports
+
+
+# ---------------------------------------------------------------- switches
+
+
+def new_vmswitch(a: Args, s: Session) -> None:
+    adapter = a.text("NetAdapterName")
+    stype = a.text("SwitchType")
+    if adapter is not None and stype not in (None, "External"):
+        raise CmdletUsageError(a.cmdlet, PARAM_SET_ERROR)
+    if adapter is None and stype is None:
+        raise CmdletUsageError(
+            a.cmdlet,
+            PARAM_SET_ERROR + " Give -NetAdapterName (an External switch) or -SwitchType Internal|Private.",
+        )
+    if adapter is None and stype == "External":
+        raise CmdletUsageError(a.cmdlet, "An External switch needs -NetAdapterName.")
+    body: JsonObj = {"name": a.text("Name")}
+    if adapter is not None:
+        body.update(type="External", net_adapter=adapter)
+    else:
+        body["type"] = stype
+    if a.has("AllowManagementOS"):
+        body["allow_management_os"] = a.boolean("AllowManagementOS")
+    if a.has("Notes"):
+        body["notes"] = a.text("Notes")
+    _print(s, [switch_obj(s.client.add_switch(body))], SWITCH_COLUMNS)
+
+
+def get_vmswitch(a: Args, s: Session) -> None:
+    name = a.text("Name")
+    stype = a.text("SwitchType")
+    switches = [
+        sw
+        for sw in s.client.switches()
+        if (name is None or _like(str(sw.get("name")), name)) and (stype is None or sw.get("type") == stype)
+    ]
+    if name is not None and not _has_wildcard(name) and not switches:
+        raise CmdletError(a.cmdlet, f'Hyper-V was unable to find a virtual switch with name "{name}".')
+    _print(s, [switch_obj(sw) for sw in switches], SWITCH_COLUMNS)
+
+
+def set_vmswitch(a: Args, s: Session) -> None:
+    name = str(a.text("Name"))
+    adapter = a.text("NetAdapterName")
+    stype = a.text("SwitchType")
+    if adapter is not None and stype is not None:
+        raise CmdletUsageError(a.cmdlet, PARAM_SET_ERROR)
+    if stype == "External":
+        raise CmdletUsageError(a.cmdlet, "Make a switch External by giving -NetAdapterName.")
+    changes: JsonObj = {}
+    if adapter is not None:
+        changes["net_adapter"] = adapter
+        # Hyper-V: binding an adapter also shares it with the management OS unless told otherwise.
+        if not a.has("AllowManagementOS") and s.client.switch(name).get("type") != "External":
+            changes["allow_management_os"] = True
+    if stype is not None:
+        changes["type"] = stype
+    if a.has("AllowManagementOS"):
+        changes["allow_management_os"] = a.boolean("AllowManagementOS")
+    if a.has("Notes"):
+        changes["notes"] = a.text("Notes")
+    sw = s.client.update_switch(name, changes) if changes else s.client.switch(name)
+    if a.flag("Passthru"):
+        _print(s, [switch_obj(sw)], SWITCH_COLUMNS)
+
+
+def remove_vmswitch(a: Args, s: Session) -> None:
+    # Hyper-V asks for confirmation unless -Force; a CLI run from scripts never prompts.
+    s.client.delete_switch(str(a.text("Name")))
+
+
+# ---------------------------------------------------------------- VMs
+
+
+def _vm_obj(vm: Mapping[str, Any]) -> JsonObj:
+    return {
+        "Name": vm.get("name"),
+        "NetNs": vm.get("netns"),
+        "NetworkAdapters": [adapter_name(p) for p in vm.get("ports") or []],
+    }
+
+
+VM_COLUMNS = ("Name", "NetNs", "NetworkAdapters")
+
+
+def new_vm(a: Args, s: Session) -> None:
+    # Hyper-V's New-VM always gives the VM one network adapter, connected only if -SwitchName is given.
+    body: JsonObj = {"name": a.text("Name")}
+    if a.has("SwitchName"):
+        body["switch"] = a.text("SwitchName")
+    _print(s, [_vm_obj(s.client.add_vm(body))], VM_COLUMNS)
+
+
+def get_vm(a: Args, s: Session) -> None:
+    name = a.text("Name")
+    vms = [v for v in s.client.vms() if name is None or _like(str(v.get("name")), name)]
+    if name is not None and not _has_wildcard(name) and not vms:
+        raise CmdletError(a.cmdlet, f'Hyper-V was unable to find a virtual machine with name "{name}".')
+    _print(s, [_vm_obj(v) for v in vms], VM_COLUMNS)
+
+
+def remove_vm(a: Args, s: Session) -> None:
+    s.client.delete_vm(str(a.text("Name")))
+
+
+# ---------------------------------------------------------------- adapters
+
+
+def add_vmnetworkadapter(a: Args, s: Session) -> None:
+    which = _one_of(a, "VMName", "ManagementOS")
+    if which is None:
+        a.need("VMName")
+    body: JsonObj = {}
+    if a.has("SwitchName"):
+        body["switch"] = a.text("SwitchName")
+    mac = _mac(a, "StaticMacAddress")
+    if mac is not None:
+        body["mac"] = mac
+    if which == "ManagementOS":
+        # Hyper-V would call it "Network Adapter"; port names are global here, so a name must be chosen.
+        a.need("Name")
+        body.update(name=a.text("Name"), kind="host")
+    else:
+        vm = str(a.text("VMName"))
+        s.client.vm(vm)  # a missing VM is reported as such, not as a bad port
+        taken = {str(p.get("name")) for p in s.client.ports()}
+        name = a.text("Name")
+        if name is None:
+            n = 0
+            while f"{vm}-eth{n}" in taken:
+                n += 1
+            name = f"eth{n}"
+        body.update(name=f"{vm}-{name}", kind="vm", vm=vm)
+    port = s.client.add_port(body)
+    if a.flag("Passthru"):
+        _print_adapters(s, [port])
+
+
+def get_vmnetworkadapter(a: Args, s: Session) -> None:
+    ports = _adapters(a, s, "Name")
+    sw = a.text("SwitchName")
+    if sw is not None:
+        ports = [p for p in ports if _like(str(p.get("switch") or ""), sw)]
+    _print_adapters(s, ports)
+
+
+def remove_vmnetworkadapter(a: Args, s: Session) -> None:
+    for p in _targets(a, s, "Name"):
+        s.client.delete_port(str(p["name"]))
+
+
+def connect_vmnetworkadapter(a: Args, s: Session) -> None:
+    changed = [
+        s.client.update_port(str(p["name"]), {"switch": a.text("SwitchName")}) for p in _targets(a, s, "Name")
+    ]
+    if a.flag("Passthru"):
+        _print_adapters(s, changed)
+
+
+def disconnect_vmnetworkadapter(a: Args, s: Session) -> None:
+    changed = [s.client.update_port(str(p["name"]), {"switch": None}) for p in _targets(a, s, "Name")]
+    if a.flag("Passthru"):
+        _print_adapters(s, changed)
+
+
+VLAN_MODES = ("Untagged", "Access", "Trunk", "Isolated", "Community", "Promiscuous")
+# Per mode, the parameters it requires; every VLAN parameter outside that set is a parameter set error.
+VLAN_MODE_PARAMS: dict[str, tuple[str, ...]] = {
+    "Untagged": (),
+    "Access": ("VlanId",),
+    "Trunk": ("AllowedVlanIdList", "NativeVlanId"),
+    "Isolated": ("PrimaryVlanId", "SecondaryVlanId"),
+    "Community": ("PrimaryVlanId", "SecondaryVlanId"),
+    "Promiscuous": ("PrimaryVlanId", "SecondaryVlanIdList"),
+}
+VLAN_VALUE_PARAMS = (
+    "VlanId",
+    "AllowedVlanIdList",
+    "NativeVlanId",
+    "PrimaryVlanId",
+    "SecondaryVlanId",
+    "SecondaryVlanIdList",
+)
+
+
+def _vlan_list(a: Args, name: str) -> list[int]:
+    raw = str(a.text(name))
+    try:
+        vids = parse_vlan_list(raw)
+    except ValueError as exc:
+        raise CmdletUsageError(a.cmdlet, f"Cannot validate argument on parameter '{name}'. {exc}.") from None
+    if not vids:
+        raise CmdletUsageError(
+            a.cmdlet, f"Cannot validate argument on parameter '{name}'. The list is empty."
+        )
+    return vids
+
+
+def vlan_from_args(a: Args) -> JsonObj:
+    """The VlanConfig body a Set-VMNetworkAdapterVlan command line asks for (usage errors as PowerShell's)."""
+    modes = [m for m in VLAN_MODES if a.flag(m)]
+    if len(modes) != 1:
+        raise CmdletUsageError(
+            a.cmdlet, PARAM_SET_ERROR + " Give one of " + ", ".join(f"-{m}" for m in VLAN_MODES) + "."
+        )
+    mode = modes[0]
+    wanted = VLAN_MODE_PARAMS[mode]
+    if any(a.has(p) and p not in wanted for p in VLAN_VALUE_PARAMS):
+        raise CmdletUsageError(a.cmdlet, PARAM_SET_ERROR)
+    a.need(*wanted)
+    body: JsonObj = {"mode": VlanMode(mode).value}
+    if mode == "Access":
+        body["access_vlan_id"] = a.number("VlanId")
+    elif mode == "Trunk":
+        body["allowed_vlan_ids"] = _vlan_list(a, "AllowedVlanIdList")
+        body["native_vlan_id"] = a.number("NativeVlanId")
+    elif mode in ("Isolated", "Community"):
+        body["primary_vlan_id"] = a.number("PrimaryVlanId")
+        body["secondary_vlan_id"] = a.number("SecondaryVlanId")
+    elif mode == "Promiscuous":
+        body["primary_vlan_id"] = a.number("PrimaryVlanId")
+        body["secondary_vlan_ids"] = _vlan_list(a, "SecondaryVlanIdList")
+    try:
+        VlanConfig.model_validate(body)
+    except ValidationError as exc:
+        msgs = "; ".join(str(e.get("msg", "")).removeprefix("Value error, ") for e in exc.errors())
+        raise CmdletUsageError(a.cmdlet, f"The VLAN setting is not valid: {msgs}.") from None
+    return body
+
+
+def set_vmnetworkadaptervlan(a: Args, s: Session) -> None:
+    vlan = vlan_from_args(a)
+    changed = [
+        s.client.update_port(str(p["name"]), {"vlan": vlan}) for p in _targets(a, s, "VMNetworkAdapterName")
+    ]
+    if a.flag("Passthru"):
+        _print_vlans(s, changed)
+
+
+def get_vmnetworkadaptervlan(a: Args, s: Session) -> None:
+    _print_vlans(s, _adapters(a, s, "VMNetworkAdapterName", default_all_vms=True))
+
+
+# ---------------------------------------------------------------- the table of cmdlets
+
+_S = PType.SWITCH
+_VID = (1, 4094)
+_SWITCH_TYPES = ("Internal", "Private", "External")
+_FORCE = (Param("Force", _S), Param("Confirm", _S))
+_ADAPTER_SEL = (
+    Param("VMName", position=0),
+    Param("ManagementOS", _S),
+)
+
+CMDLETS: tuple[Cmdlet, ...] = (
+    Cmdlet(
+        "New-VMSwitch",
+        (
+            Param("Name", position=0, mandatory=True, aliases=("SwitchName",)),
+            Param("NetAdapterName", aliases=("InterfaceAlias",)),
+            Param("SwitchType", choices=_SWITCH_TYPES),
+            Param("AllowManagementOS", PType.BOOL),
+            Param("Notes"),
+        ),
+        new_vmswitch,
+        "Create a switch.",
+        "-NetAdapterName IF makes it External (with a host vNIC unless -AllowManagementOS $false);\n"
+        "otherwise -SwitchType Internal|Private is required.",
+    ),
+    Cmdlet(
+        "Get-VMSwitch",
+        (Param("Name", position=0, aliases=("SwitchName",)), Param("SwitchType", choices=_SWITCH_TYPES)),
+        get_vmswitch,
+        "List switches (-Name takes wildcards).",
+    ),
+    Cmdlet(
+        "Set-VMSwitch",
+        (
+            Param("Name", position=0, mandatory=True, aliases=("SwitchName",)),
+            Param("NetAdapterName", aliases=("InterfaceAlias",)),
+            Param("SwitchType", choices=_SWITCH_TYPES),
+            Param("AllowManagementOS", PType.BOOL),
+            Param("Notes"),
+            Param("Passthru", _S),
+        ),
+        set_vmswitch,
+        "Change a switch's adapter, type or management-OS sharing.",
+    ),
+    Cmdlet(
+        "Remove-VMSwitch",
+        (Param("Name", position=0, mandatory=True, aliases=("SwitchName",)), *_FORCE),
+        remove_vmswitch,
+        "Remove a switch; its VM adapters stay, disconnected.",
+    ),
+    Cmdlet(
+        "New-VM",
+        (Param("Name", position=0, mandatory=True, aliases=("VMName",)), Param("SwitchName")),
+        new_vm,
+        "Create a VM (a namespace) with one network adapter.",
+        "Like Hyper-V, the VM always gets one adapter (eth0); it is connected only with -SwitchName.",
+    ),
+    Cmdlet(
+        "Get-VM",
+        (Param("Name", position=0, aliases=("VMName",)),),
+        get_vm,
+        "List VMs (-Name takes wildcards).",
+    ),
+    Cmdlet(
+        "Remove-VM",
+        (Param("Name", position=0, mandatory=True, aliases=("VMName",)), *_FORCE),
+        remove_vm,
+        "Remove a VM, its adapters and its namespace.",
+    ),
+    Cmdlet(
+        "Add-VMNetworkAdapter",
+        (
+            *_ADAPTER_SEL,
+            Param("SwitchName"),
+            Param("Name", aliases=("VMNetworkAdapterName",)),
+            Param("StaticMacAddress"),
+            Param("Passthru", _S),
+        ),
+        add_vmnetworkadapter,
+        "Add a VM adapter or a management-OS vNIC.",
+        "A VM adapter -Name N is the port <VMName>-<N> (default eth<next free>);\n"
+        "-ManagementOS needs -Name, which is the host port's name.",
+    ),
+    Cmdlet(
+        "Get-VMNetworkAdapter",
+        (
+            *_ADAPTER_SEL,
+            Param("All", _S),
+            Param("Name", aliases=("VMNetworkAdapterName",)),
+            Param("SwitchName"),
+        ),
+        get_vmnetworkadapter,
+        "List adapters of -VMName, of the -ManagementOS, or -All.",
+    ),
+    Cmdlet(
+        "Remove-VMNetworkAdapter",
+        (
+            *_ADAPTER_SEL,
+            Param("Name", position=1, aliases=("VMNetworkAdapterName",)),
+            *_FORCE,
+        ),
+        remove_vmnetworkadapter,
+        "Remove adapters (all of the VM's unless -Name).",
+    ),
+    Cmdlet(
+        "Connect-VMNetworkAdapter",
+        (
+            *_ADAPTER_SEL,
+            Param("Name", position=1, aliases=("VMNetworkAdapterName",)),
+            Param("SwitchName", position=2, mandatory=True),
+            Param("Passthru", _S),
+        ),
+        connect_vmnetworkadapter,
+        "Connect adapters (all of the VM's unless -Name) to a switch.",
+    ),
+    Cmdlet(
+        "Disconnect-VMNetworkAdapter",
+        (
+            *_ADAPTER_SEL,
+            Param("Name", position=1, aliases=("VMNetworkAdapterName",)),
+            Param("Passthru", _S),
+        ),
+        disconnect_vmnetworkadapter,
+        "Disconnect adapters (all of the VM's unless -Name).",
+    ),
+    Cmdlet(
+        "Set-VMNetworkAdapterVlan",
+        (
+            *_ADAPTER_SEL,
+            Param("VMNetworkAdapterName"),
+            Param("Untagged", _S),
+            Param("Access", _S),
+            Param("Trunk", _S),
+            Param("Isolated", _S),
+            Param("Community", _S),
+            Param("Promiscuous", _S),
+            Param("VlanId", PType.INT, aliases=("AccessVlanId",), range=_VID),
+            Param("AllowedVlanIdList"),
+            Param("NativeVlanId", PType.INT, range=(0, 4094)),
+            Param("PrimaryVlanId", PType.INT, range=_VID),
+            Param("SecondaryVlanId", PType.INT, range=_VID),
+            Param("SecondaryVlanIdList"),
+            Param("Passthru", _S),
+        ),
+        set_vmnetworkadaptervlan,
+        "Set the VLAN mode of adapters (all of the VM's unless named).",
+        "One mode with its parameters: -Untagged | -Access -VlanId N | -Trunk -AllowedVlanIdList L\n"
+        "-NativeVlanId N | -Isolated|-Community -PrimaryVlanId P -SecondaryVlanId S |\n"
+        "-Promiscuous -PrimaryVlanId P -SecondaryVlanIdList L",
+    ),
+    Cmdlet(
+        "Get-VMNetworkAdapterVlan",
+        (*_ADAPTER_SEL, Param("VMNetworkAdapterName")),
+        get_vmnetworkadaptervlan,
+        "List VLAN settings of adapters (every VM's by default).",
+    ),
+)
+
+_BY_NAME = {c.name.lower(): c for c in CMDLETS}
+
+
+def looks_like_cmdlet(word: str) -> bool:
+    """A Verb-Noun word: no verb of the CLI has a hyphen, so this never shadows one."""
+    return bool(CMDLET_RE.match(word))
+
+
+def find(name: str) -> Cmdlet:
+    cmd = _BY_NAME.get(name.lower())
+    if cmd is None:
+        raise CmdletUsageError(
+            "",
+            f"The term '{name}' is not recognized as a name of a cmdlet supported by pyvswitch. "
+            f"Supported: {', '.join(c.name for c in CMDLETS)}.",
+        )
+    return cmd
+
+
+def help_text(cmd: Cmdlet) -> str:
+    text = f"NAME\n    {cmd.name}\n\nSYNOPSIS\n    {cmd.summary}\n\nSYNTAX\n    {cmd.syntax()}"
+    if cmd.notes:
+        text += "\n\nREMARKS\n" + "\n".join(f"    {ln}" for ln in cmd.notes.splitlines())
+    return text
+
+
+def epilog() -> str:
+    """The cmdlet list for ``pyvswitch --help`` (\\b keeps click from re-wrapping it)."""
+    lines = ["Hyper-V cmdlets (pyvswitch CMDLET -Parameter value ...; CMDLET -? for its syntax):", "", "\b"]
+    lines += [f"  {c.name:<28} {c.summary}" for c in CMDLETS]
+    return "\n".join(lines)
+
+
+def run(name: str, argv: Sequence[str], session_factory: Callable[[], Session]) -> int:
+    """Run cmdlet ``name``; usage errors raise CmdletUsageError, API errors propagate to the caller."""
+    cmd = find(name)
+    if any(t in ("-?", "--help", "/?") for t in argv):
+        click.echo(help_text(cmd))
+        return 0
+    args = bind(cmd, argv)
+    session = session_factory()
+    with session.client:
+        cmd.run(args, session)
+    return 0

@@ -1,0 +1,139 @@
+"""The ``pyvswitch`` command: Linux-style verbs (click) and Hyper-V cmdlets, one socket, one set of exit codes.
+
+Exit codes (docs/contracts.md): 0 ok, 1 the daemon rejected the request (each problem printed as
+``error: <field>: <message>``), 2 usage, 3 the daemon is not reachable. ``demo`` and ``bench`` exit with
+their own codes.
+
+A first word shaped like Verb-Noun goes to the cmdlet front end, which binds arguments the PowerShell way;
+click would reject ``-VMName`` as an unknown short option. The global options may come before it, as before
+a verb: ``pyvswitch --socket S --json Get-VMSwitch``.
+"""
+
+from __future__ import annotations
+
+import os
+import shlex
+import sys
+from collections.abc import Callable, Sequence
+
+import click
+import httpx
+
+import pyvswitch
+from pyvswitch.cli import cmdlets
+from pyvswitch.cli.client import DEFAULT_SOCKET, ApiError, Client, DaemonUnreachable
+from pyvswitch.cli.verbs import COMMANDS, State
+
+CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 110}
+
+
+@click.group(context_settings=CONTEXT, epilog=cmdlets.epilog())
+@click.option(
+    "--socket",
+    "socket_path",
+    envvar="PYVSWITCH_SOCKET",
+    default=DEFAULT_SOCKET,
+    show_default=True,
+    metavar="PATH",
+    help="pyvswitchd's API socket (env PYVSWITCH_SOCKET).",
+)
+@click.option("--json", "json_out", is_flag=True, help="Print the daemon's answers as JSON.")
+@click.version_option(pyvswitch.__version__, "-V", "--version", prog_name="pyvswitch")
+@click.pass_context
+def cli(ctx: click.Context, socket_path: str, json_out: bool) -> None:
+    """Manage pyvswitchd: switches, VMs, ports, MAC tables and counters."""
+    state = ctx.ensure_object(State)
+    state.socket = socket_path
+    state.json = state.json or json_out
+
+
+for _command in COMMANDS:
+    cli.add_command(_command)
+
+
+def _leading_globals(argv: Sequence[str]) -> tuple[str | None, bool, int]:
+    """``--socket PATH`` / ``--socket=PATH`` / ``--json`` before the first other word, and where it is."""
+    socket_path: str | None = None
+    json_out = False
+    i = 0
+    while i < len(argv):
+        word = argv[i]
+        if word == "--json":
+            json_out = True
+            i += 1
+        elif word == "--socket" and i + 1 < len(argv):
+            socket_path = argv[i + 1]
+            i += 2
+        elif word.startswith("--socket="):
+            socket_path = word.split("=", 1)[1]
+            i += 1
+        else:
+            break
+    return socket_path, json_out, i
+
+
+def _guarded(run: Callable[[], int]) -> int:
+    """Run a command; map the failures every command can have onto the contract's exit codes."""
+    try:
+        return run()
+    except cmdlets.CmdletUsageError as exc:
+        click.echo(str(exc), err=True)
+        return 2
+    except cmdlets.CmdletError as exc:
+        click.echo(str(exc), err=True)
+        return 1
+    except DaemonUnreachable as exc:
+        click.echo(str(exc), err=True)
+        return 3
+    except ApiError as exc:
+        for fld, msg in exc.errors:
+            click.echo(f"error: {fld}: {msg}" if fld else f"error: {msg}", err=True)
+        return 1
+    except KeyboardInterrupt:
+        return 130
+
+
+def _run_click(argv: list[str], transport: httpx.BaseTransport | None) -> int:
+    try:
+        rv = cli.main(args=argv, prog_name="pyvswitch", standalone_mode=False, obj=State(transport=transport))
+    except click.ClickException as exc:
+        exc.show()
+        return exc.exit_code
+    except click.exceptions.Abort:
+        click.echo("Aborted!", err=True)
+        return 1
+    return rv if isinstance(rv, int) else 0
+
+
+def _cmdlet_words(rest: list[str]) -> list[str] | None:
+    """The cmdlet and its arguments, if ``rest`` is a cmdlet call (also a whole PowerShell line in one word)."""
+    if not rest:
+        return None
+    if cmdlets.looks_like_cmdlet(rest[0]):
+        return rest
+    first = rest[0].split(maxsplit=1)
+    if len(rest) == 1 and len(first) == 2 and cmdlets.looks_like_cmdlet(first[0]):
+        try:
+            return shlex.split(rest[0])
+        except ValueError:
+            return None
+    return None
+
+
+def main(argv: Sequence[str] | None = None, *, transport: httpx.BaseTransport | None = None) -> int:
+    """Entry point; returns the exit code. ``transport`` replaces the unix socket (tests)."""
+    args = list(sys.argv[1:] if argv is None else argv)
+    socket_path, json_out, i = _leading_globals(args)
+    words = _cmdlet_words(args[i:])
+    if words is not None:
+        path = socket_path or os.environ.get("PYVSWITCH_SOCKET") or DEFAULT_SOCKET
+
+        def session() -> cmdlets.Session:
+            return cmdlets.Session(Client(path, transport=transport), json=json_out)
+
+        return _guarded(lambda: cmdlets.run(words[0], words[1:], session))
+    return _guarded(lambda: _run_click(args, transport))
+
+
+if __name__ == "__main__":
+    sys.exit(main())
