@@ -6,7 +6,6 @@ import json
 import signal
 import subprocess
 import sys
-import threading
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -179,48 +178,3 @@ from scapy.all import Ether, Dot1Q, IP, UDP, sendp, conf
 conf.verb = 0
 sendp({frames}, iface={iface!r})
 """
-
-
-class Capture:
-    """tcpdump in a namespace: started and ready (its 'listening on' line seen) before the test sends."""
-
-    def __init__(self, netns: str, iface: str, bpf: str) -> None:
-        self.proc = subprocess.Popen(
-            ["ip", "netns", "exec", netns, "tcpdump", "-i", iface, "-nn", "-e", "-l", bpf],
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-        )
-        assert self.proc.stderr is not None
-        line = ""
-        for _ in range(5):  # blocks until tcpdump reports it is listening (or fails)
-            line = self.proc.stderr.readline()
-            if "listening" in line or not line:
-                break
-        if "listening" not in line:
-            self.proc.kill()
-            raise AssertionError(f"tcpdump did not start: {line}")
-        self.lines: list[str] = []
-        self._reader = threading.Thread(target=self._read, daemon=True)
-        self._reader.start()
-
-    def _read(self) -> None:
-        assert self.proc.stdout is not None
-        for ln in self.proc.stdout:
-            if ln.strip():
-                self.lines.append(ln.rstrip("\n"))
-
-    def wait_lines(self, n: int, timeout_s: float = 10.0) -> list[str]:
-        """Wait until at least ``n`` packets were captured; return all so far."""
-        wait_for(lambda: len(self.lines) >= n, timeout_s=timeout_s, what=f"{n} packets captured")
-        return list(self.lines)
-
-    def stop(self) -> list[str]:
-        """Stop and return the captured packets, one line each."""
-        self.proc.terminate()
-        try:
-            self.proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-        self._reader.join(timeout=5)
-        return list(self.lines)

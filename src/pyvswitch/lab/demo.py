@@ -7,7 +7,8 @@ Topology (names get a per-run suffix so a demo can run beside the test suite)::
         web01 10.10.0.11  access VLAN 10 ────────────────┤
         web02 10.10.0.12  access VLAN 10 ────────────────┤
         db01  10.10.0.21  access VLAN 20 ────────────────┤
-        db02  10.10.0.22  access VLAN 20 ────────────────┘
+        db02  10.10.0.22  access VLAN 20 ────────────────┤
+        app01 10.10.0.31  untagged ──────────────────────┘
     management OS vNIC 10.20.0.1 ──┐
                                    int (Internal)
         mon01 10.20.0.11 ──────────┘
@@ -16,7 +17,7 @@ All four ext VMs share one IP subnet on purpose: only the VLANs keep web and db 
 across them shows switch isolation, not routing. The LAN host is untagged, and this kernel has no 802.1Q
 devices to give it a VLAN interface; the uplink carries VLANs 10 and 20 tagged (a trunk), so a ping from
 web01 to the LAN host is expected to fail — and the demo captures the frames in the LAN namespace to show
-they arrive tagged with VLAN 10. Every ping shown states whether it should succeed and why.
+they arrive tagged with VLAN 10 — while the untagged app01 reaches the LAN host. Every ping shown states whether it should succeed and why.
 
 The daemon runs in the root namespace with a temporary state directory and socket. Everything is removed
 at the end unless ``keep=True``, which leaves it running and prints how to use and remove it.
@@ -30,10 +31,8 @@ import logging
 import os
 import shlex
 import shutil
-import signal
 import subprocess
 import tempfile
-import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -43,7 +42,7 @@ from rich.console import Console
 from rich.table import Table
 
 from pyvswitch.lab.harness import venv_bin
-from pyvswitch.lab.traffic import IperfResult, PingResult, TrafficError, run_iperf3, run_ping
+from pyvswitch.lab.traffic import Capture, IperfResult, PingResult, TrafficError, run_iperf3, run_ping
 from pyvswitch.testing.netns import sh, unique, wait_for
 
 log = logging.getLogger(__name__)
@@ -69,6 +68,7 @@ VMS = (
     DemoVm("web02", "ext", "10.10.0.12/24", "access:10"),
     DemoVm("db01", "ext", "10.10.0.21/24", "access:20"),
     DemoVm("db02", "ext", "10.10.0.22/24", "access:20"),
+    DemoVm("app01", "ext", "10.10.0.31/24", None),
     DemoVm("mon01", "int", "10.20.0.11/24", None),
 )
 
@@ -96,6 +96,7 @@ CHECKS = (
     Check("web01 → db01", "web01", "db01", False, "VLAN 10 vs 20: isolated, though one IP subnet"),
     Check("db02 → web02", "db02", "web02", False, "VLAN 20 vs 10: isolated, though one IP subnet"),
     Check("host → mon01", None, "mon01", True, "Internal switch: management-OS vNIC to a VM", iperf=True),
+    Check("app01 → LAN host", "app01", "lan", True, "untagged VM out of the uplink, untagged", iperf=True),
     Check(
         "web01 → LAN host",
         "web01",
@@ -233,14 +234,18 @@ class Demo:
             src_ns, dst_ip = self._src_ns(chk.src), self._dst_ip(chk.dst)
             tagged: int | None = None
             try:
-                cap = _TagCapture(self.lan_ns, self.lan_if) if chk.dst == "lan" else None
+                show_tags = chk.dst == "lan" and not chk.expect_ok
+                cap = Capture(self.lan_ns, self.lan_if, "vlan 10") if show_tags else None
                 try:
                     chk.ping = run_ping(src_ns, dst_ip, count=10, interval_s=0.1, reply_timeout_s=0.5)
+                    if cap is not None:
+                        with contextlib.suppress(TimeoutError):
+                            cap.wait_lines(1, timeout_s=2)
                 finally:
                     if cap is not None:
-                        tagged = cap.stop()
+                        tagged = sum(1 for ln in cap.stop() if "vlan 10" in ln)
                 if chk.iperf and chk.ok:
-                    server_ns = self.netns[chk.dst]
+                    server_ns = self.lan_ns if chk.dst == "lan" else self.netns[chk.dst]
                     chk.tcp = run_iperf3(server_ns, src_ns, dst_ip, 2, port=5201)
             except (TrafficError, RuntimeError, TimeoutError) as exc:
                 chk.error = str(exc)
@@ -259,9 +264,9 @@ class Demo:
             ("expected", "left"),
             ("ping", "left"),
             ("loss %", "right"),
-            ("latency ms (avg)", "right"),
+            ("RTT ms", "right"),
             ("TCP Gbit/s", "right"),
-            ("", "left"),
+            ("verdict", "left"),
         ):
             t.add_column(col, justify=just)  # type: ignore[arg-type]
         all_good = True
@@ -271,12 +276,12 @@ class Demo:
             p = chk.ping
             t.add_row(
                 chk.pair,
-                ("reach" if chk.expect_ok else "blocked") + f" — {chk.why}",
+                "reach" if chk.expect_ok else "blocked",
                 "ok" if chk.ok else ("fail" if p else "error"),
                 f"{p.loss_pct:.0f}" if p else "—",
                 f"{p.rtt_avg_ms:.3f}" if p and p.rtt_avg_ms is not None else "—",
                 f"{chk.tcp.gbps:.2f}" if chk.tcp else "—",
-                "[green]✓[/green]" if good else f"[red]✗ {chk.error}[/red]",
+                "[green]✓[/green]" if good else f"[red]✗ {(chk.error or 'unexpected')[:40]}[/red]",
             )
         self.console.print(t)
         return all_good
@@ -319,34 +324,6 @@ class Demo:
         self.console.print("[bold]Left running.[/bold] To use it and to remove it:")
         for ln in lines:
             self.console.print(f"  {ln}", markup=False, highlight=False)
-
-
-class _TagCapture:
-    """tcpdump in the LAN namespace counting frames tagged VLAN 10 (ready before the caller sends)."""
-
-    def __init__(self, netns: str, ifname: str) -> None:
-        self.proc = subprocess.Popen(
-            ["ip", "netns", "exec", netns, "tcpdump", "-i", ifname, "-nn", "-e", "-l", "vlan 10"],
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-        )
-        assert self.proc.stderr is not None
-        line = self.proc.stderr.readline()  # "listening on ..." once the capture is open
-        if "listening" not in line:
-            self.proc.kill()
-            self.proc.wait()
-            raise RuntimeError(f"tcpdump did not start: {line.strip()}")
-
-    def stop(self) -> int:
-        time.sleep(0.2)
-        self.proc.send_signal(signal.SIGTERM)
-        try:
-            out, _ = self.proc.communicate(timeout=10)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            out, _ = self.proc.communicate()
-        return sum(1 for ln in out.splitlines() if "vlan 10" in ln)
 
 
 def run_demo(keep: bool) -> int:

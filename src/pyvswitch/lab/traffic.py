@@ -21,6 +21,7 @@ import re
 import signal
 import subprocess
 import tempfile
+import threading
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -501,3 +502,58 @@ def run_trafgen_trial(
         result.loss_pct,
     )
     return result
+
+
+class Capture:
+    """tcpdump in a namespace, ready (its "listening on" line seen) before the caller sends; lines collected.
+
+    ``-l`` makes tcpdump flush each packet line, and a reader thread collects them, so callers wait for the
+    packets they expect instead of sleeping.
+    """
+
+    def __init__(self, netns: str | None, iface: str, bpf: str) -> None:
+        cmd = (["ip", "netns", "exec", netns] if netns else []) + [
+            "tcpdump",
+            "-i",
+            iface,
+            "-nn",
+            "-e",
+            "-l",
+            bpf,
+        ]
+        self.proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        assert self.proc.stderr is not None
+        line = ""
+        for _ in range(5):  # "verbose output suppressed..." may come first
+            line = self.proc.stderr.readline()
+            if "listening" in line or not line:
+                break
+        if "listening" not in line:
+            self.proc.kill()
+            self.proc.wait()
+            raise TrafficError(f"tcpdump did not start on {iface}: {line.strip()}")
+        self.lines: list[str] = []
+        self._reader = threading.Thread(target=self._read, daemon=True)
+        self._reader.start()
+
+    def _read(self) -> None:
+        assert self.proc.stdout is not None
+        for ln in self.proc.stdout:
+            if ln.strip():
+                self.lines.append(ln.rstrip("\n"))
+
+    def wait_lines(self, n: int, timeout_s: float = 10.0) -> list[str]:
+        """Wait until at least ``n`` packets were captured (TimeoutError if not); return all so far."""
+        wait_for(lambda: len(self.lines) >= n, timeout_s=timeout_s, what=f"{n} packets captured")
+        return list(self.lines)
+
+    def stop(self) -> list[str]:
+        """Stop and return the captured packets, one line each."""
+        self.proc.terminate()
+        try:
+            self.proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+        self._reader.join(timeout=5)
+        return list(self.lines)
