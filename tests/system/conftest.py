@@ -19,7 +19,8 @@ BIN = Path(sys.executable).parent
 class Host:
     """One pyvswitchd instance (a 'host'), its CLI, and everything it created — removed at teardown."""
 
-    def __init__(self, state_dir: Path) -> None:
+    def __init__(self, state_dir: Path, *daemon_args: str) -> None:
+        self.daemon_args = daemon_args
         self.state_dir = state_dir
         self.socket = state_dir / "pyvswitchd.sock"
         self.proc: subprocess.Popen[bytes] | None = None
@@ -36,7 +37,14 @@ class Host:
     def start(self) -> None:
         with open(self.log, "ab") as log:
             self.proc = subprocess.Popen(
-                [str(BIN / "pyvswitchd"), "--state-dir", str(self.state_dir), "--socket", str(self.socket)],
+                [
+                    str(BIN / "pyvswitchd"),
+                    "--state-dir",
+                    str(self.state_dir),
+                    "--socket",
+                    str(self.socket),
+                    *self.daemon_args,
+                ],
                 stdout=log,
                 stderr=subprocess.STDOUT,
             )
@@ -90,8 +98,10 @@ class Host:
 
 
 @pytest.fixture
-def host(tmp_path: Path) -> Iterator[Host]:
-    h = Host(tmp_path)
+def host(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Host]:
+    """A running pyvswitchd; ``@pytest.mark.daemon_args(...)`` adds command-line options."""
+    marker = request.node.get_closest_marker("daemon_args")
+    h = Host(tmp_path, *(marker.args if marker else ()))
     h.start()
     try:
         yield h

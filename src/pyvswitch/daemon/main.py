@@ -58,6 +58,13 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         help="CPU for the forwarding thread: N, 'none', or 'auto' (the last allowed CPU when there are "
         "two or more; guests' receive processing is then steered to the others)",
     )
+    p.add_argument(
+        "--receive-steering",
+        default="auto",
+        choices=["auto", "on", "off"],
+        help="run guests' receive processing on the CPUs other than the forwarding CPU: 'auto' while the "
+        "forwarding CPU is saturated (default), 'on' always, 'off' never",
+    )
     p.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
     p.add_argument("--detach", action="store_true", help="run in the background; exit once ready")
     return p.parse_args(argv)
@@ -196,7 +203,8 @@ def run(args: argparse.Namespace) -> int:
     from pyvswitch.config.store import Store
     from pyvswitch.daemon.api import create_app
     from pyvswitch.daemon.macpool import MacPool, host_id_from
-    from pyvswitch.daemon.service import Service
+    from pyvswitch.daemon.service import Service, nic_specs
+    from pyvswitch.daemon.steering import ReceiveSteering
     from pyvswitch.lab import netns as lab
     from pyvswitch.switch.engine import Engine
 
@@ -213,8 +221,13 @@ def run(args: argparse.Namespace) -> int:
     host_id = args.host_id if args.host_id is not None else host_id_from(_machine_id(), str(state_dir))
     pool = MacPool(host_id)
     store = Store(state_dir / "config.db")
-    lab.configure_guest_rx(guest_cpus)
+    lab.configure_guest_rx(guest_cpus if args.receive_steering == "on" else frozenset())
+    if fwd_cpu is not None and guest_cpus:
+        # Everything but the forwarding thread (API, management) stays off the forwarding CPU; the forwarding
+        # thread pins itself when it starts. Threads inherit this thread's affinity.
+        os.sched_setaffinity(0, guest_cpus)
     engine = Engine(cpu=fwd_cpu)
+    steering: ReceiveSteering | None = None
     try:
         log.info(
             "pyvswitchd %s: state %s, socket %s, MAC pool %s-%s, forwarding CPU %s, guest receive CPUs %s",
@@ -229,6 +242,15 @@ def run(args: argparse.Namespace) -> int:
         engine.start()
         service = Service(store, engine, lab, pool)
         service.start()
+        if guest_cpus and args.receive_steering == "auto":
+            steering = ReceiveSteering(
+                busy_seconds=lambda: engine.busy_s,
+                guest_nics=lambda: [(n.netns, n.peer) for n in nic_specs(service.config).values()],
+                steer=lab.steer_receive,
+                set_default=lab.configure_guest_rx,
+                cpus=guest_cpus,
+            )
+            steering.start()
         config = uvicorn.Config(
             create_app(service), log_config=None, log_level=args.log_level, access_log=False, lifespan="off"
         )
@@ -241,6 +263,8 @@ def run(args: argparse.Namespace) -> int:
         log.info("stopping")
         return 0
     finally:
+        if steering is not None:
+            steering.stop()
         engine.stop()
         store.close()
         sock.close()

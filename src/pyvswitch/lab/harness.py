@@ -18,8 +18,9 @@ solicitations) and each host has a permanent neighbour entry for the other (no A
 CPU pinning (platform notes): on a machine with at least 2 CPUs, the generator, the sink and both iperf3
 ends run on CPU 0 and a userspace forwarder on CPU 1. The Linux bridge has no process to pin: it forwards in
 softirq context on the CPU that transmitted into the veth, i.e. mostly CPU 0 together with the generator,
-which is why its small-frame figure here is bounded by the generator. The end hosts' receive processing is
-steered (RPS) to the generator's CPU too, so every forwarder is measured doing only its own work.
+which is why its small-frame figure here is bounded by the generator. With offloads off, the end hosts'
+receive processing is steered (RPS) to the generator's CPU, as pyvswitchd steers its own VMs' when its
+forwarding CPU saturates (``set_offloads``).
 """
 
 from __future__ import annotations
@@ -111,12 +112,6 @@ class Harness:
         self.fw_ifs = (fw1, fw2)
         sh("ip", "addr", "add", f"{H1_IP}/{PREFIX_LEN}", "dev", if1, netns=ns1)
         sh("ip", "addr", "add", f"{H2_IP}/{PREFIX_LEN}", "dev", if2, netns=ns2)
-        if self.gen_cpu is not None:
-            # The end hosts' stacks run on the end hosts' CPU, as a guest's run on its vCPUs, whichever
-            # forwarder sits in the middle (without this, a userspace forwarder's send() would run the
-            # receiving TCP stack on the forwarder's CPU; the bridge is unaffected, it already runs there).
-            for ns, ifname in ((ns1, if1), (ns2, if2)):
-                steer_receive(ifname, {self.gen_cpu}, ns)
         self.h1 = Endpoint(ns1, if1, H1_IP, _mac(ns1, if1))
         self.h2 = Endpoint(ns2, if2, H2_IP, _mac(ns2, if2))
         for a, b in ((self.h1, self.h2), (self.h2, self.h1)):
@@ -161,6 +156,14 @@ class Harness:
             # ethtool exits non-zero when a feature is fixed or already set; the state is what matters.
             sh("ethtool", "-K", ifname, *features, netns=ns, check=False)
         self.offloads_on = on
+        if self.gen_cpu is not None:
+            # What pyvswitchd's receive steering does for its own VMs (daemon/steering.py), done here for the
+            # end hosts, which are not the daemon's: with offloads off the forwarder's CPU saturates, and the
+            # end hosts' receiving stacks, which would otherwise run inside its send(), go to their own CPU.
+            # The bridge is unaffected either way: it forwards on the end hosts' CPU already.
+            for end in (self.h1, self.h2):
+                assert end is not None
+                steer_receive(end.ifname, set() if on else {self.gen_cpu}, end.netns)
         log.info("offloads %s on all veth ends", "on (kernel defaults)" if on else "off")
 
     def reachable(self, timeout_s: float = 15.0) -> None:
@@ -222,7 +225,7 @@ class LinuxBridge:
 
 
 class PyvswitchForwarder:
-    """``pyvswitchd`` inside ``fw`` (pinned to the forwarder CPU), a Private switch with the two middle
+    """``pyvswitchd`` inside ``fw`` (forwarding thread on the forwarder CPU), a Private switch with the two middle
     ends bound as interface ports, configured through the real CLI."""
 
     name = "pyvswitch"
@@ -267,8 +270,8 @@ class PyvswitchForwarder:
         self.socket = state / "sock"
         self._log = state / "pyvswitchd.log"
         cmd = [str(self.bin_dir / "pyvswitchd"), "--state-dir", str(state), "--socket", str(self.socket)]
-        if harness.fwd_cpu is not None:
-            cmd = ["taskset", "-c", str(harness.fwd_cpu), *cmd]
+        # The daemon pins its forwarding thread to the forwarder CPU and keeps its API threads off it.
+        cmd += ["--forwarding-cpu", "none" if harness.fwd_cpu is None else str(harness.fwd_cpu)]
         with open(self._log, "ab") as logf:
             self._proc = subprocess.Popen(
                 ["ip", "netns", "exec", harness.fw, *cmd], stdout=logf, stderr=subprocess.STDOUT

@@ -29,32 +29,25 @@ log = logging.getLogger(__name__)
 
 NETNS_DIR = "/run/netns"
 
-# CPUs on which a guest's receive processing runs (RPS on its vNIC), set once by the daemon from its
-# forwarding-CPU choice. Empty: the kernel's default, i.e. on whichever CPU delivered the frame.
+# CPUs on which a new guest NIC's receive processing runs (RPS on its vNIC), set by the daemon's receive
+# steering (daemon/steering.py). Empty: the kernel's default, i.e. on whichever CPU delivered the frame.
 _guest_rx_cpus: frozenset[int] = frozenset()
 
 
 def configure_guest_rx(cpus: frozenset[int]) -> None:
-    """Steer the receive processing of VM adapters and host vNICs created from now on to ``cpus``.
-
-    Why: a frame the switch sends into a veth is processed by the receiving stack (TCP and all) inside the
-    switch's send() call, on the forwarding CPU, unless RPS moves it. On a hypervisor that work runs on the
-    guest's own vCPUs; steering it off the forwarding core gives the same division of labour, and doubled
-    TCP throughput with offloads off on this 2-CPU machine (docs/architecture.md §10).
-    """
+    """Steer the receive processing of VM adapters and host vNICs created from now on to ``cpus``
+    (why and when: daemon/steering.py)."""
     global _guest_rx_cpus
     _guest_rx_cpus = frozenset(cpus)
 
 
 def cpu_mask(cpus: frozenset[int] | set[int]) -> str:
-    return format(sum(1 << c for c in cpus), "x")
+    return format(sum(1 << c for c in cpus), "x")  # "0" for none: RPS off
 
 
 def steer_receive(ifname: str, cpus: frozenset[int] | set[int], netns: str | None = None) -> None:
-    """Set RPS on every receive queue of ``ifname`` (sysfs of a namespace is reachable only through
-    ``ip netns exec``, which mounts it, hence the subprocess)."""
-    if not cpus:
-        return
+    """Set RPS on every receive queue of ``ifname`` (no CPUs: off). The sysfs of a namespace is reachable
+    only through ``ip netns exec``, which mounts it, hence the subprocess."""
     script = f'for q in /sys/class/net/{ifname}/queues/rx-*; do echo {cpu_mask(cpus)} > "$q/rps_cpus"; done'
     cmd = (["ip", "netns", "exec", netns] if netns else []) + ["sh", "-c", script]
     res = subprocess.run(cmd, capture_output=True, text=True, timeout=30)
@@ -155,7 +148,8 @@ def create_vm_nic(netns: str, host_if: str, vm_if: str, mac: str, ips: list[str]
             ipr.link("set", index=host, state="up")
     except NetlinkError as exc:
         raise DeviceError(f"cannot create VM adapter {host_if} <-> {netns}:{vm_if}: {exc}") from exc
-    steer_receive(vm_if, _guest_rx_cpus, netns)
+    if _guest_rx_cpus:
+        steer_receive(vm_if, _guest_rx_cpus, netns)
 
 
 def create_host_vnic(host_if: str, switch_if: str, mac: str, ips: list[str]) -> None:
@@ -176,7 +170,8 @@ def create_host_vnic(host_if: str, switch_if: str, mac: str, ips: list[str]) -> 
             ipr.link("set", index=_index(ipr, switch_if), state="up")
     except NetlinkError as exc:
         raise DeviceError(f"cannot create host vNIC {host_if} <-> {switch_if}: {exc}") from exc
-    steer_receive(host_if, _guest_rx_cpus)
+    if _guest_rx_cpus:
+        steer_receive(host_if, _guest_rx_cpus)
 
 
 def _index(ipr: IPRoute, ifname: str) -> int:

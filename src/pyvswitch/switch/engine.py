@@ -20,6 +20,7 @@ import threading
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
+from time import perf_counter
 
 from pyvswitch.clock import Clock, MonotonicClock
 from pyvswitch.config.schema import HostConfig, PortConfig, PortKind
@@ -72,6 +73,9 @@ class Engine:
         self._running = False
         self._next_aging = 0.0
         self.loop_errors = 0
+        # Wall time the forwarding thread spent on batches that had frames (not idle polling): how loaded the
+        # forwarding CPU is, for the receive-steering controller and for operators.
+        self.busy_s = 0.0
 
     # ---- life cycle ----
 
@@ -236,7 +240,9 @@ class Engine:
         rx_seen: list[tuple[Device, Switch, SwitchPort]] | None = None
         last_traffic = self.clock.now()
         while self._running:
+            t0 = perf_counter()
             if self.run_once():
+                self.busy_s += perf_counter() - t0
                 last_traffic = self.clock.now()
                 continue
             if self.clock.now() - last_traffic < self.busy_poll_s:
@@ -261,6 +267,7 @@ class Engine:
         return {
             "switches": {name: sw.counters() for name, sw in list(self.switches.items())},
             "loop_errors": self.loop_errors,
+            "busy_s": round(self.busy_s, 3),
         }
 
     def fdb(self, switch: str) -> list[dict[str, object]]:
