@@ -10,10 +10,11 @@ import pytest
 from pyvswitch.datapath.afpacket import AfPacketDevice
 from pyvswitch.datapath.tap import TapDevice
 from pyvswitch.errors import DeviceError
+from pyvswitch.lab.traffic import Capture
 from pyvswitch.packet.frame import UNTAGGED, Packet
 from pyvswitch.testing.frames import eth
 from pyvswitch.testing.netns import NetnsPool, sh, unique, wait_for
-from tests.system.conftest import SEND_RAW, Capture, ns_python
+from tests.system.conftest import SEND_RAW, ns_python
 
 pytestmark = pytest.mark.system
 

@@ -9,9 +9,9 @@ import json
 
 import pytest
 
-from pyvswitch.lab.traffic import run_iperf3
+from pyvswitch.lab.traffic import Capture, run_iperf3
 from pyvswitch.testing.netns import NetnsPool, sh, unique
-from tests.system.conftest import SEND_RAW, SNIFF_AND_SEND, Capture, Host, ns_python, ping
+from tests.system.conftest import SEND_RAW, SNIFF_AND_SEND, Host, ns_python, ping
 
 pytestmark = pytest.mark.system
 

@@ -36,6 +36,8 @@ from pathlib import Path
 from types import TracebackType
 from typing import Protocol
 
+import httpx
+
 from pyvswitch.lab.netns import steer_receive
 from pyvswitch.lab.traffic import TrafficError, run_ping
 from pyvswitch.testing.netns import NetnsPool, sh, unique, wait_for
@@ -238,6 +240,7 @@ class PyvswitchForwarder:
         self._log: Path | None = None
         self._last_cli_error = ""
         self.socket: Path | None = None
+        self._client: httpx.Client | None = None
 
     def available(self) -> bool:
         return (self.bin_dir / "pyvswitchd").exists() and (self.bin_dir / "pyvswitch").exists()
@@ -257,12 +260,12 @@ class PyvswitchForwarder:
         return res.stdout
 
     def poll_counters(self) -> None:
-        """One statistics request, as a management client makes it (REST over the unix socket)."""
-        import httpx
-
+        """One statistics request, as a monitoring client makes it (REST over the unix socket, connection
+        kept open between polls)."""
         assert self.socket is not None
-        with httpx.Client(transport=httpx.HTTPTransport(uds=str(self.socket)), timeout=5) as client:
-            client.get("http://pyvswitchd/v1/counters").raise_for_status()
+        if self._client is None:
+            self._client = httpx.Client(transport=httpx.HTTPTransport(uds=str(self.socket)), timeout=5)
+        self._client.get("http://pyvswitchd/v1/counters").raise_for_status()
 
     def start(self, harness: Harness) -> None:
         self._tmp = tempfile.TemporaryDirectory(prefix="pyvswitch-bench-")
@@ -315,6 +318,9 @@ class PyvswitchForwarder:
             return ""
 
     def stop(self) -> None:
+        if self._client is not None:
+            self._client.close()
+            self._client = None
         if self._proc is not None and self._proc.poll() is None:
             self._proc.terminate()
             try:
