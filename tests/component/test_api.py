@@ -129,6 +129,7 @@ def test_health_and_openapi(d: Daemon) -> None:
 
 
 def test_internal_switch_gets_host_vnic(d: Daemon) -> None:
+    """SW-01, SW-02: an Internal switch always has a host vNIC."""
     r = d.client.post("/v1/switches", json={"name": "sw1", "type": "Internal"})
     assert r.status_code == 201, r.text
     assert r.json()["ports"] == ["sw1"]
@@ -148,6 +149,7 @@ def test_private_switch_has_no_host_vnic(d: Daemon) -> None:
 
 
 def test_external_switch_uplink_and_management_os(d: Daemon) -> None:
+    """SW-02: AllowManagementOS creates and removes the host vNIC of an External switch."""
     r = d.client.post("/v1/switches", json={"name": "ext", "type": "External", "net_adapter": "eth1"})
     assert r.status_code == 201, r.text
     assert sorted(r.json()["ports"]) == ["ext", "ext-uplink"]
@@ -170,6 +172,7 @@ def test_external_switch_needs_existing_adapter(d: Daemon) -> None:
 
 
 def test_switch_type_conversions(d: Daemon) -> None:
+    """SW-03: switch type conversion."""
     d.client.post("/v1/switches", json={"name": "s", "type": "Internal"})
     r = d.client.patch("/v1/switches/s", json={"net_adapter": "eth1"})
     assert r.status_code == 200, r.text
@@ -447,6 +450,7 @@ def test_fdb_counters_history(d: Daemon) -> None:
 
 
 def test_host_port_kind_via_ports(d: Daemon) -> None:
+    """SW-05: more host vNICs on one switch, each a full port."""
     d.client.post("/v1/switches", json={"name": "sw", "type": "Internal"})
     r = d.client.post(
         "/v1/ports", json={"name": "mgmt2", "kind": "host", "switch": "sw", "ip": ["192.0.2.1/24"]}

@@ -111,6 +111,7 @@ def test_access_vlan_isolation_and_uplink_tagging(host: Host, lan: tuple[str, st
 
 
 def test_trunk_port_tags_allowed_vlans(host: Host, lan: tuple[str, str]) -> None:
+    """VL-03: allowed VLANs travel tagged, the native one untagged."""
     lan_ns, lan_if = lan
     trunk_vm = host.vm_add("ext", "10.34.0.5/24", "--vlan", "trunk:30-31:native=1")
     # The trunk VM's eth0 is untagged = native VLAN 1 = tagged 1 on the uplink; its VLAN 30 traffic is tagged.
@@ -162,3 +163,20 @@ def test_unknown_unicast_not_delivered_to_vm_ports(host: Host, lan: tuple[str, s
     finally:
         lines = cap.stop()
     assert lines == [], "a frame to an unknown MAC reached a VM port"
+
+
+def test_tap_port_carries_traffic_to_a_vm(host: Host, pool: NetnsPool) -> None:
+    """`port add --tap`: the switch holds the TAP's user side; its kernel side, moved into a namespace (as a
+    container or a guest's host-side stack would use it), talks to a VM through the switch."""
+    host.cli("switch", "add", "sw", "--type", "private")
+    host.vm_add("sw", "10.36.0.1/24")
+    tap = unique("pvtap")
+    host.cli("port", "add", "t1", "--tap", tap, "--switch", "sw")
+    ns = pool.netns("pvtp")
+    sh("ip", "link", "set", tap, "netns", ns)
+    sh("ip", "addr", "add", "10.36.0.9/24", "dev", tap, netns=ns)
+    sh("ip", "link", "set", tap, "up", netns=ns)
+    res = ping(ns, "10.36.0.1", size=1600)
+    assert res.returncode == 0, res.stdout + res.stderr
+    counters = host.json("counters")
+    assert counters["switches"]["sw"]["ports"]["t1"]["rx_frames"] > 0  # type: ignore[index]

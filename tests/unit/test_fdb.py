@@ -1,4 +1,4 @@
-"""MacTable: learning, moves, aging, size limit with oldest-first eviction, static entries."""
+"""MacTable (SW-07: lookup by MAC and VLAN): learning, moves, aging, size limit with oldest-first eviction, static entries."""
 
 from __future__ import annotations
 

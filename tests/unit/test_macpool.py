@@ -1,4 +1,4 @@
-"""The dynamic MAC pool: shape of the addresses, per-host separation, skipping and wrapping, exhaustion."""
+"""SW-09. The dynamic MAC pool: shape of the addresses, per-host separation, skipping and wrapping, exhaustion."""
 
 from __future__ import annotations
 
