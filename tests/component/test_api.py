@@ -167,7 +167,7 @@ def test_external_switch_uplink_and_management_os(d: Daemon) -> None:
 def test_external_switch_needs_existing_adapter(d: Daemon) -> None:
     r = d.client.post("/v1/switches", json={"name": "ext", "type": "External", "net_adapter": "nosuch0"})
     assert r.status_code == 400
-    assert errors(r) == [("switches[0].net_adapter", "no interface 'nosuch0' on this host")]
+    assert errors(r) == [("net_adapter", "no interface 'nosuch0' on this host")]
     assert d.client.get("/v1/switches").json() == []
 
 
@@ -274,7 +274,7 @@ def test_port_patch_connect_disconnect_vlan_ip(d: Daemon) -> None:
     r = d.client.patch("/v1/ports/v-eth0", json={"switch": None})
     assert r.json()["switch"] is None and r.json()["vlan"]["mode"] == "Trunk"
     r = d.client.patch("/v1/ports/v-eth0", json={"switch": "nope"})
-    assert r.status_code == 400 and errors(r) == [("ports[0].switch", "no switch 'nope'")]
+    assert r.status_code == 400 and errors(r) == [("switch", "no switch 'nope'")]
     r = d.client.patch("/v1/ports/v-eth0", json={"vlan": None})
     assert r.status_code == 400 and errors(r)[0][0] == "vlan"
 
@@ -285,7 +285,7 @@ def test_interface_port_must_exist_and_no_ip(d: Daemon) -> None:
         "/v1/ports", json={"name": "p", "kind": "interface", "interface": "nosuch", "switch": "sw"}
     )
     assert r.status_code == 400 and errors(r) == [
-        ("ports[0].interface", "no interface 'nosuch' on this host")
+        ("interface", "no interface 'nosuch' on this host")
     ]
     r = d.client.post(
         "/v1/ports", json={"name": "p", "kind": "interface", "interface": "eth2", "switch": "sw"}

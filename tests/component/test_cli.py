@@ -165,12 +165,12 @@ def test_rejected_request_prints_field_and_exits_1(cli: Cli, d: Daemon) -> None:
     cli.ok("switch", "add", "sw", "--type", "private")
     res = cli("vm", "add", "v", "--switch", "nope")
     assert res.rc == 1
-    assert res.err.strip() == "error: ports[0].switch: no switch 'nope'"
+    assert res.err.strip() == "error: switch: no switch 'nope'"
     res = cli("vm", "add", "v", "--ip", "10.0.0.300/24")
     assert res.rc == 1 and res.err.startswith("error: ip")
     res = cli("switch", "add", "ext", "--uplink", "nosuch0")
     assert res.rc == 1
-    assert res.err.strip() == "error: switches[1].net_adapter: no interface 'nosuch0' on this host"
+    assert res.err.strip() == "error: net_adapter: no interface 'nosuch0' on this host"
     res = cli("switch", "add", "sw")
     assert res.rc == 1 and res.err.strip() == "error: name: switch 'sw' already exists"
     assert d.service.config.vms == []

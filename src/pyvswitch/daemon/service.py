@@ -115,6 +115,18 @@ def nic_specs(cfg: HostConfig) -> dict[str, NicSpec]:
     return out
 
 
+def request_paths(
+    problems: list[tuple[str, str]], cfg: HostConfig, collection: str, name: str
+) -> list[tuple[str, str]]:
+    """Rewrite ``ports[3].vlan`` to ``vlan`` when ``ports[3]`` is the object named ``name``."""
+    items = getattr(cfg, collection)
+    index = next((i for i, item in enumerate(items) if item.name == name), None)
+    if index is None:
+        return problems
+    prefix = f"{collection}[{index}]."
+    return [(path.removeprefix(prefix), msg) for path, msg in problems]
+
+
 def vm_namespaces(cfg: HostConfig) -> set[str]:
     return {v.namespace for v in cfg.vms}
 
@@ -233,6 +245,7 @@ class Service:
             self._commit(
                 cfg.model_copy(update={"switches": [*cfg.switches, sw], "ports": ports}),
                 f"add switch {sw.name} ({sw.type.value})",
+                focus=("switches", sw.name),
             )
             return self.switch(sw.name)
 
@@ -253,7 +266,11 @@ class Service:
             new = build(SwitchConfig, data)
             switches = [new if s.name == name else s for s in cfg.switches]
             ports = switch_ports(new, list(cfg.ports))
-            self._commit(cfg.model_copy(update={"switches": switches, "ports": ports}), f"set switch {name}")
+            self._commit(
+                cfg.model_copy(update={"switches": switches, "ports": ports}),
+                f"set switch {name}",
+                focus=("switches", name),
+            )
             return self.switch(name)
 
     def delete_switch(self, name: str) -> None:
@@ -294,7 +311,11 @@ class Service:
                 )
             elif fields:
                 raise ConfigError([(k, 'given with "adapter": false') for k in sorted(fields)])
-            self._commit(cfg.model_copy(update={"vms": [*cfg.vms, vm], "ports": ports}), f"add VM {name}")
+            self._commit(
+                cfg.model_copy(update={"vms": [*cfg.vms, vm], "ports": ports}),
+                f"add VM {name}",
+                focus=("ports", f"{name}-eth0"),
+            )
             return self.vm(name)
 
     def delete_vm(self, name: str) -> None:
@@ -319,7 +340,11 @@ class Service:
                 raise Conflict("name", f"port {port.name!r} already exists")
             if port.kind is PortKind.UPLINK:
                 raise ConfigError([("kind", "uplink ports are made by giving a switch its net_adapter")])
-            self._commit(cfg.model_copy(update={"ports": [*cfg.ports, port]}), f"add port {port.name}")
+            self._commit(
+                cfg.model_copy(update={"ports": [*cfg.ports, port]}),
+                f"add port {port.name}",
+                focus=("ports", port.name),
+            )
             return self.port(port.name)
 
     def update_port(self, name: str, changes: Mapping[str, Any]) -> PortConfig:
@@ -334,7 +359,9 @@ class Service:
             new = build(PortConfig, {**old.model_dump(), **changes})
             ports = [new if p.name == name else p for p in cfg.ports]
             what = ", ".join(sorted(changes)) or "nothing"
-            self._commit(cfg.model_copy(update={"ports": ports}), f"set port {name}: {what}")
+            self._commit(
+                cfg.model_copy(update={"ports": ports}), f"set port {name}: {what}", focus=("ports", name)
+            )
             return self.port(name)
 
     def delete_port(self, name: str) -> None:
@@ -399,7 +426,22 @@ class Service:
 
     # ---- the write path ----
 
-    def _commit(self, candidate: HostConfig, summary: str) -> HostConfig:
+    def _commit(
+        self, candidate: HostConfig, summary: str, focus: tuple[str, str] | None = None
+    ) -> HostConfig:
+        """Validate, provision, apply and store ``candidate`` as a whole, or change nothing.
+
+        ``focus`` = (collection, name) of the object the request is about: problems with that object name
+        the request's own fields (``vlan.access_vlan_id``), not its place in the whole configuration.
+        """
+        try:
+            return self._commit_whole(candidate, summary)
+        except ConfigError as exc:
+            if focus is None:
+                raise
+            raise ConfigError(request_paths(exc.problems, candidate, *focus)) from exc
+
+    def _commit_whole(self, candidate: HostConfig, summary: str) -> HostConfig:
         old = self._cfg
         candidate = self._resolve(candidate, old)
         problems = validate(candidate)
