@@ -284,9 +284,7 @@ def test_interface_port_must_exist_and_no_ip(d: Daemon) -> None:
     r = d.client.post(
         "/v1/ports", json={"name": "p", "kind": "interface", "interface": "nosuch", "switch": "sw"}
     )
-    assert r.status_code == 400 and errors(r) == [
-        ("interface", "no interface 'nosuch' on this host")
-    ]
+    assert r.status_code == 400 and errors(r) == [("interface", "no interface 'nosuch' on this host")]
     r = d.client.post(
         "/v1/ports", json={"name": "p", "kind": "interface", "interface": "eth2", "switch": "sw"}
     )
