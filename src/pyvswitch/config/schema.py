@@ -147,6 +147,14 @@ def _check_mac(v: str | None) -> str | None:
     return format_mac(mac)
 
 
+class ExtensionSetting(Model):
+    """One installed extension on one switch (Enable/Disable-VMSwitchExtension); list order = stack order
+    within its kind (Set-VMSwitch -Extensions)."""
+
+    name: str
+    enabled: bool = True
+
+
 class SwitchConfig(Model):
     """New-VMSwitch. External when ``net_adapter`` is set (Hyper-V: NetAdapterName implies External)."""
 
@@ -160,6 +168,9 @@ class SwitchConfig(Model):
     mac_aging_s: Annotated[float, Field(ge=1, le=86400)] = 300.0
     mac_table_size: Annotated[int, Field(ge=1, le=1_000_000)] = 8192
     notes: str = ""
+    # Extensions named here get this order and state; installed ones not named keep their default
+    # (disabled, except built-ins such as the firewall), after the named ones.
+    extensions: list[ExtensionSetting] = []
 
     _n = field_validator("name")(classmethod(lambda cls, v: _check_name(v)))
 

@@ -23,9 +23,12 @@ from dataclasses import dataclass
 from time import perf_counter
 
 from pyvswitch.clock import Clock, MonotonicClock
-from pyvswitch.config.schema import HostConfig, PortConfig, PortKind
+from pyvswitch.config.schema import HostConfig, PortConfig, PortKind, SwitchConfig
 from pyvswitch.datapath.device import Device
-from pyvswitch.errors import DeviceError
+from pyvswitch.errors import ConfigError, DeviceError
+from pyvswitch.ext.api import PortInfo
+from pyvswitch.ext.registry import Registry
+from pyvswitch.ext.stack import ExtensionStack, ExtensionVeto, settings_problems
 from pyvswitch.switch.switch import Switch, SwitchPort
 
 log = logging.getLogger(__name__)
@@ -58,12 +61,14 @@ class Engine:
         batch_size: int = 256,
         busy_poll_s: float = 0.05,
         cpu: int | None = None,
+        registry: Registry | None = None,
     ) -> None:
         self.clock: Clock = clock or MonotonicClock()
         self._open_device = open_device
         self.batch_size = batch_size
         self.busy_poll_s = busy_poll_s
         self.cpu = cpu
+        self._registry = registry
         self.switches: dict[str, Switch] = {}
         self._devices: dict[DeviceKey, Device] = {}
         self._rx: list[tuple[Device, Switch, SwitchPort]] = []
@@ -100,8 +105,23 @@ class Engine:
 
     # ---- configuration ----
 
+    @property
+    def registry(self) -> Registry:
+        """Installed extensions (entry points), discovered on first use."""
+        if self._registry is None:
+            self._registry = Registry()
+        return self._registry
+
     def apply(self, cfg: HostConfig) -> None:
-        """Make the data path match ``cfg``. All-or-nothing: if a device cannot be opened, nothing changes."""
+        """Make the data path match ``cfg``. All-or-nothing: if a device cannot be opened or an extension
+        vetoes a port, nothing changes (ConfigError names the field)."""
+        problems = [
+            (f"switches[{i}].{path}", msg)
+            for i, sc in enumerate(cfg.switches)
+            for path, msg in settings_problems(self.registry, sc.extensions)
+        ]
+        if problems:
+            raise ConfigError(problems)
         wanted: dict[str, tuple[DeviceKey, PortConfig]] = {}
         switch_names = {s.name for s in cfg.switches}
         for port in cfg.ports:
@@ -124,7 +144,13 @@ class Engine:
             **opened,
         }
         stale = [d for k, d in self._devices.items() if k not in devices]
-        self._run_in_loop(lambda: self._install(cfg, wanted, devices))
+        try:
+            self._run_in_loop(lambda: self._install(cfg, wanted, devices))
+        except ExtensionVeto as veto:
+            for dev in opened.values():
+                _close_quietly(dev)
+            index = next((i for i, p in enumerate(cfg.ports) if p.name == veto.port), None)
+            raise ConfigError([(f"ports[{index}]" if index is not None else "ports", str(veto))]) from veto
         for dev in stale:
             _close_quietly(dev)
 
@@ -149,11 +175,27 @@ class Engine:
         """Runs in the forwarding thread, between batches."""
         switches: dict[str, Switch] = {}
         rx: list[tuple[Device, Switch, SwitchPort]] = []
-        for sc in cfg.switches:
-            sw = self.switches.get(sc.name) or Switch(sc, self.clock)
-            ports = [pc for _, pc in wanted.values() if pc.switch == sc.name]
+        # Extensions hear of every port change first, and may veto, before any switch changes.
+        prepared: list[tuple[Switch, SwitchConfig, list[PortConfig], ExtensionStack, list[PortInfo]]] = []
+        try:
+            for sc in cfg.switches:
+                sw = self.switches.get(sc.name) or Switch(sc, self.clock, self.registry)
+                ports = [pc for _, pc in wanted.values() if pc.switch == sc.name]
+                stack, created = sw.prepare(sc, ports)
+                prepared.append((sw, sc, ports, stack, created))
+        except ExtensionVeto:
+            for _, _, _, stack, created in prepared:
+                stack.abandon(created)
+            raise
+        gone = [sw for name, sw in self.switches.items() if name not in {sc.name for sc in cfg.switches}]
+        for sw in gone:
+            sw.prepare(sw.config, [])  # removed switch: its extensions see its ports go
+        for sw, sc, ports, stack, _ in prepared:
             sw.reconfigure(
-                sc, ports, {pc.name: devices[key] for key, pc in wanted.values() if pc.switch == sc.name}
+                sc,
+                ports,
+                {pc.name: devices[key] for key, pc in wanted.values() if pc.switch == sc.name},
+                stack,
             )
             switches[sc.name] = sw
             for p in sw.ports:

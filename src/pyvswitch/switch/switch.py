@@ -19,6 +19,9 @@ from dataclasses import dataclass, field
 from pyvswitch.clock import Clock
 from pyvswitch.config.schema import PortConfig, PortKind, SwitchConfig
 from pyvswitch.datapath.device import Device
+from pyvswitch.ext.api import PortEvent, PortInfo
+from pyvswitch.ext.registry import Registry
+from pyvswitch.ext.stack import ExtensionStack
 from pyvswitch.packet.frame import ETH_HLEN, ETH_P_8021Q, UNTAGGED, VLAN_HLEN, Packet
 from pyvswitch.packet.mac import parse_mac
 from pyvswitch.packet.vnet import EMPTY_VNET_HDR, shift_vnet, vnet_problem
@@ -188,10 +191,16 @@ class Forward(Element):
 class Switch:
     """A switch instance: ports by stable index, the MAC table, and the compiled chain."""
 
-    def __init__(self, config: SwitchConfig, clock: Clock) -> None:
+    def __init__(self, config: SwitchConfig, clock: Clock, registry: Registry | None = None) -> None:
         self.name = config.name
         self.config = config
         self.clock = clock
+        self.registry = registry or Registry({})
+        # The extension stack; ``ext_active`` is it when something is enabled, else None, so a switch
+        # without extensions pays one attribute test per batch.
+        self.ext: ExtensionStack | None = None
+        self.ext_active: ExtensionStack | None = None
+        self.port_configs: dict[str, PortConfig] = {}
         self.fdb = MacTable(config.mac_table_size, config.mac_aging_s)
         self.ports: list[SwitchPort | None] = []
         self.index_of: dict[str, int] = {}
@@ -206,10 +215,63 @@ class Switch:
 
     # ---- configuration (between batches) ----
 
+    def plan_indices(self, ports: list[PortConfig]) -> dict[str, int]:
+        """Stable port indices: kept ports keep theirs, new ones take the lowest free."""
+        wanted = {p.name for p in ports}
+        taken = {n: i for n, i in self.index_of.items() if n in wanted}
+        used = set(taken.values())
+        free = (i for i in range(len(self.ports) + len(ports)) if i not in used)
+        return {p.name: taken[p.name] if p.name in taken else next(free) for p in ports}
+
+    def prepare(self, config: SwitchConfig, ports: list[PortConfig]) -> tuple[ExtensionStack, list[PortInfo]]:
+        """Build the extension stack ``config`` asks for and tell it what changes in the ports, before anything
+        changes: an extension's Veto raises ExtensionVeto here. Returns the stack and the ports it was told
+        were created (to tell them deleted if the change is abandoned)."""
+        # Before build: it reuses (and updates) the slots of the current stack.
+        was_on = {sl.name for sl in self.ext.slots if sl.enabled} if self.ext is not None else set()
+        stack = ExtensionStack.build(config.name, self.registry, config.extensions, self.clock.now, self.ext)
+        plan = self.plan_indices(ports)
+        infos = {pc.name: port_info(config.name, pc, plan[pc.name]) for pc in ports}
+        events: list[tuple[PortEvent, PortInfo]] = []
+        created: list[PortInfo] = []
+        for name, old in self.port_configs.items():
+            if name not in infos:
+                info = port_info(config.name, old, self.index_of.get(name, -1))
+                events += [(PortEvent.DISCONNECT, info), (PortEvent.DELETE, info)]
+        for pc in ports:
+            old_pc = self.port_configs.get(pc.name)
+            if old_pc is None:
+                events += [(PortEvent.CREATE, infos[pc.name]), (PortEvent.CONNECT, infos[pc.name])]
+                created.append(infos[pc.name])
+            elif old_pc != pc:
+                events.append((PortEvent.UPDATE, infos[pc.name]))
+        stack.deliver(events)
+        # Extensions enabled by this change learn about the ports that were already there (no veto now).
+        for slot in stack.slots:
+            if slot.enabled and slot.name not in was_on:
+                for pc in ports:
+                    if pc.name in self.port_configs:
+                        for ev in (PortEvent.CREATE, PortEvent.CONNECT):
+                            stack.tell(slot, ev, infos[pc.name])
+        return stack, created
+
     def reconfigure(
-        self, config: SwitchConfig, ports: list[PortConfig], devices: dict[str, Device]
+        self,
+        config: SwitchConfig,
+        ports: list[PortConfig],
+        devices: dict[str, Device],
+        stack: ExtensionStack | None = None,
     ) -> list[str]:
-        """Install ``ports`` (all connected to this switch) with their devices; returns removed port names."""
+        """Install ``ports`` (all connected to this switch) with their devices and the extension stack from
+        ``prepare`` (built here if not given); returns removed port names."""
+        if stack is None:
+            stack = ExtensionStack.build(
+                config.name, self.registry, config.extensions, self.clock.now, self.ext
+            )
+        self.ext = stack
+        self.ext_active = stack if stack.active else None
+        self.port_configs = {pc.name: pc for pc in ports}
+        plan = self.plan_indices(ports)
         self.config = config
         self.fdb.max_entries = config.mac_table_size
         self.fdb.aging_s = config.mac_aging_s
@@ -221,8 +283,9 @@ class Switch:
             self.fdb.flush_port(idx)
         static: dict[int, int] = {}
         for pc in ports:
-            known = self.index_of.get(pc.name)
-            idx = known if known is not None else self._free_index()
+            idx = plan[pc.name]
+            while len(self.ports) <= idx:
+                self.ports.append(None)
             self.index_of[pc.name] = idx
             policy = compile_vlan(pc.vlan, pc.kind)
             old = self.ports[idx]
@@ -247,14 +310,10 @@ class Switch:
         self.fid = learning_domains(ports)
         self._flood_cache.clear()
         self._unknown_cache.clear()
+        stack.ctx.ports = {
+            self.index_of[pc.name]: port_info(config.name, pc, self.index_of[pc.name]) for pc in ports
+        }
         return removed
-
-    def _free_index(self) -> int:
-        for i, p in enumerate(self.ports):
-            if p is None and i not in self.index_of.values():
-                return i
-        self.ports.append(None)
-        return len(self.ports) - 1
 
     # ---- forwarding ----
 
@@ -282,7 +341,47 @@ class Switch:
     def process(self, port: SwitchPort, batch: list[Packet]) -> dict[int, tuple[list[Packet], list[int]]]:
         """Run one received batch through the chain; returns per destination port (packets, TCIs)."""
         self.current_port = port
-        batch = self.forward.process(self.ingress.process(batch))
+        batch = self.ingress.process(batch)
+        ext = self.ext_active
+        if ext is None:
+            batch = self.forward.process(batch)
+        else:
+            batch = ext.ingress(batch, port.index) if batch else batch
+            batch = self._forward_with(ext, batch)
+            if ext.pending:
+                batch += self._forward_with(ext, self._injected(ext.take_pending()))
+        outs = self._group(batch)
+        if ext is not None:
+            for d, (pkts, tcis) in list(outs.items()):
+                outs[d] = ext.egress(pkts, tcis, d)
+        return outs
+
+    def _forward_with(self, ext: ExtensionStack, batch: list[Packet]) -> list[Packet]:
+        if not batch:
+            return batch
+        if ext.forwarder is not None:
+            return ext.forward(batch, len(self.ports))
+        return self.forward.process(batch)
+
+    def _injected(self, frames: list[tuple[bytes, int | None, int]]) -> list[Packet]:
+        """Frames originated or injected by extensions, as packets entering at ``source`` (None: the trusted
+        default port, index -1, which no policy applies to, as in Hyper-V)."""
+        out: list[Packet] = []
+        unpack = ETH_HDR.unpack_from
+        for frame, source, vlan in frames:
+            if len(frame) < ETH_HLEN:
+                self.egress_drops["injected-runt"] += 1
+                continue
+            dst_hi, dst_lo, src_hi, src_lo, _etype = unpack(frame)
+            pkt = Packet(frame, UNTAGGED, None, -1 if source is None else source)
+            pkt.vlan = vlan
+            pkt.dst = (dst_hi << 32) | dst_lo
+            pkt.src = (src_hi << 32) | src_lo
+            out.append(pkt)
+        return out
+
+    def _group(self, batch: list[Packet]) -> dict[int, tuple[list[Packet], list[int]]]:
+        """Fan-out: per destination port, the packets and the TCI each gets there."""
         outs: dict[int, tuple[list[Packet], list[int]]] = {}
         ports = self.ports
         last: tuple[int, int] | None = None  # (port, vlan) of the previous single-destination packet
@@ -330,6 +429,7 @@ class Switch:
             "ports": ports,
             "elements": {e.name: e.counters() for e in (self.ingress, self.forward)},
             "drops": dict(drops),
+            "extensions": self.ext.counters() if self.ext is not None else [],
             "fdb": {
                 "learned": len(self.fdb.learned),
                 "static": len(self.fdb.static),
@@ -337,6 +437,10 @@ class Switch:
                 "moves": self.fdb.moves,
             },
         }
+
+
+def port_info(switch: str, pc: PortConfig, index: int) -> PortInfo:
+    return PortInfo(pc.name, index, pc.kind.value, switch, pc.mac, pc.vm, pc.vlan.mode.value)
 
 
 def _mtu(ifname: str) -> int:

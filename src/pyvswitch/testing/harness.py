@@ -6,6 +6,7 @@ from collections.abc import Iterable
 
 from pyvswitch.config.schema import HostConfig, PortConfig, SwitchConfig
 from pyvswitch.datapath.memory import MemoryDevice
+from pyvswitch.ext.registry import Registry
 from pyvswitch.packet.frame import UNTAGGED
 from pyvswitch.switch.engine import Engine
 from pyvswitch.testing.clock import FakeClock
@@ -18,10 +19,13 @@ class SwitchHarness:
     Ports' ``interface`` fields name their memory devices; when omitted, the port name is used.
     """
 
-    def __init__(self, switches: Iterable[SwitchConfig], ports: Iterable[PortConfig]) -> None:
+    def __init__(
+        self, switches: Iterable[SwitchConfig], ports: Iterable[PortConfig], registry: Registry | None = None
+    ) -> None:
         self.clock = FakeClock()
         self.devices: dict[str, MemoryDevice] = {}
-        self.engine = Engine(clock=self.clock, open_device=self._open)
+        # No entry-point discovery unless asked: a test's extensions are the ones it names.
+        self.engine = Engine(clock=self.clock, open_device=self._open, registry=registry or Registry({}))
         self.configure(switches, ports)
 
     def _open(self, kind: str, ifname: str) -> MemoryDevice:

@@ -1,0 +1,237 @@
+"""The public extension API (version 1.0): what a third-party capture, filter or forwarding extension writes against.
+
+An extension is a class registered in the entry-point group ``pyvswitch.extensions``::
+
+    [project.entry-points."pyvswitch.extensions"]
+    flowcount = "my_package:FlowCounter"
+
+pyvswitch makes one instance per switch, bound but disabled until enabled on that switch
+(``Enable-VMSwitchExtension``), and calls it with whole batches. The three kinds have Hyper-V's powers, and the
+switch enforces them by what it hands over:
+
+- **capture** (``CaptureExtension``): sees every frame read-only (``CapturedFrame``: data is a read-only view)
+  on ingress and egress, and may originate new frames (``Context.originate``). It cannot drop or change anything.
+- **filter** (``FilterExtension``): gets the live packets with a ``Gate``: drop with a reason, replace a packet's
+  data (copy-on-write: received data is read-only, so a filter builds new bytes), clone, inject new frames, and on
+  egress exclude a destination. It may veto port creation and connection.
+- **forwarding** (``ForwardingExtension``): a filter that also decides destinations: ``forward`` sets
+  ``pkt.dsts`` for each packet. At most one is enabled per switch; without one, the built-in learning forwarder
+  decides.
+
+The stack runs capture* -> filter* -> forwarding on ingress and the reverse on egress; the order within a kind is
+the switch's configuration. An exception escaping an extension is contained: counted, logged with a rate limit,
+and then ``on_error`` decides: ``"bypass"`` (the batch continues as if the extension were not there) or
+``"drop"`` (the batch is dropped with reason ``extension-error``).
+
+Packets (``pyvswitch.packet.frame.Packet``) are untagged inside the switch: ``pkt.vlan`` is the VLAN, ``pkt.tci``
+the received tag; ``pkt.src``/``pkt.dst`` are MACs as 48-bit ints; ``pkt.in_port`` is the source port index
+(``Context.port(i)`` names it); ``pkt.vnet`` the virtio-net header (offsets relative to ``data``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import Any, ClassVar
+
+from pyvswitch.packet.frame import UNTAGGED, Buffer, Packet
+
+API_VERSION = "1.0"
+ENTRY_POINT_GROUP = "pyvswitch.extensions"
+
+
+class ExtensionKind(StrEnum):
+    CAPTURE = "capture"
+    FILTER = "filter"
+    FORWARDING = "forwarding"
+
+
+class OnError(StrEnum):
+    BYPASS = "bypass"
+    DROP = "drop"
+
+
+class PortEvent(StrEnum):
+    """A port's life (Hyper-V's create -> connect -> disconnect -> delete), delivered in stack order."""
+
+    CREATE = "create"
+    CONNECT = "connect"
+    UPDATE = "update"  # the port's policies (VLAN, security) change
+    DISCONNECT = "disconnect"
+    DELETE = "delete"
+
+
+class Veto(Exception):
+    """Raised by a filter or forwarding extension from ``port_event`` (create, connect, update) to refuse a
+    port or a policy change; the configuration change is then rejected as a whole."""
+
+
+@dataclass(frozen=True, slots=True)
+class PortInfo:
+    """A port as extensions see it."""
+
+    name: str
+    index: int
+    kind: str  # vm, host, interface, tap, uplink
+    switch: str
+    mac: str | None
+    vm: str | None
+    vlan_mode: str
+
+
+@dataclass(frozen=True, slots=True)
+class CapturedFrame:
+    """What a capture extension sees of a packet: nothing it can change."""
+
+    data: memoryview
+    vlan: int
+    tci: int
+    in_port: int
+    src: int
+    dst: int
+    dsts: tuple[int, ...] | None
+
+    @classmethod
+    def of(cls, pkt: Packet) -> CapturedFrame:
+        return cls(
+            memoryview(pkt.data).toreadonly(),
+            pkt.vlan,
+            pkt.tci,
+            pkt.in_port,
+            pkt.src,
+            pkt.dst,
+            None if pkt.dsts is None else tuple(pkt.dsts),
+        )
+
+
+@dataclass(slots=True)
+class Context:
+    """The switch as an extension sees it during a call: names of ports, the clock, and origination."""
+
+    switch: str
+    now: Callable[[], float]
+    ports: dict[int, PortInfo]
+    _originated: list[tuple[bytes, int | None, int]] = field(default_factory=list)
+
+    def port(self, index: int) -> PortInfo | None:
+        return self.ports.get(index)
+
+    def port_index(self, name: str) -> int | None:
+        return next((i for i, p in self.ports.items() if p.name == name), None)
+
+    def originate(self, frame: Buffer, source_port: int | None = None, vlan: int = 0) -> None:
+        """Send a new frame into the switch's ingress (next batch). ``source_port`` None = the trusted default
+        port (bypasses port policies, as in Hyper-V); a real port index gets that port's policies."""
+        self._originated.append((bytes(frame), source_port, vlan))
+
+
+class Gate:
+    """A filter's powers over one batch. Decisions take effect when the extension returns."""
+
+    __slots__ = ("_drops", "_excluded", "_injected", "direction", "out_port")
+
+    def __init__(self, direction: str, out_port: int | None = None) -> None:
+        self.direction = direction  # "ingress" or "egress"
+        self.out_port = out_port  # egress: the destination port this batch is going to
+        self._drops: dict[int, str] = {}  # id(pkt) -> reason
+        self._excluded: dict[int, str] = {}
+        self._injected: list[tuple[bytes, int | None, int]] = []
+
+    def drop(self, pkt: Packet, reason: str) -> None:
+        """Drop ``pkt`` here; counted under ``reason``."""
+        self._drops[id(pkt)] = reason
+
+    def exclude(self, pkt: Packet, reason: str) -> None:
+        """Egress: do not deliver ``pkt`` to this batch's destination (sticky; counted under ``reason``)."""
+        if self.direction != "egress":
+            raise ValueError("exclude is an egress decision; on ingress, drop or change pkt.dsts")
+        self._excluded[id(pkt)] = reason
+
+    def replace(self, pkt: Packet, data: Buffer) -> None:
+        """Change a packet's bytes (copy-on-write: the received data is read-only)."""
+        pkt.data = bytes(data)
+        pkt.vnet = None  # offsets of the old header no longer describe the new bytes
+
+    def clone(self, pkt: Packet) -> Packet:
+        """A copy that can be changed and injected without touching the original."""
+        return pkt.detach()
+
+    def inject(self, frame: Buffer, source_port: int | None = None, vlan: int = 0) -> None:
+        """A new frame into ingress (next batch), as ``Context.originate``."""
+        self._injected.append((bytes(frame), source_port, vlan))
+
+
+class Extension:
+    """Base of every extension. One instance per switch; called from the forwarding thread only."""
+
+    name: ClassVar[str] = ""
+    kind: ClassVar[ExtensionKind]
+    api_version: ClassVar[str] = API_VERSION
+    description: ClassVar[str] = ""
+    #: What the switch does with a batch when this extension raises.
+    on_error: ClassVar[OnError] = OnError.BYPASS
+    #: Built-ins that ship enabled (Hyper-V's WFP filter); third-party extensions start disabled.
+    enabled_by_default: ClassVar[bool] = False
+
+    def __init__(self, switch: str) -> None:
+        self.switch = switch
+
+    def port_event(self, event: PortEvent, port: PortInfo) -> None:
+        """A port was created/connected/disconnected/deleted. Filters and forwarders may raise Veto on
+        create and connect."""
+
+    def status(self) -> dict[str, Any]:
+        """Run-time data shown by the API (``GET /v1/switches/{name}/extensions``); JSON-able."""
+        return {}
+
+    def save_state(self, port: str) -> bytes | None:
+        """Per-port run-time state to carry across a restart or live migration (None: nothing)."""
+        return None
+
+    def restore_state(self, port: str, blob: bytes) -> None:
+        """Take back what ``save_state`` gave, on a port that may have another index now."""
+
+
+class CaptureExtension(Extension):
+    kind = ExtensionKind.CAPTURE
+
+    def capture(self, ctx: Context, frames: Sequence[CapturedFrame], direction: str, port: int) -> None:
+        """Frames received from (ingress) or about to be sent to (egress) port index ``port``."""
+
+
+class FilterExtension(Extension):
+    kind = ExtensionKind.FILTER
+
+    def ingress(self, ctx: Context, pkts: Sequence[Packet], gate: Gate) -> None:
+        """Packets received from one port (``pkts[i].in_port``), before forwarding."""
+
+    def egress(self, ctx: Context, pkts: Sequence[Packet], gate: Gate) -> None:
+        """Packets about to be sent to ``gate.out_port``."""
+
+
+class ForwardingExtension(FilterExtension):
+    kind = ExtensionKind.FORWARDING
+
+    def forward(self, ctx: Context, pkts: Sequence[Packet]) -> None:
+        """Set ``pkt.dsts`` (port indices) for every packet; an empty list or None drops it ("no-destination")."""
+        raise NotImplementedError
+
+
+__all__ = [
+    "API_VERSION",
+    "ENTRY_POINT_GROUP",
+    "UNTAGGED",
+    "CaptureExtension",
+    "CapturedFrame",
+    "Context",
+    "Extension",
+    "ExtensionKind",
+    "FilterExtension",
+    "ForwardingExtension",
+    "Gate",
+    "OnError",
+    "PortEvent",
+    "PortInfo",
+    "Veto",
+]

@@ -1,0 +1,371 @@
+"""One switch's extension stack: instances in configured order, the calls around each batch, containment.
+
+Compiled when the switch's configuration changes; an empty stack (nothing enabled) is ``None`` in the switch,
+so a switch without extensions pays nothing per batch. Instances live as long as the extension stays installed
+on the switch, across enable/disable and reordering, so their state survives reconfiguration.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import Counter
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Protocol
+
+from pyvswitch.ext.api import (
+    CapturedFrame,
+    CaptureExtension,
+    Context,
+    Extension,
+    ExtensionKind,
+    FilterExtension,
+    ForwardingExtension,
+    Gate,
+    OnError,
+    PortEvent,
+    PortInfo,
+    Veto,
+)
+from pyvswitch.ext.registry import Registry
+from pyvswitch.packet.frame import Packet
+
+log = logging.getLogger(__name__)
+
+KIND_ORDER = {ExtensionKind.CAPTURE: 0, ExtensionKind.FILTER: 1, ExtensionKind.FORWARDING: 2}
+LOG_FIRST = 10  # errors of one extension logged in full; then one line every LOG_EVERY
+LOG_EVERY = 1000
+
+
+class ExtensionVeto(Exception):
+    """An extension refused a port or a policy; nothing was changed."""
+
+    def __init__(self, extension: str, port: str, event: PortEvent, reason: str) -> None:
+        self.extension = extension
+        self.port = port
+        self.event = event
+        self.reason = reason
+        super().__init__(f"extension {extension!r} refused {event.value} of port {port!r}: {reason}")
+
+
+class ExtensionSettingLike(Protocol):
+    """What the stack needs of a configured setting (config.schema.ExtensionSetting satisfies it)."""
+
+    @property
+    def name(self) -> str: ...
+
+    @property
+    def enabled(self) -> bool: ...
+
+
+@dataclass(slots=True)
+class ExtensionSlot:
+    """One installed extension on one switch: its instance, whether it is enabled, and its counters."""
+
+    name: str
+    instance: Extension
+    enabled: bool
+    position: int
+    calls: int = 0
+    errors: int = 0
+    drops: Counter[str] = field(default_factory=Counter)
+
+    @property
+    def kind(self) -> ExtensionKind:
+        return self.instance.kind
+
+    def as_dict(self) -> dict[str, object]:
+        try:
+            status = self.instance.status()
+        except Exception as exc:  # status is advisory; a broken one must not break the API
+            status = {"error": repr(exc)}
+        return {
+            "name": self.name,
+            "kind": self.kind.value,
+            "enabled": self.enabled,
+            "position": self.position,
+            "on_error": self.instance.on_error.value,
+            "calls": self.calls,
+            "errors": self.errors,
+            "drops": dict(self.drops),
+            "status": status,
+        }
+
+
+def stack_order(
+    registry: Registry, settings: Sequence[ExtensionSettingLike]
+) -> list[tuple[str, type[Extension], bool]]:
+    """(name, class, enabled) in stack order: by kind (capture, filter, forwarding), then as configured, then
+    the unconfigured ones by name with their default. Names not installed are skipped (validation reports them)."""
+    configured = {s.name: (i, s.enabled) for i, s in enumerate(settings)}
+    rows: list[tuple[int, int, str, type[Extension], bool]] = []
+    for inst in registry.usable():
+        assert inst.cls is not None
+        pos, enabled = configured.get(inst.name, (len(configured), inst.cls.enabled_by_default))
+        rows.append((KIND_ORDER[inst.cls.kind], pos, inst.name, inst.cls, enabled))
+    rows.sort(key=lambda r: (r[0], r[1], r[2]))
+    return [(name, cls, enabled) for _, _, name, cls, enabled in rows]
+
+
+def settings_problems(registry: Registry, settings: Sequence[ExtensionSettingLike]) -> list[tuple[str, str]]:
+    """Configuration errors (field path relative to the switch, message)."""
+    problems: list[tuple[str, str]] = []
+    seen: set[str] = set()
+    for i, s in enumerate(settings):
+        inst = registry.get(s.name)
+        if s.name in seen:
+            problems.append((f"extensions[{i}].name", f"extension {s.name!r} listed twice"))
+        seen.add(s.name)
+        if inst is None:
+            problems.append((f"extensions[{i}].name", f"no extension {s.name!r} is installed"))
+        elif inst.cls is None:
+            problems.append((f"extensions[{i}].name", f"extension {s.name!r} cannot be used: {inst.problem}"))
+    forwarders = [
+        n for n, cls, on in stack_order(registry, settings) if on and cls.kind is ExtensionKind.FORWARDING
+    ]
+    if len(forwarders) > 1:
+        problems.append(
+            ("extensions", f"at most one forwarding extension may be enabled, not {', '.join(forwarders)}")
+        )
+    return problems
+
+
+class ExtensionStack:
+    """The enabled extensions of one switch, called around each batch."""
+
+    def __init__(self, switch: str, slots: list[ExtensionSlot], now: Callable[[], float]) -> None:
+        self.switch = switch
+        self.slots = slots
+        enabled = [s for s in slots if s.enabled]
+        self.captures = [s for s in enabled if s.kind is ExtensionKind.CAPTURE]
+        self.filters = [s for s in enabled if s.kind is ExtensionKind.FILTER]
+        fwd = [s for s in enabled if s.kind is ExtensionKind.FORWARDING]
+        self.forwarder: ExtensionSlot | None = fwd[0] if fwd else None
+        # Filters on ingress, the forwarder's own filter step last; egress is the mirror image.
+        self.ingress_filters = self.filters + fwd
+        self.egress_filters = list(reversed(self.ingress_filters))
+        self.active = bool(enabled)
+        self.ctx = Context(switch, now, {})
+        self.pending: list[tuple[bytes, int | None, int]] = []
+
+    @classmethod
+    def build(
+        cls,
+        switch: str,
+        registry: Registry,
+        settings: Sequence[ExtensionSettingLike],
+        now: Callable[[], float],
+        previous: ExtensionStack | None = None,
+    ) -> ExtensionStack:
+        old = {s.name: s for s in previous.slots} if previous is not None else {}
+        slots: list[ExtensionSlot] = []
+        for pos, (name, ext_cls, enabled) in enumerate(stack_order(registry, settings)):
+            prev = old.get(name)
+            if prev is not None and type(prev.instance) is ext_cls:
+                prev.enabled = enabled
+                prev.position = pos
+                slots.append(prev)
+            else:
+                slots.append(ExtensionSlot(name, ext_cls(switch), enabled, pos))
+        return cls(switch, slots, now)
+
+    # ---- containment ----
+
+    def _failed(self, slot: ExtensionSlot, what: str) -> None:
+        slot.errors += 1
+        if slot.errors <= LOG_FIRST:
+            log.exception("extension %r on switch %r raised in %s", slot.name, self.switch, what)
+        elif slot.errors % LOG_EVERY == 0:
+            log.error("extension %r on switch %r: %d errors so far", slot.name, self.switch, slot.errors)
+
+    # ---- data path ----
+
+    def ingress(self, pkts: list[Packet], port: int) -> list[Packet]:
+        """Capture then filter extensions over a batch received from ``port``; returns the survivors."""
+        ctx = self.ctx
+        for slot in self.captures:
+            slot.calls += 1
+            try:
+                ext = slot.instance
+                assert isinstance(ext, CaptureExtension)
+                ext.capture(ctx, [CapturedFrame.of(p) for p in pkts], "ingress", port)
+            except Exception:
+                self._failed(slot, "capture")
+        for slot in self.ingress_filters:
+            if not pkts:
+                break
+            pkts = self._filter(slot, pkts, Gate("ingress"))
+        self._collect(ctx)
+        return pkts
+
+    def _filter(self, slot: ExtensionSlot, pkts: list[Packet], gate: Gate) -> list[Packet]:
+        slot.calls += 1
+        ext = slot.instance
+        assert isinstance(ext, FilterExtension)
+        try:
+            if gate.direction == "ingress":
+                ext.ingress(self.ctx, pkts, gate)
+            else:
+                ext.egress(self.ctx, pkts, gate)
+        except Exception:
+            self._failed(slot, gate.direction)
+            if ext.on_error is OnError.DROP:
+                slot.drops["extension-error"] += len(pkts)
+                return []
+            return pkts  # bypass: as if the extension were not there
+        self.pending.extend(gate._injected)
+        decided = gate._drops or gate._excluded
+        if not decided:
+            return pkts
+        out: list[Packet] = []
+        for p in pkts:
+            reason = decided.get(id(p))
+            if reason is None:
+                out.append(p)
+            else:
+                slot.drops[reason] += 1
+        return out
+
+    def forward(self, pkts: list[Packet], port_count: int) -> list[Packet]:
+        """The forwarding extension sets destinations; packets left without any are dropped."""
+        slot = self.forwarder
+        assert slot is not None
+        ext = slot.instance
+        assert isinstance(ext, ForwardingExtension)
+        slot.calls += 1
+        for p in pkts:
+            p.dsts = None
+        try:
+            ext.forward(self.ctx, pkts)
+        except Exception:
+            self._failed(slot, "forward")
+            slot.drops["extension-error"] += len(pkts)
+            return []  # no destinations decided: nothing can be sent, whatever on_error says
+        out: list[Packet] = []
+        for p in pkts:
+            dsts = p.dsts
+            if not dsts:
+                slot.drops["no-destination"] += 1
+                continue
+            valid = [d for d in dsts if 0 <= d < port_count and d != p.in_port]
+            if not valid:
+                slot.drops["no-destination"] += 1
+                continue
+            p.dsts = valid
+            out.append(p)
+        return out
+
+    def egress(self, pkts: list[Packet], tcis: list[int], port: int) -> tuple[list[Packet], list[int]]:
+        """Filters (reversed) then captures (reversed) over a batch for destination ``port``."""
+        if self.egress_filters:
+            keep = pkts
+            for slot in self.egress_filters:
+                if not keep:
+                    break
+                keep = self._filter(slot, keep, Gate("egress", port))
+            if len(keep) != len(pkts):
+                kept = {id(p) for p in keep}
+                tcis = [t for p, t in zip(pkts, tcis, strict=True) if id(p) in kept]
+                pkts = keep
+        if pkts:
+            ctx = self.ctx
+            for slot in reversed(self.captures):
+                slot.calls += 1
+                try:
+                    ext = slot.instance
+                    assert isinstance(ext, CaptureExtension)
+                    ext.capture(ctx, [CapturedFrame.of(p) for p in pkts], "egress", port)
+                except Exception:
+                    self._failed(slot, "capture")
+        self._collect(self.ctx)
+        return pkts, tcis
+
+    def _collect(self, ctx: Context) -> None:
+        if ctx._originated:
+            self.pending.extend(ctx._originated)
+            ctx._originated.clear()
+
+    def take_pending(self) -> list[tuple[bytes, int | None, int]]:
+        out, self.pending = self.pending, []
+        return out
+
+    # ---- control path ----
+
+    def deliver(self, events: Sequence[tuple[PortEvent, PortInfo]]) -> None:
+        """Port events to every enabled extension, in stack order. A Veto on create/connect/update stops
+        everything: extensions that already accepted a refused port's creation are told it is deleted, and
+        ExtensionVeto is raised before the switch changes anything."""
+        enabled = [s for s in self.slots if s.enabled]
+        accepted: list[tuple[ExtensionSlot, PortInfo]] = []
+        for event, port in events:
+            for slot in enabled:
+                try:
+                    slot.instance.port_event(event, port)
+                except Veto as v:
+                    vetoable = event in (PortEvent.CREATE, PortEvent.CONNECT, PortEvent.UPDATE)
+                    if vetoable and slot.kind is not ExtensionKind.CAPTURE:
+                        for other, p in accepted:
+                            self._quiet_event(other, PortEvent.DELETE, p)
+                        raise ExtensionVeto(slot.name, port.name, event, str(v) or "vetoed") from v
+                    log.warning(
+                        "extension %r cannot veto %s of %s; ignored", slot.name, event.value, port.name
+                    )
+                except Exception:
+                    self._failed(slot, f"port_event({event.value})")
+                else:
+                    if event is PortEvent.CREATE:
+                        accepted.append((slot, port))
+
+    def tell(self, slot: ExtensionSlot, event: PortEvent, port: PortInfo) -> None:
+        """One event to one extension, no veto possible (a Veto is logged and ignored)."""
+        try:
+            slot.instance.port_event(event, port)
+        except Veto:
+            log.warning(
+                "extension %r cannot veto %s of existing port %s; ignored", slot.name, event.value, port.name
+            )
+        except Exception:
+            self._failed(slot, f"port_event({event.value})")
+
+    def abandon(self, created: Sequence[PortInfo]) -> None:
+        """A prepared change was not made: tell the extensions the ports they saw created are gone."""
+        for port in created:
+            for slot in self.slots:
+                if slot.enabled:
+                    self._quiet_event(slot, PortEvent.DELETE, port)
+
+    def _quiet_event(self, slot: ExtensionSlot, event: PortEvent, port: PortInfo) -> None:
+        try:
+            slot.instance.port_event(event, port)
+        except Exception:
+            self._failed(slot, f"port_event({event.value})")
+
+    def save_port_state(self, port: str) -> dict[str, bytes]:
+        out: dict[str, bytes] = {}
+        for slot in self.slots:
+            try:
+                blob = slot.instance.save_state(port)
+            except Exception:
+                self._failed(slot, "save_state")
+                continue
+            if blob is not None:
+                out[slot.name] = bytes(blob)
+        return out
+
+    def restore_port_state(self, port: str, blobs: dict[str, bytes]) -> list[str]:
+        """Hands each blob to the extension that saved it; returns the names it had nobody for."""
+        by_name = {s.name: s for s in self.slots}
+        orphans: list[str] = []
+        for name, blob in blobs.items():
+            slot = by_name.get(name)
+            if slot is None:
+                orphans.append(name)
+                continue
+            try:
+                slot.instance.restore_state(port, blob)
+            except Exception:
+                self._failed(slot, "restore_state")
+        return orphans
+
+    def counters(self) -> list[dict[str, object]]:
+        return [s.as_dict() for s in self.slots]
