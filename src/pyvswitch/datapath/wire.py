@@ -2,17 +2,10 @@
 
 from __future__ import annotations
 
-import struct
-
-from pyvswitch.packet.frame import ETH_P_8021Q, UNTAGGED, Buffer, Packet
+from pyvswitch.packet.frame import TAG, UNTAGGED, VLAN_HLEN, Buffer, Packet, tag_bytes
 from pyvswitch.packet.vnet import EMPTY_VNET_HDR, shift_vnet
 
-TAG = struct.Struct(">HH")
-VLAN_HLEN = 4
-
-
-def tag_bytes(tci: int) -> bytes:
-    return TAG.pack(ETH_P_8021Q, tci & 0xFFFF)
+__all__ = ["TAG", "VLAN_HLEN", "out_vnet", "tag_bytes", "wire_bytes", "wire_parts"]
 
 
 def wire_parts(data: Buffer, tci: int) -> list[Buffer]:

@@ -45,7 +45,7 @@ from types import TracebackType
 from typing import BinaryIO, Literal
 
 from pyvswitch import __version__
-from pyvswitch.packet.frame import ETH_P_8021Q, UNTAGGED, Buffer
+from pyvswitch.packet.frame import UNTAGGED, Buffer, tag_bytes
 
 log = logging.getLogger(__name__)
 
@@ -83,7 +83,6 @@ _EPB_HEAD = struct.Struct("<IIIIIII")  # type, total length, interface id, ts hi
 _OPT_HEAD = struct.Struct("<HH")
 _OPT_U32 = struct.Struct("<HHI")
 _END_OF_OPT = _OPT_HEAD.pack(OPT_ENDOFOPT, 0)
-_TAG = struct.Struct(">HH")
 _PAD = (b"", b"\0\0\0", b"\0\0", b"\0")  # indexed by length % 4
 
 Direction = Literal["in", "out"]
@@ -290,11 +289,11 @@ class PcapngWriter:
         if not tagged:
             parts = [frame[:snaplen] if cut else frame]
         elif not cut:
-            parts = [frame[:12], _TAG.pack(ETH_P_8021Q, tci & 0xFFFF), frame[12:]]
+            parts = [frame[:12], tag_bytes(tci), frame[12:]]
         elif snaplen >= 16:
-            parts = [frame[:12], _TAG.pack(ETH_P_8021Q, tci & 0xFFFF), frame[12 : snaplen - 4]]
+            parts = [frame[:12], tag_bytes(tci), frame[12 : snaplen - 4]]
         else:  # a snaplen that cuts into the tag itself
-            parts = [(bytes(frame[:12]) + _TAG.pack(ETH_P_8021Q, tci & 0xFFFF))[:snaplen]]
+            parts = [(bytes(frame[:12]) + tag_bytes(tci))[:snaplen]]
         captured = sum(len(p) for p in parts)
 
         opts = b""

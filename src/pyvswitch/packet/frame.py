@@ -14,6 +14,8 @@ Conventions every layer relies on:
 
 from __future__ import annotations
 
+import struct
+
 ETH_P_IPV4 = 0x0800
 ETH_P_ARP = 0x0806
 ETH_P_8021Q = 0x8100
@@ -26,6 +28,12 @@ ETH_HLEN = 14
 VLAN_HLEN = 4
 
 Buffer = bytes | bytearray | memoryview
+TAG = struct.Struct(">HH")  # TPID, TCI
+
+
+def tag_bytes(tci: int) -> bytes:
+    """The 4 bytes of an 802.1Q tag carrying ``tci``."""
+    return TAG.pack(ETH_P_8021Q, tci & 0xFFFF)
 
 
 class Packet:
