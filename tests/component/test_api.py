@@ -43,6 +43,9 @@ class FakeEngine:
     def fdb(self, switch: str) -> list[dict[str, object]]:
         return [{"mac": "02:00:00:00:00:01", "vlan": 1, "port": "x", "age_s": 1.0, "static": False}]
 
+    def installed_extensions(self) -> list[dict[str, object]]:
+        return [{"name": "sample", "kind": "capture"}]
+
 
 class FakeLab:
     """Namespaces and links as sets; ``existing`` stands for interfaces of the host (NICs)."""

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
+import os
 import signal
 import subprocess
 import sys
@@ -19,8 +21,9 @@ BIN = Path(sys.executable).parent
 class Host:
     """One pyvswitchd instance (a 'host'), its CLI, and everything it created — removed at teardown."""
 
-    def __init__(self, state_dir: Path, *daemon_args: str) -> None:
+    def __init__(self, state_dir: Path, *daemon_args: str, env: dict[str, str] | None = None) -> None:
         self.daemon_args = daemon_args
+        self.env = {**os.environ, **env} if env else None
         self.state_dir = state_dir
         self.socket = state_dir / "pyvswitchd.sock"
         self.proc: subprocess.Popen[bytes] | None = None
@@ -47,6 +50,7 @@ class Host:
                 ],
                 stdout=log,
                 stderr=subprocess.STDOUT,
+                env=self.env,
             )
         wait_for(self._healthy, timeout_s=30, what=f"pyvswitchd on {self.socket} (log: {self.log})")
 
@@ -101,7 +105,13 @@ class Host:
 def host(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Host]:
     """A running pyvswitchd; ``@pytest.mark.daemon_args(...)`` adds command-line options."""
     marker = request.node.get_closest_marker("daemon_args")
-    h = Host(tmp_path, *(marker.args if marker else ()))
+    with running_host(Host(tmp_path, *(marker.args if marker else ()))) as h:
+        yield h
+
+
+@contextlib.contextmanager
+def running_host(h: Host) -> Iterator[Host]:
+    """Start ``h``; at the end remove everything it created and stop it, even after a failure."""
     h.start()
     try:
         yield h

@@ -16,7 +16,7 @@ ALLOWED: dict[str, set[str]] = {
     "datapath": {"packet"},
     "observe": {"pipeline", "packet"},
     "ext": {"pipeline", "packet", "observe"},
-    "builtin": {"ext"},
+    "builtin": {"ext", "packet"},
     "switch": {"ext", "pipeline", "datapath", "packet", "config.schema", "observe"},
     "config": {"packet"},
     "lab": {"config.schema", "packet", "testing.netns"},

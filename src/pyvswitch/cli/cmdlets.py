@@ -55,6 +55,7 @@ class PType(Enum):
 
     STRING = "System.String"
     INT = "System.Int32"
+    UINT32 = "System.UInt32"
     BOOL = "System.Boolean"
     SWITCH = "System.Management.Automation.SwitchParameter"
 
@@ -205,14 +206,14 @@ def _convert(cmd: Cmdlet, p: Param, raw: str) -> object:
             f"Cannot validate argument on parameter '{p.name}'. The argument is null or empty. Provide an "
             "argument that is not null or empty, and then try the command again.",
         )
-    if p.type is PType.INT:
+    if p.type is PType.INT or p.type is PType.UINT32:
         try:
             n = int(raw)
         except ValueError:
             raise CmdletUsageError(
                 cmd.name,
                 f"Cannot process argument transformation on parameter '{p.name}'. Cannot convert value "
-                f'"{raw}" to type "{PType.INT.value}". Error: "Input string was not in a correct format."',
+                f'"{raw}" to type "{p.type.value}". Error: "Input string was not in a correct format."',
             ) from None
         if p.range is not None:
             lo, hi = p.range
@@ -337,7 +338,14 @@ def adapter_obj(port: Mapping[str, Any], degraded: Mapping[str, Any]) -> JsonObj
         "Status": "{Degraded}" if port.get("name") in degraded else "{Ok}",
         "IPAddresses": [str(a).split("/")[0] for a in port.get("ip") or []],
         "IsManagementOs": port.get("kind") == "host",
+        # Port security (Set-VMNetworkAdapter), as Hyper-V's OnOffState and UInt32.
+        **{param: _on_off(port.get(field)) for param, field in ON_OFF_SETTINGS.items()},
+        "StormLimit": port.get("storm_limit") or 0,
     }
+
+
+def _on_off(value: object) -> str:
+    return "On" if value else "Off"
 
 
 def vlan_obj(port: Mapping[str, Any]) -> JsonObj:
@@ -695,6 +703,33 @@ def get_vmnetworkadaptervlan(a: Args, s: Session) -> None:
     _print_vlans(s, _adapters(a, s, "VMNetworkAdapterName", default_all_vms=True))
 
 
+ON_OFF = ("On", "Off")
+# Set-VMNetworkAdapter's On|Off parameters -> PortConfig fields (hyperv-networking.md §1.6).
+ON_OFF_SETTINGS = {
+    "MacAddressSpoofing": "mac_spoofing",
+    "DhcpGuard": "dhcp_guard",
+    "RouterGuard": "router_guard",
+    "AllowTeaming": "allow_teaming",
+    "IeeePriorityTag": "ieee_priority_tag",
+}
+
+
+def security_from_args(a: Args) -> JsonObj:
+    """The PortConfig changes a Set-VMNetworkAdapter command line asks for."""
+    changes: JsonObj = {field: a.text(p) == "On" for p, field in ON_OFF_SETTINGS.items() if a.has(p)}
+    if a.has("StormLimit"):
+        changes["storm_limit"] = a.number("StormLimit")
+    return changes
+
+
+def set_vmnetworkadapter(a: Args, s: Session) -> None:
+    changes = security_from_args(a)
+    targets = _targets(a, s, "Name")
+    changed = [s.client.update_port(str(p["name"]), changes) if changes else p for p in targets]
+    if a.flag("Passthru"):
+        _print_adapters(s, changed)
+
+
 # ---------------------------------------------------------------- the table of cmdlets
 
 _S = PType.SWITCH
@@ -820,6 +855,25 @@ CMDLETS: tuple[Cmdlet, ...] = (
         ),
         disconnect_vmnetworkadapter,
         "Disconnect adapters (all of the VM's unless -Name).",
+    ),
+    Cmdlet(
+        "Set-VMNetworkAdapter",
+        (
+            *_ADAPTER_SEL,
+            Param("Name", position=1, aliases=("VMNetworkAdapterName",)),
+            Param("MacAddressSpoofing", choices=ON_OFF),
+            Param("DhcpGuard", choices=ON_OFF),
+            Param("RouterGuard", choices=ON_OFF),
+            Param("AllowTeaming", choices=ON_OFF),
+            Param("IeeePriorityTag", choices=ON_OFF),
+            Param("StormLimit", PType.UINT32, range=(0, 4_294_967_295)),
+            Param("Passthru", _S),
+        ),
+        set_vmnetworkadapter,
+        "Set port security of adapters (all of the VM's unless -Name).",
+        "-MacAddressSpoofing, -DhcpGuard, -RouterGuard, -AllowTeaming, -IeeePriorityTag take On|Off;\n"
+        "-StormLimit N is broadcast + multicast + unknown-unicast packets/s (0 = no limit).\n"
+        "Get-VMNetworkAdapter --json shows the settings.",
     ),
     Cmdlet(
         "Set-VMNetworkAdapterVlan",

@@ -22,6 +22,7 @@ import httpx
 import pyvswitch
 from pyvswitch.cli import cmdlets
 from pyvswitch.cli.client import DEFAULT_SOCKET, ApiError, Client, DaemonUnreachable
+from pyvswitch.cli.extensions import extension_group
 from pyvswitch.cli.verbs import COMMANDS, State
 
 CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 110}
@@ -47,7 +48,7 @@ def cli(ctx: click.Context, socket_path: str, json_out: bool) -> None:
     state.json = state.json or json_out
 
 
-for _command in COMMANDS:
+for _command in (*COMMANDS, extension_group):
     cli.add_command(_command)
 
 

@@ -134,6 +134,11 @@ def port_detail(p: Mapping[str, Any]) -> str:
             ("ip", _ips(p) or "-"),
             ("vlan", format_vlan(p.get("vlan"))),
             ("mac spoofing", p.get("mac_spoofing")),
+            ("dhcp guard", p.get("dhcp_guard")),
+            ("router guard", p.get("router_guard")),
+            ("allow teaming", p.get("allow_teaming")),
+            ("storm limit (pps)", p.get("storm_limit") or "- (off)"),
+            ("ieee priority tag", p.get("ieee_priority_tag")),
         ]
     )
 
@@ -463,6 +468,34 @@ def port_show(state: State, name: str) -> None:
 @click.option(
     "--mac-spoofing/--no-mac-spoofing", "mac_spoofing", default=None, help="Allow other source MACs."
 )
+@click.option(
+    "--dhcp-guard/--no-dhcp-guard", "dhcp_guard", default=None, help="Drop DHCP server messages from it."
+)
+@click.option(
+    "--router-guard/--no-router-guard",
+    "router_guard",
+    default=None,
+    help="Drop router advertisements and redirects from it.",
+)
+@click.option(
+    "--allow-teaming/--no-allow-teaming",
+    "allow_teaming",
+    default=None,
+    help="Guest teaming: may send with the MACs of the VM's other teamed adapters.",
+)
+@click.option(
+    "--storm-limit",
+    "storm_limit",
+    metavar="PPS",
+    type=click.IntRange(min=0),
+    help="Broadcast, multicast and unknown-unicast frames a second it may send (0 = no limit).",
+)
+@click.option(
+    "--ieee-priority-tag/--no-ieee-priority-tag",
+    "ieee_priority_tag",
+    default=None,
+    help="Keep the 802.1p priority of its frames.",
+)
 @json_flag
 @pass_state
 def port_set(
@@ -473,8 +506,13 @@ def port_set(
     disconnect: bool,
     ips: tuple[str, ...],
     mac_spoofing: bool | None,
+    dhcp_guard: bool | None,
+    router_guard: bool | None,
+    allow_teaming: bool | None,
+    storm_limit: int | None,
+    ieee_priority_tag: bool | None,
 ) -> None:
-    """Change port NAME (Set-VMNetworkAdapterVlan, Connect-/Disconnect-VMNetworkAdapter)."""
+    """Change port NAME (Set-VMNetworkAdapterVlan, Connect-/Disconnect-VMNetworkAdapter, Set-VMNetworkAdapter)."""
     if switch is not None and disconnect:
         raise click.BadParameter("--switch and --disconnect contradict each other", param_hint="'--switch'")
     changes: JsonObj = {}
@@ -486,11 +524,20 @@ def port_set(
         changes["switch"] = None
     if ips:
         changes["ip"] = list(ips)
-    if mac_spoofing is not None:
-        changes["mac_spoofing"] = mac_spoofing
+    security = {
+        "mac_spoofing": mac_spoofing,
+        "dhcp_guard": dhcp_guard,
+        "router_guard": router_guard,
+        "allow_teaming": allow_teaming,
+        "storm_limit": storm_limit,
+        "ieee_priority_tag": ieee_priority_tag,
+    }
+    changes.update({k: v for k, v in security.items() if v is not None})
     if not changes:
         raise click.UsageError(
-            "nothing to change: give --vlan, --switch, --disconnect, --ip or --mac-spoofing"
+            "nothing to change: give --vlan, --switch, --disconnect, --ip or a security option "
+            "(--mac-spoofing, --dhcp-guard, --router-guard, --allow-teaming, --storm-limit, "
+            "--ieee-priority-tag)"
         )
     with state.client() as c:
         _emit(state, c.update_port(name, changes), port_detail)

@@ -208,7 +208,15 @@ class PortConfig(Model):
     mac: str | None = None  # static MAC; None = dynamic (assigned from the pool, then recorded)
     ip: list[str] = []  # addresses configured inside the VM / on the host vNIC (CIDR)
     vlan: VlanConfig = VlanConfig()
-    mac_spoofing: bool = False
+    # Port security (Set-VMNetworkAdapter, hyperv-networking.md §1.6), Hyper-V's defaults: everything off.
+    # Where each applies is switch/security.py's docstring.
+    mac_spoofing: bool = False  # False: a VM/host port may send only with its own MAC
+    dhcp_guard: bool = False  # drop DHCP server messages from the port
+    router_guard: bool = False  # drop router advertisements and redirects from the port
+    allow_teaming: bool = False  # guest teaming: may send with the MACs of the VM's other teamed adapters
+    # Broadcast + multicast + unknown-unicast packets/s the port may send; 0 = no limit (UInt32 in Hyper-V).
+    storm_limit: Annotated[int, Field(ge=0, le=4_294_967_295)] = 0
+    ieee_priority_tag: bool = False  # keep the 802.1p priority of frames from the port
 
     _n = field_validator("name")(classmethod(lambda cls, v: _check_name(v)))
     _m = field_validator("mac")(classmethod(lambda cls, v: _check_mac(v)))

@@ -176,6 +176,11 @@ def validate(cfg: HostConfig) -> list[Problem]:
             )
         if p.peer_interface is not None and p.kind not in (PortKind.VM, PortKind.HOST):
             out.append((f"{base}.peer_interface", f"a {p.kind.value} port has no peer interface"))
+        if p.allow_teaming and p.kind is not PortKind.VM:
+            # Hyper-V: AllowTeaming applies only to VM NICs; teaming host vNICs is unsupported (§3.7).
+            out.append(
+                (f"{base}.allow_teaming", f"guest teaming applies to vm ports only, not {p.kind.value}")
+            )
 
     for vm_name, idxs in vm_ports.items():
         if len(idxs) > MAX_ADAPTERS_PER_VM:

@@ -20,7 +20,14 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
 
 import pyvswitch
-from pyvswitch.config.schema import HostConfig, PortConfig, SwitchConfig, SwitchType, VlanConfig
+from pyvswitch.config.schema import (
+    ExtensionSetting,
+    HostConfig,
+    PortConfig,
+    SwitchConfig,
+    SwitchType,
+    VlanConfig,
+)
 from pyvswitch.config.validate import problems_from_errors
 from pyvswitch.daemon.service import Service
 from pyvswitch.errors import ConfigError, ConflictError, DeviceError, NotFoundError
@@ -49,6 +56,7 @@ class SwitchPatch(Request_):
     mac_aging_s: float | None = None
     mac_table_size: int | None = None
     notes: str | None = None
+    extensions: list[ExtensionSetting] | None = None  # Set-VMSwitch -Extensions / Enable-VMSwitchExtension
 
 
 class VmCreate(Request_):
@@ -70,11 +78,17 @@ class VmView(BaseModel):
 
 
 class PortPatch(Request_):
-    """Connect/Disconnect (``switch``: name or null), Set-VMNetworkAdapterVlan, spoofing, addresses."""
+    """Connect/Disconnect (``switch``: name or null), Set-VMNetworkAdapterVlan, Set-VMNetworkAdapter (port
+    security), addresses. Values are checked by PortConfig (e.g. ``storm_limit`` >= 0)."""
 
     switch: str | None = None
     vlan: VlanConfig | None = None
     mac_spoofing: bool | None = None
+    dhcp_guard: bool | None = None
+    router_guard: bool | None = None
+    allow_teaming: bool | None = None
+    storm_limit: int | None = None
+    ieee_priority_tag: bool | None = None
     ip: list[str] | None = None
 
 
@@ -204,7 +218,16 @@ def create_app(service: Service) -> FastAPI:
         changes = body.model_dump(exclude_unset=True)
         nulls: list[tuple[str, str]] = [
             (k, "may not be null")
-            for k in ("vlan", "mac_spoofing", "ip")
+            for k in (
+                "vlan",
+                "mac_spoofing",
+                "dhcp_guard",
+                "router_guard",
+                "allow_teaming",
+                "storm_limit",
+                "ieee_priority_tag",
+                "ip",
+            )
             if k in changes and changes[k] is None
         ]
         if nulls:
@@ -215,6 +238,16 @@ def create_app(service: Service) -> FastAPI:
     def delete_port(name: str) -> Response:
         service.delete_port(name)
         return Response(status_code=204)
+
+    @app.get("/v1/extensions")
+    def extensions() -> list[dict[str, Any]]:
+        """Installed extensions (Get-VMSystemSwitchExtension), including ones that failed to load and why."""
+        return service.installed_extensions()
+
+    @app.get("/v1/switches/{name}/extensions")
+    def switch_extensions(name: str) -> list[dict[str, Any]]:
+        """The switch's stack in order (Get-VMSwitchExtension): kind, enabled, counters, run-time status."""
+        return service.switch_extensions(name)
 
     @app.get("/v1/fdb/{switch}")
     def fdb(switch: str) -> list[dict[str, Any]]:

@@ -66,6 +66,7 @@ class EngineLike(Protocol):
     def apply(self, cfg: HostConfig) -> None: ...
     def counters(self) -> dict[str, object]: ...
     def fdb(self, switch: str) -> list[dict[str, object]]: ...
+    def installed_extensions(self) -> list[dict[str, object]]: ...
 
 
 class NotFound(NotFoundError):
@@ -211,6 +212,16 @@ class Service:
             for p in self._cfg.ports
             if (switch is None or p.switch == switch) and (vm is None or p.vm == vm)
         ]
+
+    def installed_extensions(self) -> list[dict[str, object]]:
+        return self._engine.installed_extensions()
+
+    def switch_extensions(self, name: str) -> list[dict[str, object]]:
+        self.switch(name)
+        switches = self._engine.counters().get("switches")
+        sw = switches.get(name) if isinstance(switches, dict) else None
+        stack = sw.get("extensions") if isinstance(sw, dict) else None
+        return list(stack) if isinstance(stack, list) else []
 
     def fdb(self, switch: str) -> list[dict[str, object]]:
         if not any(s.name == switch for s in self._cfg.switches):

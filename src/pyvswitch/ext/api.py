@@ -35,6 +35,7 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any, ClassVar
 
+from pyvswitch.ext.acl import ExtendedRule
 from pyvswitch.packet.frame import UNTAGGED, Buffer, Packet
 
 API_VERSION = "1.0"
@@ -78,6 +79,8 @@ class PortInfo:
     mac: str | None
     vm: str | None
     vlan_mode: str
+    #: Add-VMNetworkAdapterExtendedAcl entries of the port, compiled (enforced by the built-in firewall).
+    extended_acls: tuple[ExtendedRule, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -180,6 +183,11 @@ class Extension:
     def port_event(self, event: PortEvent, port: PortInfo) -> None:
         """A port was created/connected/disconnected/deleted. Filters and forwarders may raise Veto on
         create and connect."""
+
+    def idle(self) -> bool:
+        """True when the extension has nothing to do on any packet right now (e.g. a firewall with no rules):
+        the switch then leaves it out of the data path until the next configuration change."""
+        return False
 
     def status(self) -> dict[str, Any]:
         """Run-time data shown by the API (``GET /v1/switches/{name}/extensions``); JSON-able."""

@@ -136,7 +136,13 @@ class ExtensionStack:
     def __init__(self, switch: str, slots: list[ExtensionSlot], now: Callable[[], float]) -> None:
         self.switch = switch
         self.slots = slots
-        enabled = [s for s in slots if s.enabled]
+        self.ctx = Context(switch, now, {})
+        self.pending: list[tuple[bytes, int | None, int]] = []
+        self.refresh()
+
+    def refresh(self) -> None:
+        """Recompute who is in the data path: enabled and not idle (call after port events)."""
+        enabled = [s for s in self.slots if s.enabled and not self._idle(s)]
         self.captures = [s for s in enabled if s.kind is ExtensionKind.CAPTURE]
         self.filters = [s for s in enabled if s.kind is ExtensionKind.FILTER]
         fwd = [s for s in enabled if s.kind is ExtensionKind.FORWARDING]
@@ -145,8 +151,13 @@ class ExtensionStack:
         self.ingress_filters = self.filters + fwd
         self.egress_filters = list(reversed(self.ingress_filters))
         self.active = bool(enabled)
-        self.ctx = Context(switch, now, {})
-        self.pending: list[tuple[bytes, int | None, int]] = []
+
+    def _idle(self, slot: ExtensionSlot) -> bool:
+        try:
+            return slot.instance.idle()
+        except Exception:
+            self._failed(slot, "idle")
+            return False
 
     @classmethod
     def build(

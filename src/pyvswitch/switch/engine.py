@@ -29,6 +29,7 @@ from pyvswitch.errors import ConfigError, DeviceError
 from pyvswitch.ext.api import PortInfo
 from pyvswitch.ext.registry import Registry
 from pyvswitch.ext.stack import ExtensionStack, ExtensionVeto, settings_problems
+from pyvswitch.switch.security import team_macs
 from pyvswitch.switch.switch import Switch, SwitchPort
 
 log = logging.getLogger(__name__)
@@ -190,12 +191,15 @@ class Engine:
         gone = [sw for name, sw in self.switches.items() if name not in {sc.name for sc in cfg.switches}]
         for sw in gone:
             sw.prepare(sw.config, [])  # removed switch: its extensions see its ports go
+        # Guest teaming (PS-03) spans switches: a VM's teamed adapters sit on different External switches.
+        team = team_macs(cfg)
         for sw, sc, ports, stack, _ in prepared:
             sw.reconfigure(
                 sc,
                 ports,
                 {pc.name: devices[key] for key, pc in wanted.values() if pc.switch == sc.name},
                 stack,
+                team=team,
             )
             switches[sc.name] = sw
             for p in sw.ports:
@@ -311,6 +315,9 @@ class Engine:
             "loop_errors": self.loop_errors,
             "busy_s": round(self.busy_s, 3),
         }
+
+    def installed_extensions(self) -> list[dict[str, object]]:
+        return [i.describe() for i in self.registry.all()]
 
     def fdb(self, switch: str) -> list[dict[str, object]]:
         from pyvswitch.packet.mac import format_mac

@@ -27,6 +27,7 @@ from pyvswitch.packet.mac import parse_mac
 from pyvswitch.packet.vnet import EMPTY_VNET_HDR, shift_vnet, vnet_problem
 from pyvswitch.pipeline.element import Element
 from pyvswitch.switch.fdb import MacTable
+from pyvswitch.switch.security import Learn, PortSecurity, compile_security
 from pyvswitch.switch.vlan import compile_vlan, learning_domains
 
 # Destination MAC (16+32 bits), source MAC (16+32 bits), EtherType — one unpack per frame.
@@ -50,6 +51,10 @@ class SwitchPort:
     max_frame: int
     mac: int | None = None
     drops: Counter[str] = field(default_factory=Counter)
+    # Port security (switch/security.py): None when the port has no policy, so such a port pays nothing.
+    security: PortSecurity | None = None
+    # How ingress learns this port's sources when not simply into the MAC table (a MAC-guarded port).
+    learn: Learn | None = None
 
 
 class Ingress(Element):
@@ -73,7 +78,9 @@ class Ingress(Element):
         max_frame = port.max_frame
         in_port = port.index
         fid = sw.fid
-        learn = sw.fdb.learn
+        # A MAC-guarded port learns only the MACs it may use: a spoofed frame, dropped after ingress by its
+        # guard, must not move a MAC table entry first (switch/security.py).
+        learn = port.learn or sw.fdb.learn
         now = sw.clock.now()
         unpack = ETH_HDR.unpack_from
         out: list[Packet] = []
@@ -261,6 +268,7 @@ class Switch:
         ports: list[PortConfig],
         devices: dict[str, Device],
         stack: ExtensionStack | None = None,
+        team: dict[str, frozenset[int]] | None = None,
     ) -> list[str]:
         """Install ``ports`` (all connected to this switch) with their devices and the extension stack from
         ``prepare`` (built here if not given); returns removed port names."""
@@ -269,7 +277,6 @@ class Switch:
                 config.name, self.registry, config.extensions, self.clock.now, self.ext
             )
         self.ext = stack
-        self.ext_active = stack if stack.active else None
         self.port_configs = {pc.name: pc for pc in ports}
         plan = self.plan_indices(ports)
         self.config = config
@@ -293,6 +300,18 @@ class Switch:
             if old is not None and old.device is not device:
                 self.fdb.flush_port(idx)
             mac = parse_mac(pc.mac) if pc.mac else None
+            drops = old.drops if old is not None else Counter()
+            # Port security: the port's guards, compiled here so no packet asks which ones are on. ``team``
+            # (from the engine, which sees every switch) names the MACs of a VM's teamed adapters.
+            security = compile_security(
+                pc,
+                mac=mac,
+                team=(team or {}).get(pc.name, ()),
+                clock=self.clock,
+                tables=self,
+                old=old.security if old is not None and old.name == pc.name else None,
+                retired=drops,
+            )
             self.ports[idx] = SwitchPort(
                 index=idx,
                 name=pc.name,
@@ -302,7 +321,9 @@ class Switch:
                 egress_vlans=policy.egress,
                 max_frame=ETH_HLEN + VLAN_HLEN + _mtu(device.name),
                 mac=mac,
-                drops=old.drops if old is not None else Counter(),
+                drops=drops,
+                security=security,
+                learn=security.learn if security is not None else None,
             )
             if mac is not None and pc.kind in (PortKind.VM, PortKind.HOST):
                 static[mac] = idx
@@ -313,6 +334,9 @@ class Switch:
         stack.ctx.ports = {
             self.index_of[pc.name]: port_info(config.name, pc, self.index_of[pc.name]) for pc in ports
         }
+        # Port events are in: an extension that is idle now (a firewall without rules) leaves the data path.
+        stack.refresh()
+        self.ext_active = stack if stack.active else None
         return removed
 
     # ---- forwarding ----
@@ -342,15 +366,28 @@ class Switch:
         """Run one received batch through the chain; returns per destination port (packets, TCIs)."""
         self.current_port = port
         batch = self.ingress.process(batch)
+        # Port security (switch/security.py): the port's guards run just before forwarding (after the
+        # extensions' ingress, as Hyper-V orders its built-in ingress policies), the storm limit just after.
+        sec = port.security
         ext = self.ext_active
         if ext is None:
+            if sec is not None:
+                batch = sec.before_forward(batch)
             batch = self.forward.process(batch)
+            if sec is not None:
+                batch = sec.after_forward(batch)
         else:
             batch = ext.ingress(batch, port.index) if batch else batch
+            if sec is not None:
+                batch = sec.before_forward(batch)
             batch = self._forward_with(ext, batch)
+            if sec is not None:
+                batch = sec.after_forward(batch)
             if ext.pending:
                 batch += self._forward_with(ext, self._injected(ext.take_pending()))
         outs = self._group(batch)
+        if sec is not None and sec.keep_priority:
+            sec.mark_priority(outs, self.ports)  # PS-06: the received 802.1p priority is trusted
         if ext is not None:
             for d, (pkts, tcis) in list(outs.items()):
                 outs[d] = ext.egress(pkts, tcis, d)
@@ -421,10 +458,22 @@ class Switch:
 
     def counters(self) -> dict[str, object]:
         ports: dict[str, object] = {}
+        per_port: Counter[str] = Counter()  # per-port drops (port security, internal errors), summed
         for p in list(self.ports):
             if p is not None:
-                ports[p.name] = {**p.device.counters.as_dict(), "port_drops": dict(p.drops)}
-        drops = Counter(self.ingress.drops) + Counter(self.forward.drops) + Counter(self.egress_drops)
+                # Copied in one C-level step first: the forwarding thread may add a reason meanwhile.
+                port_drops = Counter(dict(p.drops))
+                sec = p.security
+                if sec is not None:
+                    port_drops += sec.drops()
+                per_port += port_drops
+                entry: dict[str, object] = {**p.device.counters.as_dict(), "port_drops": dict(port_drops)}
+                if sec is not None:
+                    entry["security"] = sec.counters()
+                ports[p.name] = entry
+        drops = (
+            Counter(self.ingress.drops) + Counter(self.forward.drops) + Counter(self.egress_drops) + per_port
+        )
         return {
             "ports": ports,
             "elements": {e.name: e.counters() for e in (self.ingress, self.forward)},

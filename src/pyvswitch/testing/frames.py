@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 import struct
 
 from pyvswitch.packet.frame import ETH_P_8021Q, ETH_P_IPV4
@@ -39,3 +40,63 @@ def strip_tag(frame: bytes) -> tuple[int | None, bytes]:
     if len(frame) >= 18 and struct.unpack_from(">H", frame, 12)[0] == ETH_P_8021Q:
         return struct.unpack_from(">H", frame, 14)[0] & 0xFFF, frame[:12] + frame[16:]
     return None, frame
+
+
+def _checksum(data: bytes) -> int:
+    if len(data) % 2:
+        data += b"\x00"
+    total = sum(int.from_bytes(data[i : i + 2], "big") for i in range(0, len(data), 2))
+    while total >> 16:
+        total = (total & 0xFFFF) + (total >> 16)
+    return ~total & 0xFFFF
+
+
+def ipv4(
+    src: str,
+    dst: str,
+    proto: int,
+    payload: bytes = b"",
+    options: bytes = b"",
+    frag_offset: int = 0,
+    more_fragments: bool = False,
+) -> bytes:
+    """An IPv4 packet (header checksum filled in); ``options`` padded to 32-bit words; offset in bytes."""
+    options += bytes(-len(options) % 4)
+    ihl = 5 + len(options) // 4
+    flags_frag = (0x2000 if more_fragments else 0) | (frag_offset // 8)
+    hdr = struct.pack(
+        ">BBHHHBBH4s4s",
+        0x40 | ihl,
+        0,
+        ihl * 4 + len(payload),
+        1,
+        flags_frag,
+        64,
+        proto,
+        0,
+        ipaddress.IPv4Address(src).packed,
+        ipaddress.IPv4Address(dst).packed,
+    )
+    hdr += options
+    hdr = hdr[:10] + struct.pack(">H", _checksum(hdr)) + hdr[12:]
+    return hdr + payload
+
+
+def ipv6(src: str, dst: str, next_header: int, payload: bytes = b"", hop_limit: int = 255) -> bytes:
+    """An IPv6 packet; ``payload`` starts with any extension headers ``next_header`` announces."""
+    return (
+        struct.pack(">IHBB", 6 << 28, len(payload), next_header, hop_limit)
+        + ipaddress.IPv6Address(src).packed
+        + ipaddress.IPv6Address(dst).packed
+        + payload
+    )
+
+
+def udp(sport: int, dport: int, payload: bytes = b"") -> bytes:
+    """A UDP header and payload (checksum 0: not computed)."""
+    return struct.pack(">HHHH", sport, dport, 8 + len(payload), 0) + payload
+
+
+def icmp(type_: int, code: int = 0, body: bytes = bytes(4)) -> bytes:
+    """An ICMP or ICMPv6 message (checksum 0: not computed)."""
+    return struct.pack(">BBH", type_, code, 0) + body

@@ -1,0 +1,1 @@
+"""Extensions that ship with pyvswitch, registered through the same entry-point group as third parties'."""

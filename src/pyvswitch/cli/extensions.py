@@ -1,0 +1,138 @@
+"""`pyvswitch extension ...`: installed extensions and each switch's stack (list, show, enable, disable, order)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import click
+
+from pyvswitch.cli.format import echo_json, table
+from pyvswitch.cli.verbs import State, json_flag, pass_state
+
+
+@click.group("extension")
+def extension_group() -> None:
+    """Switch extensions: installed ones and each switch's ordered stack."""
+
+
+@extension_group.command("list")
+@json_flag
+@pass_state
+def extension_list(state: State) -> None:
+    """Installed extensions (the entry-point group pyvswitch.extensions), with load problems if any."""
+    with state.client() as c:
+        rows = list(c.request("GET", "/extensions"))
+    if state.json:
+        echo_json(rows)
+        return
+    click.echo(
+        table(
+            ["name", "kind", "api", "distribution", "problem"],
+            [[r["name"], r["kind"], r["api_version"], r["distribution"], r["problem"] or ""] for r in rows],
+        )
+    )
+
+
+@extension_group.command("show")
+@click.argument("switch")
+@json_flag
+@pass_state
+def extension_show(state: State, switch: str) -> None:
+    """SWITCH's stack in order: enabled or not, calls, errors, drops, and what each reports."""
+    with state.client() as c:
+        rows = list(c.request("GET", f"/switches/{switch}/extensions"))
+    if state.json:
+        echo_json(rows)
+        return
+    rows_out = [
+        [
+            r["position"],
+            r["name"],
+            r["kind"],
+            r["enabled"],
+            r["calls"],
+            r["errors"],
+            _fmt(r["drops"]),
+            _fmt(r["status"]),
+        ]
+        for r in rows
+    ]
+    click.echo(table(["#", "name", "kind", "enabled", "calls", "errors", "drops", "status"], rows_out))
+
+
+def _fmt(d: dict[str, Any]) -> str:
+    return ", ".join(f"{k}={v}" for k, v in d.items()) if d else "-"
+
+
+def _settings(state: State, switch: str) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """(configured settings, effective stack) of a switch."""
+    with state.client() as c:
+        configured = list(dict(c.switch(switch)).get("extensions") or [])
+        stack = list(c.request("GET", f"/switches/{switch}/extensions"))
+    return configured, stack
+
+
+def set_enabled(state: State, switch: str, names: tuple[str, ...], enabled: bool) -> list[dict[str, Any]]:
+    """Enable or disable ``names`` on ``switch``, keeping the configured order; returns the new settings."""
+    configured, _ = _settings(state, switch)
+    by_name = {s["name"]: s for s in configured}
+    for n in names:
+        if n in by_name:
+            by_name[n]["enabled"] = enabled
+        else:
+            configured.append({"name": n, "enabled": enabled})
+    with state.client() as c:
+        c.update_switch(switch, {"extensions": configured})
+    return configured
+
+
+def set_order(state: State, switch: str, names: tuple[str, ...]) -> list[dict[str, Any]]:
+    """Put ``names`` first, in this order (each keeps its enabled state); the rest follow as they were."""
+    configured, stack = _settings(state, switch)
+    enabled = {r["name"]: r["enabled"] for r in stack}
+    enabled.update({s["name"]: s["enabled"] for s in configured})
+    rest = [s for s in configured if s["name"] not in names]
+    new = [{"name": n, "enabled": enabled.get(n, False)} for n in names] + rest
+    with state.client() as c:
+        c.update_switch(switch, {"extensions": new})
+    return new
+
+
+def _change(state: State, switch: str, new: list[dict[str, Any]]) -> None:
+    if state.json:
+        echo_json(new)
+    else:
+        click.echo(
+            f"switch {switch}: " + ", ".join(f"{s['name']}{'' if s['enabled'] else ' (off)'}" for s in new)
+        )
+
+
+@extension_group.command("enable")
+@click.argument("switch")
+@click.argument("names", nargs=-1, required=True)
+@json_flag
+@pass_state
+def extension_enable(state: State, switch: str, names: tuple[str, ...]) -> None:
+    """Enable extensions NAMES on SWITCH (Enable-VMSwitchExtension)."""
+    _change(state, switch, set_enabled(state, switch, names, True))
+
+
+@extension_group.command("disable")
+@click.argument("switch")
+@click.argument("names", nargs=-1, required=True)
+@json_flag
+@pass_state
+def extension_disable(state: State, switch: str, names: tuple[str, ...]) -> None:
+    """Disable extensions NAMES on SWITCH (Disable-VMSwitchExtension)."""
+    _change(state, switch, set_enabled(state, switch, names, False))
+
+
+@extension_group.command("order")
+@click.argument("switch")
+@click.argument("names", nargs=-1, required=True)
+@json_flag
+@pass_state
+def extension_order(state: State, switch: str, names: tuple[str, ...]) -> None:
+    """Put NAMES first in SWITCH's stack, in this order (Set-VMSwitch -Extensions); kinds keep their
+    capture -> filter -> forwarding order."""
+    _change(state, switch, set_order(state, switch, names))

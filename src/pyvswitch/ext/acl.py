@@ -1,0 +1,349 @@
+"""ACL classification: Hyper-V port ACLs (longest prefix match) and extended ACLs (weighted 5-tuple, stateful).
+
+Shared by the switch (port ACLs are its built-in policy) and the built-in firewall extension (extended ACLs,
+which Hyper-V enforces through its WFP extension), so it lives with the extension API that both may import.
+
+Both are compiled from rule lists into tables that answer per packet, with an exact-match cache in front, so a
+flow costs a few dict lookups however many rules there are; a miss costs one lookup per distinct prefix length
+(port ACLs) or a scan in weight order (extended ACLs) and is then cached. The caches are dropped whenever the
+rules change (a new table is compiled) and are bounded.
+
+Directions are the VM's (Hyper-V): Outbound = frames the port sends into the switch, Inbound = frames the switch
+delivers to the port. Local/remote likewise: outbound local = source, inbound local = destination.
+
+Choices where Hyper-V's documentation leaves room (docs/architecture.md §10):
+- A MAC entry counts as specific as a host IP entry (/32 or /128); ANY as /0. Among equally specific matching
+  entries, Deny wins over Allow.
+- Frames that are not IP (ARP, LLDP...) are judged by MAC entries only; IP entries do not apply to them, so
+  ``RemoteIPAddress ANY Deny`` does not stop ARP.
+- No matching entry: allowed (a port without ACLs allows everything).
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import struct
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from enum import StrEnum
+
+ETH_P_IPV4 = 0x0800
+ETH_P_IPV6 = 0x86DD
+PROTO_TCP = 6
+PROTO_UDP = 17
+CACHE_MAX = 65536
+_V4 = struct.Struct(">BBHHHBBH4s4s")
+_PORTS = struct.Struct(">HH")
+
+
+class Action(StrEnum):
+    ALLOW = "Allow"
+    DENY = "Deny"
+    METER = "Meter"
+
+
+class Direction(StrEnum):
+    INBOUND = "Inbound"
+    OUTBOUND = "Outbound"
+
+
+@dataclass(frozen=True, slots=True)
+class L3L4:
+    """What ACLs look at in a frame. Addresses are ints (IPv4 and IPv6 in separate families)."""
+
+    version: int  # 4, 6, or 0 for non-IP
+    src: int
+    dst: int
+    proto: int
+    sport: int
+    dport: int
+
+
+NON_IP = L3L4(0, 0, 0, 0, 0, 0)
+
+
+def parse_l3l4(data: bytes | bytearray | memoryview, etype: int) -> L3L4:
+    """IPv4/IPv6 addresses, protocol and TCP/UDP ports of an untagged frame; NON_IP if not IP or truncated.
+
+    IPv6 extension headers are not walked: the first next-header is the protocol (ports are read only when it
+    is TCP or UDP). A fragment other than the first has no ports (0, 0).
+    """
+    try:
+        if etype == ETH_P_IPV4:
+            vihl, _tos, _tot, _id, frag, _ttl, proto, _ck, src, dst = _V4.unpack_from(data, 14)
+            if vihl >> 4 != 4:
+                return NON_IP
+            l4 = 14 + (vihl & 0xF) * 4
+            sport = dport = 0
+            if proto in (PROTO_TCP, PROTO_UDP) and not frag & 0x1FFF:
+                sport, dport = _PORTS.unpack_from(data, l4)
+            return L3L4(4, int.from_bytes(src, "big"), int.from_bytes(dst, "big"), proto, sport, dport)
+        if etype == ETH_P_IPV6:
+            if len(data) < 54 or data[14] >> 4 != 6:
+                return NON_IP
+            proto = data[20]
+            src = int.from_bytes(data[22:38], "big")
+            dst = int.from_bytes(data[38:54], "big")
+            sport = dport = 0
+            if proto in (PROTO_TCP, PROTO_UDP):
+                sport, dport = _PORTS.unpack_from(data, 54)
+            return L3L4(6, src, dst, proto, sport, dport)
+    except (struct.error, IndexError):
+        return NON_IP
+    return NON_IP
+
+
+# ---------------------------------------------------------------------------------------------- port ACLs
+
+
+@dataclass(frozen=True, slots=True)
+class PortAclEntry:
+    """One compiled Add-VMNetworkAdapterAcl entry for one direction.
+
+    ``kind``: "ip" or "mac"; ``local``: applies to the local (True) or remote address; for IP, ``version`` 4/6
+    (0 = ANY: both families) and ``prefix``/``plen``; for MAC, ``mac`` (None = ANY).
+    """
+
+    action: Action
+    kind: str
+    local: bool
+    version: int = 0
+    prefix: int = 0
+    plen: int = 0
+    mac: int | None = None
+
+
+def ip_entry(action: Action, address: str, local: bool) -> list[PortAclEntry]:
+    """Entries for an IP address/prefix or ANY (= 0.0.0.0/0 and ::/0)."""
+    if address.upper() == "ANY":
+        return [PortAclEntry(action, "ip", local, 4, 0, 0), PortAclEntry(action, "ip", local, 6, 0, 0)]
+    net = ipaddress.ip_network(address, strict=False)
+    return [PortAclEntry(action, "ip", local, net.version, int(net.network_address), net.prefixlen)]
+
+
+def mac_entry(action: Action, mac: int | None, local: bool) -> PortAclEntry:
+    return PortAclEntry(action, "mac", local, mac=mac)
+
+
+@dataclass(slots=True)
+class Meter:
+    packets: int = 0
+    bytes: int = 0
+
+
+class PortAclTable:
+    """The port ACL of one direction of one port: a verdict per packet by longest prefix match."""
+
+    def __init__(self, entries: Iterable[PortAclEntry]) -> None:
+        self.entries = list(entries)
+        # (version, local, plen) -> {masked prefix: action}; prefix lengths searched longest first.
+        self._ip: dict[tuple[int, bool], list[tuple[int, int, dict[int, Action]]]] = {}
+        self._mac: dict[tuple[bool, int | None], Action] = {}
+        self.meters: dict[PortAclEntry, Meter] = {}
+        self._meter_ip: list[PortAclEntry] = []
+        by_len: dict[tuple[int, bool, int], dict[int, Action]] = {}
+        for e in self.entries:
+            if e.action is Action.METER:
+                self.meters[e] = Meter()
+                self._meter_ip.append(e)
+                continue
+            if e.kind == "mac":
+                key = (e.local, e.mac)
+                self._mac[key] = _stronger(self._mac.get(key), e.action)
+                continue
+            table = by_len.setdefault((e.version, e.local, e.plen), {})
+            table[e.prefix] = _stronger(table.get(e.prefix), e.action)
+        for (version, local, plen), table in by_len.items():
+            bits = 32 if version == 4 else 128
+            mask = ((1 << plen) - 1) << (bits - plen) if plen else 0
+            self._ip.setdefault((version, local), []).append((plen, mask, table))
+        for lists in self._ip.values():
+            lists.sort(key=lambda t: -t[0])
+        self.decides = bool(self._ip or self._mac)
+        self._cache: dict[tuple[int, int, int, int, int], bool] = {}
+
+    def allows(
+        self, l3: L3L4, local_mac: int, remote_mac: int, local_ip: int, remote_ip: int, size: int
+    ) -> bool:
+        if self._meter_ip and l3.version:
+            self._meter(l3.version, local_ip, remote_ip, size)
+        if not self.decides:
+            return True
+        key = (l3.version, local_ip, remote_ip, local_mac, remote_mac)
+        verdict = self._cache.get(key)
+        if verdict is None:
+            verdict = self._decide(l3.version, local_ip, remote_ip, local_mac, remote_mac)
+            if len(self._cache) >= CACHE_MAX:
+                self._cache.clear()
+            self._cache[key] = verdict
+        return verdict
+
+    def _decide(self, version: int, local_ip: int, remote_ip: int, local_mac: int, remote_mac: int) -> bool:
+        best_len = -1
+        best: Action | None = None
+        # MAC entries: a host MAC is as specific as a host address; ANY as /0.
+        host_len = 32 if version == 4 else 128
+        for (local, mac), action in self._mac.items():
+            if mac is None or mac == (local_mac if local else remote_mac):
+                plen = host_len if mac is not None else 0
+                if plen > best_len or (plen == best_len and action is Action.DENY):
+                    best_len, best = plen, action
+        if version:
+            for local in (True, False):
+                addr = local_ip if local else remote_ip
+                for plen, mask, table in self._ip.get((version, local), ()):
+                    if plen < best_len:
+                        break
+                    found = table.get(addr & mask)
+                    if found is not None:
+                        if plen > best_len or found is Action.DENY:
+                            best_len, best = plen, found
+                        break
+        return best is not Action.DENY
+
+    def _meter(self, version: int, local_ip: int, remote_ip: int, size: int) -> None:
+        bits = 32 if version == 4 else 128
+        for e in self._meter_ip:
+            if e.version != version:
+                continue
+            mask = ((1 << e.plen) - 1) << (bits - e.plen) if e.plen else 0
+            if (local_ip if e.local else remote_ip) & mask == e.prefix:
+                m = self.meters[e]
+                m.packets += 1
+                m.bytes += size
+
+
+def _stronger(old: Action | None, new: Action) -> Action:
+    return Action.DENY if Action.DENY in (old, new) else new
+
+
+# ------------------------------------------------------------------------------------------ extended ACLs
+
+
+@dataclass(frozen=True, slots=True)
+class ExtendedRule:
+    """One compiled Add-VMNetworkAdapterExtendedAcl entry (any field None = any)."""
+
+    action: Action
+    direction: Direction
+    weight: int
+    local: tuple[int, int, int] | None = None  # (version, prefix, plen)
+    remote: tuple[int, int, int] | None = None
+    local_ports: tuple[int, int] | None = None
+    remote_ports: tuple[int, int] | None = None
+    protocol: int | None = None
+    stateful: bool = False
+    idle_timeout_s: float = 3600.0
+    isolation_id: int | None = None  # VLAN
+
+
+def prefix(address: str | None) -> tuple[int, int, int] | None:
+    if address is None or address.upper() == "ANY":
+        return None
+    net = ipaddress.ip_network(address, strict=False)
+    return (net.version, int(net.network_address), net.prefixlen)
+
+
+def port_range(spec: str | int | None) -> tuple[int, int] | None:
+    """ "80", 80, "49152-49182" -> (lo, hi); None/"ANY" -> None."""
+    if spec is None or (isinstance(spec, str) and spec.upper() == "ANY"):
+        return None
+    if isinstance(spec, int):
+        return (spec, spec)
+    lo, _, hi = spec.partition("-")
+    return (int(lo), int(hi or lo))
+
+
+def _in_prefix(p: tuple[int, int, int], version: int, addr: int) -> bool:
+    v, net, plen = p
+    if v != version:
+        return False
+    bits = 32 if v == 4 else 128
+    return (addr >> (bits - plen)) == (net >> (bits - plen)) if plen else True
+
+
+def _matches(
+    r: ExtendedRule, l3: L3L4, local_ip: int, remote_ip: int, lport: int, rport: int, vlan: int
+) -> bool:
+    if r.protocol is not None and r.protocol != l3.proto:
+        return False
+    if r.isolation_id is not None and r.isolation_id != vlan:
+        return False
+    if r.local is not None and not _in_prefix(r.local, l3.version, local_ip):
+        return False
+    if r.remote is not None and not _in_prefix(r.remote, l3.version, remote_ip):
+        return False
+    if r.local_ports is not None and not r.local_ports[0] <= lport <= r.local_ports[1]:
+        return False
+    return r.remote_ports is None or r.remote_ports[0] <= rport <= r.remote_ports[1]
+
+
+FlowId = tuple[int, int, int, int, int, int]  # version, proto, local ip, remote ip, local port, remote port
+
+
+@dataclass(slots=True)
+class FlowState:
+    expires: float
+    timeout: float
+    rule: ExtendedRule
+    packets: int = 0
+
+
+@dataclass(slots=True)
+class ExtendedAcl:
+    """A port's extended ACL: rules by direction in weight order, and the flows stateful rules admitted."""
+
+    rules: dict[Direction, list[ExtendedRule]] = field(default_factory=dict)
+    flows: dict[FlowId, FlowState] = field(default_factory=dict)
+    _cache: dict[tuple[Direction, FlowId, int], ExtendedRule | None] = field(default_factory=dict)
+    hits: int = 0
+
+    @classmethod
+    def compile(cls, rules: Sequence[ExtendedRule], previous: ExtendedAcl | None = None) -> ExtendedAcl:
+        by_dir: dict[Direction, list[ExtendedRule]] = {}
+        # Highest weight first; a stable sort keeps configuration order among equal weights.
+        for r in sorted(rules, key=lambda r: -r.weight):
+            by_dir.setdefault(r.direction, []).append(r)
+        acl = cls(by_dir)
+        if previous is not None:
+            acl.flows = previous.flows  # established flows survive a rule change until they idle out
+        return acl
+
+    def allows(self, direction: Direction, l3: L3L4, local_ip: int, remote_ip: int, lport: int, rport: int,
+               vlan: int, now: float) -> bool:  # fmt: skip
+        if not self.rules and not self.flows:
+            return True
+        flow: FlowId = (l3.version, l3.proto, local_ip, remote_ip, lport, rport)
+        state = self.flows.get(flow)
+        if state is not None:
+            if state.expires >= now:
+                state.expires = now + state.timeout
+                state.packets += 1
+                return True
+            del self.flows[flow]
+        rules = self.rules.get(direction)
+        if not rules:
+            return True
+        key = (direction, flow, vlan)
+        if key in self._cache:
+            rule = self._cache[key]
+        else:
+            rule = next((r for r in rules if _matches(r, l3, local_ip, remote_ip, lport, rport, vlan)), None)
+            if len(self._cache) >= CACHE_MAX:
+                self._cache.clear()
+            self._cache[key] = rule
+        if rule is None:
+            return True
+        self.hits += 1
+        if rule.action is Action.DENY:
+            return False
+        if rule.stateful:
+            self.flows[flow] = FlowState(now + rule.idle_timeout_s, rule.idle_timeout_s, rule, 1)
+        return True
+
+    def expire(self, now: float) -> int:
+        """Forget flows idle past their timeout; returns how many."""
+        dead = [f for f, s in self.flows.items() if s.expires < now]
+        for f in dead:
+            del self.flows[f]
+        return len(dead)
