@@ -7,9 +7,10 @@ rules (a port's switch exists, names are unique) live in ``config.validate``.
 
 from __future__ import annotations
 
+import ipaddress
 import re
 from enum import StrEnum
-from typing import Annotated
+from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
@@ -190,6 +191,108 @@ class SwitchConfig(Model):
         return self
 
 
+class AclAction(StrEnum):
+    ALLOW = "Allow"
+    DENY = "Deny"
+    METER = "Meter"
+
+
+class AclDirection(StrEnum):
+    INBOUND = "Inbound"
+    OUTBOUND = "Outbound"
+    BOTH = "Both"
+
+
+def _address(v: str | None) -> str | None:
+    """An IP address or prefix (v4 or v6) or ANY."""
+    if v is None or v.upper() == "ANY":
+        return None if v is None else "ANY"
+    try:
+        return str(ipaddress.ip_network(v, strict=False))
+    except ValueError:
+        raise ValueError(f"{v!r} is not an IP address, a prefix like 10.0.0.0/8, or ANY") from None
+
+
+def _mac_or_any(v: str | None) -> str | None:
+    if v is None or v.upper() == "ANY":
+        return None if v is None else "ANY"
+    return format_mac(parse_mac(v))
+
+
+class AclEntry(Model):
+    """Add-VMNetworkAdapterAcl: exactly one of the four addresses; directions and local/remote are the VM's."""
+
+    action: AclAction
+    direction: AclDirection
+    local_ip: str | None = None
+    remote_ip: str | None = None
+    local_mac: str | None = None
+    remote_mac: str | None = None
+
+    _ip = field_validator("local_ip", "remote_ip")(classmethod(lambda cls, v: _address(v)))
+    _mac = field_validator("local_mac", "remote_mac")(classmethod(lambda cls, v: _mac_or_any(v)))
+
+    @model_validator(mode="after")
+    def _one_address(self) -> AclEntry:
+        given = [
+            f for f in ("local_ip", "remote_ip", "local_mac", "remote_mac") if getattr(self, f) is not None
+        ]
+        if len(given) != 1:
+            raise ValueError("give exactly one of local_ip, remote_ip, local_mac, remote_mac")
+        if self.action is AclAction.METER and given[0].endswith("mac"):
+            raise ValueError("Meter entries must be IP-based")
+        return self
+
+
+class ExtendedAclEntry(Model):
+    """Add-VMNetworkAdapterExtendedAcl: a weighted 5-tuple rule; highest weight first, first match decides."""
+
+    action: Literal[AclAction.ALLOW, AclAction.DENY]
+    direction: Literal[AclDirection.INBOUND, AclDirection.OUTBOUND]
+    weight: Annotated[int, Field(ge=1, le=2**31 - 1)]
+    local_ip: str | None = None
+    remote_ip: str | None = None
+    local_port: str | None = None
+    remote_port: str | None = None
+    protocol: str | None = None  # TCP, UDP, ICMP or an IP protocol number
+    stateful: bool = False
+    idle_session_timeout_s: Annotated[int, Field(ge=1, le=86400 * 7)] = 3600
+    isolation_id: VlanId | None = None
+
+    _ip = field_validator("local_ip", "remote_ip")(classmethod(lambda cls, v: _address(v)))
+
+    @field_validator("local_port", "remote_port")
+    @classmethod
+    def _ports(cls, v: str | None) -> str | None:
+        if v is None or v.upper() == "ANY":
+            return None
+        lo, _, hi = v.partition("-")
+        try:
+            a, b = int(lo), int(hi or lo)
+        except ValueError:
+            raise ValueError(f"{v!r} is not a port or a range like 49152-49182") from None
+        if not 0 <= a <= b <= 65535:
+            raise ValueError(f"{v!r}: ports are 0-65535, low-high")
+        return f"{a}-{b}" if a != b else str(a)
+
+    @field_validator("protocol")
+    @classmethod
+    def _protocol(cls, v: str | None) -> str | None:
+        if v is None or v.upper() == "ANY":
+            return None
+        named = {"TCP": "6", "UDP": "17", "ICMP": "1", "ICMPV6": "58"}
+        num = named.get(v.upper(), v)
+        if not num.isdigit() or not 0 <= int(num) <= 255:
+            raise ValueError(f"{v!r} is not TCP, UDP, ICMP or an IP protocol number 0-255")
+        return num
+
+    @model_validator(mode="after")
+    def _stateful_allow(self) -> ExtendedAclEntry:
+        if self.stateful and self.action is not AclAction.ALLOW:
+            raise ValueError("only Allow entries can be stateful")
+        return self
+
+
 class PortConfig(Model):
     """A port: a VM network adapter, a host vNIC, a bound interface or a TAP.
 
@@ -217,6 +320,8 @@ class PortConfig(Model):
     # Broadcast + multicast + unknown-unicast packets/s the port may send; 0 = no limit (UInt32 in Hyper-V).
     storm_limit: Annotated[int, Field(ge=0, le=4_294_967_295)] = 0
     ieee_priority_tag: bool = False  # keep the 802.1p priority of frames from the port
+    acls: list[AclEntry] = []  # Add-VMNetworkAdapterAcl (enforced by the switch)
+    extended_acls: list[ExtendedAclEntry] = []  # Add-VMNetworkAdapterExtendedAcl (the firewall extension)
 
     _n = field_validator("name")(classmethod(lambda cls, v: _check_name(v)))
     _m = field_validator("mac")(classmethod(lambda cls, v: _check_mac(v)))

@@ -21,6 +21,8 @@ from pydantic import BaseModel, ConfigDict, Field
 
 import pyvswitch
 from pyvswitch.config.schema import (
+    AclEntry,
+    ExtendedAclEntry,
     ExtensionSetting,
     HostConfig,
     PortConfig,
@@ -90,6 +92,9 @@ class PortPatch(Request_):
     storm_limit: int | None = None
     ieee_priority_tag: bool | None = None
     ip: list[str] | None = None
+    # The whole list each time (Add/Remove-VMNetworkAdapter(Extended)Acl read, change and send it back).
+    acls: list[AclEntry] | None = None
+    extended_acls: list[ExtendedAclEntry] | None = None
 
 
 class Health(BaseModel):
@@ -227,6 +232,8 @@ def create_app(service: Service) -> FastAPI:
                 "storm_limit",
                 "ieee_priority_tag",
                 "ip",
+                "acls",
+                "extended_acls",
             )
             if k in changes and changes[k] is None
         ]
