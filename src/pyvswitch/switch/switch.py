@@ -17,8 +17,11 @@ from collections import Counter
 from dataclasses import dataclass, field
 
 from pyvswitch.clock import Clock
-from pyvswitch.config.schema import PortConfig, PortKind, SwitchConfig
+from pyvswitch.config.schema import ExtendedAclEntry, PortConfig, PortKind, SwitchConfig
 from pyvswitch.datapath.device import Device
+from pyvswitch.ext.acl import Action, ExtendedRule, port_range
+from pyvswitch.ext.acl import Direction as AclDir
+from pyvswitch.ext.acl import prefix as acl_prefix
 from pyvswitch.ext.api import PortEvent, PortInfo
 from pyvswitch.ext.registry import Registry
 from pyvswitch.ext.stack import ExtensionStack
@@ -27,6 +30,7 @@ from pyvswitch.packet.mac import parse_mac
 from pyvswitch.packet.vnet import EMPTY_VNET_HDR, shift_vnet, vnet_problem
 from pyvswitch.pipeline.element import Element
 from pyvswitch.switch.fdb import MacTable
+from pyvswitch.switch.portacl import PortAcl, compile_port_acls
 from pyvswitch.switch.security import Learn, PortSecurity, compile_security
 from pyvswitch.switch.vlan import compile_vlan, learning_domains
 
@@ -55,6 +59,9 @@ class SwitchPort:
     security: PortSecurity | None = None
     # How ingress learns this port's sources when not simply into the MAC table (a MAC-guarded port).
     learn: Learn | None = None
+    # Port ACLs (switch/portacl.py), None per direction without entries.
+    acl_out: PortAcl | None = None
+    acl_in: PortAcl | None = None
 
 
 class Ingress(Element):
@@ -208,6 +215,7 @@ class Switch:
         self.ext: ExtensionStack | None = None
         self.ext_active: ExtensionStack | None = None
         self.port_configs: dict[str, PortConfig] = {}
+        self.acl_in_ports: set[int] = set()  # ports with an inbound ACL: the only ones egress must check
         self.fdb = MacTable(config.mac_table_size, config.mac_aging_s)
         self.ports: list[SwitchPort | None] = []
         self.index_of: dict[str, int] = {}
@@ -312,6 +320,7 @@ class Switch:
                 old=old.security if old is not None and old.name == pc.name else None,
                 retired=drops,
             )
+            acl_out, acl_in = compile_port_acls(pc.name, pc.acls) if pc.acls else (None, None)
             self.ports[idx] = SwitchPort(
                 index=idx,
                 name=pc.name,
@@ -324,6 +333,8 @@ class Switch:
                 drops=drops,
                 security=security,
                 learn=security.learn if security is not None else None,
+                acl_out=acl_out,
+                acl_in=acl_in,
             )
             if mac is not None and pc.kind in (PortKind.VM, PortKind.HOST):
                 static[mac] = idx
@@ -331,6 +342,7 @@ class Switch:
         self.fid = learning_domains(ports)
         self._flood_cache.clear()
         self._unknown_cache.clear()
+        self.acl_in_ports = {p.index for p in self.ports if p is not None and p.acl_in is not None}
         stack.ctx.ports = {
             self.index_of[pc.name]: port_info(config.name, pc, self.index_of[pc.name]) for pc in ports
         }
@@ -370,6 +382,9 @@ class Switch:
         # extensions' ingress, as Hyper-V orders its built-in ingress policies), the storm limit just after.
         sec = port.security
         ext = self.ext_active
+        if port.acl_out is not None:
+            # Built-in ingress ACL (the port's Outbound entries) before forwarding (§1.9 step 4).
+            batch = port.acl_out.process(batch)
         if ext is None:
             if sec is not None:
                 batch = sec.before_forward(batch)
@@ -388,10 +403,23 @@ class Switch:
         outs = self._group(batch)
         if sec is not None and sec.keep_priority:
             sec.mark_priority(outs, self.ports)  # PS-06: the received 802.1p priority is trusted
+        if self.acl_in_ports:
+            self._inbound_acls(outs)
         if ext is not None:
             for d, (pkts, tcis) in list(outs.items()):
                 outs[d] = ext.egress(pkts, tcis, d)
         return outs
+
+    def _inbound_acls(self, outs: dict[int, tuple[list[Packet], list[int]]]) -> None:
+        """Built-in egress ACL (each destination's Inbound entries), before the extensions' egress."""
+        for d in self.acl_in_ports.intersection(outs):
+            dport = self.ports[d]
+            assert dport is not None and dport.acl_in is not None
+            pkts, tcis = outs[d]
+            kept = dport.acl_in.process(pkts)
+            if len(kept) != len(pkts):
+                ids = {id(p) for p in kept}
+                outs[d] = (kept, [t for p, t in zip(pkts, tcis, strict=True) if id(p) in ids])
 
     def _forward_with(self, ext: ExtensionStack, batch: list[Packet]) -> list[Packet]:
         if not batch:
@@ -466,10 +494,15 @@ class Switch:
                 sec = p.security
                 if sec is not None:
                     port_drops += sec.drops()
+                acls = {d: a for d, a in (("outbound", p.acl_out), ("inbound", p.acl_in)) if a is not None}
+                for a in acls.values():
+                    port_drops += Counter(dict(a.drops))
                 per_port += port_drops
                 entry: dict[str, object] = {**p.device.counters.as_dict(), "port_drops": dict(port_drops)}
                 if sec is not None:
                     entry["security"] = sec.counters()
+                if acls:
+                    entry["acl"] = {d: a.counters() for d, a in acls.items()}
                 ports[p.name] = entry
         drops = (
             Counter(self.ingress.drops) + Counter(self.forward.drops) + Counter(self.egress_drops) + per_port
@@ -489,7 +522,35 @@ class Switch:
 
 
 def port_info(switch: str, pc: PortConfig, index: int) -> PortInfo:
-    return PortInfo(pc.name, index, pc.kind.value, switch, pc.mac, pc.vm, pc.vlan.mode.value)
+    return PortInfo(
+        pc.name,
+        index,
+        pc.kind.value,
+        switch,
+        pc.mac,
+        pc.vm,
+        pc.vlan.mode.value,
+        compile_extended(pc.extended_acls),
+    )
+
+
+def compile_extended(entries: list[ExtendedAclEntry]) -> tuple[ExtendedRule, ...]:
+    return tuple(
+        ExtendedRule(
+            action=Action(e.action.value),
+            direction=AclDir(e.direction.value),
+            weight=e.weight,
+            local=acl_prefix(e.local_ip),
+            remote=acl_prefix(e.remote_ip),
+            local_ports=port_range(e.local_port),
+            remote_ports=port_range(e.remote_port),
+            protocol=int(e.protocol) if e.protocol is not None else None,
+            stateful=e.stateful,
+            idle_timeout_s=float(e.idle_session_timeout_s),
+            isolation_id=e.isolation_id,
+        )
+        for e in entries
+    )
 
 
 def _mtu(ifname: str) -> int:
