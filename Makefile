@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 APT_PACKAGES := iperf3 tshark ethtool tcpdump netsniff-ng iproute2 iputils-ping openvswitch-switch
 
-.PHONY: setup system-deps venv demo test lint typecheck unit bench clean
+.PHONY: setup system-deps venv demo test lint typecheck unit bench bench-rules clean
 
 setup: system-deps venv
 
@@ -29,6 +29,10 @@ demo: setup
 
 bench: setup
 	$(BIN)/pyvswitch bench --json bench.json
+
+# What ACL and firewall rules cost: 0/10/100/10,000 rules in-process, and TCP through pyvswitchd.
+bench-rules: setup
+	$(BIN)/python -m pyvswitch.testing.rulebench --real --json bench-rules.json
 
 lint: venv
 	$(BIN)/ruff check src tests

@@ -142,3 +142,36 @@ def test_prefix_helpers() -> None:
         and port_range(80) == (80, 80)
         and port_range(None) is None
     )
+
+
+def test_rule_index_gives_the_same_answer_as_a_scan_by_weight() -> None:
+    """The index is an optimisation only: random rule sets and packets, compared with a plain scan."""
+    import random
+
+    from pyvswitch.ext.acl import RuleIndex, _matches
+
+    rng = random.Random(7)
+    nets = ["10.0.0.0/8", "10.1.0.0/16", "10.1.2.0/24", "10.1.2.3/32", "ANY", "192.168.0.0/16"]
+    for _ in range(50):
+        rules = [
+            rule(
+                rng.choice([Action.ALLOW, Action.DENY]),
+                Direction.INBOUND,
+                rng.randrange(1, 20),
+                local=prefix(rng.choice(nets)),
+                remote=prefix(rng.choice(nets)),
+                local_ports=rng.choice([None, (80, 80), (1000, 2000)]),
+                remote_ports=rng.choice([None, (443, 443), (0, 1023)]),
+                protocol=rng.choice([None, 6, 17]),
+            )
+            for _ in range(rng.randrange(1, 40))
+        ]
+        ordered = sorted(rules, key=lambda r: -r.weight)
+        index = RuleIndex(ordered)
+        for _ in range(50):
+            lip = ip(f"10.1.{rng.randrange(3)}.{rng.randrange(5)}")
+            rip = ip(rng.choice(["10.1.2.3", "192.168.1.1", "10.9.9.9"]))
+            lport, rport = rng.choice([80, 1500, 9999]), rng.choice([443, 80, 5000])
+            l3 = L3L4(4, rip, lip, rng.choice([6, 17]), rport, lport)
+            scan = next((r for r in ordered if _matches(r, l3, lip, rip, lport, rport, 0)), None)
+            assert index.first_match(l3, lip, rip, lport, rport, 0) is scan

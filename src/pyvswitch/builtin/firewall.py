@@ -14,7 +14,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from pyvswitch.ext.acl import ETH_P_IPV4, ETH_P_IPV6, Direction, ExtendedAcl, parse_l3l4
+from pyvswitch.ext.acl import Direction, ExtendedAcl, packet_l3
 from pyvswitch.ext.api import Context, FilterExtension, Gate, OnError, PortEvent, PortInfo
 from pyvswitch.packet.frame import Packet
 
@@ -72,13 +72,9 @@ class Firewall(FilterExtension):
             return
         outbound = direction is Direction.OUTBOUND
         for p in pkts:
-            data = p.data
-            etype = (data[12] << 8) | data[13] if len(data) >= 14 else 0
-            if etype not in (ETH_P_IPV4, ETH_P_IPV6):
-                continue  # extended ACLs are IP rules
-            l3 = parse_l3l4(data, etype)
+            l3 = packet_l3(p)
             if not l3.version:
-                continue
+                continue  # extended ACLs are IP rules
             if outbound:
                 ok = acl.allows(direction, l3, l3.src, l3.dst, l3.sport, l3.dport, p.vlan, now)
             else:

@@ -26,13 +26,16 @@ import struct
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
+from typing import NamedTuple
+
+from pyvswitch.packet.frame import Packet
 
 ETH_P_IPV4 = 0x0800
 ETH_P_IPV6 = 0x86DD
 PROTO_TCP = 6
 PROTO_UDP = 17
 CACHE_MAX = 65536
-_V4 = struct.Struct(">BBHHHBBH4s4s")
+_V4 = struct.Struct(">BBHHHBBHII")  # addresses straight to ints: no from_bytes per packet
 _PORTS = struct.Struct(">HH")
 
 
@@ -47,9 +50,9 @@ class Direction(StrEnum):
     OUTBOUND = "Outbound"
 
 
-@dataclass(frozen=True, slots=True)
-class L3L4:
-    """What ACLs look at in a frame. Addresses are ints (IPv4 and IPv6 in separate families)."""
+class L3L4(NamedTuple):
+    """What ACLs look at in a frame. Addresses are ints (IPv4 and IPv6 in separate families). A NamedTuple:
+    made once per packet per check, and a tuple is the cheapest object Python can build."""
 
     version: int  # 4, 6, or 0 for non-IP
     src: int
@@ -77,7 +80,7 @@ def parse_l3l4(data: bytes | bytearray | memoryview, etype: int) -> L3L4:
             sport = dport = 0
             if proto in (PROTO_TCP, PROTO_UDP) and not frag & 0x1FFF:
                 sport, dport = _PORTS.unpack_from(data, l4)
-            return L3L4(4, int.from_bytes(src, "big"), int.from_bytes(dst, "big"), proto, sport, dport)
+            return L3L4(4, src, dst, proto, sport, dport)
         if etype == ETH_P_IPV6:
             if len(data) < 54 or data[14] >> 4 != 6:
                 return NON_IP
@@ -91,6 +94,17 @@ def parse_l3l4(data: bytes | bytearray | memoryview, etype: int) -> L3L4:
     except (struct.error, IndexError):
         return NON_IP
     return NON_IP
+
+
+def packet_l3(pkt: Packet) -> L3L4:
+    """The packet's L3/L4 fields, parsed once per packet and kept on it."""
+    l3 = pkt.l3
+    if l3 is None:
+        data = pkt.data
+        etype = (data[12] << 8) | data[13] if len(data) >= 14 else 0
+        l3 = pkt.l3 = parse_l3l4(data, etype)
+    assert isinstance(l3, L3L4)
+    return l3
 
 
 # ---------------------------------------------------------------------------------------------- port ACLs
@@ -289,6 +303,59 @@ class FlowState:
     packets: int = 0
 
 
+class RuleIndex:
+    """Extended rules of one direction, indexed so that a lookup touches few rules however many there are.
+
+    Each rule is filed under its most selective field: its remote prefix, else its local prefix (both keyed by
+    prefix length and masked address, as in a longest-prefix table), else a single remote or local port, else
+    a short list of rules that match broadly. A packet gathers the candidates from one dict lookup per prefix
+    length in use plus the port buckets and the broad list, and takes the first match in (weight, position)
+    order, which is exactly the answer of a scan over all rules by weight.
+    """
+
+    def __init__(self, rules: Sequence[ExtendedRule]) -> None:
+        self.rules = list(rules)  # weight order
+        self.prefix: dict[tuple[str, int, int], dict[int, list[int]]] = {}  # (field, version, plen) -> addr
+        self.ports: dict[tuple[str, int], list[int]] = {}
+        self.broad: list[int] = []
+        for pos, r in enumerate(self.rules):
+            if r.remote is not None and r.remote[2]:
+                v, net, plen = r.remote
+                self.prefix.setdefault(("remote", v, plen), {}).setdefault(net, []).append(pos)
+            elif r.local is not None and r.local[2]:
+                v, net, plen = r.local
+                self.prefix.setdefault(("local", v, plen), {}).setdefault(net, []).append(pos)
+            elif r.remote_ports is not None and r.remote_ports[0] == r.remote_ports[1]:
+                self.ports.setdefault(("remote", r.remote_ports[0]), []).append(pos)
+            elif r.local_ports is not None and r.local_ports[0] == r.local_ports[1]:
+                self.ports.setdefault(("local", r.local_ports[0]), []).append(pos)
+            else:
+                self.broad.append(pos)
+
+    def first_match(
+        self, l3: L3L4, local_ip: int, remote_ip: int, lport: int, rport: int, vlan: int
+    ) -> ExtendedRule | None:
+        candidates: list[int] = list(self.broad)
+        for (fld, version, plen), table in self.prefix.items():
+            if version != l3.version:
+                continue
+            bits = 32 if version == 4 else 128
+            addr = remote_ip if fld == "remote" else local_ip
+            hit = table.get((addr >> (bits - plen)) << (bits - plen))
+            if hit:
+                candidates += hit
+        for key in (("remote", rport), ("local", lport)):
+            hit = self.ports.get(key)
+            if hit:
+                candidates += hit
+        rules = self.rules
+        for pos in sorted(candidates):
+            r = rules[pos]
+            if _matches(r, l3, local_ip, remote_ip, lport, rport, vlan):
+                return r
+        return None
+
+
 @dataclass(slots=True)
 class ExtendedAcl:
     """A port's extended ACL: rules by direction in weight order, and the flows stateful rules admitted."""
@@ -296,6 +363,7 @@ class ExtendedAcl:
     rules: dict[Direction, list[ExtendedRule]] = field(default_factory=dict)
     flows: dict[FlowId, FlowState] = field(default_factory=dict)
     _cache: dict[tuple[Direction, FlowId, int], ExtendedRule | None] = field(default_factory=dict)
+    _index: dict[Direction, RuleIndex] = field(default_factory=dict)
     hits: int = 0
 
     @classmethod
@@ -305,6 +373,7 @@ class ExtendedAcl:
         for r in sorted(rules, key=lambda r: -r.weight):
             by_dir.setdefault(r.direction, []).append(r)
         acl = cls(by_dir)
+        acl._index = {d: RuleIndex(rs) for d, rs in by_dir.items()}
         if previous is not None:
             acl.flows = previous.flows  # established flows survive a rule change until they idle out
         return acl
@@ -321,14 +390,14 @@ class ExtendedAcl:
                 state.packets += 1
                 return True
             del self.flows[flow]
-        rules = self.rules.get(direction)
-        if not rules:
+        index = self._index.get(direction)
+        if index is None:
             return True
         key = (direction, flow, vlan)
         if key in self._cache:
             rule = self._cache[key]
         else:
-            rule = next((r for r in rules if _matches(r, l3, local_ip, remote_ip, lport, rport, vlan)), None)
+            rule = index.first_match(l3, local_ip, remote_ip, lport, rport, vlan)
             if len(self._cache) >= CACHE_MAX:
                 self._cache.clear()
             self._cache[key] = rule

@@ -155,6 +155,7 @@ class Gate:
         """Change a packet's bytes (copy-on-write: the received data is read-only)."""
         pkt.data = bytes(data)
         pkt.vnet = None  # offsets of the old header no longer describe the new bytes
+        pkt.l3 = None  # nor does what was parsed from the old bytes
 
     def clone(self, pkt: Packet) -> Packet:
         """A copy that can be changed and injected without touching the original."""

@@ -39,7 +39,7 @@ def tag_bytes(tci: int) -> bytes:
 class Packet:
     """One frame and its forwarding context (Hyper-V's out-of-band NBL context)."""
 
-    __slots__ = ("data", "dst", "dsts", "in_port", "src", "tci", "vlan", "vnet")
+    __slots__ = ("data", "dst", "dsts", "in_port", "l3", "src", "tci", "vlan", "vnet")
 
     def __init__(
         self,
@@ -59,6 +59,9 @@ class Packet:
         self.src = 0
         # Set by forwarding: destination port indices (None = not yet decided).
         self.dsts: list[int] | None = None
+        # The parsed IP header fields, filled in by the first policy that needs them (ext.acl.packet_l3) so
+        # that ACLs and the firewall parse a frame once; None until then. Whoever changes ``data`` resets it.
+        self.l3: object | None = None
 
     def detach(self) -> Packet:
         """Return a copy whose data no longer refers to a device ring."""

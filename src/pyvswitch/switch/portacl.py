@@ -11,7 +11,7 @@ import ipaddress
 from collections.abc import Sequence
 
 from pyvswitch.config.schema import AclAction, AclDirection, AclEntry
-from pyvswitch.ext.acl import Action, PortAclEntry, PortAclTable, ip_entry, mac_entry, parse_l3l4
+from pyvswitch.ext.acl import Action, PortAclEntry, PortAclTable, ip_entry, mac_entry, packet_l3
 from pyvswitch.packet.frame import Packet
 from pyvswitch.packet.mac import parse_mac
 from pyvswitch.pipeline.element import Element
@@ -54,13 +54,11 @@ class PortAcl(Element):
         outbound = self.outbound
         keep: list[Packet] = []
         for p in batch:
-            data = p.data
-            etype = (data[12] << 8) | data[13]
-            l3 = parse_l3l4(data, etype)
+            l3 = packet_l3(p)
             if outbound:
-                ok = allows(l3, p.src, p.dst, l3.src, l3.dst, len(data))
+                ok = allows(l3, p.src, p.dst, l3.src, l3.dst, len(p.data))
             else:
-                ok = allows(l3, p.dst, p.src, l3.dst, l3.src, len(data))
+                ok = allows(l3, p.dst, p.src, l3.dst, l3.src, len(p.data))
             if ok:
                 keep.append(p)
             else:
