@@ -191,6 +191,14 @@ class SwitchConfig(Model):
         return self
 
 
+class PortMirroring(StrEnum):
+    """Hyper-V port mirroring (PM-01): a Source port's traffic is copied to the Destination ports of its switch."""
+
+    NONE = "None"
+    SOURCE = "Source"
+    DESTINATION = "Destination"
+
+
 class AclAction(StrEnum):
     ALLOW = "Allow"
     DENY = "Deny"
@@ -320,6 +328,7 @@ class PortConfig(Model):
     # Broadcast + multicast + unknown-unicast packets/s the port may send; 0 = no limit (UInt32 in Hyper-V).
     storm_limit: Annotated[int, Field(ge=0, le=4_294_967_295)] = 0
     ieee_priority_tag: bool = False  # keep the 802.1p priority of frames from the port
+    port_mirroring: PortMirroring = PortMirroring.NONE  # Set-VMNetworkAdapter -PortMirroring
     acls: list[AclEntry] = []  # Add-VMNetworkAdapterAcl (enforced by the switch)
     extended_acls: list[ExtendedAclEntry] = []  # Add-VMNetworkAdapterExtendedAcl (the firewall extension)
 

@@ -26,6 +26,7 @@ from pyvswitch.config.schema import (
     ExtensionSetting,
     HostConfig,
     PortConfig,
+    PortMirroring,
     SwitchConfig,
     SwitchType,
     VlanConfig,
@@ -95,6 +96,7 @@ class PortPatch(Request_):
     # The whole list each time (Add/Remove-VMNetworkAdapter(Extended)Acl read, change and send it back).
     acls: list[AclEntry] | None = None
     extended_acls: list[ExtendedAclEntry] | None = None
+    port_mirroring: PortMirroring | None = None
 
 
 class Health(BaseModel):
@@ -234,6 +236,7 @@ def create_app(service: Service) -> FastAPI:
                 "ip",
                 "acls",
                 "extended_acls",
+                "port_mirroring",
             )
             if k in changes and changes[k] is None
         ]

@@ -17,7 +17,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 
 from pyvswitch.clock import Clock
-from pyvswitch.config.schema import ExtendedAclEntry, PortConfig, PortKind, SwitchConfig
+from pyvswitch.config.schema import ExtendedAclEntry, PortConfig, PortKind, PortMirroring, SwitchConfig
 from pyvswitch.datapath.device import Device
 from pyvswitch.ext.acl import Action, ExtendedRule, port_range
 from pyvswitch.ext.acl import Direction as AclDir
@@ -216,6 +216,8 @@ class Switch:
         self.ext_active: ExtensionStack | None = None
         self.port_configs: dict[str, PortConfig] = {}
         self.acl_in_ports: set[int] = set()  # ports with an inbound ACL: the only ones egress must check
+        self.mirror_from: set[int] = set()  # PortMirroring Source ports
+        self.mirror_to: list[int] = []  # Destination ports; empty unless some port is a Source
         self.fdb = MacTable(config.mac_table_size, config.mac_aging_s)
         self.ports: list[SwitchPort | None] = []
         self.index_of: dict[str, int] = {}
@@ -343,6 +345,10 @@ class Switch:
         self._flood_cache.clear()
         self._unknown_cache.clear()
         self.acl_in_ports = {p.index for p in self.ports if p is not None and p.acl_in is not None}
+        mirroring = {pc.name: pc.port_mirroring for pc in ports}
+        self.mirror_from = {self.index_of[n] for n, m in mirroring.items() if m is PortMirroring.SOURCE}
+        dests = {self.index_of[n] for n, m in mirroring.items() if m is PortMirroring.DESTINATION}
+        self.mirror_to = sorted(dests) if self.mirror_from else []
         stack.ctx.ports = {
             self.index_of[pc.name]: port_info(config.name, pc, self.index_of[pc.name]) for pc in ports
         }
@@ -408,7 +414,36 @@ class Switch:
         if ext is not None:
             for d, (pkts, tcis) in list(outs.items()):
                 outs[d] = ext.egress(pkts, tcis, d)
+        if self.mirror_to:
+            self._mirror(port, batch, outs)
         return outs
+
+    def _mirror(
+        self, port: SwitchPort, accepted: list[Packet], outs: dict[int, tuple[list[Packet], list[int]]]
+    ) -> None:
+        """PM-01/02: copies of what a Source port sends and receives go to every Destination port, with the tag
+        they carry on the Source port's wire, added last so that they hold even when a forwarding extension
+        decided the destinations. A frame already going to a Destination port is not sent there twice."""
+        copies: list[tuple[Packet, int]] = []
+        if port.index in self.mirror_from:
+            copies += [(p, p.tci) for p in accepted]
+        for d in self.mirror_from.intersection(outs):
+            pkts, tcis = outs[d]
+            copies += zip(pkts, tcis, strict=True)
+        if not copies:
+            return
+        for m in self.mirror_to:
+            if m == port.index:
+                continue
+            slot = outs.get(m)
+            if slot is None:
+                slot = outs[m] = ([], [])
+            already = {id(p) for p in slot[0]}
+            for p, tci in copies:
+                if id(p) not in already:
+                    already.add(id(p))
+                    slot[0].append(p)
+                    slot[1].append(tci)
 
     def _inbound_acls(self, outs: dict[int, tuple[list[Packet], list[int]]]) -> None:
         """Built-in egress ACL (each destination's Inbound entries), before the extensions' egress."""
