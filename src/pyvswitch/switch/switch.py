@@ -12,8 +12,10 @@ send and the 802.1Q TCI to put on each. Forwarding follows Hyper-V (SW-07, SW-08
 
 from __future__ import annotations
 
+import copy
 import struct
-from collections import Counter
+from collections import Counter, deque
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from pyvswitch.clock import Clock
@@ -25,6 +27,7 @@ from pyvswitch.ext.acl import prefix as acl_prefix
 from pyvswitch.ext.api import PortEvent, PortInfo
 from pyvswitch.ext.registry import Registry
 from pyvswitch.ext.stack import ExtensionStack
+from pyvswitch.observe.trace import TraceRecord, drop_diff, summarize
 from pyvswitch.packet.frame import ETH_HLEN, ETH_P_8021Q, UNTAGGED, VLAN_HLEN, Packet
 from pyvswitch.packet.mac import parse_mac
 from pyvswitch.packet.vnet import EMPTY_VNET_HDR, shift_vnet, vnet_problem
@@ -40,6 +43,7 @@ TCI = struct.Struct(">H")
 # Kinds of port behind which unknown MACs may live; unknown unicast is sent to these only (SW-07).
 OPEN_KINDS = frozenset({PortKind.UPLINK, PortKind.INTERFACE, PortKind.TAP})
 DEFAULT_MTU = 1500
+TRACE_KEEP = 1000  # trace records kept per switch
 
 
 @dataclass(slots=True)
@@ -216,6 +220,9 @@ class Switch:
         self.ext_active: ExtensionStack | None = None
         self.port_configs: dict[str, PortConfig] = {}
         self.acl_in_ports: set[int] = set()  # ports with an inbound ACL: the only ones egress must check
+        # Tracing: port index -> packets still to trace; the records, newest last.
+        self.traced: dict[int, int] = {}
+        self.trace_records: deque[TraceRecord] = deque(maxlen=TRACE_KEEP)
         self.mirror_from: set[int] = set()  # PortMirroring Source ports
         self.mirror_to: list[int] = []  # Destination ports; empty unless some port is a Source
         self.fdb = MacTable(config.mac_table_size, config.mac_aging_s)
@@ -382,29 +389,64 @@ class Switch:
 
     def process(self, port: SwitchPort, batch: list[Packet]) -> dict[int, tuple[list[Packet], list[int]]]:
         """Run one received batch through the chain; returns per destination port (packets, TCIs)."""
+        if self.traced and port.index in self.traced:
+            return self._process_traced(port, batch)
+        return self._run(port, batch, None)
+
+    def _run(
+        self, port: SwitchPort, batch: list[Packet], rec: TraceRecord | None
+    ) -> dict[int, tuple[list[Packet], list[int]]]:
+        """The chain. ``rec`` (tracing one packet) records each stage's verdict; None on the normal path,
+        which then pays one test per stage per batch."""
         self.current_port = port
+        snap = self._drop_snapshot() if rec is not None else None
         batch = self.ingress.process(batch)
+        if rec is not None:
+            snap = self._traced(rec, "ingress", batch, snap, lambda p: f"VLAN {p.vlan}")
         # Port security (switch/security.py): the port's guards run just before forwarding (after the
         # extensions' ingress, as Hyper-V orders its built-in ingress policies), the storm limit just after.
         sec = port.security
         ext = self.ext_active
-        if port.acl_out is not None:
+        if port.acl_out is not None and batch:
             # Built-in ingress ACL (the port's Outbound entries) before forwarding (§1.9 step 4).
             batch = port.acl_out.process(batch)
+            if rec is not None:
+                snap = self._traced(rec, f"port ACL outbound ({port.name})", batch, snap)
         if ext is None:
-            if sec is not None:
+            if sec is not None and batch:
                 batch = sec.before_forward(batch)
-            batch = self.forward.process(batch)
-            if sec is not None:
+                if rec is not None and sec.before:
+                    snap = self._traced(rec, "port security", batch, snap)
+            batch = self.forward.process(batch) if batch else batch
+            if rec is not None and (batch or snap is not None):
+                snap = self._traced(rec, "forward (learning switch)", batch, snap, self._dst_names)
+            if sec is not None and batch:
                 batch = sec.after_forward(batch)
+                if rec is not None and sec.after:
+                    snap = self._traced(rec, "storm limit", batch, snap)
         else:
-            batch = ext.ingress(batch, port.index) if batch else batch
-            if sec is not None:
+            if batch:
+                batch = ext.ingress(batch, port.index)
+                if rec is not None:
+                    names = ", ".join(s.name for s in ext.captures + ext.ingress_filters)
+                    snap = self._traced(rec, f"extensions ingress ({names})", batch, snap)
+            if sec is not None and batch:
                 batch = sec.before_forward(batch)
+                if rec is not None and sec.before:
+                    snap = self._traced(rec, "port security", batch, snap)
+            where = (
+                f"forward ({ext.forwarder.name})"
+                if ext.forwarder is not None
+                else "forward (learning switch)"
+            )
             batch = self._forward_with(ext, batch)
-            if sec is not None:
+            if rec is not None:
+                snap = self._traced(rec, where, batch, snap, self._dst_names)
+            if sec is not None and batch:
                 batch = sec.after_forward(batch)
-            if ext.pending:
+                if rec is not None and sec.after:
+                    snap = self._traced(rec, "storm limit", batch, snap)
+            if ext.pending and rec is None:
                 batch += self._forward_with(ext, self._injected(ext.take_pending()))
         outs = self._group(batch)
         if sec is not None and sec.keep_priority:
@@ -416,7 +458,133 @@ class Switch:
                 outs[d] = ext.egress(pkts, tcis, d)
         if self.mirror_to:
             self._mirror(port, batch, outs)
+        if rec is not None and snap is not None:
+            self._traced_egress(rec, outs, snap)
         return outs
+
+    # ---- tracing (observe/trace.py): only for packets of traced ports and what-if traces ----
+
+    def _drop_snapshot(self) -> Counter[tuple[str, str]]:
+        """Every drop counter of the switch, keyed by (where, reason)."""
+        snap: Counter[tuple[str, str]] = Counter()
+        for where, drops in (
+            ("ingress", self.ingress.drops),
+            ("forward", self.forward.drops),
+            ("egress", self.egress_drops),
+        ):
+            for r, n in drops.items():
+                snap[(where, r)] = n
+        for p in self.ports:
+            if p is None:
+                continue
+            for r, n in p.drops.items():
+                snap[(f"port {p.name}", r)] = n
+            if p.security is not None:
+                for r, n in p.security.drops().items():
+                    snap[(f"port security {p.name}", r)] = n
+            for a in (p.acl_out, p.acl_in):
+                if a is not None:
+                    for r, n in a.drops.items():
+                        snap[(a.name, r)] = n
+        if self.ext is not None:
+            for slot in self.ext.slots:
+                for r, n in slot.drops.items():
+                    snap[(f"extension {slot.name}", r)] = n
+        return snap
+
+    def _traced(
+        self,
+        rec: TraceRecord,
+        stage: str,
+        survivors: list[Packet],
+        before: Counter[tuple[str, str]] | None,
+        detail: Callable[[Packet], str] | None = None,
+    ) -> Counter[tuple[str, str]] | None:
+        """Record one stage for the traced packet; returns the snapshot for the next stage (None: it is gone)."""
+        if before is None:
+            return None
+        after = self._drop_snapshot()
+        if survivors:
+            rec.add(stage, "pass", detail(survivors[0]) if detail is not None else "")
+            return after
+        why = drop_diff(before, after)
+        rec.add(stage, "drop", "; ".join(f"{r} ({w})" for w, r in why) or "no destination")
+        return None
+
+    def _dst_names(self, pkt: Packet) -> str:
+        names = [self.ports[d].name for d in pkt.dsts or () if self.ports[d] is not None]  # type: ignore[union-attr]
+        return "to " + (", ".join(names) or "nobody")
+
+    def _traced_egress(
+        self,
+        rec: TraceRecord,
+        outs: dict[int, tuple[list[Packet], list[int]]],
+        before: Counter[tuple[str, str]],
+    ) -> None:
+        for d, (pkts, tcis) in sorted(outs.items()):
+            dport = self.ports[d]
+            if dport is None or not pkts:
+                continue
+            tci = tcis[0]
+            tag = (
+                "untagged"
+                if tci == UNTAGGED
+                else f"tagged VLAN {tci & 0xFFF}" + (f" PCP {tci >> 13}" if tci >> 13 else "")
+            )
+            rec.add(dport.name, "deliver", tag)
+        for where, reason in drop_diff(before, self._drop_snapshot()):
+            rec.add(where, "drop", reason)
+
+    def _process_traced(
+        self, port: SwitchPort, batch: list[Packet]
+    ) -> dict[int, tuple[list[Packet], list[int]]]:
+        """The port is traced: each packet within its budget goes through alone, recorded; the rest as usual."""
+        budget = self.traced.get(port.index, 0)
+        traced, rest = batch[:budget], batch[budget:]
+        outs: dict[int, tuple[list[Packet], list[int]]] = {}
+        for pkt in traced:
+            rec = TraceRecord(self.name, port.name, summarize(pkt.data, pkt.tci, pkt.vlan))
+            self._merge(outs, self._run(port, [pkt], rec))
+            self.trace_records.append(rec)
+        left = budget - len(traced)
+        if left > 0:
+            self.traced[port.index] = left
+        else:
+            self.traced.pop(port.index, None)
+        if rest:
+            self._merge(outs, self._run(port, rest, None))
+        return outs
+
+    @staticmethod
+    def _merge(
+        into: dict[int, tuple[list[Packet], list[int]]], more: dict[int, tuple[list[Packet], list[int]]]
+    ) -> None:
+        for d, (pkts, tcis) in more.items():
+            slot = into.get(d)
+            if slot is None:
+                into[d] = (pkts, tcis)
+            else:
+                slot[0].extend(pkts)
+                slot[1].extend(tcis)
+
+    def what_if(self, port_name: str, frame: bytes, tci: int = UNTAGGED) -> TraceRecord:
+        """Trace ``frame`` as if it arrived on ``port_name``, on a copy of the switch: nothing learned,
+        counted, sent or remembered by extensions (they run on copies too)."""
+        idx = self.index_of.get(port_name)
+        if idx is None:
+            raise KeyError(port_name)
+        memo: dict[int, object] = {id(self.clock): self.clock, id(self.registry): self.registry}
+        for p in self.ports:
+            if p is not None:
+                memo[id(p.device)] = p.device  # devices are not copied, and the copy never sends
+        twin = copy.deepcopy(self, memo)
+        twin.traced = {}
+        port = twin.ports[idx]
+        assert port is not None
+        pkt = Packet(bytes(frame), tci)
+        rec = TraceRecord(self.name, port_name, summarize(frame, tci, 0), what_if=True)
+        twin._run(port, [pkt], rec)
+        return rec
 
     def _mirror(
         self, port: SwitchPort, accepted: list[Packet], outs: dict[int, tuple[list[Packet], list[int]]]

@@ -1,0 +1,85 @@
+"""Unified tracing: what happened to a packet at each stage of the switch, and why it was dropped.
+
+A trace record follows one packet from the port it arrived on through every stage (ingress checks, port ACLs,
+each extension, port security, forwarding, egress) to the ports it was delivered to. The switch fills it in only
+for packets of a traced port (a per-port packet budget, off by default) and for what-if traces, so the normal
+path pays nothing. Drop reasons come from the same per-element counters that ``show drops`` reports: a stage's
+verdict is the counter that moved while the packet was in it.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+
+from pyvswitch.packet.mac import format_mac
+
+
+@dataclass(slots=True)
+class TraceStep:
+    stage: str
+    verdict: str  # "pass", "drop", "deliver", "note"
+    detail: str = ""
+
+
+@dataclass(slots=True)
+class TraceRecord:
+    switch: str
+    port: str
+    summary: str
+    what_if: bool = False
+    time: float = field(default_factory=time.time)
+    steps: list[TraceStep] = field(default_factory=list)
+
+    def add(self, stage: str, verdict: str, detail: str = "") -> None:
+        self.steps.append(TraceStep(stage, verdict, detail))
+
+    @property
+    def verdict(self) -> str:
+        delivered = [s for s in self.steps if s.verdict == "deliver"]
+        if delivered:
+            return "delivered to " + ", ".join(s.stage for s in delivered)
+        drop = next((s for s in self.steps if s.verdict == "drop"), None)
+        return f"dropped at {drop.stage}: {drop.detail}" if drop else "dropped"
+
+    def as_dict(self) -> dict[str, object]:
+        return {
+            "switch": self.switch,
+            "port": self.port,
+            "summary": self.summary,
+            "what_if": self.what_if,
+            "time": self.time,
+            "verdict": self.verdict,
+            "steps": [{"stage": s.stage, "verdict": s.verdict, "detail": s.detail} for s in self.steps],
+        }
+
+
+def summarize(data: bytes | bytearray | memoryview, tci: int, vlan: int) -> str:
+    """One line: MACs, EtherType, VLAN, length."""
+    if len(data) < 14:
+        return f"runt ({len(data)} bytes)"
+    dst, src = format_mac(int.from_bytes(data[0:6], "big")), format_mac(int.from_bytes(data[6:12], "big"))
+    etype = (data[12] << 8) | data[13]
+    tag = f" tag {tci & 0xFFF}" if tci >= 0 else ""
+    return f"{src} > {dst} type 0x{etype:04x}{tag} len {len(data)}"
+
+
+def drop_diff(before: Counter[tuple[str, str]], after: Counter[tuple[str, str]]) -> list[tuple[str, str]]:
+    """(where, reason) of every counter that moved."""
+    return [k for k, n in after.items() if n > before.get(k, 0)]
+
+
+def format_tree(rec: dict[str, object]) -> str:
+    """A record as a tree, for the CLI."""
+    steps = rec["steps"]
+    assert isinstance(steps, list)
+    head = f"{'what-if ' if rec.get('what_if') else ''}{rec['switch']}/{rec['port']}: {rec['summary']}"
+    lines = [head]
+    for i, s in enumerate(steps):
+        branch = "└─" if i == len(steps) - 1 else "├─"
+        mark = {"pass": "✓", "drop": "✗", "deliver": "→", "note": "·"}.get(str(s["verdict"]), "?")
+        detail = f"  {s['detail']}" if s["detail"] else ""
+        lines.append(f"{branch} {mark} {s['stage']}{detail}")
+    lines.append(f"   = {rec['verdict']}")
+    return "\n".join(lines)
