@@ -99,6 +99,16 @@ class PortPatch(Request_):
     port_mirroring: PortMirroring | None = None
 
 
+class TraceStart(Request_):
+    port: str
+    count: int = Field(20, ge=1, le=10_000)
+
+
+class WhatIf(Request_):
+    port: str
+    frame: str = ""  # e.g. "dst=02:00:00:00:00:0b vlan=10 tcp dport=80" (observe/describe.py)
+
+
 class Health(BaseModel):
     status: str
     version: str
@@ -258,6 +268,26 @@ def create_app(service: Service) -> FastAPI:
     def switch_extensions(name: str) -> list[dict[str, Any]]:
         """The switch's stack in order (Get-VMSwitchExtension): kind, enabled, counters, run-time status."""
         return service.switch_extensions(name)
+
+    @app.post("/v1/traces", status_code=201)
+    def trace_start(body: TraceStart) -> dict[str, Any]:
+        """Trace the next ``count`` packets arriving on a port (or a VM's first adapter)."""
+        port = service.trace_start(body.port, body.count)
+        return {"port": port.name, "switch": port.switch, "count": body.count}
+
+    @app.delete("/v1/traces/{port}", status_code=204)
+    def trace_stop(port: str) -> Response:
+        service.trace_stop(port)
+        return Response(status_code=204)
+
+    @app.get("/v1/traces")
+    def traces(port: str | None = None, limit: int = Query(100, ge=1, le=1000)) -> list[dict[str, Any]]:
+        return service.traces(port, limit)
+
+    @app.post("/v1/whatif")
+    def what_if(body: WhatIf) -> dict[str, Any]:
+        """Trace a described frame as if received on ``port``: no learning, counting or sending."""
+        return service.what_if(body.port, body.frame)
 
     @app.get("/v1/fdb/{switch}")
     def fdb(switch: str) -> list[dict[str, Any]]:

@@ -42,6 +42,8 @@ from pyvswitch.config.store import Store
 from pyvswitch.config.validate import problems_from_validation_error, validate
 from pyvswitch.daemon.macpool import MacPool
 from pyvswitch.errors import ConfigError, ConflictError, DeviceError, NotFoundError
+from pyvswitch.observe.describe import DescriptionError
+from pyvswitch.observe.describe import build as build_frame
 
 log = logging.getLogger(__name__)
 
@@ -67,6 +69,10 @@ class EngineLike(Protocol):
     def counters(self) -> dict[str, object]: ...
     def fdb(self, switch: str) -> list[dict[str, object]]: ...
     def installed_extensions(self) -> list[dict[str, object]]: ...
+    def trace_start(self, switch: str, port: str, count: int) -> None: ...
+    def trace_stop(self, switch: str, port: str) -> None: ...
+    def traces(self, switch: str | None, port: str | None, limit: int = 100) -> list[dict[str, object]]: ...
+    def what_if(self, switch: str, port: str, frame: bytes, tci: int) -> dict[str, object]: ...
 
 
 class NotFound(NotFoundError):
@@ -215,6 +221,45 @@ class Service:
 
     def installed_extensions(self) -> list[dict[str, object]]:
         return self._engine.installed_extensions()
+
+    # ---- tracing ----
+
+    def traced_port(self, name: str) -> PortConfig:
+        """A port by name, or a VM's first adapter by VM name (``trace web01``); it must be connected."""
+        port = next((p for p in self._cfg.ports if p.name == name), None)
+        if port is None:
+            port = next((p for p in self._cfg.ports if p.vm == name), None)
+        if port is None:
+            raise NotFound("port", f"no port or VM {name!r}")
+        if port.switch is None:
+            raise ConfigError([("port", f"port {port.name!r} is not connected to a switch")])
+        return port
+
+    def trace_start(self, name: str, count: int) -> PortConfig:
+        port = self.traced_port(name)
+        assert port.switch is not None
+        self._engine.trace_start(port.switch, port.name, count)
+        return port
+
+    def trace_stop(self, name: str) -> None:
+        port = self.traced_port(name)
+        assert port.switch is not None
+        self._engine.trace_stop(port.switch, port.name)
+
+    def traces(self, name: str | None, limit: int) -> list[dict[str, object]]:
+        if name is None:
+            return self._engine.traces(None, None, limit)
+        port = self.traced_port(name)
+        return self._engine.traces(port.switch, port.name, limit)
+
+    def what_if(self, name: str, description: str) -> dict[str, object]:
+        port = self.traced_port(name)
+        assert port.switch is not None
+        try:
+            frame, tci = build_frame(description, default_src=port.mac)
+        except DescriptionError as e:
+            raise ConfigError([("frame", str(e))]) from e
+        return self._engine.what_if(port.switch, port.name, frame, tci)
 
     def switch_extensions(self, name: str) -> list[dict[str, object]]:
         self.switch(name)

@@ -316,6 +316,48 @@ class Engine:
             "busy_s": round(self.busy_s, 3),
         }
 
+    # ---- tracing (observe/trace.py) ----
+
+    def _switch_port(self, switch: str, port: str) -> tuple[Switch, int]:
+        sw = self.switches.get(switch)
+        if sw is None or port not in sw.index_of:
+            raise KeyError(f"port {port!r} is not connected to switch {switch!r}")
+        return sw, sw.index_of[port]
+
+    def trace_start(self, switch: str, port: str, count: int) -> None:
+        """Trace the next ``count`` packets arriving on ``port``."""
+        sw, idx = self._switch_port(switch, port)
+        self._run_in_loop(lambda: sw.traced.__setitem__(idx, count))
+
+    def trace_stop(self, switch: str, port: str) -> None:
+        sw, idx = self._switch_port(switch, port)
+        def stop() -> None:
+            sw.traced.pop(idx, None)
+
+        self._run_in_loop(stop)
+
+    def traces(
+        self, switch: str | None = None, port: str | None = None, limit: int = 100
+    ) -> list[dict[str, object]]:
+        """The newest trace records (oldest first), copied in the forwarding thread."""
+        out: list[dict[str, object]] = []
+
+        def collect() -> None:
+            for sw in self.switches.values():
+                if switch is None or sw.name == switch:
+                    out.extend(r.as_dict() for r in sw.trace_records if port is None or r.port == port)
+
+        self._run_in_loop(collect)
+        out.sort(key=lambda r: float(r["time"]))  # type: ignore[arg-type]
+        return out[-limit:]
+
+    def what_if(self, switch: str, port: str, frame: bytes, tci: int) -> dict[str, object]:
+        """Trace a frame as if received on ``port``, without side effects (see Switch.what_if)."""
+        sw, _ = self._switch_port(switch, port)
+        result: list[dict[str, object]] = []
+        self._run_in_loop(lambda: result.append(sw.what_if(port, frame, tci).as_dict()))
+        return result[0]
+
     def installed_extensions(self) -> list[dict[str, object]]:
         return [i.describe() for i in self.registry.all()]
 
