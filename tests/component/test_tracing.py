@@ -5,10 +5,10 @@ from __future__ import annotations
 import pytest
 
 from pyvswitch.builtin.firewall import Firewall
+from pyvswitch.cli.trace import format_tree
 from pyvswitch.config.schema import AclEntry, ExtendedAclEntry, PortConfig, PortKind, SwitchConfig, VlanConfig
 from pyvswitch.ext.registry import Registry
 from pyvswitch.observe.describe import DescriptionError, build
-from pyvswitch.observe.trace import format_tree
 from pyvswitch.testing.frames import eth
 from pyvswitch.testing.harness import SwitchHarness
 

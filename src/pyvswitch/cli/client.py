@@ -205,6 +205,12 @@ class Client:
     def delete_port(self, name: str) -> None:
         self.request("DELETE", f"/ports/{_seg(name)}")
 
+    def extensions(self) -> list[JsonObj]:
+        return list(self.request("GET", "/extensions"))
+
+    def switch_extensions(self, switch: str) -> list[JsonObj]:
+        return list(self.request("GET", f"/switches/{_seg(switch)}/extensions"))
+
     def fdb(self, switch: str) -> list[JsonObj]:
         return list(self.request("GET", f"/fdb/{_seg(switch)}"))
 

@@ -11,6 +11,11 @@ per VM in Hyper-V, so a VM adapter called ``Name`` is the port ``<VMName>-<Name>
 VM (port ``<vm>-eth0``) shows as ``eth0`` and is selected with ``-Name eth0`` (the full port name works
 too). A management-OS vNIC is the host port of that name. Output is Format-Table style, MACs as Hyper-V
 prints them (``02155D010203``); with ``--json`` the same objects are printed with Hyper-V's property names.
+
+The ACL cmdlets read each selected port, change its list and send the whole list back, with the matching
+rules of ``cli.acls``; the extension cmdlets share ``cli.extensions``' settings edits with the
+``extension`` verbs. Values are checked with the daemon's own models first, so a bad one is reported
+against the parameter that gave it.
 """
 
 from __future__ import annotations
@@ -25,7 +30,18 @@ from typing import Any
 import click
 from pydantic import ValidationError
 
+from pyvswitch.cli.acls import (
+    AclInputError,
+    check_acl,
+    check_xacl,
+    evaluation_order,
+    protocol_text,
+    remove_acl,
+    remove_xacl,
+    weight_in_use,
+)
 from pyvswitch.cli.client import Client, JsonObj
+from pyvswitch.cli.extensions import extension_settings, ordered_settings, set_enabled
 from pyvswitch.cli.format import echo_json, hyperv_mac, ps_table
 from pyvswitch.config.schema import VlanConfig, VlanMode, format_vlan_list, parse_vlan_list
 from pyvswitch.packet.mac import format_mac, parse_mac
@@ -521,6 +537,10 @@ def set_vmswitch(a: Args, s: Session) -> None:
         changes["allow_management_os"] = a.boolean("AllowManagementOS")
     if a.has("Notes"):
         changes["notes"] = a.text("Notes")
+    if a.has("Extensions"):
+        # The order within each kind (capture, filter, forwarding); each keeps its enabled state.
+        configured, stack = extension_settings(s.client, name)
+        changes["extensions"] = ordered_settings(configured, stack, _list_values(a, "Extensions"))
     sw = s.client.update_switch(name, changes) if changes else s.client.switch(name)
     if a.flag("Passthru"):
         _print(s, [switch_obj(sw)], SWITCH_COLUMNS)
@@ -730,6 +750,341 @@ def set_vmnetworkadapter(a: Args, s: Session) -> None:
         _print_adapters(s, changed)
 
 
+# ---------------------------------------------------------------- port ACLs and extended ACLs
+
+# Add/Remove-VMNetworkAdapterAcl address parameters -> AclEntry fields (exactly one per command).
+ACL_ADDRESS_PARAMS = {
+    "LocalIPAddress": "local_ip",
+    "RemoteIPAddress": "remote_ip",
+    "LocalMacAddress": "local_mac",
+    "RemoteMacAddress": "remote_mac",
+}
+# Add-VMNetworkAdapterExtendedAcl parameters -> ExtendedAclEntry fields.
+XACL_PARAMS = {
+    "Action": "action",
+    "Direction": "direction",
+    "Weight": "weight",
+    "LocalIPAddress": "local_ip",
+    "RemoteIPAddress": "remote_ip",
+    "LocalPort": "local_port",
+    "RemotePort": "remote_port",
+    "Protocol": "protocol",
+    "Stateful": "stateful",
+    "IdleSessionTimeout": "idle_session_timeout_s",
+    "IsolationID": "isolation_id",
+}
+ACL_COLUMNS = ("VMName", "Direction", "Action", "LocalAddress", "RemoteAddress")
+XACL_COLUMNS = (
+    "VMName",
+    "Direction",
+    "Action",
+    "LocalIPAddress",
+    "RemoteIPAddress",
+    "LocalPort",
+    "RemotePort",
+    "Protocol",
+    "Weight",
+    "Stateful",
+    "IdleSessionTimeout",
+)
+
+
+def _list_values(a: Args, name: str) -> list[str]:
+    """A String[] parameter: ``10.0.0.1,10.0.0.2`` (the shell's words were joined by bind) -> its items."""
+    items = [v.strip() for v in str(a.text(name) or "").split(",") if v.strip()]
+    if not items:
+        raise CmdletUsageError(
+            a.cmdlet, f"Cannot validate argument on parameter '{name}'. The argument is null or empty."
+        )
+    return items
+
+
+def _validated(
+    a: Args, check: Callable[[JsonObj], JsonObj], body: JsonObj, params: Mapping[str, str]
+) -> JsonObj:
+    """``body`` checked by the daemon's own model; a bad value is reported against the parameter that gave it."""
+    try:
+        return check(body)
+    except AclInputError as exc:
+        by_field = {f: p for p, f in params.items()}
+        field_name, message = exc.problems[0]
+        param = by_field.get(field_name)
+        if param is not None:
+            raise CmdletUsageError(
+                a.cmdlet, f"Cannot validate argument on parameter '{param}'. {message}."
+            ) from None
+        raise CmdletUsageError(a.cmdlet, f"The ACL entry is not valid: {message}.") from None
+
+
+def _acl_address_param(a: Args) -> str:
+    which = _one_of(a, *ACL_ADDRESS_PARAMS)
+    if which is None:
+        raise CmdletUsageError(
+            a.cmdlet, PARAM_SET_ERROR + " Give one of " + ", ".join(f"-{p}" for p in ACL_ADDRESS_PARAMS) + "."
+        )
+    return which
+
+
+def acl_entries_from_args(a: Args) -> list[JsonObj]:
+    """The AclEntry bodies an Add-VMNetworkAdapterAcl line asks for: one per address given."""
+    param = _acl_address_param(a)
+    return [
+        _validated(
+            a,
+            check_acl,
+            {"action": a.text("Action"), "direction": a.text("Direction"), ACL_ADDRESS_PARAMS[param]: value},
+            {"Action": "action", "Direction": "direction", **ACL_ADDRESS_PARAMS},
+        )
+        for value in _list_values(a, param)
+    ]
+
+
+def xacl_entry_from_args(a: Args) -> JsonObj:
+    """The ExtendedAclEntry body an Add-VMNetworkAdapterExtendedAcl line asks for."""
+    body: JsonObj = {field: a.values[param] for param, field in XACL_PARAMS.items() if a.has(param)}
+    return _validated(a, check_xacl, body, XACL_PARAMS)
+
+
+def _acl_text(entry: Mapping[str, Any], side: str) -> str:
+    """An ACL entry's ``side`` address as Hyper-V shows it: MACs as 02155D010203, IPs and ANY as stored."""
+    mac = entry.get(f"{side}_mac")
+    if mac is not None:
+        return hyperv_mac(str(mac))  # ANY stays ANY
+    return str(entry.get(f"{side}_ip") or "")
+
+
+def acl_obj(port: Mapping[str, Any], entry: Mapping[str, Any]) -> JsonObj:
+    return {
+        "VMName": port.get("vm") or "",
+        "VMNetworkAdapterName": adapter_name(port),
+        "IsManagementOs": port.get("kind") == "host",
+        "Direction": entry.get("direction"),
+        "Action": entry.get("action"),
+        "LocalAddress": _acl_text(entry, "local"),
+        "RemoteAddress": _acl_text(entry, "remote"),
+    }
+
+
+def xacl_obj(port: Mapping[str, Any], entry: Mapping[str, Any]) -> JsonObj:
+    def any_(v: object) -> object:
+        return "ANY" if v is None else v
+
+    return {
+        "VMName": port.get("vm") or "",
+        "VMNetworkAdapterName": adapter_name(port),
+        "IsManagementOs": port.get("kind") == "host",
+        "Direction": entry.get("direction"),
+        "Action": entry.get("action"),
+        "LocalIPAddress": any_(entry.get("local_ip")),
+        "RemoteIPAddress": any_(entry.get("remote_ip")),
+        "LocalPort": any_(entry.get("local_port")),
+        "RemotePort": any_(entry.get("remote_port")),
+        "Protocol": protocol_text(entry.get("protocol")),
+        "Weight": entry.get("weight"),
+        "Stateful": bool(entry.get("stateful")),
+        "IdleSessionTimeout": entry.get("idle_session_timeout_s"),
+        "IsolationID": entry.get("isolation_id") or 0,
+    }
+
+
+def _print_acls(s: Session, ports: Sequence[Mapping[str, Any]]) -> None:
+    _print(s, [acl_obj(p, e) for p in ports for e in p.get("acls") or []], ACL_COLUMNS)
+
+
+def _print_xacls(s: Session, ports: Sequence[Mapping[str, Any]]) -> None:
+    objs = [xacl_obj(p, e) for p in ports for e in evaluation_order(p.get("extended_acls") or [])]
+    _print(s, objs, XACL_COLUMNS)
+
+
+def _who(a: Args) -> str:
+    return f"VM '{a.text('VMName')}'" if a.has("VMName") else "the management OS"
+
+
+def add_vmnetworkadapteracl(a: Args, s: Session) -> None:
+    new = acl_entries_from_args(a)
+    changed = [
+        s.client.update_port(str(p["name"]), {"acls": [*(p.get("acls") or []), *new]})
+        for p in _targets(a, s, "VMNetworkAdapterName")
+    ]
+    if a.flag("Passthru"):
+        _print_acls(s, changed)
+
+
+def get_vmnetworkadapteracl(a: Args, s: Session) -> None:
+    _print_acls(s, _adapters(a, s, "VMNetworkAdapterName", default_all_vms=True))
+
+
+def remove_vmnetworkadapteracl(a: Args, s: Session) -> None:
+    # The entries the line describes, in stored form, so that 10.0.0.1 finds the stored 10.0.0.1/32.
+    wanted = acl_entries_from_args(a)
+    field_name = ACL_ADDRESS_PARAMS[_acl_address_param(a)]
+    action, direction = a.text("Action"), a.text("Direction")
+    removed = 0
+    for p in _targets(a, s, "VMNetworkAdapterName"):
+        entries: list[JsonObj] = list(p.get("acls") or [])
+        n = 0
+        for w in wanted:
+            entries, matched = remove_acl(
+                entries, action=action, direction=direction, address=(field_name, str(w[field_name]))
+            )
+            n += matched
+        if n:
+            s.client.update_port(str(p["name"]), {"acls": entries})
+        removed += n
+    if not removed:
+        raise CmdletError(a.cmdlet, f"No {direction} {action} ACL entry of {_who(a)} matches.")
+
+
+def add_vmnetworkadapterextendedacl(a: Args, s: Session) -> None:
+    entry = xacl_entry_from_args(a)
+    targets = _targets(a, s, "VMNetworkAdapterName")
+    for p in targets:
+        if weight_in_use(p.get("extended_acls") or [], entry["weight"], entry["direction"]):
+            raise CmdletError(
+                a.cmdlet,
+                f"Adapter '{adapter_name(p)}' of {_who(a)} already has an {entry['direction']} extended ACL "
+                f"with weight {entry['weight']}; remove it first or choose another -Weight.",
+            )
+    changed = [
+        s.client.update_port(str(p["name"]), {"extended_acls": [*(p.get("extended_acls") or []), entry]})
+        for p in targets
+    ]
+    if a.flag("Passthru"):
+        _print_xacls(s, changed)
+
+
+def get_vmnetworkadapterextendedacl(a: Args, s: Session) -> None:
+    _print_xacls(s, _adapters(a, s, "VMNetworkAdapterName", default_all_vms=True))
+
+
+def remove_vmnetworkadapterextendedacl(a: Args, s: Session) -> None:
+    weight = a.number("Weight")
+    assert weight is not None  # mandatory
+    direction = a.text("Direction")
+    removed = 0
+    for p in _targets(a, s, "VMNetworkAdapterName"):
+        kept, n = remove_xacl(p.get("extended_acls") or [], weight, direction)
+        if n:
+            s.client.update_port(str(p["name"]), {"extended_acls": kept})
+        removed += n
+    if not removed:
+        what = f"{direction} extended ACL" if direction else "extended ACL"
+        raise CmdletError(a.cmdlet, f"No {what} of {_who(a)} has weight {weight}.")
+
+
+# ---------------------------------------------------------------- switch extensions
+
+# The daemon's extension kinds as Hyper-V's ExtensionType.
+EXTENSION_TYPES = {"capture": "Capture", "filter": "Filter", "forwarding": "Forwarding"}
+SYSTEM_EXTENSION_COLUMNS = ("Name", "Vendor", "Version", "ExtensionType")
+SWITCH_EXTENSION_COLUMNS = ("Name", "ExtensionType", "SwitchName", "Enabled", "Running")
+
+
+def system_extension_obj(ext: Mapping[str, Any]) -> JsonObj:
+    return {
+        "Name": ext.get("name"),
+        # Hyper-V's Vendor is the driver's company; here the Python distribution that installed it.
+        "Vendor": ext.get("distribution") or "",
+        "Version": ext.get("api_version") or "",
+        "ExtensionType": EXTENSION_TYPES.get(str(ext.get("kind")), ""),
+        "Description": ext.get("description") or "",
+        # Why an installed extension cannot be used (it then has no ExtensionType and is in no stack).
+        "Problem": ext.get("problem") or "",
+    }
+
+
+def switch_extension_obj(switch: str, row: Mapping[str, Any], installed: Mapping[str, Any]) -> JsonObj:
+    info: Mapping[str, Any] = installed.get(str(row.get("name"))) or {}
+    enabled = bool(row.get("enabled"))
+    return {
+        "Name": row.get("name"),
+        "Vendor": info.get("distribution") or "",
+        "Version": info.get("api_version") or "",
+        "ExtensionType": EXTENSION_TYPES.get(str(row.get("kind")), ""),
+        "SwitchName": switch,
+        "Enabled": enabled,
+        # Every enabled extension in the stack is called for each batch; an exception it raises is
+        # contained per call (counted in Errors) and does not stop it, so Running follows Enabled.
+        "Running": enabled,
+        "Position": row.get("position"),
+        "Calls": row.get("calls") or 0,
+        "Errors": row.get("errors") or 0,
+        "Drops": row.get("drops") or {},
+        "Status": row.get("status") or {},
+    }
+
+
+def _patterns(a: Args, name: str) -> list[str] | None:
+    return _list_values(a, name) if a.has(name) else None
+
+
+def _matches(value: str, patterns: Sequence[str] | None) -> bool:
+    return patterns is None or any(_like(value, p) for p in patterns)
+
+
+def _switch_names(a: Args, s: Session, param: str) -> list[str]:
+    """The switches ``-param`` names (wildcards allowed), every switch without it."""
+    patterns = _patterns(a, param)
+    names = [str(sw.get("name")) for sw in s.client.switches()]
+    for p in patterns or ():
+        if not _has_wildcard(p) and not any(_like(n, p) for n in names):
+            raise CmdletError(a.cmdlet, f'Hyper-V was unable to find a virtual switch with name "{p}".')
+    return [n for n in names if _matches(n, patterns)]
+
+
+def _extension_names(a: Args, installed: Sequence[str]) -> list[str]:
+    """The installed extensions -Name names (a list, wildcards allowed)."""
+    patterns = _patterns(a, "Name") or []
+    for p in patterns:
+        if not _has_wildcard(p) and not any(_like(n, p) for n in installed):
+            raise CmdletError(a.cmdlet, f'Hyper-V was unable to find a switch extension with name "{p}".')
+    return [n for n in installed if _matches(n, patterns)]
+
+
+def _switch_extension_objs(s: Session, switches: Sequence[str], names: Sequence[str] | None) -> list[JsonObj]:
+    installed = {str(e.get("name")): e for e in s.client.extensions()}
+    return [
+        switch_extension_obj(sw, row, installed)
+        for sw in switches
+        for row in s.client.switch_extensions(sw)
+        if _matches(str(row.get("name")), names)
+    ]
+
+
+def get_vmsystemswitchextension(a: Args, s: Session) -> None:
+    patterns = _patterns(a, "Name")
+    exts = [e for e in s.client.extensions() if _matches(str(e.get("name")), patterns)]
+    for p in patterns or ():
+        if not _has_wildcard(p) and not any(_like(str(e.get("name")), p) for e in exts):
+            raise CmdletError(a.cmdlet, f'Hyper-V was unable to find a switch extension with name "{p}".')
+    _print(s, [system_extension_obj(e) for e in exts], SYSTEM_EXTENSION_COLUMNS)
+
+
+def get_vmswitchextension(a: Args, s: Session) -> None:
+    objs = _switch_extension_objs(s, _switch_names(a, s, "VMSwitchName"), _patterns(a, "Name"))
+    for p in _patterns(a, "Name") or ():
+        if not _has_wildcard(p) and not any(_like(str(o["Name"]), p) for o in objs):
+            raise CmdletError(a.cmdlet, f'Hyper-V was unable to find a switch extension with name "{p}".')
+    _print(s, objs, SWITCH_EXTENSION_COLUMNS)
+
+
+def _set_extension_state(a: Args, s: Session, enabled: bool) -> None:
+    names = _extension_names(a, [str(e.get("name")) for e in s.client.extensions()])
+    switches = _switch_names(a, s, "VMSwitchName")
+    for sw in switches:
+        set_enabled(s.client, sw, names, enabled)
+    if a.flag("Passthru"):
+        _print(s, _switch_extension_objs(s, switches, names), SWITCH_EXTENSION_COLUMNS)
+
+
+def enable_vmswitchextension(a: Args, s: Session) -> None:
+    _set_extension_state(a, s, True)
+
+
+def disable_vmswitchextension(a: Args, s: Session) -> None:
+    _set_extension_state(a, s, False)
+
+
 # ---------------------------------------------------------------- the table of cmdlets
 
 _S = PType.SWITCH
@@ -740,6 +1095,9 @@ _ADAPTER_SEL = (
     Param("VMName", position=0),
     Param("ManagementOS", _S),
 )
+_ACL_DIRECTIONS = ("Inbound", "Outbound", "Both")
+_XACL_DIRECTIONS = ("Inbound", "Outbound")
+_ACL_ADDRESSES = tuple(Param(p) for p in ACL_ADDRESS_PARAMS)
 
 CMDLETS: tuple[Cmdlet, ...] = (
     Cmdlet(
@@ -770,10 +1128,13 @@ CMDLETS: tuple[Cmdlet, ...] = (
             Param("SwitchType", choices=_SWITCH_TYPES),
             Param("AllowManagementOS", PType.BOOL),
             Param("Notes"),
+            Param("Extensions"),
             Param("Passthru", _S),
         ),
         set_vmswitch,
-        "Change a switch's adapter, type or management-OS sharing.",
+        "Change a switch's adapter, type, management-OS sharing or extension order.",
+        "-Extensions a,b,c puts those extensions first, in that order, within their kind\n"
+        "(capture, filter, forwarding); each keeps its enabled state.",
     ),
     Cmdlet(
         "Remove-VMSwitch",
@@ -906,6 +1267,116 @@ CMDLETS: tuple[Cmdlet, ...] = (
         get_vmnetworkadaptervlan,
         "List VLAN settings of adapters (every VM's by default).",
     ),
+    Cmdlet(
+        "Add-VMNetworkAdapterAcl",
+        (
+            *_ADAPTER_SEL,
+            Param("VMNetworkAdapterName"),
+            Param("Action", mandatory=True, choices=("Allow", "Deny", "Meter")),
+            Param("Direction", mandatory=True, choices=_ACL_DIRECTIONS),
+            *_ACL_ADDRESSES,
+            Param("Passthru", _S),
+        ),
+        add_vmnetworkadapteracl,
+        "Add port ACL entries to adapters (all of the VM's unless named).",
+        "Exactly one of -LocalIPAddress, -RemoteIPAddress, -LocalMacAddress, -RemoteMacAddress\n"
+        "(a list adds one entry each); addresses are hosts, prefixes (10.0.0.0/8) or ANY.\n"
+        "Local and remote are the VM's; Meter entries must be IP-based.",
+    ),
+    Cmdlet(
+        "Get-VMNetworkAdapterAcl",
+        (*_ADAPTER_SEL, Param("VMNetworkAdapterName")),
+        get_vmnetworkadapteracl,
+        "List port ACL entries of adapters (every VM's by default).",
+    ),
+    Cmdlet(
+        "Remove-VMNetworkAdapterAcl",
+        (
+            *_ADAPTER_SEL,
+            Param("VMNetworkAdapterName"),
+            Param("Action", mandatory=True, choices=("Allow", "Deny", "Meter")),
+            Param("Direction", mandatory=True, choices=_ACL_DIRECTIONS),
+            *_ACL_ADDRESSES,
+        ),
+        remove_vmnetworkadapteracl,
+        "Remove the port ACL entries matching action, direction and address.",
+        "Removing one direction of a Both entry keeps the other direction.",
+    ),
+    Cmdlet(
+        "Add-VMNetworkAdapterExtendedAcl",
+        (
+            *_ADAPTER_SEL,
+            Param("VMNetworkAdapterName"),
+            Param("Action", mandatory=True, choices=("Allow", "Deny")),
+            Param("Direction", mandatory=True, choices=_XACL_DIRECTIONS),
+            Param("Weight", PType.INT, mandatory=True, range=(1, 2_147_483_647)),
+            Param("LocalIPAddress"),
+            Param("RemoteIPAddress"),
+            Param("LocalPort"),
+            Param("RemotePort"),
+            Param("Protocol"),
+            Param("Stateful", PType.BOOL),
+            Param("IdleSessionTimeout", PType.INT, range=(1, 604_800)),
+            Param("IsolationID", PType.INT, range=_VID),
+            Param("Passthru", _S),
+        ),
+        add_vmnetworkadapterextendedacl,
+        "Add an extended ACL (weighted 5-tuple firewall rule) to adapters.",
+        "Highest -Weight is evaluated first, first match decides; a weight is unique per direction.\n"
+        "-LocalPort/-RemotePort take 80 or 49152-49182, -Protocol TCP, UDP, ICMP or a number;\n"
+        "-Stateful $true (Allow only) admits the return traffic for -IdleSessionTimeout seconds.",
+    ),
+    Cmdlet(
+        "Get-VMNetworkAdapterExtendedAcl",
+        (*_ADAPTER_SEL, Param("VMNetworkAdapterName")),
+        get_vmnetworkadapterextendedacl,
+        "List extended ACLs of adapters in evaluation order (every VM's by default).",
+    ),
+    Cmdlet(
+        "Remove-VMNetworkAdapterExtendedAcl",
+        (
+            *_ADAPTER_SEL,
+            Param("VMNetworkAdapterName"),
+            Param("Weight", PType.INT, mandatory=True, range=(1, 2_147_483_647)),
+            Param("Direction", choices=_XACL_DIRECTIONS),
+        ),
+        remove_vmnetworkadapterextendedacl,
+        "Remove the extended ACLs with -Weight (of both directions unless -Direction).",
+    ),
+    Cmdlet(
+        "Get-VMSystemSwitchExtension",
+        (Param("Name", position=0),),
+        get_vmsystemswitchextension,
+        "List the extensions installed on this host.",
+        "Vendor is the Python distribution that installed it, Version the extension API version.",
+    ),
+    Cmdlet(
+        "Get-VMSwitchExtension",
+        (Param("VMSwitchName", position=0, aliases=("SwitchName",)), Param("Name", position=1)),
+        get_vmswitchextension,
+        "List each switch's extensions in stack order (every switch by default).",
+        "--json adds Position, Calls, Errors, Drops and the extension's own Status.",
+    ),
+    Cmdlet(
+        "Enable-VMSwitchExtension",
+        (
+            Param("Name", position=0, mandatory=True),
+            Param("VMSwitchName", position=1, aliases=("SwitchName",)),
+            Param("Passthru", _S),
+        ),
+        enable_vmswitchextension,
+        "Enable extensions on a switch (on every switch without -VMSwitchName).",
+    ),
+    Cmdlet(
+        "Disable-VMSwitchExtension",
+        (
+            Param("Name", position=0, mandatory=True),
+            Param("VMSwitchName", position=1, aliases=("SwitchName",)),
+            Param("Passthru", _S),
+        ),
+        disable_vmswitchextension,
+        "Disable extensions on a switch (on every switch without -VMSwitchName).",
+    ),
 )
 
 _BY_NAME = {c.name.lower(): c for c in CMDLETS}
@@ -937,7 +1408,8 @@ def help_text(cmd: Cmdlet) -> str:
 def epilog() -> str:
     """The cmdlet list for ``pyvswitch --help`` (\\b keeps click from re-wrapping it)."""
     lines = ["Hyper-V cmdlets (pyvswitch CMDLET -Parameter value ...; CMDLET -? for its syntax):", "", "\b"]
-    lines += [f"  {c.name:<28} {c.summary}" for c in CMDLETS]
+    width = max(len(c.name) for c in CMDLETS)
+    lines += [f"  {c.name:<{width}}  {c.summary}" for c in CMDLETS]
     return "\n".join(lines)
 
 

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 import click
 
+from pyvswitch.cli.client import Client, JsonObj
 from pyvswitch.cli.format import echo_json, table
 from pyvswitch.cli.verbs import State, json_flag, pass_state
 
@@ -21,7 +23,7 @@ def extension_group() -> None:
 def extension_list(state: State) -> None:
     """Installed extensions (the entry-point group pyvswitch.extensions), with load problems if any."""
     with state.client() as c:
-        rows = list(c.request("GET", "/extensions"))
+        rows = c.extensions()
     if state.json:
         echo_json(rows)
         return
@@ -40,7 +42,7 @@ def extension_list(state: State) -> None:
 def extension_show(state: State, switch: str) -> None:
     """SWITCH's stack in order: enabled or not, calls, errors, drops, and what each reports."""
     with state.client() as c:
-        rows = list(c.request("GET", f"/switches/{switch}/extensions"))
+        rows = c.switch_extensions(switch)
     if state.json:
         echo_json(rows)
         return
@@ -64,41 +66,52 @@ def _fmt(d: dict[str, Any]) -> str:
     return ", ".join(f"{k}={v}" for k, v in d.items()) if d else "-"
 
 
-def _settings(state: State, switch: str) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+def extension_settings(c: Client, switch: str) -> tuple[list[JsonObj], list[JsonObj]]:
     """(configured settings, effective stack) of a switch."""
-    with state.client() as c:
-        configured = list(dict(c.switch(switch)).get("extensions") or [])
-        stack = list(c.request("GET", f"/switches/{switch}/extensions"))
-    return configured, stack
+    configured = [dict(x) for x in c.switch(switch).get("extensions") or []]
+    return configured, c.switch_extensions(switch)
 
 
-def set_enabled(state: State, switch: str, names: tuple[str, ...], enabled: bool) -> list[dict[str, Any]]:
-    """Enable or disable ``names`` on ``switch``, keeping the configured order; returns the new settings."""
-    configured, _ = _settings(state, switch)
-    by_name = {s["name"]: s for s in configured}
+def enabled_settings(configured: Sequence[JsonObj], names: Sequence[str], enabled: bool) -> list[JsonObj]:
+    """``configured`` with ``names`` enabled or disabled, keeping the order; names not listed are appended."""
+    new = [dict(s) for s in configured]
+    by_name = {s["name"]: s for s in new}
     for n in names:
         if n in by_name:
             by_name[n]["enabled"] = enabled
         else:
-            configured.append({"name": n, "enabled": enabled})
-    with state.client() as c:
-        c.update_switch(switch, {"extensions": configured})
-    return configured
-
-
-def set_order(state: State, switch: str, names: tuple[str, ...]) -> list[dict[str, Any]]:
-    """Put ``names`` first, in this order (each keeps its enabled state); the rest follow as they were."""
-    configured, stack = _settings(state, switch)
-    enabled = {r["name"]: r["enabled"] for r in stack}
-    enabled.update({s["name"]: s["enabled"] for s in configured})
-    rest = [s for s in configured if s["name"] not in names]
-    new = [{"name": n, "enabled": enabled.get(n, False)} for n in names] + rest
-    with state.client() as c:
-        c.update_switch(switch, {"extensions": new})
+            by_name[n] = {"name": n, "enabled": enabled}
+            new.append(by_name[n])
     return new
 
 
-def _change(state: State, switch: str, new: list[dict[str, Any]]) -> None:
+def ordered_settings(
+    configured: Sequence[JsonObj], stack: Sequence[JsonObj], names: Sequence[str]
+) -> list[JsonObj]:
+    """``names`` first, in this order (each keeps its enabled state); the rest follow as they were."""
+    enabled = {r["name"]: r["enabled"] for r in stack}
+    enabled.update({s["name"]: s["enabled"] for s in configured})
+    rest = [dict(s) for s in configured if s["name"] not in names]
+    return [{"name": n, "enabled": enabled.get(n, False)} for n in names] + rest
+
+
+def set_enabled(c: Client, switch: str, names: Sequence[str], enabled: bool) -> list[JsonObj]:
+    """Enable or disable ``names`` on ``switch``, keeping the configured order; returns the new settings."""
+    configured, _ = extension_settings(c, switch)
+    new = enabled_settings(configured, names, enabled)
+    c.update_switch(switch, {"extensions": new})
+    return new
+
+
+def set_order(c: Client, switch: str, names: Sequence[str]) -> list[JsonObj]:
+    """Put ``names`` first, in this order (each keeps its enabled state); the rest follow as they were."""
+    configured, stack = extension_settings(c, switch)
+    new = ordered_settings(configured, stack, names)
+    c.update_switch(switch, {"extensions": new})
+    return new
+
+
+def _change(state: State, switch: str, new: list[JsonObj]) -> None:
     if state.json:
         echo_json(new)
     else:
@@ -114,7 +127,8 @@ def _change(state: State, switch: str, new: list[dict[str, Any]]) -> None:
 @pass_state
 def extension_enable(state: State, switch: str, names: tuple[str, ...]) -> None:
     """Enable extensions NAMES on SWITCH (Enable-VMSwitchExtension)."""
-    _change(state, switch, set_enabled(state, switch, names, True))
+    with state.client() as c:
+        _change(state, switch, set_enabled(c, switch, names, True))
 
 
 @extension_group.command("disable")
@@ -124,7 +138,8 @@ def extension_enable(state: State, switch: str, names: tuple[str, ...]) -> None:
 @pass_state
 def extension_disable(state: State, switch: str, names: tuple[str, ...]) -> None:
     """Disable extensions NAMES on SWITCH (Disable-VMSwitchExtension)."""
-    _change(state, switch, set_enabled(state, switch, names, False))
+    with state.client() as c:
+        _change(state, switch, set_enabled(c, switch, names, False))
 
 
 @extension_group.command("order")
@@ -135,4 +150,5 @@ def extension_disable(state: State, switch: str, names: tuple[str, ...]) -> None
 def extension_order(state: State, switch: str, names: tuple[str, ...]) -> None:
     """Put NAMES first in SWITCH's stack, in this order (Set-VMSwitch -Extensions); kinds keep their
     capture -> filter -> forwarding order."""
-    _change(state, switch, set_order(state, switch, names))
+    with state.client() as c:
+        _change(state, switch, set_order(c, switch, names))

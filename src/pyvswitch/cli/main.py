@@ -21,9 +21,11 @@ import httpx
 
 import pyvswitch
 from pyvswitch.cli import cmdlets
+from pyvswitch.cli.acls import acl_group, xacl_group
 from pyvswitch.cli.client import DEFAULT_SOCKET, ApiError, Client, DaemonUnreachable
 from pyvswitch.cli.extensions import extension_group
-from pyvswitch.cli.verbs import COMMANDS, State
+from pyvswitch.cli.trace import trace_group
+from pyvswitch.cli.verbs import COMMANDS, State, port_group
 
 CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 110}
 
@@ -48,8 +50,10 @@ def cli(ctx: click.Context, socket_path: str, json_out: bool) -> None:
     state.json = state.json or json_out
 
 
-for _command in (*COMMANDS, extension_group):
+for _command in (*COMMANDS, extension_group, trace_group):
     cli.add_command(_command)
+for _command in (acl_group, xacl_group):
+    port_group.add_command(_command)
 
 
 def _leading_globals(argv: Sequence[str]) -> tuple[str | None, bool, int]:

@@ -139,6 +139,8 @@ def port_detail(p: Mapping[str, Any]) -> str:
             ("allow teaming", p.get("allow_teaming")),
             ("storm limit (pps)", p.get("storm_limit") or "- (off)"),
             ("ieee priority tag", p.get("ieee_priority_tag")),
+            ("acl entries", len(p.get("acls") or [])),
+            ("extended acl entries", len(p.get("extended_acls") or [])),
         ]
     )
 

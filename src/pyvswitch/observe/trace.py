@@ -68,18 +68,3 @@ def summarize(data: bytes | bytearray | memoryview, tci: int, vlan: int) -> str:
 def drop_diff(before: Counter[tuple[str, str]], after: Counter[tuple[str, str]]) -> list[tuple[str, str]]:
     """(where, reason) of every counter that moved."""
     return [k for k, n in after.items() if n > before.get(k, 0)]
-
-
-def format_tree(rec: dict[str, object]) -> str:
-    """A record as a tree, for the CLI."""
-    steps = rec["steps"]
-    assert isinstance(steps, list)
-    head = f"{'what-if ' if rec.get('what_if') else ''}{rec['switch']}/{rec['port']}: {rec['summary']}"
-    lines = [head]
-    for i, s in enumerate(steps):
-        branch = "└─" if i == len(steps) - 1 else "├─"
-        mark = {"pass": "✓", "drop": "✗", "deliver": "→", "note": "·"}.get(str(s["verdict"]), "?")
-        detail = f"  {s['detail']}" if s["detail"] else ""
-        lines.append(f"{branch} {mark} {s['stage']}{detail}")
-    lines.append(f"   = {rec['verdict']}")
-    return "\n".join(lines)
