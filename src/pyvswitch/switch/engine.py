@@ -331,6 +331,7 @@ class Engine:
 
     def trace_stop(self, switch: str, port: str) -> None:
         sw, idx = self._switch_port(switch, port)
+
         def stop() -> None:
             sw.traced.pop(idx, None)
 
