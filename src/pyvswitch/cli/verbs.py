@@ -585,7 +585,7 @@ def counters_cmd(state: State, switch: str | None) -> None:
         _emit(state, c.counters(switch), counters_text)
 
 
-SHOW_OBJECTS = ("config", "switch", "switches", "vm", "vms", "port", "ports")
+SHOW_OBJECTS = ("drops", "config", "switch", "switches", "vm", "vms", "port", "ports")
 
 
 def config_text(cfg: Mapping[str, Any]) -> str:
@@ -638,8 +638,34 @@ def show_cmd(state: State, obj: str | None, name: str | None) -> None:
             _emit(state, c.vms(), vm_table)
         elif obj == "port":
             _emit(state, c.port(str(name)), port_detail)
+        elif obj == "drops":
+            rows = drop_rows(dict(c.request("GET", "/counters")))
+            if state.json:
+                echo_json([dict(zip(("switch", "where", "reason", "count"), r, strict=True)) for r in rows])
+            else:
+                click.echo(table(["switch", "where", "reason", "count"], rows) if rows else "no drops")
         else:
             _emit(state, c.ports(), port_table)
+
+
+def drop_rows(counters: dict[str, Any]) -> list[list[object]]:
+    """Every drop counter by switch, element (ingress, forward, a port's guards or ACLs, an extension, the
+    device) and reason, largest first: where frames died and why (VPP's ``show errors``)."""
+    rows: list[list[object]] = []
+    for sw, data in (counters.get("switches") or {}).items():
+        for element, e in (data.get("elements") or {}).items():
+            rows += [[sw, element, r, n] for r, n in (e.get("drops") or {}).items()]
+        for port, p in (data.get("ports") or {}).items():
+            rows += [[sw, f"{port} device", r, n] for r, n in (p.get("drops") or {}).items()]
+            for element, e in (p.get("security") or {}).items():
+                rows += [[sw, f"{port} {element}", r, n] for r, n in (e.get("drops") or {}).items()]
+            for direction, a in (p.get("acl") or {}).items():
+                rows += [[sw, f"{port} ACL {direction}", r, n] for r, n in (a.get("drops") or {}).items()]
+        for ext in data.get("extensions") or []:
+            rows += [[sw, f"extension {ext['name']}", r, n] for r, n in (ext.get("drops") or {}).items()]
+            if ext.get("errors"):
+                rows.append([sw, f"extension {ext['name']}", "raised", ext["errors"]])
+    return sorted((r for r in rows if r[3]), key=lambda r: -int(r[3]))  # type: ignore[call-overload]
 
 
 # ---------------------------------------------------------------- lab

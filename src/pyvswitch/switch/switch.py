@@ -712,7 +712,10 @@ class Switch:
         )
         return {
             "ports": ports,
-            "elements": {e.name: e.counters() for e in (self.ingress, self.forward)},
+            "elements": {
+                **{e.name: e.counters() for e in (self.ingress, self.forward)},
+                "egress": {"drops": dict(self.egress_drops)},
+            },
             "drops": dict(drops),
             "extensions": self.ext.counters() if self.ext is not None else [],
             "fdb": {
