@@ -41,6 +41,7 @@ import httpx
 from rich.console import Console
 from rich.table import Table
 
+from pyvswitch.lab.demo_security import SecurityScene
 from pyvswitch.lab.harness import venv_bin
 from pyvswitch.lab.traffic import Capture, IperfResult, PingResult, TrafficError, run_iperf3, run_ping
 from pyvswitch.testing.netns import sh, unique, wait_for
@@ -342,6 +343,8 @@ def run_demo(keep: bool) -> int:
     try:
         demo.build()
         good = demo.summary(demo.run_checks())
+        scene = SecurityScene(console, demo.cli, demo.cli_json, demo.netns, demo.vm_names)
+        good &= scene.table(scene.run({v.short: v.addr for v in VMS}))
         console.print(
             "[green]All checks behaved as stated.[/green]"
             if good
