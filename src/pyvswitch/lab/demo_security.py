@@ -22,6 +22,7 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
+from pyvswitch.packet.checksum import internet_checksum
 from pyvswitch.packet.mac import parse_mac
 from pyvswitch.testing.netns import sh, wait_for
 
@@ -37,13 +38,6 @@ CONNECT = (
 )
 
 
-def _csum(data: bytes) -> int:
-    s = sum(struct.unpack(f">{len(data) // 2}H", data + b"\0" * (len(data) % 2)))
-    while s >> 16:
-        s = (s & 0xFFFF) + (s >> 16)
-    return ~s & 0xFFFF
-
-
 def dhcp_offer(src_mac: str, server_ip: str) -> bytes:
     """A broadcast DHCPOFFER (BOOTP op 2 from UDP port 67), as a rogue DHCP server sends it."""
     mac = parse_mac(src_mac).to_bytes(6, "big")
@@ -53,7 +47,7 @@ def dhcp_offer(src_mac: str, server_ip: str) -> bytes:
     udp = struct.pack(">HHHH", 67, 68, 8 + len(bootp), 0) + bootp
     sip = bytes(int(x) for x in server_ip.split("."))
     ip = struct.pack(">BBHHHBBH4s4s", 0x45, 0, 20 + len(udp), 0, 0, 64, 17, 0, sip, b"\xff" * 4)
-    ip = ip[:10] + struct.pack(">H", _csum(ip)) + ip[12:]
+    ip = ip[:10] + struct.pack(">H", internet_checksum(ip)) + ip[12:]
     return b"\xff" * 6 + mac + b"\x08\x00" + ip + udp
 
 

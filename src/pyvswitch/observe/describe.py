@@ -11,6 +11,7 @@ from __future__ import annotations
 import ipaddress
 import struct
 
+from pyvswitch.packet.checksum import internet_checksum
 from pyvswitch.packet.frame import UNTAGGED
 from pyvswitch.packet.mac import parse_mac
 
@@ -19,15 +20,6 @@ PROTOS = {"tcp": 6, "udp": 17, "icmp": 1}
 
 class DescriptionError(ValueError):
     pass
-
-
-def _csum(data: bytes) -> int:
-    if len(data) % 2:
-        data += b"\0"
-    s: int = sum(struct.unpack(f">{len(data) // 2}H", data))
-    while s >> 16:
-        s = (s & 0xFFFF) + (s >> 16)
-    return ~s & 0xFFFF
 
 
 def build(description: str, default_src: str | None = None) -> tuple[bytes, int]:
@@ -80,7 +72,7 @@ def build(description: str, default_src: str | None = None) -> tuple[bytes, int]
             hdr = struct.pack(
                 ">BBHHHBBH4s4s", 0x45, 0, 20 + len(l4), 0, 0, 64, num, 0, sip.packed, dip.packed
             )
-            hdr = hdr[:10] + struct.pack(">H", _csum(hdr)) + hdr[12:]
+            hdr = hdr[:10] + struct.pack(">H", internet_checksum(hdr)) + hdr[12:]
             payload, etype = hdr + l4, 0x0800
         else:
             hdr = struct.pack(">IHBB", 6 << 28, len(l4), num, 64) + sip.packed + dip.packed

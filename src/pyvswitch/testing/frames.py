@@ -5,6 +5,7 @@ from __future__ import annotations
 import ipaddress
 import struct
 
+from pyvswitch.packet.checksum import internet_checksum
 from pyvswitch.packet.frame import ETH_P_8021Q, ETH_P_IPV4
 from pyvswitch.packet.mac import parse_mac
 
@@ -42,15 +43,6 @@ def strip_tag(frame: bytes) -> tuple[int | None, bytes]:
     return None, frame
 
 
-def _checksum(data: bytes) -> int:
-    if len(data) % 2:
-        data += b"\x00"
-    total = sum(int.from_bytes(data[i : i + 2], "big") for i in range(0, len(data), 2))
-    while total >> 16:
-        total = (total & 0xFFFF) + (total >> 16)
-    return ~total & 0xFFFF
-
-
 def ipv4(
     src: str,
     dst: str,
@@ -78,7 +70,7 @@ def ipv4(
         ipaddress.IPv4Address(dst).packed,
     )
     hdr += options
-    hdr = hdr[:10] + struct.pack(">H", _checksum(hdr)) + hdr[12:]
+    hdr = hdr[:10] + struct.pack(">H", internet_checksum(hdr)) + hdr[12:]
     return hdr + payload
 
 
