@@ -32,6 +32,7 @@ from pyvswitch.config.schema import (
     VlanConfig,
 )
 from pyvswitch.config.validate import problems_from_errors
+from pyvswitch.daemon.capture_api import add_capture_routes
 from pyvswitch.daemon.service import Service
 from pyvswitch.errors import ConfigError, ConflictError, DeviceError, NotFoundError
 
@@ -299,4 +300,5 @@ def create_app(service: Service) -> FastAPI:
         # loop (no worker-thread hop) with plain json.dumps (no jsonable_encoder walk of the nested dicts).
         return Response(json.dumps(service.counters(switch)), media_type="application/json")
 
+    add_capture_routes(app, service.captures)
     return app

@@ -40,8 +40,10 @@ from pydantic import BaseModel, ValidationError
 from pyvswitch.config.schema import HostConfig, PortConfig, PortKind, SwitchConfig, SwitchType, VmConfig
 from pyvswitch.config.store import Store
 from pyvswitch.config.validate import problems_from_validation_error, validate
+from pyvswitch.daemon.capture import CaptureManager
 from pyvswitch.daemon.macpool import MacPool
 from pyvswitch.errors import ConfigError, ConflictError, DeviceError, NotFoundError
+from pyvswitch.observe.capture import CaptureSession
 from pyvswitch.observe.describe import DescriptionError
 from pyvswitch.observe.describe import build as build_frame
 
@@ -73,6 +75,8 @@ class EngineLike(Protocol):
     def trace_stop(self, switch: str, port: str) -> None: ...
     def traces(self, switch: str | None, port: str | None, limit: int = 100) -> list[dict[str, object]]: ...
     def what_if(self, switch: str, port: str, frame: bytes, tci: int) -> dict[str, object]: ...
+    def add_capture(self, session: CaptureSession) -> None: ...
+    def remove_capture(self, session_id: str) -> CaptureSession | None: ...
 
 
 class NotFound(NotFoundError):
@@ -170,6 +174,8 @@ class Service:
         self._lock = threading.RLock()
         self._cfg = HostConfig()
         self._degraded: dict[str, str] = {}
+        # Capture sessions and NetEvent session definitions: run-time state, not persisted.
+        self.captures = CaptureManager(engine, lambda: self._cfg)
 
     # ---- reads (the committed config is immutable) ----
 

@@ -9,6 +9,11 @@ batches. Readers see structures that are replaced, never mutated in place, so th
 Waiting for frames: after traffic the loop keeps polling the rings without sleeping for ``busy_poll_s``
 (a sleeping forwarder loses frames to wake-up latency on a shared 2-vCPU host, platform.md), then blocks
 in poll() with a short timeout so an idle switch costs no CPU.
+
+Capture sessions (observe/capture.py) are added and removed through the forwarding thread like a configuration
+change. The loop holds a ``CaptureTaps`` only while some session covers a port, so without one a batch costs a
+single attribute check; with one, the received batch is recorded before the switch sees it (the tag it came
+with) and each destination's batch just before its device sends it (the tag the switch chose).
 """
 
 from __future__ import annotations
@@ -29,6 +34,7 @@ from pyvswitch.errors import ConfigError, DeviceError
 from pyvswitch.ext.api import PortInfo
 from pyvswitch.ext.registry import Registry
 from pyvswitch.ext.stack import ExtensionStack, ExtensionVeto, settings_problems
+from pyvswitch.observe.capture import CaptureSession, CaptureTaps, build_taps
 from pyvswitch.switch.security import team_macs
 from pyvswitch.switch.switch import Switch, SwitchPort
 
@@ -74,6 +80,9 @@ class Engine:
         self._devices: dict[DeviceKey, Device] = {}
         self._rx: list[tuple[Device, Switch, SwitchPort]] = []
         self._control: deque[Callable[[], None]] = deque()
+        self._captures: tuple[CaptureSession, ...] = ()
+        # None unless a capture session covers a port: all the forwarding loop asks about capture.
+        self._taps: CaptureTaps | None = None
         self._wake_r, self._wake_w = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
         self._thread: threading.Thread | None = None
         self._running = False
@@ -98,6 +107,10 @@ class Engine:
             self._wake()
             self._thread.join(timeout=5)
             self._thread = None
+        for session in self._captures:
+            session.close()
+        self._captures = ()
+        self._taps = None
         for dev in self._devices.values():
             _close_quietly(dev)
         self._devices = {}
@@ -208,6 +221,47 @@ class Engine:
         self.switches = switches
         self._devices = devices
         self._rx = rx
+        self._taps = self._build_taps()
+
+    # ---- capture sessions ----
+
+    def add_capture(self, session: CaptureSession) -> None:
+        """Start recording ``session`` (between batches); it covers ports connected later too."""
+
+        def install() -> None:
+            self._captures = (*self._captures, session)
+            self._taps = self._build_taps()
+
+        self._run_in_loop(install)
+
+    def remove_capture(self, session_id: str) -> CaptureSession | None:
+        """Stop recording the session ``session_id`` and close (flush) its file; None if there is none."""
+        found: list[CaptureSession] = []
+
+        def uninstall() -> None:
+            found.extend(s for s in self._captures if s.id == session_id)
+            self._captures = tuple(s for s in self._captures if s.id != session_id)
+            self._taps = self._build_taps()
+
+        self._run_in_loop(uninstall)
+        for session in found:
+            session.close()  # the forwarding thread no longer sees it
+        return found[0] if found else None
+
+    def captures(self) -> list[CaptureSession]:
+        return list(self._captures)
+
+    def _build_taps(self) -> CaptureTaps | None:
+        """Forwarding thread: which sessions record which connected port."""
+        if not self._captures:
+            return None
+        ports = [
+            (sw.name, p.name, p.device.name)
+            for sw in self.switches.values()
+            for p in sw.ports
+            if p is not None
+        ]
+        return build_taps(self._captures, ports)
 
     def _run_in_loop(self, fn: Callable[[], None]) -> None:
         """Run ``fn`` in the forwarding thread between batches and wait for it (inline if not started)."""
@@ -246,17 +300,22 @@ class Engine:
             self._control.popleft()()
         total = 0
         batch_size = self.batch_size
+        taps = self._taps
         for dev, sw, port in self._rx:
             pkts = dev.recv(batch_size)
             if not pkts:
                 continue
             total += len(pkts)
             try:
+                if taps is not None:
+                    taps.received(port.name, pkts)
                 outs = sw.process(port, pkts)
                 ports = sw.ports
                 for idx, (out_pkts, tcis) in outs.items():
                     dport = ports[idx]
                     if dport is not None:
+                        if taps is not None:
+                            taps.sent(dport.name, out_pkts, tcis)
                         dport.device.send(out_pkts, tcis)
             except Exception:
                 # A bug must not take the data path down: count, log (rate-limited by count), drop the batch.
@@ -293,6 +352,8 @@ class Engine:
                 continue
             if self.clock.now() - last_traffic < self.busy_poll_s:
                 continue
+            if self._taps is not None:
+                self._taps.flush()  # idle: what was captured so far is in the file(s), readable while running
             if rx_seen is not self._rx:
                 for fd in registered:
                     poller.unregister(fd)
