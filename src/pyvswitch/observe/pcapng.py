@@ -4,9 +4,10 @@ Used by capture sessions and the capture extension (docs/architecture.md §7). O
 byte order whatever the host: a Section Header Block (``shb_userappl`` "pyvswitch <version>", ``shb_os``), one
 Interface Description Block per :meth:`PcapngWriter.add_interface` (``if_name``, ``if_description``,
 ``if_tsresol`` = 9, so timestamps are nanoseconds since the Unix epoch), then one Enhanced Packet Block per
-:meth:`PcapngWriter.write` with ``opt_comment`` (the per-packet trace text) and ``epb_flags`` (direction: inbound 1,
-outbound 2) when given. Every block is padded to 32 bits, carries its total length at both ends, and its option list
-(when it has one) ends with ``opt_endofopt``.
+:meth:`PcapngWriter.write` (or per frame of :meth:`PcapngWriter.write_batch`: the same bytes, one file write)
+with ``opt_comment`` (the per-packet trace text) and ``epb_flags`` (direction: inbound 1, outbound 2) when given.
+Every block is padded to 32 bits, carries its total length at both ends, and its option list (when it has one)
+ends with ``opt_endofopt``.
 
 Why no library: writing needs three block types and a few options, about a hundred lines of ``struct``. The PyPI
 package python-pcapng exists, but its newest release (2.1.1, per ``pip index versions python-pcapng``) was built in
@@ -40,6 +41,7 @@ from __future__ import annotations
 import logging
 import os
 import struct
+from collections.abc import Sequence
 from pathlib import Path
 from types import TracebackType
 from typing import BinaryIO, Literal
@@ -316,6 +318,84 @@ class PcapngWriter:
         self._emit(b"".join([head, *parts, _PAD[captured % 4], opts, tail]))
         self.records_written += 1
         return True
+
+    def write_batch(
+        self,
+        interface_id: int,
+        frames: Sequence[Buffer],
+        timestamp_ns: int,
+        *,
+        direction: Direction | None = None,
+        tcis: Sequence[int] | None = None,
+    ) -> int:
+        """Record ``frames`` seen on ``interface_id`` at one time, exactly as :meth:`write` would one by one
+        (without comments; ``tcis[i]`` is frame i's tag, None = all untagged), in one file write.
+
+        What a batch shares is checked once, so a capture session pays per frame only for the cut, the header
+        and its share of the write. Returns how many were written; the rest were dropped by the size cap.
+        """
+        self._check_open()
+        if not 0 <= interface_id < len(self._snaplens):
+            raise ValueError(f"unknown interface id {interface_id} ({len(self._snaplens)} interfaces added)")
+        if not 0 <= timestamp_ns < 1 << 64:
+            raise ValueError(f"timestamp_ns {timestamp_ns} does not fit the 64-bit pcapng timestamp")
+        flags = 0
+        if direction is not None:
+            flags = _DIRECTION_FLAGS.get(direction, 0)
+            if not flags:
+                raise ValueError(f"direction must be 'in', 'out' or None, not {direction!r}")
+        if self._full:
+            self.records_dropped += len(frames)
+            return 0
+        snaplen = self._snaplens[interface_id]
+        opts = _options([_OPT_U32.pack(EPB_FLAGS, 4, flags)]) if flags else b""
+        fixed = _EPB_HEAD.size + len(opts) + _BLOCK_TAIL.size
+        ts_hi, ts_lo = timestamp_ns >> 32, timestamp_ns & 0xFFFFFFFF
+        head_pack, tail_pack = _EPB_HEAD.pack, _BLOCK_TAIL.pack
+        max_bytes = self._max_bytes
+        out: list[Buffer] = []
+        pending = 0  # bytes in ``out``, not yet counted in _file_bytes
+        written = 0
+        for i, frame in enumerate(frames):
+            tci = UNTAGGED if tcis is None else tcis[i]
+            length = orig_len = len(frame)
+            body: tuple[Buffer, ...] | None
+            if tci == UNTAGGED:
+                if snaplen and length > snaplen:
+                    body, captured = (frame[:snaplen],), snaplen
+                else:
+                    body, captured = (frame,), length
+            elif not snaplen or length + 4 <= snaplen:
+                orig_len += 4
+                body, captured = (frame[:12], tag_bytes(tci), frame[12:]), length + 4
+            elif snaplen >= 16:
+                orig_len += 4
+                body, captured = (frame[:12], tag_bytes(tci), frame[12 : snaplen - 4]), snaplen
+            else:
+                body, captured = None, 0  # a snaplen that cuts into the tag: write() knows how
+            total = fixed + captured + (-captured % 4)
+            if body is None or (max_bytes is not None and self._file_bytes + pending + total > max_bytes):
+                # The cap decides (full, next ring file, or too big for any): the one-frame path knows how.
+                self._emit_parts(out, pending)
+                out, pending = [], 0
+                written += self.write(interface_id, frame, timestamp_ns, direction=direction, tci=tci)
+                if self._full:
+                    self.records_dropped += len(frames) - i - 1
+                    return written
+                continue
+            out.append(head_pack(BT_EPB, total, interface_id, ts_hi, ts_lo, captured, orig_len))
+            out += body
+            out += (_PAD[captured % 4], opts, tail_pack(total))
+            pending += total
+            self.records_written += 1
+            written += 1
+        self._emit_parts(out, pending)
+        return written
+
+    def _emit_parts(self, parts: list[Buffer], size: int) -> None:
+        if parts:
+            self._f.write(b"".join(parts))
+            self._file_bytes += size
 
     def flush(self) -> None:
         if not self._closed:

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterable
 
 from pyvswitch.config.schema import HostConfig, PortConfig, SwitchConfig
 from pyvswitch.datapath.memory import MemoryDevice
 from pyvswitch.ext.registry import Registry
+from pyvswitch.observe.capture import DEFAULT_SNAPLEN, CaptureDirection, CaptureFilter, CaptureSession
 from pyvswitch.packet.frame import UNTAGGED
 from pyvswitch.switch.engine import Engine
 from pyvswitch.testing.clock import FakeClock
@@ -26,6 +28,7 @@ class SwitchHarness:
         self.devices: dict[str, MemoryDevice] = {}
         # No entry-point discovery unless asked: a test's extensions are the ones it names.
         self.engine = Engine(clock=self.clock, open_device=self._open, registry=registry or Registry({}))
+        self._capture_ids = 0
         self.configure(switches, ports)
 
     def _open(self, kind: str, ifname: str) -> MemoryDevice:
@@ -73,6 +76,34 @@ class SwitchHarness:
     def advance(self, seconds: float) -> None:
         self.clock.advance(seconds)
         self.engine.run_once()
+
+    def capture(
+        self,
+        path: str | os.PathLike[str],
+        ports: Iterable[str] = (),
+        direction: CaptureDirection = "both",
+        snaplen: int = DEFAULT_SNAPLEN,
+        filter: CaptureFilter | None = None,
+        max_bytes: int | None = None,
+        ring_files: int = 0,
+    ) -> CaptureSession:
+        """Start a capture session on the engine (stop it with :meth:`stop_capture` to flush the file)."""
+        self._capture_ids += 1
+        session = CaptureSession(
+            str(self._capture_ids),
+            path,
+            ports=ports,
+            direction=direction,
+            snaplen=snaplen,
+            filter=filter,
+            max_bytes=max_bytes,
+            ring_files=ring_files,
+        )
+        self.engine.add_capture(session)
+        return session
+
+    def stop_capture(self, session: CaptureSession) -> None:
+        self.engine.remove_capture(session.id)
 
     def drops(self, switch: str) -> dict[str, int]:
         counters = self.engine.counters()["switches"]
