@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from pyvswitch.builtin.firewall import Firewall
-from pyvswitch.cli.trace import format_tree
 from pyvswitch.config.schema import AclEntry, ExtendedAclEntry, PortConfig, PortKind, SwitchConfig, VlanConfig
 from pyvswitch.ext.registry import Registry
 from pyvswitch.observe.describe import DescriptionError, build
 from pyvswitch.testing.frames import eth
 from pyvswitch.testing.harness import SwitchHarness
+from pyvswitch.testing.pcapng import read_pcapng
 
 A, B, C = "02:00:00:00:00:0a", "02:00:00:00:00:0b", "02:00:00:00:00:0c"
 
@@ -53,7 +55,7 @@ def test_what_if_explains_a_firewall_drop_without_side_effects() -> None:
     assert rec["verdict"] == "dropped at pyvswitch-firewall: extended-acl-deny" or "extended-acl-deny" in str(
         rec
     )
-    tree = format_tree(rec)
+    tree = str(rec["tree"])
     assert "what-if" in tree and "extended-acl-deny" in tree
     assert h.engine.counters() == before  # nothing counted
     assert not [r for r in h.engine.fdb("s") if not r["static"]]  # nothing learned
@@ -85,3 +87,19 @@ def test_description_errors_name_the_word() -> None:
         build("tcp bogus=1")
     with pytest.raises(DescriptionError, match="wat"):
         build("wat")
+
+
+def test_traced_packets_carry_their_trace_as_the_capture_comment(tmp_path: Path) -> None:
+    h = harness()
+    sw = h.engine.switches["s"]
+    session = h.capture(tmp_path / "t.pcapng", ports=["a", "b"])
+    sw.traced[sw.index_of["a"]] = 1
+    h.send("a", eth(B, A, b"traced"))
+    h.send("a", eth(B, A, b"plain"))
+    h.stop_capture(session)
+    cap = read_pcapng(tmp_path / "t.pcapng")
+    records = [r for i in cap.interfaces for r in cap.on(i.name)]
+    traced = [r for r in records if r.comment]
+    assert len(traced) == 2  # the traced packet, in at a and out at b
+    assert all("ingress" in (r.comment or "") and "delivered to b" in (r.comment or "") for r in traced)
+    assert len(records) == 4  # and the untraced one, twice, without comments

@@ -36,7 +36,7 @@ def _what_if_command(port: str) -> click.Command:
         if state.json:
             echo_json(rec)
         else:
-            click.echo(format_tree(rec))
+            click.echo(str(rec.get("tree") or rec))
 
     return what_if
 
@@ -89,19 +89,4 @@ def trace_show(state: State, port: str | None, last: int) -> None:
         return
     if not recs:
         click.echo("no trace records (start one with: pyvswitch trace start --port PORT)")
-    click.echo("\n\n".join(format_tree(r) for r in recs))
-
-
-def format_tree(rec: dict[str, object]) -> str:
-    """A record as a tree, for the CLI."""
-    steps = rec["steps"]
-    assert isinstance(steps, list)
-    head = f"{'what-if ' if rec.get('what_if') else ''}{rec['switch']}/{rec['port']}: {rec['summary']}"
-    lines = [head]
-    for i, s in enumerate(steps):
-        branch = "└─" if i == len(steps) - 1 else "├─"
-        mark = {"pass": "✓", "drop": "✗", "deliver": "→", "note": "·"}.get(str(s["verdict"]), "?")
-        detail = f"  {s['detail']}" if s["detail"] else ""
-        lines.append(f"{branch} {mark} {s['stage']}{detail}")
-    lines.append(f"   = {rec['verdict']}")
-    return "\n".join(lines)
+    click.echo("\n\n".join(str(r.get("tree") or r) for r in recs))

@@ -35,6 +35,7 @@ from typing import Any, Literal
 
 from pyvswitch.errors import ConfigError
 from pyvswitch.observe.pcapng import PcapngWriter
+from pyvswitch.observe.trace import TraceRecord
 from pyvswitch.packet.classify import l3_start, l4_header
 from pyvswitch.packet.frame import (
     ETH_P_8021AD,
@@ -378,14 +379,39 @@ class CaptureSession:
         self.filtered += filtered
         if not frames:
             return
+        traces = [p.trace for p in pkts] if any(p.trace is not None for p in pkts) else None
         try:
-            written = self._writer.write_batch(iface, frames, now_ns, direction=direction, tcis=tags)
+            if traces is not None:
+                written = self._write_traced(iface, pkts, frames, tags, traces, now_ns, direction)
+            else:
+                written = self._writer.write_batch(iface, frames, now_ns, direction=direction, tcis=tags)
         except Exception as exc:  # an OSError from the file, or a bug: the data path must not see it
             self.dropped += len(frames)
             self._fail(exc)
             return
         self.captured += written
         self.dropped += len(frames) - written
+
+    def _write_traced(
+        self,
+        iface: int,
+        pkts: Sequence[Packet],
+        frames: list[Buffer],
+        tags: Sequence[int],
+        traces: list[object | None],
+        now_ns: int,
+        direction: Literal["in", "out"],
+    ) -> int:
+        """Packets of a traced port, one by one, each with its trace tree as the comment (TR: the trace in the
+        capture). Only the traced packets of a batch take this path."""
+        by_data = {id(p.data): t for p, t in zip(pkts, traces, strict=True)}
+        written = 0
+        for data, tci in zip(frames, tags, strict=True):
+            rec = by_data.get(id(data))
+            comment = rec.tree() if isinstance(rec, TraceRecord) else None
+            if self._writer.write(iface, data, now_ns, comment=comment, direction=direction, tci=tci):
+                written += 1
+        return written
 
     def flush(self) -> None:
         if self.active:

@@ -52,7 +52,19 @@ class TraceRecord:
             "time": self.time,
             "verdict": self.verdict,
             "steps": [{"stage": s.stage, "verdict": s.verdict, "detail": s.detail} for s in self.steps],
+            "tree": self.tree(),
         }
+
+    def tree(self) -> str:
+        """The record as a tree of stages (the CLI prints it; captures carry it as the packet's comment)."""
+        head = f"{'what-if ' if self.what_if else ''}{self.switch}/{self.port}: {self.summary}"
+        lines = [head]
+        for i, s in enumerate(self.steps):
+            branch = "└─" if i == len(self.steps) - 1 else "├─"
+            mark = {"pass": "✓", "drop": "✗", "deliver": "→", "note": "·"}.get(s.verdict, "?")
+            lines.append(f"{branch} {mark} {s.stage}" + (f"  {s.detail}" if s.detail else ""))
+        lines.append(f"   = {self.verdict}")
+        return "\n".join(lines)
 
 
 def summarize(data: bytes | bytearray | memoryview, tci: int, vlan: int) -> str:

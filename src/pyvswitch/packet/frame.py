@@ -39,7 +39,7 @@ def tag_bytes(tci: int) -> bytes:
 class Packet:
     """One frame and its forwarding context (Hyper-V's out-of-band NBL context)."""
 
-    __slots__ = ("data", "dst", "dsts", "in_port", "l3", "src", "tci", "vlan", "vnet")
+    __slots__ = ("data", "dst", "dsts", "in_port", "l3", "src", "tci", "trace", "vlan", "vnet")
 
     def __init__(
         self,
@@ -62,6 +62,9 @@ class Packet:
         # The parsed IP header fields, filled in by the first policy that needs them (ext.acl.packet_l3) so
         # that ACLs and the firewall parse a frame once; None until then. Whoever changes ``data`` resets it.
         self.l3: object | None = None
+        # The trace record following this packet (observe/trace.py) when its port is traced; captures write it
+        # as the packet's comment.
+        self.trace: object | None = None
 
     def detach(self) -> Packet:
         """Return a copy whose data no longer refers to a device ring."""

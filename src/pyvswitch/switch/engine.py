@@ -307,9 +307,13 @@ class Engine:
                 continue
             total += len(pkts)
             try:
-                if taps is not None:
+                # A traced port's batch is recorded after processing, so its trace can be the packets' comment.
+                traced = taps is not None and bool(sw.traced) and port.index in sw.traced
+                if taps is not None and not traced:
                     taps.received(port.name, pkts)
                 outs = sw.process(port, pkts)
+                if traced and taps is not None:
+                    taps.received(port.name, pkts)
                 ports = sw.ports
                 for idx, (out_pkts, tcis) in outs.items():
                     dport = ports[idx]

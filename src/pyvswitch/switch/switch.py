@@ -544,6 +544,7 @@ class Switch:
         outs: dict[int, tuple[list[Packet], list[int]]] = {}
         for pkt in traced:
             rec = TraceRecord(self.name, port.name, summarize(pkt.data, pkt.tci, pkt.vlan))
+            pkt.trace = rec
             self._merge(outs, self._run(port, [pkt], rec))
             self.trace_records.append(rec)
         left = budget - len(traced)
