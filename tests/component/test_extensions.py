@@ -204,3 +204,32 @@ def test_unknown_extension_and_two_forwarders_are_rejected_by_field() -> None:
             [],
             reg,
         )
+
+
+class Injector(FilterExtension):
+    """Injects a frame claiming to come from port a, spoofing C's MAC, for every batch it sees from b."""
+
+    name = "injector"
+    source: str | None = "a"
+
+    def ingress(self, ctx: Context, pkts: Sequence[Packet], gate: Gate) -> None:
+        b = ctx.port_index("b")
+        if pkts and pkts[0].in_port == b:
+            src = ctx.port_index(self.source) if self.source is not None else None
+            gate.inject(eth(BCAST, C, b"injected"), source_port=src)
+
+
+def test_injected_with_a_source_port_gets_its_policies_default_port_is_trusted() -> None:
+    reg = Registry.of(Injector)
+    sw = SwitchConfig(name="s", extensions=[ExtensionSetting(name="injector")])
+    h = SwitchHarness([sw], [vm("a", A), vm("b", B), vm("c", C)], reg)
+    h.send("b", eth(A, B))
+    h.expect("a", eth(A, B))
+    h.expect_nothing("c")  # from port a with C's MAC: a's spoofing guard dropped it (EX-08)
+    assert h.drops("s").get("mac-spoofing") == 1
+    Injector.source = None
+    try:
+        h.send("b", eth(A, B))
+        assert h.take("c") == [eth(BCAST, C, b"injected")]  # the default port is trusted
+    finally:
+        Injector.source = "a"

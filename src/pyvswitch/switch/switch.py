@@ -447,7 +447,9 @@ class Switch:
                 if rec is not None and sec.after:
                     snap = self._traced(rec, "storm limit", batch, snap)
             if ext.pending and rec is None:
-                batch += self._forward_with(ext, self._injected(ext.take_pending()))
+                batch += self._forward_with(
+                    ext, self._with_source_policies(self._injected(ext.take_pending()))
+                )
         outs = self._group(batch)
         if sec is not None and sec.keep_priority:
             sec.mark_priority(outs, self.ports)  # PS-06: the received 802.1p priority is trusted
@@ -647,6 +649,26 @@ class Switch:
             pkt.dst = (dst_hi << 32) | dst_lo
             pkt.src = (src_hi << 32) | src_lo
             out.append(pkt)
+        return out
+
+    def _with_source_policies(self, injected: list[Packet]) -> list[Packet]:
+        """EX-08: an injected packet with a real source port gets that port's ingress policies (ACL, guards);
+        one from the default port (-1) is trusted and skips them, as in Hyper-V."""
+        out: list[Packet] = []
+        for p in injected:
+            if p.in_port < 0:
+                out.append(p)
+                continue
+            src = self.ports[p.in_port] if p.in_port < len(self.ports) else None
+            if src is None:
+                self.egress_drops["injected-bad-source"] += 1
+                continue
+            kept = [p]
+            if src.acl_out is not None:
+                kept = src.acl_out.process(kept)
+            if kept and src.security is not None:
+                kept = src.security.before_forward(kept)
+            out += kept
         return out
 
     def _group(self, batch: list[Packet]) -> dict[int, tuple[list[Packet], list[int]]]:
