@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import subprocess
+from pathlib import Path
+
 import httpx
 import pytest
 
@@ -39,3 +42,24 @@ def test_trace_a_ping_then_what_if_a_blocked_connection(host: Host) -> None:
     assert fw(after)["drops"] == fw(before)["drops"]  # type: ignore[arg-type]  # what-if counted nothing
     bad = host.cli("trace", a, "bogus=1", check=False)
     assert bad.returncode == 1 and "bogus" in bad.stderr
+
+
+def test_a_capture_of_a_traced_port_carries_the_trace_as_comments(host: Host, tmp_path: Path) -> None:
+    """TR: tshark shows each traced packet's trace tree as its comment."""
+    host.cli("switch", "add", "sw", "--type", "private")
+    a = host.vm_add("sw", "10.99.0.1/24")
+    host.vm_add("sw", "10.99.0.2/24")
+    path = tmp_path / "traced.pcapng"
+    cap_id = host.cli("capture", "start", str(path), "--port", f"{a}-eth0").stdout.strip().split()[-1]
+    host.cli("trace", "start", "--port", a, "--count", "2")
+    assert ping(a, "10.99.0.2", count=2).returncode == 0
+    host.cli("capture", "stop", cap_id)
+    res = subprocess.run(
+        ["tshark", "-r", str(path), "-T", "fields", "-e", "frame.comment"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert res.returncode == 0, res.stderr
+    comments = [ln for ln in res.stdout.splitlines() if ln.strip()]
+    assert len(comments) == 2 and all("ingress" in c and "delivered to" in c for c in comments), res.stdout
