@@ -46,6 +46,9 @@ class FakeEngine:
     def installed_extensions(self) -> list[dict[str, object]]:
         return [{"name": "sample", "kind": "capture"}]
 
+    def team_status(self, name: str) -> dict[str, object] | None:
+        return None
+
 
 class FakeLab:
     """Namespaces and links as sets; ``existing`` stands for interfaces of the host (NICs)."""

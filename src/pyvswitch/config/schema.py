@@ -375,9 +375,67 @@ class VmConfig(Model):
         return self.netns or self.name
 
 
+class TeamingMode(StrEnum):
+    SWITCH_INDEPENDENT = "SwitchIndependent"
+    STATIC = "Static"
+    LACP = "Lacp"
+
+
+class LoadBalancing(StrEnum):
+    TRANSPORT_PORTS = "TransportPorts"
+    IP_ADDRESSES = "IPAddresses"
+    MAC_ADDRESSES = "MacAddresses"
+    HYPERV_PORT = "HyperVPort"
+    DYNAMIC = "Dynamic"
+
+
+class LacpTimer(StrEnum):
+    FAST = "Fast"
+    SLOW = "Slow"
+
+
+class TeamConfig(Model):
+    """New-NetLbfoTeam: 1-32 Ethernet members used as one adapter (an External switch's NetAdapterName)."""
+
+    name: str
+    members: Annotated[list[str], Field(min_length=1, max_length=32)]
+    teaming_mode: TeamingMode = TeamingMode.SWITCH_INDEPENDENT
+    load_balancing: LoadBalancing = LoadBalancing.DYNAMIC
+    lacp_timer: LacpTimer = LacpTimer.SLOW
+    standby_member: str | None = None
+
+    @field_validator("name")
+    @classmethod
+    def _team_name(cls, v: str) -> str:
+        if not IFNAME_RE.match(v):
+            raise ValueError(
+                "a team name is used like an interface name (1-15 characters, no '/', ':' or spaces)"
+            )
+        return v
+
+    @field_validator("members")
+    @classmethod
+    def _members(cls, v: list[str]) -> list[str]:
+        bad = [m for m in v if not IFNAME_RE.match(m)]
+        if bad:
+            raise ValueError(f"not interface names: {', '.join(bad)}")
+        if len(set(v)) != len(v):
+            raise ValueError("a member is listed twice")
+        return v
+
+    @model_validator(mode="after")
+    def _standby_is_member(self) -> TeamConfig:
+        if self.standby_member is not None and self.standby_member not in self.members:
+            raise ValueError(f"standby_member {self.standby_member!r} is not a member")
+        if self.standby_member is not None and len(self.members) < 2:
+            raise ValueError("a standby member needs at least one other member")
+        return self
+
+
 class HostConfig(Model):
     """Everything one pyvswitchd owns."""
 
+    teams: list[TeamConfig] = []
     switches: list[SwitchConfig] = []
     ports: list[PortConfig] = []
     vms: list[VmConfig] = []

@@ -87,6 +87,19 @@ def validate(cfg: HostConfig) -> list[Problem]:
     _duplicates(enumerate(p.name for p in cfg.ports), "port name", "ports", "name", out)
     _duplicates(enumerate(v.name for v in cfg.vms), "VM name", "vms", "name", out)
     _duplicates(enumerate(v.namespace for v in cfg.vms), "namespace", "vms", "netns", out)
+    _duplicates(enumerate(t.name for t in cfg.teams), "team name", "teams", "name", out)
+    # A NIC belongs to one team at most, and a team member is not also bound as a port of its own.
+    members: dict[str, str] = {}
+    for i, t in enumerate(cfg.teams):
+        for j, m in enumerate(t.members):
+            if m in members:
+                out.append((f"teams[{i}].members[{j}]", f"{m!r} is already a member of team {members[m]!r}"))
+            members[m] = t.name
+    for i, p in enumerate(cfg.ports):
+        if p.interface in members:
+            out.append(
+                (f"ports[{i}].interface", f"{p.interface!r} is a member of team {members[p.interface]!r}")
+            )
     # An uplink's MAC is its NIC's, not an identity on the switch (bonded NICs may share one).
     _duplicates(
         ((i, p.mac) for i, p in enumerate(cfg.ports) if p.kind is not PortKind.UPLINK),

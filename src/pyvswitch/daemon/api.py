@@ -29,6 +29,7 @@ from pyvswitch.config.schema import (
     PortMirroring,
     SwitchConfig,
     SwitchType,
+    TeamConfig,
     VlanConfig,
 )
 from pyvswitch.config.validate import problems_from_errors
@@ -269,6 +270,24 @@ def create_app(service: Service) -> FastAPI:
     def switch_extensions(name: str) -> list[dict[str, Any]]:
         """The switch's stack in order (Get-VMSwitchExtension): kind, enabled, counters, run-time status."""
         return service.switch_extensions(name)
+
+    @app.get("/v1/teams")
+    def teams() -> list[dict[str, Any]]:
+        """Teams (Get-NetLbfoTeam) with their members' state and LACP actor/partner."""
+        return service.teams()
+
+    @app.get("/v1/teams/{name}")
+    def team(name: str) -> dict[str, Any]:
+        return service.team(name)
+
+    @app.post("/v1/teams", status_code=201)
+    def add_team(team: TeamConfig) -> dict[str, Any]:
+        return service.add_team(team)
+
+    @app.delete("/v1/teams/{name}", status_code=204)
+    def delete_team(name: str) -> Response:
+        service.delete_team(name)
+        return Response(status_code=204)
 
     @app.post("/v1/traces", status_code=201)
     def trace_start(body: TraceStart) -> dict[str, Any]:

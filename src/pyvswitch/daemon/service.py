@@ -37,7 +37,15 @@ from typing import Any, Protocol, TypeVar
 
 from pydantic import BaseModel, ValidationError
 
-from pyvswitch.config.schema import HostConfig, PortConfig, PortKind, SwitchConfig, SwitchType, VmConfig
+from pyvswitch.config.schema import (
+    HostConfig,
+    PortConfig,
+    PortKind,
+    SwitchConfig,
+    SwitchType,
+    TeamConfig,
+    VmConfig,
+)
 from pyvswitch.config.store import Store
 from pyvswitch.config.validate import problems_from_validation_error, validate
 from pyvswitch.daemon.capture import CaptureManager
@@ -71,6 +79,7 @@ class EngineLike(Protocol):
     def counters(self) -> dict[str, object]: ...
     def fdb(self, switch: str) -> list[dict[str, object]]: ...
     def installed_extensions(self) -> list[dict[str, object]]: ...
+    def team_status(self, name: str) -> dict[str, object] | None: ...
     def trace_start(self, switch: str, port: str, count: int) -> None: ...
     def trace_stop(self, switch: str, port: str) -> None: ...
     def traces(self, switch: str | None, port: str | None, limit: int = 100) -> list[dict[str, object]]: ...
@@ -227,6 +236,41 @@ class Service:
 
     def installed_extensions(self) -> list[dict[str, object]]:
         return self._engine.installed_extensions()
+
+    # ---- teams (New-NetLbfoTeam) ----
+
+    def teams(self) -> list[dict[str, object]]:
+        return [self.team(t.name) for t in self._cfg.teams]
+
+    def team(self, name: str) -> dict[str, object]:
+        team = next((t for t in self._cfg.teams if t.name == name), None)
+        if team is None:
+            raise NotFound("name", f"no team {name!r}")
+        return {**team.model_dump(mode="json"), "status": self._engine.team_status(name)}
+
+    def add_team(self, team: TeamConfig) -> dict[str, object]:
+        with self._lock:
+            cfg = self._cfg
+            if any(t.name == team.name for t in cfg.teams):
+                raise Conflict("name", f"team {team.name!r} already exists")
+            self._commit(
+                cfg.model_copy(update={"teams": [*cfg.teams, team]}),
+                f"add team {team.name}",
+                focus=("teams", team.name),
+            )
+            return self.team(team.name)
+
+    def delete_team(self, name: str) -> None:
+        with self._lock:
+            cfg = self._cfg
+            self.team(name)
+            users = [s.name for s in cfg.switches if s.net_adapter == name]
+            if users:
+                raise Conflict("name", f"team {name!r} is the adapter of switch {users[0]!r}")
+            self._commit(
+                cfg.model_copy(update={"teams": [t for t in cfg.teams if t.name != name]}),
+                f"remove team {name}",
+            )
 
     # ---- tracing ----
 
@@ -458,7 +502,8 @@ class Service:
                     self._degraded[name] = str(exc)
             for p in cfg.ports:
                 bound = p.kind in (PortKind.INTERFACE, PortKind.UPLINK) and p.switch and p.interface
-                if bound and p.interface and not self._lab.link_exists(p.interface):
+                is_team = any(t.name == p.interface for t in cfg.teams)  # the engine opens its members
+                if bound and p.interface and not is_team and not self._lab.link_exists(p.interface):
                     log.error("port %s: interface %s missing; leaving it disconnected", p.name, p.interface)
                     self._degraded[p.name] = f"interface {p.interface!r} does not exist"
             self._apply_degrading(cfg)
@@ -605,6 +650,14 @@ class Service:
                 continue
             before = old_ports.get(p.name)
             if before is not None and before.interface == p.interface and before.switch is not None:
+                continue
+            team = next((t for t in cfg.teams if t.name == p.interface), None)
+            if team is not None:
+                # A team is made of NICs, not a kernel interface of its own: its members must exist.
+                ti = cfg.teams.index(team)
+                for j, m in enumerate(team.members):
+                    if not self._lab.link_exists(m):
+                        out.append((f"teams[{ti}].members[{j}]", f"no interface {m!r} on this host"))
                 continue
             if not self._lab.link_exists(p.interface):
                 field = f"ports[{i}].interface"

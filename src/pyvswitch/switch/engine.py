@@ -25,10 +25,11 @@ import threading
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import partial
 from time import perf_counter
 
 from pyvswitch.clock import Clock, MonotonicClock
-from pyvswitch.config.schema import HostConfig, PortConfig, PortKind, SwitchConfig
+from pyvswitch.config.schema import HostConfig, LacpTimer, PortConfig, PortKind, SwitchConfig, TeamConfig
 from pyvswitch.datapath.device import Device
 from pyvswitch.errors import ConfigError, DeviceError
 from pyvswitch.ext.api import PortInfo
@@ -37,11 +38,13 @@ from pyvswitch.ext.stack import ExtensionStack, ExtensionVeto, settings_problems
 from pyvswitch.observe.capture import CaptureSession, CaptureTaps, build_taps
 from pyvswitch.switch.security import team_macs
 from pyvswitch.switch.switch import Switch, SwitchPort
+from pyvswitch.switch.team import Member, TeamDevice, carrier_mac, carrier_up
 
 log = logging.getLogger(__name__)
 
 OpenDevice = Callable[[str, str], Device]
 AGING_INTERVAL_S = 1.0
+TEAM_TICK_S = 0.02  # carrier is polled this often: the failover detection time
 IDLE_POLL_MS = 10
 
 
@@ -88,6 +91,9 @@ class Engine:
         self._running = False
         self._next_aging = 0.0
         self.loop_errors = 0
+        self._team_configs: dict[str, TeamConfig] = {}
+        self._teams: list[TeamDevice] = []
+        self._next_team_tick = 0.0
         # Wall time the forwarding thread spent on batches that had frames (not idle polling): how loaded the
         # forwarding CPU is, for the receive-steering controller and for operators.
         self.busy_s = 0.0
@@ -137,13 +143,16 @@ class Engine:
         if problems:
             raise ConfigError(problems)
         wanted: dict[str, tuple[DeviceKey, PortConfig]] = {}
+        teams = {t.name: t for t in cfg.teams}
+        self._team_configs = teams
         switch_names = {s.name for s in cfg.switches}
         for port in cfg.ports:
             if port.switch is None or port.switch not in switch_names:
                 continue
             if port.interface is None:
                 raise DeviceError(f"port {port.name!r} has no interface")
-            wanted[port.name] = (DeviceKey(port.name, device_kind(port), port.interface), port)
+            kind = "team" if port.interface in teams else device_kind(port)
+            wanted[port.name] = (DeviceKey(port.name, kind, port.interface), port)
         opened: dict[DeviceKey, Device] = {}
         try:
             for key, _ in wanted.values():
@@ -174,11 +183,39 @@ class Engine:
 
             self._open_device = open_device
         try:
+            if key.kind == "team":
+                return self._open_team(self._team_configs[key.ifname])
             return self._open_device(key.kind, key.ifname)
         except DeviceError:
             raise
         except OSError as e:
             raise DeviceError(f"cannot open {key.kind} device on interface {key.ifname!r}: {e}") from e
+
+    def _open_team(self, team: TeamConfig) -> Device:
+        """A team's members, each an AF_PACKET device, as one TeamDevice (switch/team.py)."""
+        assert self._open_device is not None
+        opened: list[Device] = []
+        try:
+            for m in team.members:
+                opened.append(self._open_device("afpacket", m))
+        except Exception:
+            for dev in opened:
+                _close_quietly(dev)
+            raise
+        members = [
+            Member(dev, carrier=partial(carrier_up, name), standby=name == team.standby_member)
+            for dev, name in zip(opened, team.members, strict=True)
+        ]
+        mac = carrier_mac(team.members[0])
+        return TeamDevice(
+            team.name,
+            members,
+            team.teaming_mode,
+            team.load_balancing,
+            system_mac=mac,
+            lacp_fast=team.lacp_timer is LacpTimer.FAST,
+            clock=self.clock.now,
+        )
 
     def _install(
         self,
@@ -221,6 +258,7 @@ class Engine:
         self.switches = switches
         self._devices = devices
         self._rx = rx
+        self._teams = [d for d in devices.values() if isinstance(d, TeamDevice)]
         self._taps = self._build_taps()
 
     # ---- capture sessions ----
@@ -332,6 +370,11 @@ class Engine:
             finally:
                 dev.release()
         now = self.clock.now()
+        if self._teams and now >= self._next_team_tick:
+            # Carrier and LACP timers of teams (switch/team.py), every TEAM_TICK_S even without traffic.
+            self._next_team_tick = now + TEAM_TICK_S
+            for team in self._teams:
+                team.tick(now)
         if now >= self._next_aging:
             self._next_aging = now + AGING_INTERVAL_S
             for sw in self.switches.values():
@@ -423,6 +466,11 @@ class Engine:
         result: list[dict[str, object]] = []
         self._run_in_loop(lambda: result.append(sw.what_if(port, frame, tci).as_dict()))
         return result[0]
+
+    def team_status(self, name: str) -> dict[str, object] | None:
+        """A team's members, their use and LACP state (None if no switch uses the team)."""
+        team = next((t for t in self._teams if t.name == name), None)
+        return team.show() if team is not None else None
 
     def installed_extensions(self) -> list[dict[str, object]]:
         return [i.describe() for i in self.registry.all()]

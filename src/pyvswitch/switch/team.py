@@ -25,26 +25,12 @@ import time
 import zlib
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from enum import StrEnum
 
+from pyvswitch.config.schema import LoadBalancing, TeamingMode
 from pyvswitch.datapath.device import Device, DeviceCounters
 from pyvswitch.packet.frame import ETH_P_IPV4, ETH_P_IPV6, Packet
 from pyvswitch.switch.lacp import Lacpdu, MarkerPdu, PduError, decode, encode_marker, marker_response
 from pyvswitch.switch.lacp_port import ActorConfig, LacpAggregator, LacpPort
-
-
-class TeamingMode(StrEnum):
-    SWITCH_INDEPENDENT = "SwitchIndependent"
-    STATIC = "Static"
-    LACP = "Lacp"
-
-
-class LoadBalancing(StrEnum):
-    TRANSPORT_PORTS = "TransportPorts"
-    IP_ADDRESSES = "IPAddresses"
-    MAC_ADDRESSES = "MacAddresses"
-    HYPERV_PORT = "HyperVPort"
-    DYNAMIC = "Dynamic"
 
 
 @dataclass
@@ -55,6 +41,24 @@ class Member:
     lacp: LacpPort | None = None
     up: bool = True
     failures: int = 0
+
+
+def carrier_up(ifname: str) -> bool:
+    """A member's carrier from sysfs (cheap enough to read every tick; netlink events are the next step)."""
+    try:
+        with open(f"/sys/class/net/{ifname}/carrier") as f:
+            return f.read().strip() == "1"
+    except OSError:
+        return False  # an interface that is down (EINVAL) or gone has no carrier
+
+
+def carrier_mac(ifname: str) -> int:
+    """A member's MAC: the team's LACP system id is its first member's address."""
+    try:
+        with open(f"/sys/class/net/{ifname}/address") as f:
+            return int(f.read().strip().replace(":", ""), 16)
+    except (OSError, ValueError):
+        return 0x020000000000
 
 
 def flow_hash(pkt: Packet, algorithm: LoadBalancing) -> int:
@@ -246,6 +250,7 @@ class TeamDevice:
                     "standby": m.standby,
                     "active": m in self._active,
                     "failures": m.failures,
+                    "counters": m.device.counters.as_dict(),
                 }
                 for m in self.members
             ],
