@@ -50,8 +50,19 @@ def test_lacp_team_to_ovs_carries_traffic_and_survives_a_member_cut(
     host: Host, ovs_lan: tuple[ovs_peer.Ovs, list[str]]
 ) -> None:
     peer, (m1, m2) = ovs_lan
-    host.cli("team", "add", "t1", "--member", m1, "--member", m2, "--mode", "lacp", "--lacp-timer", "fast")
-    host.cli("switch", "add", "ext", "--uplink", "t1", "--no-management-os")
+    # As a Hyper-V admin types it (TM-11).
+    host.cli(
+        "New-NetLbfoTeam",
+        "-Name",
+        "t1",
+        "-TeamMembers",
+        f"{m1},{m2}",
+        "-TeamingMode",
+        "Lacp",
+        "-LacpTimer",
+        "Fast",
+    )
+    host.cli("New-VMSwitch", "-Name", "ext", "-NetAdapterName", "t1", "-AllowManagementOS:false")
     vm = host.vm_add("ext", "10.111.0.1/24")
     wait_for(lambda: "status: active negotiated" in peer.appctl("lacp/show", "bond0"), timeout_s=15,
              what="OVS reports the LACP bond negotiated")  # fmt: skip
@@ -90,6 +101,8 @@ def test_lacp_team_to_ovs_carries_traffic_and_survives_a_member_cut(
     wait_for(lambda: f"{cut}: current attached" not in peer.appctl("lacp/show", "bond0"), timeout_s=10,
              what="OVS reports the cut member down")  # fmt: skip
     assert active() == ([False, True] if victim == m1 else [True, False])
+    members = host.cli("Get-NetLbfoTeamMember", "-Team", "t1").stdout
+    assert re.search(rf"{victim}\s+t1\s+Active\s+Failed\s+PhysicalMediaDisconnected", members), members
 
     sh("ip", "link", "set", victim, "up")
     wait_for(lambda: peer.appctl("lacp/show", "bond0").count("current attached") == 2, timeout_s=15,

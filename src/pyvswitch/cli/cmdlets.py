@@ -43,6 +43,7 @@ from pyvswitch.cli.acls import (
 from pyvswitch.cli.client import Client, JsonObj
 from pyvswitch.cli.extensions import extension_settings, ordered_settings, set_enabled
 from pyvswitch.cli.format import echo_json, hyperv_mac, ps_table
+from pyvswitch.cli.lbfo import lbfo_cmdlets
 from pyvswitch.cli.netevent import netevent_cmdlets
 from pyvswitch.config.schema import VlanConfig, VlanMode, format_vlan_list, parse_vlan_list
 from pyvswitch.packet.mac import format_mac, parse_mac
@@ -1381,6 +1382,7 @@ CMDLETS: tuple[Cmdlet, ...] = (
 )
 
 CMDLETS += netevent_cmdlets()  # New/Get/Start/Stop/Remove-NetEventSession, the capture provider
+CMDLETS += lbfo_cmdlets()  # New/Get/Remove-NetLbfoTeam, Get-NetLbfoTeamMember
 _BY_NAME = {c.name.lower(): c for c in CMDLETS}
 
 
