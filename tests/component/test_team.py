@@ -135,3 +135,15 @@ def test_lacp_member_not_distributing_does_not_collect_and_markers_are_answered(
     a.recv(8)
     reply = decode(left[0].sent[before])
     assert isinstance(reply, MarkerPdu) and reply.response and reply.transaction_id == 77
+
+
+def test_failover_announces_the_macs_behind_the_team_on_the_survivor() -> None:
+    clock = FakeClock()
+    left, _ = wires(2)
+    a = team(left, clock, TeamingMode.SWITCH_INDEPENDENT)
+    a.announce = lambda: [0x02000000000A, 0x02000000000B]
+    left[0].sent.clear()
+    left[1].carrier = False
+    a.tick(clock.now())
+    rarps = [f for f in left[0].sent if f[12:14] == b"\x80\x35"]
+    assert [f[6:12].hex() for f in rarps] == ["02000000000a", "02000000000b"] and a.announcements == 2

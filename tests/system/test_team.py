@@ -101,6 +101,8 @@ def test_lacp_team_to_ovs_carries_traffic_and_survives_a_member_cut(
     wait_for(lambda: f"{cut}: current attached" not in peer.appctl("lacp/show", "bond0"), timeout_s=10,
              what="OVS reports the cut member down")  # fmt: skip
     assert active() == ([False, True] if victim == m1 else [True, False])
+    status = host.json("team", "show", "t1")["status"]  # type: ignore[index]
+    assert status["failovers"] >= 1 and status["announcements"] >= 1  # the VM's MAC re-announced (RARP)
     members = host.cli("Get-NetLbfoTeamMember", "-Team", "t1").stdout
     assert re.search(rf"{victim}\s+t1\s+Active\s+Failed\s+PhysicalMediaDisconnected", members), members
 

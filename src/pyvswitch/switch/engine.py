@@ -259,6 +259,10 @@ class Engine:
         self._devices = devices
         self._rx = rx
         self._teams = [d for d in devices.values() if isinstance(d, TeamDevice)]
+        for sw in switches.values():
+            for p in sw.ports:
+                if p is not None and isinstance(p.device, TeamDevice):
+                    p.device.announce = partial(sw.macs_behind, p.index)
         self._taps = self._build_taps()
 
     # ---- capture sessions ----

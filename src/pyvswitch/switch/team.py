@@ -21,6 +21,7 @@ This module is the data path of a team; management (New-NetLbfoTeam, the daemon'
 from __future__ import annotations
 
 import select
+import struct
 import time
 import zlib
 from collections.abc import Callable, Sequence
@@ -59,6 +60,13 @@ def carrier_mac(ifname: str) -> int:
             return int(f.read().strip().replace(":", ""), 16)
     except (OSError, ValueError):
         return 0x020000000000
+
+
+def rarp(mac: int) -> bytes:
+    """A broadcast RARP request from ``mac`` (EtherType 0x8035): what OVS and VMware send to move a MAC."""
+    hw = mac.to_bytes(6, "big")
+    body = struct.pack(">HHBBH", 1, 0x0800, 6, 4, 3) + hw + bytes(4) + hw + bytes(4)
+    return b"\xff" * 6 + hw + b"\x80\x35" + body + bytes(60 - 14 - len(body))
 
 
 def flow_hash(pkt: Packet, algorithm: LoadBalancing) -> int:
@@ -122,6 +130,9 @@ class TeamDevice:
         self._active: list[Member] = []
         self._next_rx = 0
         self.failovers = 0
+        self.announcements = 0
+        # The MACs behind the team (set by the engine from the switch that uses it): announced after failover.
+        self.announce: Callable[[], list[int]] = list
         for m in self.members:
             m.up = False  # the first tick sees each carrier come up (and starts its LACP machines)
         self.tick(clock())
@@ -161,10 +172,22 @@ class TeamDevice:
                 sent.append((dev, frame))
         new = self._choose_active()
         if [id(m) for m in new] != [id(m) for m in self._active]:
+            lost = any(m not in new for m in self._active)
             if self._active:
                 self.failovers += 1
             self._active = new
+            if lost and new:
+                sent += self._announce(new[0])
         return sent
+
+    def _announce(self, member: Member) -> list[tuple[Device, bytes]]:
+        """After a failover, one RARP per MAC behind the team out of the primary survivor, so the physical
+        switch relearns where they are now (as OVS does; TM-10)."""
+        frames = [rarp(mac) for mac in self.announce()]
+        if frames:
+            member.device.send([Packet(f) for f in frames], [-1] * len(frames))
+            self.announcements += len(frames)
+        return [(member.device, f) for f in frames]
 
     # ---- Device protocol ----
 
@@ -243,6 +266,7 @@ class TeamDevice:
             "mode": self.mode.value,
             "algorithm": self.algorithm.value,
             "failovers": self.failovers,
+            "announcements": self.announcements,
             "members": [
                 {
                     "name": m.device.name,
