@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 APT_PACKAGES := iperf3 tshark ethtool tcpdump netsniff-ng iproute2 iputils-ping openvswitch-switch
 
-.PHONY: setup system-deps venv demo test lint typecheck unit bench bench-rules clean
+.PHONY: setup system-deps venv demo test lint typecheck unit bench bench-rules bench-failover clean
 
 setup: system-deps venv
 
@@ -33,6 +33,10 @@ bench: setup
 # What ACL and firewall rules cost: 0/10/100/10,000 rules in-process, and TCP through pyvswitchd.
 bench-rules: setup
 	$(BIN)/python -m pyvswitch.testing.rulebench --real --json bench-rules.json
+
+# Team failover: UDP 10k packets/s through an LACP team to an Open vSwitch bond, the carrying member cut.
+bench-failover: setup
+	$(BIN)/python -m pyvswitch.lab.failover --reps 5
 
 lint: venv
 	$(BIN)/ruff check src tests

@@ -19,7 +19,7 @@ ALLOWED: dict[str, set[str]] = {
     "builtin": {"ext", "packet"},
     "switch": {"ext", "pipeline", "datapath", "packet", "config.schema", "observe"},
     "config": {"packet"},
-    "lab": {"config.schema", "packet", "testing.netns"},
+    "lab": {"config.schema", "packet", "testing.netns", "testing.ovs"},
     "daemon": {"config", "switch", "observe", "datapath", "lab", "packet", "ext"},
     "cli": {"config.schema", "lab", "packet"},
     "testing": {"*"},
