@@ -33,9 +33,7 @@ def ovs_bond(pool: NetnsPool) -> Iterator[tuple[ovs_peer.Ovs, list[str]]]:
     peer = ovs_peer.Ovs(ns)
     try:
         peer.start()
-        peer.vsctl("add-br", "br0", "--", "set", "bridge", "br0", "datapath_type=netdev")
-        peer.vsctl("add-bond", "br0", "bond0", "eth1", "eth2", "lacp=active", "--", "set", "port", "bond0",
-                   "other_config:lacp-time=fast", "bond_mode=balance-tcp")  # fmt: skip
+        peer.lacp_bond(["eth1", "eth2"])
         yield peer, ours
     finally:
         peer.close()

@@ -35,12 +35,7 @@ def ovs_lan(pool: NetnsPool) -> Iterator[tuple[ovs_peer.Ovs, list[str]]]:
     peer = ovs_peer.Ovs(ns)
     try:
         peer.start()
-        peer.vsctl("add-br", "br0", "--", "set", "bridge", "br0", "datapath_type=netdev")
-        peer.vsctl("add-bond", "br0", "bond0", "eth1", "eth2", "lacp=active", "--", "set", "port", "bond0",
-                   "other_config:lacp-time=fast", "bond_mode=balance-tcp")  # fmt: skip
-        wait_for(lambda: "br0" in sh("ip", "link", netns=ns), what="OVS bridge port br0")
-        sh("ip", "addr", "add", f"{PEER_IP}/24", "dev", "br0", netns=ns)
-        sh("ip", "link", "set", "br0", "up", netns=ns)
+        peer.lacp_bond(["eth1", "eth2"], f"{PEER_IP}/24")
         yield peer, ours
     finally:
         peer.close()

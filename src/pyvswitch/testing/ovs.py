@@ -53,6 +53,17 @@ class Ovs:
                   "--detach", f"--log-file={d}/vswitchd.log")  # fmt: skip
         wait_for(lambda: self.ctl.exists(), what="ovs-vswitchd control socket")
 
+    def lacp_bond(self, members: list[str], address: str | None = None) -> None:
+        """Bridge br0 (netdev datapath) with bond0 over ``members`` (LACP active, fast, balance-tcp), and
+        ``address`` (CIDR) on the bridge's own port if given."""
+        self.vsctl("add-br", "br0", "--", "set", "bridge", "br0", "datapath_type=netdev")
+        self.vsctl("add-bond", "br0", "bond0", *members, "lacp=active", "--", "set", "port", "bond0",
+                   "other_config:lacp-time=fast", "bond_mode=balance-tcp")  # fmt: skip
+        if address is not None:
+            wait_for(lambda: "br0" in self._run("ip", "link"), what="OVS bridge port br0")
+            self._run("ip", "addr", "add", address, "dev", "br0")
+            self._run("ip", "link", "set", "br0", "up")
+
     def vsctl(self, *args: str) -> str:
         return self._run("ovs-vsctl", f"--db=unix:{self.db}", *args)
 
