@@ -37,18 +37,19 @@ def allows(
 
 
 def test_parse_ipv4_with_options_ipv6_and_truncated() -> None:
+    """Also: a destination-options header in front of UDP does not hide the ports from ACLs."""
     ihl6 = bytes([0x46, 0, 0, 40, 0, 0, 0, 0, 64, 6, 0, 0]) + bytes([10, 0, 0, 1, 10, 0, 0, 2]) + bytes(4)
     frame = eth("02:00:00:00:00:02", "02:00:00:00:00:01", ihl6 + struct.pack(">HH", 1234, 443) + bytes(16))
-    assert parse_l3l4(frame, 0x0800) == L3L4(4, ip("10.0.0.1"), ip("10.0.0.2"), 6, 1234, 443)
+    assert parse_l3l4(frame) == L3L4(4, ip("10.0.0.1"), ip("10.0.0.2"), 6, 1234, 443)
     v6 = (
         bytes([0x60, 0, 0, 0, 0, 8, 17, 64])
         + ipaddress.ip_address("f00::1").packed
         + ipaddress.ip_address("f00::2").packed
     )
     frame6 = eth("02:00:00:00:00:02", "02:00:00:00:00:01", v6 + struct.pack(">HH", 53, 5353), 0x86DD)
-    assert parse_l3l4(frame6, 0x86DD) == L3L4(6, ip("f00::1"), ip("f00::2"), 17, 53, 5353)
-    assert parse_l3l4(frame[:20], 0x0800) is NON_IP
-    assert parse_l3l4(frame, 0x0806) is NON_IP
+    assert parse_l3l4(frame6) == L3L4(6, ip("f00::1"), ip("f00::2"), 17, 53, 5353)
+    assert parse_l3l4(frame[:20]) is NON_IP
+    assert parse_l3l4(frame[:12] + b"\x08\x06" + frame[14:]) is NON_IP
 
 
 def test_no_acl_allows_everything_and_longest_prefix_decides() -> None:
@@ -175,3 +176,14 @@ def test_rule_index_gives_the_same_answer_as_a_scan_by_weight() -> None:
             l3 = L3L4(4, rip, lip, rng.choice([6, 17]), rport, lport)
             scan = next((r for r in ordered if _matches(r, l3, lip, rip, lport, rport, 0)), None)
             assert index.first_match(l3, lip, rip, lport, rport, 0) is scan
+
+
+def test_ipv6_extension_header_does_not_hide_the_ports() -> None:
+    dstopts = bytes([17, 0, 1, 4, 0, 0, 0, 0])  # next header UDP, 8 bytes, PadN
+    v6 = (
+        bytes([0x60, 0, 0, 0, 0, 16, 60, 64])
+        + ipaddress.ip_address("f00::1").packed
+        + ipaddress.ip_address("f00::2").packed
+    )
+    frame = eth("02:00:00:00:00:02", "02:00:00:00:00:01", v6 + dstopts + struct.pack(">HH", 53, 22), 0x86DD)
+    assert parse_l3l4(frame) == L3L4(6, ip("f00::1"), ip("f00::2"), 17, 53, 22)

@@ -28,14 +28,13 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import NamedTuple
 
-from pyvswitch.packet.frame import Packet
+from pyvswitch.packet.classify import l3_start, l4_header
+from pyvswitch.packet.frame import ETH_P_IPV4, ETH_P_IPV6, Packet
 
-ETH_P_IPV4 = 0x0800
-ETH_P_IPV6 = 0x86DD
 PROTO_TCP = 6
 PROTO_UDP = 17
 CACHE_MAX = 65536
-_V4 = struct.Struct(">BBHHHBBHII")  # addresses straight to ints: no from_bytes per packet
+_V4_ADDRS = struct.Struct(">II")  # IPv4 addresses straight to ints: no from_bytes per packet
 _PORTS = struct.Struct(">HH")
 
 
@@ -65,34 +64,31 @@ class L3L4(NamedTuple):
 NON_IP = L3L4(0, 0, 0, 0, 0, 0)
 
 
-def parse_l3l4(data: bytes | bytearray | memoryview, etype: int) -> L3L4:
-    """IPv4/IPv6 addresses, protocol and TCP/UDP ports of an untagged frame; NON_IP if not IP or truncated.
+def parse_l3l4(data: bytes | bytearray | memoryview) -> L3L4:
+    """IPv4/IPv6 addresses, protocol and TCP/UDP ports of a frame; NON_IP if not IP or truncated.
 
-    IPv6 extension headers are not walked: the first next-header is the protocol (ports are read only when it
-    is TCP or UDP). A fragment other than the first has no ports (0, 0).
+    The protocol and its header come from ``packet.classify.l4_header``, which skips IPv4 options, walks the
+    IPv6 extension headers (so a rule cannot be dodged with a destination-options header) and gives nothing
+    for non-first fragments: those keep their addresses and IP protocol, with ports 0.
     """
-    try:
-        if etype == ETH_P_IPV4:
-            vihl, _tos, _tot, _id, frag, _ttl, proto, _ck, src, dst = _V4.unpack_from(data, 14)
-            if vihl >> 4 != 4:
-                return NON_IP
-            l4 = 14 + (vihl & 0xF) * 4
-            sport = dport = 0
-            if proto in (PROTO_TCP, PROTO_UDP) and not frag & 0x1FFF:
-                sport, dport = _PORTS.unpack_from(data, l4)
-            return L3L4(4, src, dst, proto, sport, dport)
-        if etype == ETH_P_IPV6:
-            if len(data) < 54 or data[14] >> 4 != 6:
-                return NON_IP
-            proto = data[20]
-            src = int.from_bytes(data[22:38], "big")
-            dst = int.from_bytes(data[38:54], "big")
-            sport = dport = 0
-            if proto in (PROTO_TCP, PROTO_UDP):
-                sport, dport = _PORTS.unpack_from(data, 54)
-            return L3L4(6, src, dst, proto, sport, dport)
-    except (struct.error, IndexError):
+    etype, off = l3_start(data)
+    n = len(data)
+    if etype == ETH_P_IPV4 and n >= off + 20 and data[off] >> 4 == 4:
+        src, dst = _V4_ADDRS.unpack_from(data, off + 12)
+        proto = data[off + 9]
+    elif etype == ETH_P_IPV6 and n >= off + 40 and data[off] >> 4 == 6:
+        src = int.from_bytes(data[off + 8 : off + 24], "big")
+        dst = int.from_bytes(data[off + 24 : off + 40], "big")
+        proto = data[off + 6]
+    else:
         return NON_IP
+    sport = dport = 0
+    l4 = l4_header(data)
+    if l4 is not None:
+        proto = l4[1]
+        if proto in (PROTO_TCP, PROTO_UDP) and n >= l4[2] + 4:
+            sport, dport = _PORTS.unpack_from(data, l4[2])
+    return L3L4(4 if etype == ETH_P_IPV4 else 6, src, dst, proto, sport, dport)
     return NON_IP
 
 
@@ -100,9 +96,7 @@ def packet_l3(pkt: Packet) -> L3L4:
     """The packet's L3/L4 fields, parsed once per packet and kept on it."""
     l3 = pkt.l3
     if l3 is None:
-        data = pkt.data
-        etype = (data[12] << 8) | data[13] if len(data) >= 14 else 0
-        l3 = pkt.l3 = parse_l3l4(data, etype)
+        l3 = pkt.l3 = parse_l3l4(pkt.data)
     assert isinstance(l3, L3L4)
     return l3
 
