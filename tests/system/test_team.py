@@ -82,7 +82,9 @@ def test_lacp_team_to_ovs_carries_traffic_and_survives_a_member_cut(
     victim = m1 if carried[0] > carried[1] else m2
     stream = subprocess.Popen(["ip", "netns", "exec", vm, "ping", "-i", "0.01", "-c", "400", "-W", "1", PEER_IP],
                               stdout=subprocess.PIPE, text=True)  # fmt: skip
-    sh("sleep", "1")
+    mid = tx()
+    k = 0 if victim == m1 else 1
+    wait_for(lambda: tx()[k] >= mid[k] + 100, what="the stream under way on the victim")  # 1 s of pings
     sh("ip", "link", "set", victim, "down")
     out, _ = stream.communicate(timeout=30)
     m = re.search(r"(\d+) packets transmitted, (\d+) received", out)

@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 
 from pyvswitch.clock import Clock
 from pyvswitch.config.schema import ExtendedAclEntry, PortConfig, PortKind, PortMirroring, SwitchConfig
+from pyvswitch.datapath import link
 from pyvswitch.datapath.device import Device
 from pyvswitch.ext.acl import Action, ExtendedRule, port_range
 from pyvswitch.ext.acl import Direction as AclDir
@@ -42,7 +43,6 @@ ETH_HDR = struct.Struct(">HIHIH")
 TCI = struct.Struct(">H")
 # Kinds of port behind which unknown MACs may live; unknown unicast is sent to these only (SW-07).
 OPEN_KINDS = frozenset({PortKind.UPLINK, PortKind.INTERFACE, PortKind.TAP})
-DEFAULT_MTU = 1500
 TRACE_KEEP = 1000  # trace records kept per switch
 
 
@@ -337,7 +337,7 @@ class Switch:
                 device=device,
                 ingress_vlans=policy.ingress,
                 egress_vlans=policy.egress,
-                max_frame=ETH_HLEN + VLAN_HLEN + _mtu(device.name),
+                max_frame=ETH_HLEN + VLAN_HLEN + link.mtu(device.name),
                 mac=mac,
                 drops=drops,
                 security=security,
@@ -787,12 +787,3 @@ def compile_extended(entries: list[ExtendedAclEntry]) -> tuple[ExtendedRule, ...
         )
         for e in entries
     )
-
-
-def _mtu(ifname: str) -> int:
-    """The interface's MTU from sysfs; devices without a kernel interface (memory, pcap) get 1500."""
-    try:
-        with open(f"/sys/class/net/{ifname}/mtu") as f:
-            return int(f.read())
-    except (OSError, ValueError):
-        return DEFAULT_MTU

@@ -28,6 +28,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from pyvswitch.config.schema import LoadBalancing, TeamingMode
+from pyvswitch.datapath import link
 from pyvswitch.datapath.device import Device, DeviceCounters
 from pyvswitch.packet.frame import ETH_P_IPV4, ETH_P_IPV6, Packet
 from pyvswitch.switch.lacp import Lacpdu, MarkerPdu, PduError, decode, encode_marker, marker_response
@@ -45,12 +46,9 @@ class Member:
 
 
 def carrier_up(ifname: str) -> bool:
-    """A member's carrier from sysfs (cheap enough to read every tick; netlink events are the next step)."""
-    try:
-        with open(f"/sys/class/net/{ifname}/carrier") as f:
-            return f.read().strip() == "1"
-    except OSError:
-        return False  # an interface that is down (EINVAL) or gone has no carrier
+    """A member's carrier from sysfs (cheap enough to read every tick; netlink events are the next step).
+    An interface that is down (reading fails with EINVAL) or gone has no carrier."""
+    return link.sysfs_int(ifname, "carrier", 0) == 1
 
 
 def carrier_mac(ifname: str) -> int:
