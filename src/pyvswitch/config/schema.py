@@ -394,6 +394,23 @@ class LacpTimer(StrEnum):
     SLOW = "Slow"
 
 
+class TeamNicConfig(Model):
+    """Add-NetLbfoTeamNic: a VLAN team interface, a host interface that sees the team's frames of one VLAN
+    (untagged towards the host). VLAN 0 takes untagged and priority-tagged frames (hyperv-networking §3.6)."""
+
+    name: str
+    vlan_id: Annotated[int, Field(ge=0, le=4094)]
+
+    @field_validator("name")
+    @classmethod
+    def _nic_name(cls, v: str) -> str:
+        if not IFNAME_RE.match(v):
+            raise ValueError(
+                "a team interface name is an interface name (1-15 characters, no '/', ':' or spaces)"
+            )
+        return v
+
+
 class TeamConfig(Model):
     """New-NetLbfoTeam: 1-32 Ethernet members used as one adapter (an External switch's NetAdapterName)."""
 
@@ -403,6 +420,16 @@ class TeamConfig(Model):
     load_balancing: LoadBalancing = LoadBalancing.DYNAMIC
     lacp_timer: LacpTimer = LacpTimer.SLOW
     standby_member: str | None = None
+    # Link monitoring: a carrier change counts only once it has lasted this long (flapping links; 0 = at once).
+    up_delay_ms: Annotated[int, Field(ge=0, le=600_000)] = 0
+    down_delay_ms: Annotated[int, Field(ge=0, le=600_000)] = 0
+    # Lacp mode: when no member has an LACP partner, carry traffic as SwitchIndependent instead of nothing
+    # (OVS's lacp-fallback-ab). Off by default, as in 802.1AX and Windows.
+    lacp_fallback: bool = False
+    # The primary team interface (created with the team; TeamNicName). None = Default mode: every VLAN no
+    # other team interface claims. Only meaningful while no switch uses the team.
+    primary_nic_vlan: Annotated[int | None, Field(ge=0, le=4094)] = None
+    team_nics: Annotated[list[TeamNicConfig], Field(max_length=31)] = []
 
     @field_validator("name")
     @classmethod
@@ -429,6 +456,14 @@ class TeamConfig(Model):
             raise ValueError(f"standby_member {self.standby_member!r} is not a member")
         if self.standby_member is not None and len(self.members) < 2:
             raise ValueError("a standby member needs at least one other member")
+        vlans = [n.vlan_id for n in self.team_nics] + (
+            [self.primary_nic_vlan] if self.primary_nic_vlan is not None else []
+        )
+        if len(set(vlans)) != len(vlans):
+            raise ValueError("two team interfaces have the same VlanID")
+        names = [n.name for n in self.team_nics]
+        if len(set(names)) != len(names) or self.name in names:
+            raise ValueError("two team interfaces have the same name")
         return self
 
 
