@@ -30,6 +30,7 @@ from time import perf_counter
 
 from pyvswitch.clock import Clock, MonotonicClock
 from pyvswitch.config.schema import HostConfig, LacpTimer, PortConfig, PortKind, SwitchConfig, TeamConfig
+from pyvswitch.datapath import link
 from pyvswitch.datapath.device import Device
 from pyvswitch.errors import ConfigError, DeviceError
 from pyvswitch.ext.api import PortInfo
@@ -38,13 +39,15 @@ from pyvswitch.ext.stack import ExtensionStack, ExtensionVeto, settings_problems
 from pyvswitch.observe.capture import CaptureSession, CaptureTaps, build_taps
 from pyvswitch.switch.security import team_macs
 from pyvswitch.switch.switch import Switch, SwitchPort
-from pyvswitch.switch.team import Member, TeamDevice, carrier_mac, carrier_up
+from pyvswitch.switch.team import Member, TeamDevice, TeamSettings
 
 log = logging.getLogger(__name__)
 
 OpenDevice = Callable[[str, str], Device]
 AGING_INTERVAL_S = 1.0
-TEAM_TICK_S = 0.02  # carrier is polled this often: the failover detection time
+# Team carrier is polled this often (sysfs; netlink notifications come late, see datapath.link.LinkEvents):
+# the failover detection time. Two sysfs reads per member per tick: ~0.5 % of a CPU for a 2-member team.
+TEAM_TICK_S = 0.005
 IDLE_POLL_MS = 10
 
 
@@ -93,6 +96,8 @@ class Engine:
         self.loop_errors = 0
         self._team_configs: dict[str, TeamConfig] = {}
         self._teams: list[TeamDevice] = []
+        # The configuration each open team was built from: a changed one is applied to the live team.
+        self._team_built: dict[int, TeamConfig] = {}
         self._next_team_tick = 0.0
         # Wall time the forwarding thread spent on batches that had frames (not idle polling): how loaded the
         # forwarding CPU is, for the receive-steering controller and for operators.
@@ -154,28 +159,51 @@ class Engine:
             kind = "team" if port.interface in teams else device_kind(port)
             wanted[port.name] = (DeviceKey(port.name, kind, port.interface), port)
         opened: dict[DeviceKey, Device] = {}
+        # Live teams whose configuration changed (Set-NetLbfoTeam, members added or removed): the new
+        # members' devices are opened here, the change itself is made between batches.
+        retuned: list[tuple[TeamDevice, TeamConfig, list[Member], list[Device]]] = []
         try:
             for key, _ in wanted.values():
                 if key not in self._devices:
                     opened[key] = self._open(key)
+                elif key.kind == "team":
+                    live = self._devices[key]
+                    assert isinstance(live, TeamDevice)
+                    if self._team_built.get(id(live)) != teams[key.ifname]:
+                        retuned.append(self._retune_team(live, teams[key.ifname]))
         except Exception:
             for dev in opened.values():
                 _close_quietly(dev)
+            for team, _, members, _ in retuned:
+                for m in members:
+                    if m not in team.members:
+                        _close_quietly(m.device)
             raise
         devices = {
             **{k: d for k, d in self._devices.items() if k in {w[0] for w in wanted.values()}},
             **opened,
         }
         stale = [d for k, d in self._devices.items() if k not in devices]
+
+        def install() -> None:
+            for team, tc, members, _ in retuned:
+                team.reconfigure(members, team_settings(tc))
+                self._team_built[id(team)] = tc
+            self._install(cfg, wanted, devices)
+
         try:
-            self._run_in_loop(lambda: self._install(cfg, wanted, devices))
+            self._run_in_loop(install)
         except ExtensionVeto as veto:
             for dev in opened.values():
                 _close_quietly(dev)
             index = next((i for i, p in enumerate(cfg.ports) if p.name == veto.port), None)
             raise ConfigError([(f"ports[{index}]" if index is not None else "ports", str(veto))]) from veto
         for dev in stale:
+            self._team_built.pop(id(dev), None)
             _close_quietly(dev)
+        for _, _, _, removed in retuned:
+            for dev in removed:
+                _close_quietly(dev)
 
     def _open(self, key: DeviceKey) -> Device:
         if self._open_device is None:
@@ -191,31 +219,56 @@ class Engine:
         except OSError as e:
             raise DeviceError(f"cannot open {key.kind} device on interface {key.ifname!r}: {e}") from e
 
-    def _open_team(self, team: TeamConfig) -> Device:
-        """A team's members, each an AF_PACKET device, as one TeamDevice (switch/team.py)."""
+    def _open_members(self, names: list[str], standby: str | None) -> list[Member]:
+        """Team members, each an AF_PACKET device (all or none)."""
         assert self._open_device is not None
         opened: list[Device] = []
         try:
-            for m in team.members:
-                opened.append(self._open_device("afpacket", m))
+            for name in names:
+                opened.append(self._open_device("afpacket", name))
         except Exception:
             for dev in opened:
                 _close_quietly(dev)
             raise
-        members = [
-            Member(dev, carrier=partial(carrier_up, name), standby=name == team.standby_member)
-            for dev, name in zip(opened, team.members, strict=True)
+        return [
+            Member(dev, carrier=partial(link.carrier, name), standby=name == standby, mac=link.mac(name))
+            for dev, name in zip(opened, names, strict=True)
         ]
-        mac = carrier_mac(team.members[0])
-        return TeamDevice(
+
+    def _open_team(self, team: TeamConfig) -> Device:
+        """A team's members as one TeamDevice (switch/team.py)."""
+        s = team_settings(team)
+        device = TeamDevice(
             team.name,
-            members,
-            team.teaming_mode,
-            team.load_balancing,
-            system_mac=mac,
-            lacp_fast=team.lacp_timer is LacpTimer.FAST,
+            self._open_members(team.members, team.standby_member),
+            s.mode,
+            s.algorithm,
+            system_mac=link.mac(team.members[0]) or 0x020000000000,
+            lacp_fast=s.lacp_fast,
             clock=self.clock.now,
+            up_delay_s=s.up_delay_s,
+            down_delay_s=s.down_delay_s,
+            lacp_fallback=s.lacp_fallback,
+            link_events=link.LinkEvents,
         )
+        self._team_built[id(device)] = team
+        return device
+
+    def _retune_team(
+        self, live: TeamDevice, team: TeamConfig
+    ) -> tuple[TeamDevice, TeamConfig, list[Member], list[Device]]:
+        """The member list for ``team`` on the live device: kept members (their state, LACP included), new
+        ones opened now; and the devices of members that leave, closed once the change is in."""
+        by_name = {m.device.name: m for m in live.members}
+        new = [n for n in team.members if n not in by_name]
+        fresh = {m.device.name: m for m in self._open_members(new, team.standby_member)}
+        members = []
+        for name in team.members:
+            m = by_name.get(name) or fresh[name]
+            m.standby = name == team.standby_member
+            members.append(m)
+        removed = [m.device for m in live.members if m.device.name not in team.members]
+        return live, team, members, removed
 
     def _install(
         self,
@@ -509,3 +562,15 @@ def _close_quietly(dev: Device) -> None:
         dev.close()
     except Exception:
         log.exception("closing device %s", getattr(dev, "name", "?"))
+
+
+def team_settings(team: TeamConfig) -> TeamSettings:
+    """The part of a team's configuration the data path uses (and Set-NetLbfoTeam may change live)."""
+    return TeamSettings(
+        team.teaming_mode,
+        team.load_balancing,
+        team.lacp_timer is LacpTimer.FAST,
+        team.up_delay_ms / 1000,
+        team.down_delay_ms / 1000,
+        team.lacp_fallback,
+    )

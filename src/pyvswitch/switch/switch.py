@@ -705,12 +705,14 @@ class Switch:
                     last, last_pkts, last_tcis, last_tci = (d, vlan), slot[0], slot[1], tci
         return outs
 
-    def macs_behind(self, port: int) -> list[int]:
-        """MACs the switch reaches through ports other than ``port`` (configured and learned): what a team on
-        ``port`` announces after a failover."""
-        macs = {mac for mac, idx in self.fdb.static.items() if idx != port}
-        macs.update(mac for (_fid, mac), e in list(self.fdb.learned.items()) if e.port != port)
-        return sorted(macs)
+    def macs_behind(self, port: int) -> list[tuple[int, int]]:
+        """(MAC, port index) the switch reaches through ports other than ``port`` (configured and learned):
+        what a team on ``port`` announces after a failover, each on the member its port is affinitized to."""
+        macs = {mac: idx for mac, idx in self.fdb.static.items() if idx != port}
+        for (_fid, mac), e in list(self.fdb.learned.items()):
+            if e.port != port:
+                macs.setdefault(mac, e.port)
+        return sorted(macs.items())
 
     def age(self, now: float) -> int:
         return self.fdb.age(now)
