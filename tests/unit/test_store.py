@@ -117,17 +117,17 @@ def test_corrupt_row_is_an_error_naming_it(tmp_path: Path) -> None:
 def test_migration_hook_runs_once_in_order(tmp_path: Path) -> None:
     calls: list[int] = []
 
-    def v2(conn: sqlite3.Connection) -> None:
+    def v_next(conn: sqlite3.Connection) -> None:
         calls.append(2)
         conn.execute("CREATE TABLE extra (x INTEGER) STRICT")
 
     with Store(tmp_path / "c.db") as store:
         store.save(sample(), "first")
-    with Store(tmp_path / "c.db", migrations=(*MIGRATIONS, v2)) as store:
-        assert store.version == 2
+    with Store(tmp_path / "c.db", migrations=(*MIGRATIONS, v_next)) as store:
+        assert store.version == len(MIGRATIONS) + 1
         assert store.load() == sample()
-    with Store(tmp_path / "c.db", migrations=(*MIGRATIONS, v2)) as store:
-        assert store.version == 2
+    with Store(tmp_path / "c.db", migrations=(*MIGRATIONS, v_next)) as store:
+        assert store.version == len(MIGRATIONS) + 1
     assert calls == [2]
 
 

@@ -1382,7 +1382,7 @@ CMDLETS: tuple[Cmdlet, ...] = (
 )
 
 CMDLETS += netevent_cmdlets()  # New/Get/Start/Stop/Remove-NetEventSession, the capture provider
-CMDLETS += lbfo_cmdlets()  # New/Get/Remove-NetLbfoTeam, Get-NetLbfoTeamMember
+CMDLETS += lbfo_cmdlets()  # New/Get/Set/Remove-NetLbfoTeam, *-NetLbfoTeamMember, *-NetLbfoTeamNic
 _BY_NAME = {c.name.lower(): c for c in CMDLETS}
 
 

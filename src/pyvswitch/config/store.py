@@ -2,7 +2,7 @@
 
 Layout (schema version in ``PRAGMA user_version``):
 
-* ``switch``, ``port``, ``vm``: ``name`` (primary key), ``position`` (keeps the configuration's order, so
+* ``team``, ``switch``, ``port``, ``vm``: ``name`` (primary key), ``position`` (keeps the configuration's order, so
   error paths such as ``ports[2]`` stay meaningful after a restart) and ``doc``, the object's JSON. Documents
   are validated by the pydantic model when loaded: a hand-edited or corrupt row is an error naming the row.
 * ``history``: one row per successful save: time, the request summary, and what changed.
@@ -26,7 +26,7 @@ from typing import Any
 
 from pydantic import BaseModel, ValidationError
 
-from pyvswitch.config.schema import HostConfig, PortConfig, SwitchConfig, VmConfig
+from pyvswitch.config.schema import HostConfig, PortConfig, SwitchConfig, TeamConfig, VmConfig
 from pyvswitch.config.validate import problems_from_validation_error
 from pyvswitch.errors import ConfigError
 
@@ -46,10 +46,18 @@ def _v1(conn: sqlite3.Connection) -> None:
     )
 
 
-MIGRATIONS: tuple[Migration, ...] = (_v1,)
+def _v2(conn: sqlite3.Connection) -> None:
+    # Teams (New-NetLbfoTeam) were kept only in memory until now: a restart lost them.
+    conn.execute(
+        "CREATE TABLE team (name TEXT PRIMARY KEY, position INTEGER NOT NULL, doc TEXT NOT NULL) STRICT"
+    )
+
+
+MIGRATIONS: tuple[Migration, ...] = (_v1, _v2)
 
 # (table, HostConfig field, model)
 _KINDS: tuple[tuple[str, str, type[BaseModel]], ...] = (
+    ("team", "teams", TeamConfig),
     ("switch", "switches", SwitchConfig),
     ("vm", "vms", VmConfig),
     ("port", "ports", PortConfig),

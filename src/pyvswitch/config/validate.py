@@ -15,6 +15,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from pyvswitch.config.schema import HostConfig, PortKind, SwitchConfig, SwitchType, VlanMode
+from pyvswitch.config.team_nics import team_users
 
 Problem = tuple[str, str]
 
@@ -210,6 +211,47 @@ def validate(cfg: HostConfig) -> list[Problem]:
         )
 
     out.extend(_pvlan_problems(cfg))
+    out.extend(_team_nic_problems(cfg))
+    return out
+
+
+def _team_nic_problems(cfg: HostConfig) -> list[Problem]:
+    """Team interfaces (hyperv-networking.md §3.6): host interfaces of a team that no switch uses.
+
+    A team bound to a switch keeps only its default team interface, which is the switch's uplink: all VLAN
+    separation is done in the switch. A VLAN tNIC's name is a host interface name, so it may not be taken by
+    another tNIC, a team, a team member or a port's interface.
+    """
+    out: list[Problem] = []
+    users = team_users(cfg)
+    for i, t in enumerate(cfg.teams):
+        switch = users.get(t.name, [None])[0]
+        if switch is None:
+            continue
+        why = (
+            f"team {t.name!r} is the adapter of switch {switch!r}: when a team is bound to a switch all VLAN "
+            "separation is done in the switch; keep only the default team interface"
+        )
+        if t.primary_nic_vlan is not None:
+            out.append((f"teams[{i}].primary_nic_vlan", f"{why} (Set-NetLbfoTeamNic -Default)"))
+        for k, n in enumerate(t.team_nics):
+            out.append((f"teams[{i}].team_nics[{k}].vlan_id", f"{why} (remove {n.name!r})"))
+    taken: dict[str, str] = {}
+    for t in cfg.teams:
+        taken.setdefault(t.name, f"team {t.name!r}")
+        for m in t.members:
+            taken.setdefault(m, f"a member of team {t.name!r}")
+    for p in cfg.ports:
+        for ifname in (p.interface, p.peer_interface if p.kind is PortKind.HOST else None):
+            if ifname is not None:
+                taken.setdefault(ifname, f"the interface of port {p.name!r}")
+    for i, t in enumerate(cfg.teams):
+        for k, n in enumerate(t.team_nics):
+            where = f"teams[{i}].team_nics[{k}].name"
+            if n.name in taken:
+                out.append((where, f"interface name {n.name!r} is already used: {taken[n.name]}"))
+            else:
+                taken[n.name] = f"a team interface of team {t.name!r}"
     return out
 
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import logging
+from enum import StrEnum
 from typing import Any
 
 from fastapi import FastAPI, Query, Request, Response
@@ -25,11 +26,14 @@ from pyvswitch.config.schema import (
     ExtendedAclEntry,
     ExtensionSetting,
     HostConfig,
+    LacpTimer,
+    LoadBalancing,
     PortConfig,
     PortMirroring,
     SwitchConfig,
     SwitchType,
     TeamConfig,
+    TeamingMode,
     VlanConfig,
 )
 from pyvswitch.config.validate import problems_from_errors
@@ -99,6 +103,49 @@ class PortPatch(Request_):
     acls: list[AclEntry] | None = None
     extended_acls: list[ExtendedAclEntry] | None = None
     port_mirroring: PortMirroring | None = None
+
+
+class TeamPatch(Request_):
+    """Set-NetLbfoTeam: only the fields given change; a team in use changes live."""
+
+    teaming_mode: TeamingMode | None = None
+    load_balancing: LoadBalancing | None = None
+    lacp_timer: LacpTimer | None = None
+    up_delay_ms: int | None = None
+    down_delay_ms: int | None = None
+    lacp_fallback: bool | None = None
+
+
+class AdministrativeMode(StrEnum):
+    ACTIVE = "Active"
+    STANDBY = "Standby"
+
+
+class TeamMemberAdd(Request_):
+    """Add-NetLbfoTeamMember."""
+
+    name: str
+    administrative_mode: AdministrativeMode = AdministrativeMode.ACTIVE
+
+
+class TeamMemberPatch(Request_):
+    """Set-NetLbfoTeamMember -AdministrativeMode."""
+
+    administrative_mode: AdministrativeMode
+
+
+class TeamNicAdd(Request_):
+    """Add-NetLbfoTeamNic: name defaults to ``<team>.<vlan>`` (a Linux interface name)."""
+
+    vlan_id: int = Field(ge=0, le=4094)
+    name: str | None = None
+
+
+class TeamNicPatch(Request_):
+    """Set-NetLbfoTeamNic -VlanID N | -Default (Default: the primary team interface only)."""
+
+    vlan_id: int | None = Field(None, ge=0, le=4094)
+    default: bool = False
 
 
 class TraceStart(Request_):
@@ -287,6 +334,51 @@ def create_app(service: Service) -> FastAPI:
     @app.delete("/v1/teams/{name}", status_code=204)
     def delete_team(name: str) -> Response:
         service.delete_team(name)
+        return Response(status_code=204)
+
+    @app.patch("/v1/teams/{name}")
+    def patch_team(name: str, body: TeamPatch) -> dict[str, Any]:
+        changes = body.model_dump(exclude_unset=True)
+        nulls = [(k, "may not be null") for k, v in changes.items() if v is None]
+        if nulls:
+            raise ConfigError(nulls)
+        return service.update_team(name, changes)
+
+    @app.post("/v1/teams/{name}/members", status_code=201)
+    def add_team_member(name: str, body: TeamMemberAdd) -> dict[str, Any]:
+        standby = body.administrative_mode is AdministrativeMode.STANDBY
+        return service.add_team_member(name, body.name, standby=standby)
+
+    @app.patch("/v1/teams/{name}/members/{member}")
+    def patch_team_member(name: str, member: str, body: TeamMemberPatch) -> dict[str, Any]:
+        standby = body.administrative_mode is AdministrativeMode.STANDBY
+        return service.set_team_member(name, member, standby=standby)
+
+    @app.delete("/v1/teams/{name}/members/{member}", status_code=204)
+    def delete_team_member(name: str, member: str) -> Response:
+        service.remove_team_member(name, member)
+        return Response(status_code=204)
+
+    @app.get("/v1/teams/{name}/nics")
+    def team_nics(name: str) -> list[dict[str, Any]]:
+        """Team interfaces (Get-NetLbfoTeamNic): the primary (named as the team) first, then VLAN tNICs."""
+        return service.team_nics(name)
+
+    @app.get("/v1/teams/{name}/nics/{nic}")
+    def team_nic(name: str, nic: str) -> dict[str, Any]:
+        return service.team_nic(name, nic)
+
+    @app.post("/v1/teams/{name}/nics", status_code=201)
+    def add_team_nic(name: str, body: TeamNicAdd) -> dict[str, Any]:
+        return service.add_team_nic(name, body.vlan_id, body.name)
+
+    @app.patch("/v1/teams/{name}/nics/{nic}")
+    def patch_team_nic(name: str, nic: str, body: TeamNicPatch) -> dict[str, Any]:
+        return service.update_team_nic(name, nic, vlan_id=body.vlan_id, default=body.default)
+
+    @app.delete("/v1/teams/{name}/nics/{nic}", status_code=204)
+    def delete_team_nic(name: str, nic: str) -> Response:
+        service.delete_team_nic(name, nic)
         return Response(status_code=204)
 
     @app.post("/v1/traces", status_code=201)

@@ -44,9 +44,19 @@ from pyvswitch.config.schema import (
     SwitchConfig,
     SwitchType,
     TeamConfig,
+    TeamNicConfig,
     VmConfig,
 )
 from pyvswitch.config.store import Store
+from pyvswitch.config.team_nics import (
+    TeamNic,
+    default_nic_name,
+    engine_team_name,
+    hidden_owner,
+    realize,
+    team_nics,
+    team_users,
+)
 from pyvswitch.config.validate import problems_from_validation_error, validate
 from pyvswitch.daemon.capture import CaptureManager
 from pyvswitch.daemon.macpool import MacPool
@@ -238,15 +248,25 @@ class Service:
         return self._engine.installed_extensions()
 
     # ---- teams (New-NetLbfoTeam) ----
+    #
+    # A team no switch uses is a host adapter: its team interfaces are TAPs behind a hidden switch that
+    # ``config.team_nics.realize`` derives for the engine (never stored, never listed as a switch). Changes
+    # to a team in use are configuration only: the engine reconfigures the open TeamDevice in place.
 
     def teams(self) -> list[dict[str, object]]:
         return [self.team(t.name) for t in self._cfg.teams]
 
-    def team(self, name: str) -> dict[str, object]:
+    def _team_config(self, name: str, field: str = "name") -> TeamConfig:
         team = next((t for t in self._cfg.teams if t.name == name), None)
         if team is None:
-            raise NotFound("name", f"no team {name!r}")
-        return {**team.model_dump(mode="json"), "status": self._engine.team_status(name)}
+            raise NotFound(field, f"no team {name!r}")
+        return team
+
+    def team(self, name: str) -> dict[str, object]:
+        cfg = self._cfg
+        team = self._team_config(name)
+        status = self._engine.team_status(engine_team_name(cfg, name))
+        return {**team.model_dump(mode="json"), "nics": self.team_nics(name), "status": status}
 
     def add_team(self, team: TeamConfig) -> dict[str, object]:
         with self._lock:
@@ -263,7 +283,7 @@ class Service:
     def delete_team(self, name: str) -> None:
         with self._lock:
             cfg = self._cfg
-            self.team(name)
+            self._team_config(name)
             users = [s.name for s in cfg.switches if s.net_adapter == name]
             if users:
                 raise Conflict("name", f"team {name!r} is the adapter of switch {users[0]!r}")
@@ -271,6 +291,194 @@ class Service:
                 cfg.model_copy(update={"teams": [t for t in cfg.teams if t.name != name]}),
                 f"remove team {name}",
             )
+
+    def _replace_team(
+        self, new: TeamConfig, summary: str, fields: Mapping[str, str] | None = None
+    ) -> dict[str, object]:
+        cfg = self._cfg
+        teams = [new if t.name == new.name else t for t in cfg.teams]
+        self._commit(
+            cfg.model_copy(update={"teams": teams}), summary, focus=("teams", new.name), fields=fields
+        )
+        return self.team(new.name)
+
+    def update_team(self, name: str, changes: Mapping[str, Any]) -> dict[str, object]:
+        """Set-NetLbfoTeam: mode, algorithm, LACP timer, delays, fallback; a team in use changes live."""
+        with self._lock:
+            old = self._team_config(name)
+            if changes.get("name", name) != name:
+                raise ConfigError([("name", "a team cannot be renamed")])
+            new = build(TeamConfig, {**old.model_dump(), **changes})
+            what = ", ".join(sorted(changes)) or "nothing"
+            return self._replace_team(new, f"set team {name}: {what}")
+
+    def add_team_member(self, team: str, member: str, standby: bool = False) -> dict[str, object]:
+        """Add-NetLbfoTeamMember [-AdministrativeMode Standby]: at most one standby member a team."""
+        with self._lock:
+            old = self._team_config(team, "team")
+            owner = next((t.name for t in self._cfg.teams if member in t.members), None)
+            if owner is not None:
+                raise Conflict("name", f"{member!r} is already a member of team {owner!r}")
+            if standby and old.standby_member is not None:
+                raise Conflict(
+                    "administrative_mode",
+                    f"team {team!r} already has a standby member {old.standby_member!r} (at most one)",
+                )
+            data = {**old.model_dump(), "members": [*old.members, member]}
+            if standby:
+                data["standby_member"] = member
+            new = build(TeamConfig, data)
+            fields = {f"members[{len(old.members)}]": "name", "standby_member": "administrative_mode"}
+            mode = " (standby)" if standby else ""
+            return self._replace_team(new, f"team {team}: add member {member}{mode}", fields)
+
+    def set_team_member(self, team: str, member: str, standby: bool) -> dict[str, object]:
+        """Set-NetLbfoTeamMember -AdministrativeMode Active|Standby."""
+        with self._lock:
+            old = self._team_config(team, "team")
+            if member not in old.members:
+                raise NotFound("name", f"{member!r} is not a member of team {team!r}")
+            if standby and old.standby_member not in (None, member):
+                raise Conflict(
+                    "administrative_mode",
+                    f"team {team!r} already has a standby member {old.standby_member!r} (at most one)",
+                )
+            if not standby and old.standby_member != member:
+                return self.team(team)
+            new = build(
+                TeamConfig,
+                {**old.model_dump(), "standby_member": member if standby else None},
+                prefix="administrative_mode" if standby else "",
+            )
+            mode = "Standby" if standby else "Active"
+            return self._replace_team(
+                new, f"team {team}: member {member} {mode}", {"standby_member": "administrative_mode"}
+            )
+
+    def remove_team_member(self, team: str, member: str) -> None:
+        """Remove-NetLbfoTeamMember; the last member cannot go (Windows: remove the team instead)."""
+        with self._lock:
+            old = self._team_config(team, "team")
+            if member not in old.members:
+                raise NotFound("name", f"{member!r} is not a member of team {team!r}")
+            rest = [m for m in old.members if m != member]
+            if not rest:
+                raise Conflict(
+                    "name", f"{member!r} is the last member of team {team!r}; remove the team instead"
+                )
+            standby = None if old.standby_member == member else old.standby_member
+            if standby is not None and rest == [standby]:
+                raise Conflict(
+                    "name",
+                    f"removing {member!r} would leave only the standby member {standby!r}; "
+                    "make it Active first (Set-NetLbfoTeamMember -AdministrativeMode Active)",
+                )
+            new = build(TeamConfig, {**old.model_dump(), "members": rest, "standby_member": standby})
+            self._replace_team(new, f"team {team}: remove member {member}")
+
+    # ---- team interfaces (Add/Get/Set/Remove-NetLbfoTeamNic) ----
+
+    def _nic_view(self, nic: TeamNic) -> dict[str, object]:
+        users = team_users(self._cfg).get(nic.team, [])
+        return {
+            "name": nic.name,
+            "team": nic.team,
+            "vlan_id": nic.vlan_id,
+            "primary": nic.primary,
+            "default": nic.vlan_id is None,
+            "display_name": nic.display_name,
+            # A team in use by a switch has no host interface: its default tNIC is that switch's uplink.
+            "switch": users[0] if users else None,
+            "interface": None if users else nic.name,
+        }
+
+    def team_nics(self, team: str) -> list[dict[str, object]]:
+        return [self._nic_view(n) for n in team_nics(self._team_config(team, "team"))]
+
+    def team_nic(self, team: str, name: str) -> dict[str, object]:
+        for n in team_nics(self._team_config(team, "team")):
+            if n.name == name:
+                return self._nic_view(n)
+        raise NotFound("name", f"team {team!r} has no team interface {name!r}")
+
+    def add_team_nic(self, team: str, vlan_id: int, name: str | None = None) -> dict[str, object]:
+        """Add-NetLbfoTeamNic -VlanID [-Name]; the name defaults to ``<team>.<vlan>``."""
+        with self._lock:
+            old = self._team_config(team, "team")
+            nic = build(TeamNicConfig, {"name": name or default_nic_name(team, vlan_id), "vlan_id": vlan_id})
+            for n in team_nics(old):
+                if n.name == nic.name:
+                    raise Conflict("name", f"team {team!r} already has a team interface {nic.name!r}")
+                if n.vlan_id == nic.vlan_id:
+                    raise Conflict(
+                        "vlan_id", f"team interface {n.name!r} of team {team!r} already has VlanID {vlan_id}"
+                    )
+            new = build(TeamConfig, {**old.model_dump(), "team_nics": [*old.team_nics, nic]})
+            k = len(old.team_nics)
+            self._replace_team(
+                new,
+                f"team {team}: add team interface {nic.name} (VLAN {vlan_id})",
+                {f"team_nics[{k}].name": "name", f"team_nics[{k}].vlan_id": "vlan_id"},
+            )
+            return self.team_nic(team, nic.name)
+
+    def update_team_nic(
+        self, team: str, name: str, vlan_id: int | None = None, default: bool = False
+    ) -> dict[str, object]:
+        """Set-NetLbfoTeamNic -VlanID N | -Default (Default only for the primary, the one named as the team)."""
+        with self._lock:
+            old = self._team_config(team, "team")
+            current = self.team_nic(team, name)
+            if default and vlan_id is not None:
+                raise ConfigError([("default", "give vlan_id or default, not both")])
+            if not default and vlan_id is None:
+                raise ConfigError([("vlan_id", "give vlan_id or default")])
+            if vlan_id is not None:
+                other = next((n for n in team_nics(old) if n.name != name and n.vlan_id == vlan_id), None)
+                if other is not None:
+                    raise Conflict(
+                        "vlan_id",
+                        f"team interface {other.name!r} of team {team!r} already has VlanID {vlan_id}",
+                    )
+            if current["primary"]:
+                new = build(TeamConfig, {**old.model_dump(), "primary_nic_vlan": vlan_id})
+                fields = {"primary_nic_vlan": "vlan_id" if vlan_id is not None else "default"}
+            else:
+                if default:
+                    raise ConfigError(
+                        [
+                            (
+                                "default",
+                                f"only the primary team interface ({team!r}, created with the team) can be "
+                                "put in Default mode",
+                            )
+                        ]
+                    )
+                k = next(i for i, n in enumerate(old.team_nics) if n.name == name)
+                nics = list(old.team_nics)
+                nics[k] = build(TeamNicConfig, {"name": name, "vlan_id": vlan_id})
+                new = build(TeamConfig, {**old.model_dump(), "team_nics": nics})
+                fields = {f"team_nics[{k}].vlan_id": "vlan_id"}
+            mode = "Default" if default else f"VLAN {vlan_id}"
+            self._replace_team(new, f"team {team}: team interface {name} {mode}", fields)
+            return self.team_nic(team, name)
+
+    def delete_team_nic(self, team: str, name: str) -> None:
+        """Remove-NetLbfoTeamNic: its host interface goes; the primary goes only with the team."""
+        with self._lock:
+            old = self._team_config(team, "team")
+            nic = self.team_nic(team, name)
+            if nic["primary"]:
+                raise Conflict(
+                    "name",
+                    f"{name!r} is team {team!r}'s primary team interface; it goes with the team "
+                    "(Remove-NetLbfoTeam)",
+                )
+            new = build(
+                TeamConfig,
+                {**old.model_dump(), "team_nics": [n for n in old.team_nics if n.name != name]},
+            )
+            self._replace_team(new, f"team {team}: remove team interface {name}")
 
     # ---- tracing ----
 
@@ -525,7 +733,7 @@ class Service:
                 self._engine.apply(self._engine_view(cfg))
                 return
             except DeviceError as exc:
-                culprit = _culprit(cfg, exc, exclude=self._degraded.keys())
+                culprit = _culprit(self._engine_view(cfg), exc, exclude=self._degraded.keys())
                 if culprit is None:
                     raise
                 log.error("port %s: %s; leaving it disconnected", culprit.name, exc)
@@ -534,19 +742,28 @@ class Service:
     # ---- the write path ----
 
     def _commit(
-        self, candidate: HostConfig, summary: str, focus: tuple[str, str] | None = None
+        self,
+        candidate: HostConfig,
+        summary: str,
+        focus: tuple[str, str] | None = None,
+        fields: Mapping[str, str] | None = None,
     ) -> HostConfig:
         """Validate, provision, apply and store ``candidate`` as a whole, or change nothing.
 
         ``focus`` = (collection, name) of the object the request is about: problems with that object name
         the request's own fields (``vlan.access_vlan_id``), not its place in the whole configuration.
+        ``fields`` then renames paths within that object to the request's fields (a new team member's
+        ``members[2]`` is the request's ``name``).
         """
         try:
             return self._commit_whole(candidate, summary)
         except ConfigError as exc:
             if focus is None:
                 raise
-            raise ConfigError(request_paths(exc.problems, candidate, *focus)) from exc
+            problems = request_paths(exc.problems, candidate, *focus)
+            if fields:
+                problems = [(fields.get(path, path), msg) for path, msg in problems]
+            raise ConfigError(problems) from exc
 
     def _commit_whole(self, candidate: HostConfig, summary: str) -> HostConfig:
         old = self._cfg
@@ -556,12 +773,17 @@ class Service:
         if problems:
             raise ConfigError(problems)
         degraded_before = dict(self._degraded)
-        # A port the request touches is retried; one it removes is forgotten.
-        old_ports = {p.name: p for p in old.ports}
-        for p in candidate.ports:
-            if old_ports.get(p.name) != p:
+        # A port the request touches is retried (a team port also when its team changes); one it removes is
+        # forgotten. Hidden team-interface ports count as ports here.
+        old_view, new_view = realize(old), realize(candidate)
+        old_ports = {p.name: p for p in old_view.ports}
+        old_teams = {t.name: t for t in old_view.teams}
+        new_teams = {t.name: t for t in new_view.teams}
+        for p in new_view.ports:
+            team = new_teams.get(p.interface or "")
+            if old_ports.get(p.name) != p or (team is not None and old_teams.get(team.name) != team):
                 self._degraded.pop(p.name, None)
-        names = {p.name for p in candidate.ports}
+        names = {p.name for p in new_view.ports}
         self._degraded = {n: r for n, r in self._degraded.items() if n in names}
 
         undo: list[Callable[[], None]] = []
@@ -587,8 +809,10 @@ class Service:
         return candidate
 
     def _engine_view(self, cfg: HostConfig, degraded: Mapping[str, str] | None = None) -> HostConfig:
-        """``cfg`` with degraded ports disconnected: what the engine can actually run."""
+        """``cfg`` with its team interfaces realized (``config.team_nics``) and degraded ports disconnected:
+        what the engine can actually run."""
         degraded = self._degraded if degraded is None else degraded
+        cfg = realize(cfg)
         if not degraded:
             return cfg
         ports = [p.model_copy(update={"switch": None}) if p.name in degraded else p for p in cfg.ports]
@@ -651,19 +875,32 @@ class Service:
             before = old_ports.get(p.name)
             if before is not None and before.interface == p.interface and before.switch is not None:
                 continue
-            team = next((t for t in cfg.teams if t.name == p.interface), None)
-            if team is not None:
-                # A team is made of NICs, not a kernel interface of its own: its members must exist.
-                ti = cfg.teams.index(team)
-                for j, m in enumerate(team.members):
-                    if not self._lab.link_exists(m):
-                        out.append((f"teams[{ti}].members[{j}]", f"no interface {m!r} on this host"))
-                continue
+            if any(t.name == p.interface for t in cfg.teams):
+                continue  # a team is made of NICs, not a kernel interface of its own: checked below
             if not self._lab.link_exists(p.interface):
                 field = f"ports[{i}].interface"
                 if p.kind is PortKind.UPLINK and p.interface in adapters:
                     field = f"switches[{adapters[p.interface]}].net_adapter"
                 out.append((field, f"no interface {p.interface!r} on this host"))
+        # Every team is opened (by a switch, or for its own team interfaces): members new to it must exist.
+        old_teams = {t.name: t for t in old.teams}
+        for ti, t in enumerate(cfg.teams):
+            had = old_teams.get(t.name)
+            for j, m in enumerate(t.members):
+                if (had is None or m not in had.members) and not self._lab.link_exists(m):
+                    out.append((f"teams[{ti}].members[{j}]", f"no interface {m!r} on this host"))
+        # Team interfaces new to the host are TAPs the engine makes: their names must be free. (A name that
+        # is configured elsewhere, as a member or a port's interface, is reported by ``validate``.)
+        old_tnics = {p.interface for p in realize(old).ports if hidden_owner(p.name) is not None}
+        old_tnics |= {m for t in cfg.teams for m in t.members} | {p.interface for p in cfg.ports}
+        for p in realize(cfg).ports:
+            owner = hidden_owner(p.name)
+            if owner is None or owner[1] is None or p.interface in old_tnics or p.interface is None:
+                continue
+            if self._lab.link_exists(p.interface):
+                out.append(
+                    (_team_nic_field(cfg, *owner), f"interface {p.interface!r} already exists on this host")
+                )
         return out
 
     def _make(self, spec: NicSpec) -> None:
@@ -747,21 +984,39 @@ def switch_ports(sw: SwitchConfig, ports: list[PortConfig]) -> list[PortConfig]:
 
 
 def _culprit(cfg: HostConfig, exc: DeviceError, exclude: Any = ()) -> PortConfig | None:
-    """The connected port a DeviceError is about: the longest interface or port name its message mentions."""
+    """The connected port a DeviceError is about: the longest interface or port name its message mentions
+    (for a port on a team, also the team's member names). ``cfg`` is what the engine was given."""
     text = str(exc)
+    members = {t.name: t.members for t in cfg.teams}
     best: PortConfig | None = None
     best_len = 0
     for p in cfg.ports:
         if p.switch is None or p.name in exclude:
             continue
-        for word in (p.interface, p.name):
+        for word in (p.interface, p.name, *members.get(p.interface or "", ())):
             if word and len(word) > best_len and re.search(rf"(?<![\w.-]){re.escape(word)}(?![\w.-])", text):
                 best, best_len = p, len(word)
     return best
 
 
+def _team_nic_field(cfg: HostConfig, team: str, nic: str | None) -> str:
+    """The request path of a team's hidden port: its tNIC's name (the team's name for the primary), or
+    the team's members for its uplink."""
+    ti = next(i for i, t in enumerate(cfg.teams) if t.name == team)
+    if nic is None:
+        return f"teams[{ti}].members"
+    k = next((k for k, n in enumerate(cfg.teams[ti].team_nics) if n.name == nic), None)
+    return f"teams[{ti}].name" if k is None else f"teams[{ti}].team_nics[{k}].name"
+
+
 def _device_field(cfg: HostConfig, exc: DeviceError) -> str:
-    port = _culprit(cfg, exc)
+    port = _culprit(realize(cfg), exc)
     if port is None:
         return "interface"
+    owner = hidden_owner(port.name)
+    if owner is not None:
+        return _team_nic_field(cfg, *owner)
+    team = next((i for i, t in enumerate(cfg.teams) if t.name == port.interface), None)
+    if team is not None:
+        return f"teams[{team}].members"
     return f"ports[{cfg.ports.index(port)}].interface"
