@@ -64,6 +64,23 @@ class Ovs:
             self._run("ip", "addr", "add", address, "dev", "br0")
             self._run("ip", "link", "set", "br0", "up")
 
+    def static_bond(
+        self, members: list[str], address: str | None = None, bond_mode: str = "balance-slb"
+    ) -> None:
+        """Bridge br0 (netdev datapath) with bond0 over ``members`` without LACP (``lacp=off``), and ``address``
+        (CIDR) on the bridge's own port if given. OVS has no "static LAG" mode: balance-slb (the default here)
+        and active-backup are the bond modes that work without LACP; balance-tcp without LACP drops everything
+        it receives (OVS's bond_check_admissibility) unless ``lacp-fallback-ab`` turns it into active-backup.
+        In both usable modes OVS accepts multicast and broadcast only on its active member
+        (``bond/show``: "active member"; ``appctl bond/set-active-member`` moves it)."""
+        self.vsctl("add-br", "br0", "--", "set", "bridge", "br0", "datapath_type=netdev")
+        self.vsctl("add-bond", "br0", "bond0", *members, "lacp=off", "--", "set", "port", "bond0",
+                   f"bond_mode={bond_mode}")  # fmt: skip
+        if address is not None:
+            wait_for(lambda: "br0" in self._run("ip", "link"), what="OVS bridge port br0")
+            self._run("ip", "addr", "add", address, "dev", "br0")
+            self._run("ip", "link", "set", "br0", "up")
+
     def vsctl(self, *args: str) -> str:
         return self._run("ovs-vsctl", f"--db=unix:{self.db}", *args)
 
