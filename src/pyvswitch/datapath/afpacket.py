@@ -9,7 +9,7 @@ header and takes them back the same way, so TCP needs no segmentation in Python.
 both small (many slots for bursts of small frames) and 64 KiB (super-frames), so the ring has 2 KiB slots and
 large frames take the kernel's copy path: with PACKET_COPY_THRESH the kernel marks the frame's slot
 TP_STATUS_COPY and queues the whole frame on the socket, and we read it with one recvmsg() at that point of
-the ring, which keeps the order of frames. Large frames go out with one sendmsg() on a second, TX-only socket,
+the ring, which keeps the order of frames. Large and GSO frames go out with one sendmsg() on a second, TX-only socket
 after flushing the ring so order is kept on the way out too. Large frames come at ~20k/s at 10 Gbit/s, so a
 system call each is cheap.
 
@@ -162,7 +162,9 @@ class AfPacketDevice:
 
         tx = self._tx_sock = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, 0)
         tx.setsockopt(SOL_PACKET, PACKET_VNET_HDR, 1)
-        tx.setsockopt(SOL_PACKET, PACKET_QDISC_BYPASS, 1)
+        # No QDISC_BYPASS here: GSO frames go out on this socket, and when the device cannot segment them
+        # (TSO off, as on a NIC enslaved to OVS) the bypass path drops the frames the kernel's software GSO
+        # makes (__dev_direct_xmit: "if (skb != orig_skb) goto drop"); dev_queue_xmit segments and sends them.
         tx.setsockopt(socket.SOL_SOCKET, SO_SNDBUFFORCE, ring.sndbuf)
         tx.bind((self.name, 0))
         tx.setblocking(False)
@@ -289,7 +291,7 @@ class AfPacketDevice:
             if wire_len > limit + (VLAN_HLEN if tagged else 0) and vnet[1] == 0:
                 counters.drops["tx-oversize"] += 1
                 continue
-            if wire_len > room:
+            if wire_len > room or vnet[1]:  # large, or GSO however small: the socket path (see _open)
                 if queued:
                     self._flush()
                     queued = 0
