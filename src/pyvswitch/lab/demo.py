@@ -19,6 +19,10 @@ devices to give it a VLAN interface; the uplink carries VLANs 10 and 20 tagged (
 web01 to the LAN host is expected to fail — and the demo captures the frames in the LAN namespace to show
 they arrive tagged with VLAN 10 — while the untagged app01 reaches the LAN host. Every ping shown states whether it should succeed and why.
 
+After the traffic checks come two scenes: security (lab/demo_security.py) and NIC teaming (lab/demo_team.py:
+a 2-member team to a "physical switch" namespace, a member's cable pulled mid-stream, the gap measured, the
+cable plugged back in).
+
 The daemon runs in the root namespace with a temporary state directory and socket. Everything is removed
 at the end unless ``keep=True``, which leaves it running and prints how to use and remove it.
 """
@@ -42,6 +46,7 @@ from rich.console import Console
 from rich.table import Table
 
 from pyvswitch.lab.demo_security import SecurityScene
+from pyvswitch.lab.demo_team import TeamScene
 from pyvswitch.lab.harness import venv_bin
 from pyvswitch.lab.traffic import Capture, IperfResult, PingResult, TrafficError, run_iperf3, run_ping
 from pyvswitch.testing.netns import sh, unique, wait_for
@@ -310,14 +315,17 @@ class Demo:
                 subprocess.run(["ip", "link", "del", link], capture_output=True)
         shutil.rmtree(self.state, ignore_errors=True)
 
-    def explain_kept(self) -> None:
+    def explain_kept(self, extra: tuple[list[str], list[str]] = ([], [])) -> None:
+        """How to use and remove what is left running; ``extra`` = a scene's own (use, remove) lines."""
         pid = self.daemon.pid if self.daemon else "?"
         s = shlex.quote(str(self.socket))
         lines = [
             f"export PYVSWITCH_SOCKET={s}",
             "pyvswitch switch list; pyvswitch vm list; pyvswitch fdb show ext; pyvswitch counters",
             f"ip netns exec {self.netns.get('web01', '?')} ping {self._dst_ip('web02')}",
+            *extra[0],
             "# remove everything:",
+            *extra[1],
             *(f"pyvswitch vm del {n}" for n in self.vm_names.values()),
             "pyvswitch switch del ext; pyvswitch switch del int",
             f"kill {pid}; ip netns del {self.lan_ns}; ip link del {self.uplink} 2>/dev/null; rm -rf {shlex.quote(str(self.state))}",
@@ -339,19 +347,22 @@ def run_demo(keep: bool) -> int:
         console.print(f"[red]missing tools: {', '.join(missing)} (run `make setup`)[/red]")
         return 2
     demo = Demo(console)
+    team: TeamScene | None = None
     kept = False
     try:
         demo.build()
         good = demo.summary(demo.run_checks())
         scene = SecurityScene(console, demo.cli, demo.cli_json, demo.netns, demo.vm_names)
         good &= scene.table(scene.run({v.short: v.addr for v in VMS}))
+        team = TeamScene(console, demo.cli, demo.cli_json, demo.tag)
+        good &= team.table(team.run())
         console.print(
             "[green]All checks behaved as stated.[/green]"
             if good
             else "[red]Some checks did not behave as stated.[/red]"
         )
         if keep:
-            demo.explain_kept()
+            demo.explain_kept(team.kept_lines())
             kept = True
         return 0 if good else 1
     except KeyboardInterrupt:
@@ -365,4 +376,6 @@ def run_demo(keep: bool) -> int:
         return 1
     finally:
         if not kept:
+            if team is not None:
+                team.cleanup()  # through the daemon, before demo.cleanup stops it
             demo.cleanup()
