@@ -49,14 +49,9 @@ RATE_MBIT = 200  # per member, in the load-balancing test
 def no_offloads(dev: str, netns: str | None = None) -> None:
     """Towards OVS: its userspace datapath reads its veths with AF_PACKET and forwards neither GSO super-frames
     nor partial checksums (platform.md), so our members compute checksums (``tx off``, which also turns TSO
-    off). And the VM sends MTU-sized frames (``vm_no_tso``): pyvswitch sends with PACKET_QDISC_BYPASS, and with
-    TSO off on the member a GSO frame from the VM is dropped on send instead of segmented (the kernel's direct
-    transmit path does not segment; seen as ``tx-busy`` drops on the member, TCP crawling at < 1 Mbit/s)."""
+    off). The VM keeps TSO: its super-frames reach a member that cannot segment them, and the kernel segments
+    them in software on our send path (datapath/afpacket.py; test_forwarding covers it on its own)."""
     sh("ethtool", "-K", dev, "tx", "off", netns=netns)
-
-
-def vm_no_tso(vm: str) -> None:
-    sh("ethtool", "-K", "eth0", "tso", "off", "gso", "off", netns=vm)
 
 
 def vm_mac(vm: str) -> str:
@@ -297,7 +292,6 @@ def test_static_team_to_ovs_balance_slb_bond_ping_and_iperf3(
              "-LoadBalancingAlgorithm", "TransportPorts")  # fmt: skip
     host.cli("New-VMSwitch", "-Name", "ext", "-NetAdapterName", "t1", "-AllowManagementOS:false")
     vm = host.vm_add("ext", f"{PEER_IP.rsplit('.', 1)[0]}.1/24")
-    vm_no_tso(vm)
     wait_for(lambda: actives(host) == [True, True], what="both Static members active")
 
     # Which member carries the VM's broadcasts: 20 ARP requests from the VM's MAC, as its kernel sends them.
@@ -536,7 +530,6 @@ def test_lacp_long_tcp_flow_survives_cut_and_restore_of_its_member(
              "-LoadBalancingAlgorithm", "TransportPorts", "-LacpTimer", "Fast")  # fmt: skip
     host.cli("New-VMSwitch", "-Name", "ext", "-NetAdapterName", "t1", "-AllowManagementOS:false")
     vm = host.vm_add("ext", f"{PEER_IP.rsplit('.', 1)[0]}.1/24")
-    vm_no_tso(vm)
     wait_for(lambda: peer.appctl("lacp/show", "bond0").count("current attached") == 2, timeout_s=20,
              what="OVS: both members attached")  # fmt: skip
     wait_for(
