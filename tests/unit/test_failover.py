@@ -41,6 +41,8 @@ def test_longest_zero_stretch_sums_consecutive_empty_intervals() -> None:
     assert longest_zero_stretch([iv(5), iv(0), iv(0), iv(7), iv(0), iv(0), iv(0), iv(3)]) == 0.1 * 3
     assert longest_zero_stretch([iv(5), iv(6)]) == 0.0
     assert longest_zero_stretch([]) == 0.0
+    tail = {"sum": {"bytes": 0, "seconds": 0.011}}  # iperf3's remainder after the end: not a stall
+    assert longest_zero_stretch([iv(5), iv(6), tail]) == 0.0
 
 
 def test_tcp_flow_that_survived() -> None:

@@ -184,9 +184,13 @@ class TcpFailover:
 
 
 def longest_zero_stretch(intervals: Sequence[dict[str, Any]]) -> float:
-    """Seconds of the longest run of consecutive iperf3 intervals with zero bytes (``intervals[i]["sum"]``)."""
+    """Seconds of the longest run of consecutive iperf3 intervals with zero bytes (``intervals[i]["sum"]``).
+    A short last interval (iperf3's remainder after the test's end, a few ms) is not a stall."""
+    ivs = list(intervals)
+    if len(ivs) > 1 and float((ivs[-1].get("sum") or {}).get("seconds", 0.0)) < TCP_INTERVAL_S / 2:
+        ivs.pop()
     best = run = 0.0
-    for iv in intervals:
+    for iv in ivs:
         s = iv.get("sum") or {}
         if int(s.get("bytes", 0)) == 0:
             run += float(s.get("seconds", 0.0))
