@@ -291,5 +291,6 @@ class TeamScene:
         if sw.ovs is not None:
             d = shlex.quote(str(sw.ovs.dir))
             removal.append(f"kill $(cat {d}/vswitchd.pid) $(cat {d}/ovsdb.pid); rm -rf {d}")
-        removal.append(f"ip netns del {sw.ns}; ip link del {sw.members[0]}; ip link del {sw.members[1]}")
+        removal.append(f"ip netns del {sw.ns}; ip link del {sw.members[0]} 2>/dev/null; "
+                       f"ip link del {sw.members[1]} 2>/dev/null")  # fmt: skip
         return lines, removal
