@@ -11,9 +11,9 @@ Topology (names get the demo's per-run suffix, or are unique per call)::
 With Open vSwitch installed (``make setup`` installs it), the physical switch is OVS (userspace datapath) with an
 LACP bond (active, fast) and the team is ``-TeamingMode Lacp``; ``pyvswitch team show`` then prints each
 member's LACP actor/partner state. Without it, the switch is a Linux bridge and the team SwitchIndependent; the
-bridge's two team-facing ports are isolated from each other (``bridge link set ... isolated on``), because this
-team still accepts broadcasts on every member (TM-06 says the primary only), and a frame the bridge floods from
-one member back into the other would otherwise teach our switch that the VM lives behind the uplink.
+bridge's two team-facing ports are isolated from each other (``bridge link set ... isolated on``) so that it
+never floods a frame from one member back into the other: the scene measures failover, and leaves the
+reflection rules of switch-independent teams (TM-06) to the team's own tests.
 
 The cable is pulled at the switch (``ip link set ethN down`` in its namespace), so our member loses carrier,
 as failover.py's ``--cut switch`` does. The measurement is failover.py's: UDP at 10,000 packets/s numbered by
