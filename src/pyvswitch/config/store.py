@@ -131,7 +131,7 @@ class Store:
                     problems.extend(problems_from_validation_error(exc, f"store.{table}[{name!r}]"))
         if problems:
             raise ConfigError(problems)
-        return HostConfig(**parts)
+        return HostConfig.model_validate(parts)
 
     def save(self, new: HostConfig, summary: str) -> dict[str, dict[str, list[str]]]:
         """Make the store hold ``new``, atomically, and record ``summary``; returns what changed per table."""
