@@ -1,4 +1,5 @@
-"""The SQLite store: round trip, diffs in one transaction, history, migrations, corrupt rows named."""
+"""The SQLite store: round trip, diffs in one transaction, history, migrations, corrupt rows named; QoS
+policies and DCB settings (v3)."""
 
 from __future__ import annotations
 
@@ -8,11 +9,16 @@ from pathlib import Path
 import pytest
 
 from pyvswitch.config.schema import (
+    DcbConfig,
     HostConfig,
+    IpProtocolMatch,
     PortConfig,
     PortKind,
+    QosPolicyConfig,
+    QosTemplate,
     SwitchConfig,
     SwitchType,
+    TrafficClassConfig,
     VlanConfig,
     VlanMode,
     VmConfig,
@@ -137,3 +143,83 @@ def test_newer_database_is_refused(tmp_path: Path) -> None:
     conn.close()
     with pytest.raises(ConfigError, match="schema version 99"):
         Store(tmp_path / "c.db")
+
+
+def qos_sample() -> HostConfig:
+    return sample().model_copy(
+        update={
+            "qos_policies": [
+                QosPolicyConfig(
+                    name="Live Migration",
+                    template=QosTemplate.LIVE_MIGRATION,
+                    min_bandwidth_weight=30,
+                    priority_8021=5,
+                ),
+                QosPolicyConfig(
+                    name="web", ip_protocol=IpProtocolMatch.TCP, ip_dst_port=80, throttle_rate=10**8
+                ),
+            ],
+            "dcb": DcbConfig(
+                traffic_classes=[TrafficClassConfig(name="SMB", priorities=[3], bandwidth_percentage=50)],
+                flow_control_priorities=[3],
+                willing=False,
+                adapters=["eth9"],
+            ),
+        }
+    )
+
+
+def test_qos_policies_and_dcb_round_trip_and_are_in_history(tmp_path: Path) -> None:
+    """QS-07/QS-09: host QoS policies (a table) and the DCB settings (a singleton) survive a restart."""
+    cfg = qos_sample()
+    with Store(tmp_path / "c.db") as store:
+        first = store.save(cfg, "first")
+        assert first["qos_policy"] == {"added": ["Live Migration", "web"]}
+        assert first["setting"] == {"added": ["dcb"]}
+    with Store(tmp_path / "c.db") as store:
+        assert store.load() == cfg
+        dcb = cfg.dcb.model_copy(update={"flow_control_priorities": [3, 4]})
+        changes = store.save(cfg.model_copy(update={"dcb": dcb, "qos_policies": cfg.qos_policies[:1]}), "pfc")
+        assert changes == {"qos_policy": {"removed": ["web"]}, "setting": {"changed": ["dcb"]}}
+        assert store.history()[0]["changes"] == changes
+        # back to the default DCB settings: the row goes
+        assert store.save(cfg.model_copy(update={"dcb": DcbConfig()}), "reset")["setting"] == {
+            "removed": ["dcb"]
+        }
+        assert store.load().dcb == DcbConfig()
+
+
+def test_corrupt_dcb_row_is_named(tmp_path: Path) -> None:
+    with Store(tmp_path / "c.db") as store:
+        store.save(qos_sample(), "first")
+    conn = sqlite3.connect(tmp_path / "c.db")
+    conn.execute(
+        "UPDATE setting SET doc = json_set(doc, '$.flow_control_priorities[0]', 9) WHERE name = 'dcb'"
+    )
+    conn.commit()
+    conn.close()
+    with Store(tmp_path / "c.db") as store, pytest.raises(ConfigError) as info:
+        store.load()
+    assert info.value.problems[0][0] == "store.setting['dcb'].flow_control_priorities[0]"
+
+
+def test_a_version_2_database_upgrades_to_3(tmp_path: Path) -> None:
+    """A store written before QoS (schema v2) gains the qos_policy and setting tables and keeps its rows."""
+    path = tmp_path / "c.db"
+    conn = sqlite3.connect(path)
+    for migrate in MIGRATIONS[:2]:
+        migrate(conn)
+    conn.execute("PRAGMA user_version = 2")
+    for pos, sw in enumerate(sample().switches):
+        conn.execute("INSERT INTO switch VALUES (?, ?, ?)", (sw.name, pos, sw.model_dump_json()))
+    conn.commit()
+    conn.close()
+    with Store(path) as store:
+        assert store.version == 3
+        loaded = store.load()
+        assert loaded.switches == sample().switches
+        assert (loaded.qos_policies, loaded.dcb) == ([], DcbConfig())
+        cfg = qos_sample()
+        store.save(cfg, "after the upgrade")
+    with Store(path) as store:
+        assert store.load() == cfg

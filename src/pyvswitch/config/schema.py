@@ -193,10 +193,16 @@ class SwitchConfig(Model):
     minimum_bandwidth_mode: MinimumBandwidthMode = MinimumBandwidthMode.DEFAULT
     # The default flow: every port without a minimum of its own shares it (Set-VMSwitch -DefaultFlow...).
     default_flow_minimum_bandwidth_weight: Annotated[int, Field(ge=0, le=100)] = 1
-    # bit/s; None = 10 % of the uplink's capacity (Absolute mode)
-    default_flow_minimum_bandwidth_absolute: Annotated[int, Field(ge=0)] | None = None
+    # bit/s, rounded down to a multiple of 8 (Hyper-V: 1234567 -> 1234560); None = 10 % of the uplink's
+    # capacity (Absolute mode)
+    default_flow_minimum_bandwidth_absolute: BitsPerSecond | None = None
 
     _n = field_validator("name")(classmethod(lambda cls, v: _check_name(v)))
+
+    @field_validator("default_flow_minimum_bandwidth_absolute")
+    @classmethod
+    def _round_down8(cls, v: int | None) -> int | None:
+        return None if v is None else v // 8 * 8
 
     @field_validator("net_adapter")
     @classmethod

@@ -5,6 +5,8 @@ Layout (schema version in ``PRAGMA user_version``):
 * ``team``, ``switch``, ``port``, ``vm``: ``name`` (primary key), ``position`` (keeps the configuration's order, so
   error paths such as ``ports[2]`` stay meaningful after a restart) and ``doc``, the object's JSON. Documents
   are validated by the pydantic model when loaded: a hand-edited or corrupt row is an error naming the row.
+* ``qos_policy`` (New-NetQosPolicy) has the same layout; ``setting`` holds singletons, ``name`` -> ``doc``: the
+  row ``dcb`` is the DcbConfig (absent while it is the default).
 * ``history``: one row per successful save: time, the request summary, and what changed.
 
 ``save`` writes the difference between the stored and the new configuration in one transaction: either the
@@ -26,7 +28,15 @@ from typing import Any
 
 from pydantic import BaseModel, ValidationError
 
-from pyvswitch.config.schema import HostConfig, PortConfig, SwitchConfig, TeamConfig, VmConfig
+from pyvswitch.config.schema import (
+    DcbConfig,
+    HostConfig,
+    PortConfig,
+    QosPolicyConfig,
+    SwitchConfig,
+    TeamConfig,
+    VmConfig,
+)
 from pyvswitch.config.validate import problems_from_validation_error
 from pyvswitch.errors import ConfigError
 
@@ -53,7 +63,15 @@ def _v2(conn: sqlite3.Connection) -> None:
     )
 
 
-MIGRATIONS: tuple[Migration, ...] = (_v1, _v2)
+def _v3(conn: sqlite3.Connection) -> None:
+    # QoS and DCB (issue 5): host QoS policies, and singletons such as the DCB settings.
+    conn.execute(
+        "CREATE TABLE qos_policy (name TEXT PRIMARY KEY, position INTEGER NOT NULL, doc TEXT NOT NULL) STRICT"
+    )
+    conn.execute("CREATE TABLE setting (name TEXT PRIMARY KEY, doc TEXT NOT NULL) STRICT")
+
+
+MIGRATIONS: tuple[Migration, ...] = (_v1, _v2, _v3)
 
 # (table, HostConfig field, model)
 _KINDS: tuple[tuple[str, str, type[BaseModel]], ...] = (
@@ -61,7 +79,10 @@ _KINDS: tuple[tuple[str, str, type[BaseModel]], ...] = (
     ("switch", "switches", SwitchConfig),
     ("vm", "vms", VmConfig),
     ("port", "ports", PortConfig),
+    ("qos_policy", "qos_policies", QosPolicyConfig),
 )
+# (setting row, HostConfig field, model): one document each, stored only when it differs from the default.
+_SETTINGS: tuple[tuple[str, str, type[BaseModel]], ...] = (("dcb", "dcb", DcbConfig),)
 
 
 class Store:
@@ -120,8 +141,9 @@ class Store:
                 field: self._conn.execute(f"SELECT name, doc FROM {table} ORDER BY position, name").fetchall()
                 for table, field, _ in _KINDS
             }
+            settings = dict(self._conn.execute("SELECT name, doc FROM setting").fetchall())
         problems: list[tuple[str, str]] = []
-        parts: dict[str, list[Any]] = {}
+        parts: dict[str, Any] = {}
         for table, field, model in _KINDS:
             parts[field] = []
             for name, doc in rows[field]:
@@ -129,6 +151,13 @@ class Store:
                     parts[field].append(model.model_validate_json(doc))
                 except ValidationError as exc:
                     problems.extend(problems_from_validation_error(exc, f"store.{table}[{name!r}]"))
+        for name, field, model in _SETTINGS:
+            if name not in settings:
+                continue
+            try:
+                parts[field] = model.model_validate_json(settings[name])
+            except ValidationError as exc:
+                problems.extend(problems_from_validation_error(exc, f"store.setting[{name!r}]"))
         if problems:
             raise ConfigError(problems)
         return HostConfig.model_validate(parts)
@@ -173,6 +202,23 @@ class Store:
             kind_changes = {"added": added, "removed": removed, "changed": changed}
             if any(kind_changes.values()):
                 changes[table] = {k: v for k, v in kind_changes.items() if v}
+        stored = dict(self._conn.execute("SELECT name, doc FROM setting").fetchall())
+        setting_changes: dict[str, list[str]] = {}
+        for name, field, model in _SETTINGS:
+            value = getattr(new, field)
+            doc = value.model_dump_json() if value != model() else None
+            if doc is None and name in stored:
+                self._conn.execute("DELETE FROM setting WHERE name = ?", (name,))
+                setting_changes.setdefault("removed", []).append(name)
+            elif doc is not None and (name not in stored or json.loads(stored[name]) != json.loads(doc)):
+                self._conn.execute(
+                    "INSERT INTO setting (name, doc) VALUES (?, ?)"
+                    " ON CONFLICT(name) DO UPDATE SET doc = excluded.doc",
+                    (name, doc),
+                )
+                setting_changes.setdefault("changed" if name in stored else "added", []).append(name)
+        if setting_changes:
+            changes["setting"] = setting_changes
         return changes
 
     def history(self, limit: int = 100) -> list[dict[str, Any]]:

@@ -14,7 +14,15 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from pyvswitch.config.schema import HostConfig, PortKind, SwitchConfig, SwitchType, VlanMode
+from pyvswitch.config.schema import (
+    HostConfig,
+    MinimumBandwidthMode,
+    PortConfig,
+    PortKind,
+    SwitchConfig,
+    SwitchType,
+    VlanMode,
+)
 from pyvswitch.config.team_nics import team_users
 
 Problem = tuple[str, str]
@@ -78,8 +86,12 @@ def _duplicates(
             first[value] = i
 
 
-def validate(cfg: HostConfig) -> list[Problem]:
-    """Every cross-object problem in ``cfg``; an empty list means the configuration can be applied."""
+def validate(cfg: HostConfig, old: HostConfig | None = None) -> list[Problem]:
+    """Every cross-object problem in ``cfg``; an empty list means the configuration can be applied.
+
+    ``old`` is the configuration ``cfg`` replaces, if any: admission control then admits the reservations
+    that did not change first, so that the port a request changed is the one named when capacity runs out.
+    """
     out: list[Problem] = []
     switches = {s.name: s for s in cfg.switches}
     vms = {v.name: v for v in cfg.vms}
@@ -212,6 +224,202 @@ def validate(cfg: HostConfig) -> list[Problem]:
 
     out.extend(_pvlan_problems(cfg))
     out.extend(_team_nic_problems(cfg))
+    out.extend(_qos_problems(cfg, old))
+    return out
+
+
+# ---------------------------------------------------------------- QoS (hyperv-networking.md §5)
+
+
+def format_bps(bps: int) -> str:
+    """1_000_000_000 -> '1 Gbit/s', 950_000_000 -> '950 Mbit/s', 1_250_000 -> '1.25 Mbit/s'."""
+    for unit, name in ((10**12, "Tbit/s"), (10**9, "Gbit/s"), (10**6, "Mbit/s"), (10**3, "kbit/s")):
+        if bps >= unit:
+            return f"{bps / unit:.6g} {name}"
+    return f"{bps} bit/s"
+
+
+def effective_mode(sw: SwitchConfig) -> MinimumBandwidthMode:
+    """Weight, Absolute or None: Default is Weight (None on a bypass-enabled switch, which pyvswitch lacks)."""
+    if sw.minimum_bandwidth_mode is MinimumBandwidthMode.DEFAULT:
+        return MinimumBandwidthMode.WEIGHT
+    return sw.minimum_bandwidth_mode
+
+
+def uplink_port(cfg: HostConfig, switch: str) -> PortConfig | None:
+    return next((p for p in cfg.ports if p.switch == switch and p.kind is PortKind.UPLINK), None)
+
+
+def switch_capacity(cfg: HostConfig, sw: SwitchConfig) -> int:
+    """The switch's Capacity in bit/s (0 = unbounded): its uplink port's link_speed, or for a team uplink each
+    member's line rate times the members that carry traffic (a standby member does not). Internal and
+    Private switches never touch a NIC: unbounded."""
+    if sw.net_adapter is None:
+        return 0
+    team = next((t for t in cfg.teams if t.name == sw.net_adapter), None)
+    if team is not None:
+        active = len(team.members) - (1 if team.standby_member is not None else 0)
+        return team.member_link_speed * active
+    up = uplink_port(cfg, sw.name)
+    return up.link_speed if up is not None else 0
+
+
+def default_flow_reservation(sw: SwitchConfig, capacity: int) -> int:
+    """Absolute mode: the default flow's reservation in bit/s (DefaultFlowMinimumBandwidthAbsolute, or 10 %
+    of the capacity when unset, rounded down to a multiple of 8 as Hyper-V does)."""
+    if sw.default_flow_minimum_bandwidth_absolute is not None:
+        return sw.default_flow_minimum_bandwidth_absolute
+    return capacity // 10 // 8 * 8
+
+
+def _qos_problems(cfg: HostConfig, old: HostConfig | None) -> list[Problem]:
+    """QS-02/03/05: minimums only in their switch's mode, a line rate only where a NIC is, admission control
+    of absolute reservations against capacity; QS-07/09: unique policy names, DCB on existing adapters."""
+    out: list[Problem] = []
+    switches = {s.name: (i, s) for i, s in enumerate(cfg.switches)}
+    teams = {t.name: (i, t) for i, t in enumerate(cfg.teams)}
+    for i, sw in enumerate(cfg.switches):
+        mode = effective_mode(sw)
+        if (
+            sw.default_flow_minimum_bandwidth_absolute is not None
+            and mode is not MinimumBandwidthMode.ABSOLUTE
+        ):
+            out.append(
+                (
+                    f"switches[{i}].default_flow_minimum_bandwidth_absolute",
+                    f"switch {sw.name!r} is in {mode.value} minimum-bandwidth mode; an absolute default flow "
+                    "needs a switch created with minimum_bandwidth_mode Absolute",
+                )
+            )
+        if sw.default_flow_minimum_bandwidth_weight != 1 and mode is not MinimumBandwidthMode.WEIGHT:
+            out.append(
+                (
+                    f"switches[{i}].default_flow_minimum_bandwidth_weight",
+                    f"switch {sw.name!r} is in {mode.value} minimum-bandwidth mode; a default-flow weight "
+                    "needs a switch in Weight (or Default) mode",
+                )
+            )
+    for i, p in enumerate(cfg.ports):
+        base = f"ports[{i}]"
+        if p.link_speed:
+            if p.kind not in (PortKind.UPLINK, PortKind.INTERFACE):
+                out.append(
+                    (
+                        f"{base}.link_speed",
+                        "a line rate belongs to the NIC behind an uplink or interface port, "
+                        f"not to a {p.kind.value} port (use maximum_bandwidth to cap what it sends)",
+                    )
+                )
+            elif p.interface in teams:
+                ti, _ = teams[p.interface]
+                out.append(
+                    (
+                        f"{base}.link_speed",
+                        f"{p.interface!r} is a team: its line rate is its members' "
+                        f"(teams[{ti}].member_link_speed)",
+                    )
+                )
+        if p.maximum_bandwidth and p.minimum_bandwidth_absolute > p.maximum_bandwidth:
+            out.append(
+                (
+                    f"{base}.minimum_bandwidth_absolute",
+                    f"minimum {format_bps(p.minimum_bandwidth_absolute)} is above the port's maximum "
+                    f"{format_bps(p.maximum_bandwidth)}",
+                )
+            )
+        found = switches.get(p.switch or "")
+        if found is None:
+            continue
+        sw = found[1]
+        mode = effective_mode(sw)
+        if p.minimum_bandwidth_weight and mode is not MinimumBandwidthMode.WEIGHT:
+            out.append(
+                (
+                    f"{base}.minimum_bandwidth_weight",
+                    f"switch {sw.name!r} is in {mode.value} minimum-bandwidth mode; a weight needs a switch "
+                    "in Weight (or Default) mode",
+                )
+            )
+        if p.minimum_bandwidth_absolute and mode is not MinimumBandwidthMode.ABSOLUTE:
+            out.append(
+                (
+                    f"{base}.minimum_bandwidth_absolute",
+                    f"switch {sw.name!r} is in {mode.value} minimum-bandwidth mode; an absolute minimum needs "
+                    "a switch created with minimum_bandwidth_mode Absolute",
+                )
+            )
+    out.extend(_admission_problems(cfg, old))
+    _duplicates(enumerate(q.name for q in cfg.qos_policies), "policy name", "qos_policies", "name", out)
+    candidates = {p.interface for p in cfg.ports if p.kind in (PortKind.UPLINK, PortKind.INTERFACE)}
+    candidates |= set(teams)
+    seen: set[str] = set()
+    for k, name in enumerate(cfg.dcb.adapters):
+        if name in seen:
+            out.append((f"dcb.adapters[{k}]", f"adapter {name!r} is listed twice"))
+        seen.add(name)
+        if name not in candidates:
+            out.append(
+                (
+                    f"dcb.adapters[{k}]",
+                    f"{name!r} is neither the interface of an uplink or interface port nor a team",
+                )
+            )
+    for k, prio in enumerate(cfg.dcb.flow_control_priorities):
+        if not 0 <= prio <= 7:
+            out.append(
+                (f"dcb.flow_control_priorities[{k}]", f"priority {prio} is not an 802.1p priority 0-7")
+            )
+    return out
+
+
+def _admission_problems(cfg: HostConfig, old: HostConfig | None) -> list[Problem]:
+    """QS-03: in Absolute mode the ports' minimums plus the default flow's reservation fit the capacity.
+
+    Reservations are admitted in configuration order, those unchanged since ``old`` first, so the error names
+    the reservation that does not fit (the one a request added or raised). Capacity 0 is unbounded.
+    """
+    out: list[Problem] = []
+    before = {p.name: p for p in old.ports} if old is not None else {}
+    for i, sw in enumerate(cfg.switches):
+        if effective_mode(sw) is not MinimumBandwidthMode.ABSOLUTE:
+            continue
+        capacity = switch_capacity(cfg, sw)
+        if not capacity:
+            continue
+        reserved = default_flow_reservation(sw, capacity)
+        if reserved > capacity:
+            out.append(
+                (
+                    f"switches[{i}].default_flow_minimum_bandwidth_absolute",
+                    f"switch {sw.name!r} cannot reserve {format_bps(reserved)} for the default flow: "
+                    f"{format_bps(capacity)} capacity",
+                )
+            )
+            continue
+        ports = [
+            (j, p) for j, p in enumerate(cfg.ports) if p.switch == sw.name and p.minimum_bandwidth_absolute
+        ]
+
+        def unchanged(item: tuple[int, PortConfig]) -> bool:
+            was = before.get(item[1].name)
+            return (
+                was is not None
+                and was.switch == item[1].switch
+                and was.minimum_bandwidth_absolute == item[1].minimum_bandwidth_absolute
+            )
+
+        for j, p in sorted(ports, key=lambda item: not unchanged(item)):
+            want = p.minimum_bandwidth_absolute
+            if reserved + want > capacity:
+                out.append(
+                    (
+                        f"ports[{j}].minimum_bandwidth_absolute",
+                        f"switch {sw.name!r} cannot admit this reservation: {format_bps(capacity)} capacity, "
+                        f"{format_bps(reserved)} reserved, {format_bps(want)} requested",
+                    )
+                )
+            else:
+                reserved += want
     return out
 
 
