@@ -505,3 +505,11 @@ def test_matches_naive_reference(data: st.DataObject, n: int, frame_list: list[b
         for frame in frame_list:
             got = c.match(frame)
             assert (got.name if got else None) == ref_winner(policy_list, frame), frame.hex()
+
+
+def test_bad_ipv4_header_length_is_not_ip() -> None:
+    policies = [pol("pfx", ip_src_prefix="0.0.0.0/0"), pol("d", template=QosTemplate.DEFAULT)]
+    frame = bytearray(f4(TCP, 1, 445))
+    frame[14] = 0x44  # IHL 4
+    assert winner(policies, frame) == "d"
+    assert winner(policies, f4(TCP, 1, 445)) == "pfx"

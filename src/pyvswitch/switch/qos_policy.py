@@ -208,25 +208,31 @@ class PolicyClassifier:
         off = 14
         if etype in (ETH_P_8021Q, ETH_P_8021AD):
             etype, off = l3_start(data)
+        proto = sport = dport = -1
+        p = -1
         if etype == ETH_P_IPV4:
-            if n < off + 20 or data[off] >> 4 != 4:
+            if n < off + 20:
+                return (etype,)
+            b0 = data[off]
+            ihl = (b0 & 0x0F) * 4
+            if b0 >> 4 != 4 or ihl < 20 or n < off + ihl:
                 return (etype,)
             addrs = bytes(data[off + 12 : off + 20]) if self._needs_addrs else b""
+            if self._needs_l4 and not (data[off + 6] & 0x1F or data[off + 7]):  # a non-first fragment: no L4
+                proto, p = data[off + 9], off + ihl  # what l4_header would say, without the call
         elif etype == ETH_P_IPV6:
             if n < off + 40 or data[off] >> 4 != 6:
                 return (etype,)
             addrs = bytes(data[off + 8 : off + 40]) if self._needs_addrs else b""
+            if self._needs_l4:
+                l4 = l4_header(data)  # the extension-header walk
+                if l4 is not None:
+                    proto, p = l4[1], l4[2]
         else:
             return (etype,)
-        proto = sport = dport = -1
-        if self._needs_l4:
-            l4 = l4_header(data)
-            if l4 is not None:
-                proto = l4[1]
-                p = l4[2]
-                if self._needs_ports and proto in (IPPROTO_TCP, IPPROTO_UDP) and n >= p + 4:
-                    sport = (data[p] << 8) | data[p + 1]
-                    dport = (data[p + 2] << 8) | data[p + 3]
+        if self._needs_ports and proto in (IPPROTO_TCP, IPPROTO_UDP) and n >= p + 4:
+            sport = (data[p] << 8) | data[p + 1]
+            dport = (data[p + 2] << 8) | data[p + 3]
         return (etype, addrs, proto, sport, dport)
 
     def clear_cache(self) -> None:
