@@ -26,14 +26,20 @@ from pyvswitch.config.schema import (
     ExtendedAclEntry,
     ExtensionSetting,
     HostConfig,
+    IpProtocolMatch,
     LacpTimer,
     LoadBalancing,
+    MinimumBandwidthMode,
     PortConfig,
     PortMirroring,
+    QosPolicyConfig,
+    QosTemplate,
     SwitchConfig,
     SwitchType,
     TeamConfig,
     TeamingMode,
+    TrafficClassAlgorithm,
+    TrafficClassConfig,
     VlanConfig,
 )
 from pyvswitch.config.validate import problems_from_errors
@@ -54,8 +60,16 @@ class SwitchView(SwitchConfig):
     ports: list[str] = []
 
 
+class SwitchCreate(SwitchConfig):
+    """New-VMSwitch: a SwitchConfig, and the line rate (bit/s) of an External switch's uplink NIC, which
+    becomes its uplink port's ``link_speed`` (a team's is its ``member_link_speed`` instead)."""
+
+    link_speed: int | None = Field(None, ge=0, le=10**13)
+
+
 class SwitchPatch(Request_):
-    """Set-VMSwitch: only the fields given change. Giving net_adapter makes the switch External."""
+    """Set-VMSwitch: only the fields given change. Giving net_adapter makes the switch External.
+    ``minimum_bandwidth_mode`` is accepted only unchanged (it is fixed at creation)."""
 
     name: str | None = None
     type: SwitchType | None = None
@@ -66,6 +80,9 @@ class SwitchPatch(Request_):
     mac_table_size: int | None = None
     notes: str | None = None
     extensions: list[ExtensionSetting] | None = None  # Set-VMSwitch -Extensions / Enable-VMSwitchExtension
+    minimum_bandwidth_mode: MinimumBandwidthMode | None = None
+    default_flow_minimum_bandwidth_weight: int | None = None
+    default_flow_minimum_bandwidth_absolute: int | None = None  # null: 10 % of the capacity
 
 
 class VmCreate(Request_):
@@ -103,6 +120,11 @@ class PortPatch(Request_):
     acls: list[AclEntry] | None = None
     extended_acls: list[ExtendedAclEntry] | None = None
     port_mirroring: PortMirroring | None = None
+    # Set-VMNetworkAdapter bandwidth (bit/s, rounded to 8) and the line rate of an uplink/interface port's NIC.
+    maximum_bandwidth: int | None = None
+    minimum_bandwidth_weight: int | None = None
+    minimum_bandwidth_absolute: int | None = None
+    link_speed: int | None = None
 
 
 class TeamPatch(Request_):
@@ -114,6 +136,7 @@ class TeamPatch(Request_):
     up_delay_ms: int | None = None
     down_delay_ms: int | None = None
     lacp_fallback: bool | None = None
+    member_link_speed: int | None = None  # each member's line rate, bit/s (0 = unbounded)
 
 
 class AdministrativeMode(StrEnum):
@@ -146,6 +169,42 @@ class TeamNicPatch(Request_):
 
     vlan_id: int | None = Field(None, ge=0, le=4094)
     default: bool = False
+
+
+class QosPolicyPatch(Request_):
+    """Set-NetQosPolicy: only the fields given change; null clears a condition or an action."""
+
+    template: QosTemplate | None = None
+    ip_protocol: IpProtocolMatch | None = None
+    ip_src_prefix: str | None = None
+    ip_dst_prefix: str | None = None
+    ip_src_port: int | None = None
+    ip_dst_port: int | None = None
+    ip_port: int | None = None
+    ip_src_port_start: int | None = None
+    ip_src_port_end: int | None = None
+    ip_dst_port_start: int | None = None
+    ip_dst_port_end: int | None = None
+    min_bandwidth_weight: int | None = None
+    throttle_rate: int | None = None
+    dscp: int | None = None
+    priority_8021: int | None = None
+    precedence: int | None = None
+
+
+class DcbPatch(Request_):
+    """Set-NetQosDcbxSetting -Willing; Enable/Disable-NetQosFlowControl (the whole list of PFC priorities)."""
+
+    willing: bool | None = None
+    flow_control_priorities: list[int] | None = None
+
+
+class TrafficClassPatch(Request_):
+    """Set-NetQosTrafficClass."""
+
+    priorities: list[int] | None = None
+    algorithm: TrafficClassAlgorithm | None = None
+    bandwidth_percentage: int | None = None
 
 
 class TraceStart(Request_):
@@ -236,12 +295,27 @@ def create_app(service: Service) -> FastAPI:
         return switch_view(service.switch(name))
 
     @app.post("/v1/switches", status_code=201)
-    def add_switch(sw: SwitchConfig) -> SwitchView:
-        return switch_view(service.add_switch(sw))
+    def add_switch(body: SwitchCreate) -> SwitchView:
+        sw = SwitchConfig.model_validate(body.model_dump(exclude={"link_speed"}))
+        return switch_view(service.add_switch(sw, link_speed=body.link_speed))
 
     @app.patch("/v1/switches/{name}")
     def patch_switch(name: str, body: SwitchPatch) -> SwitchView:
-        return switch_view(service.update_switch(name, body.model_dump(exclude_unset=True)))
+        changes = body.model_dump(exclude_unset=True)
+        nulls: list[tuple[str, str]] = [
+            (k, "may not be null")
+            for k in ("minimum_bandwidth_mode", "default_flow_minimum_bandwidth_weight")
+            if k in changes and changes[k] is None
+        ]
+        if nulls:
+            raise ConfigError(nulls)
+        return switch_view(service.update_switch(name, changes))
+
+    @app.get("/v1/switches/{name}/qos")
+    def switch_qos(name: str) -> dict[str, Any]:
+        """QoS status (Get-VMSwitch's Capacity, Reservation, default flow; per port and per class: bytes, drops,
+        rate, BandwidthPercentage); ``running`` false: the engine has none, only the configuration speaks."""
+        return service.qos_status(name)
 
     @app.delete("/v1/switches/{name}", status_code=204)
     def delete_switch(name: str) -> Response:
@@ -296,6 +370,10 @@ def create_app(service: Service) -> FastAPI:
                 "acls",
                 "extended_acls",
                 "port_mirroring",
+                "maximum_bandwidth",
+                "minimum_bandwidth_weight",
+                "minimum_bandwidth_absolute",
+                "link_speed",
             )
             if k in changes and changes[k] is None
         ]
@@ -410,6 +488,90 @@ def create_app(service: Service) -> FastAPI:
         # Monitoring polls this often and the forwarding thread shares the GIL with us: answer on the event
         # loop (no worker-thread hop) with plain json.dumps (no jsonable_encoder walk of the nested dicts).
         return Response(json.dumps(service.counters(switch)), media_type="application/json")
+
+    # ---- host QoS policies and DCB (hyperv-networking.md §5.4, §5.5) ----
+
+    @app.get("/v1/qos/policies")
+    def qos_policies() -> list[QosPolicyConfig]:
+        return service.qos_policies()
+
+    @app.post("/v1/qos/policies", status_code=201)
+    def add_qos_policy(policy: QosPolicyConfig) -> QosPolicyConfig:
+        return service.add_qos_policy(policy)
+
+    # {name:path}: policy names are free text ("Live Migration", even a '/').
+    @app.get("/v1/qos/policies/{name:path}")
+    def qos_policy(name: str) -> QosPolicyConfig:
+        return service.qos_policy(name)
+
+    @app.patch("/v1/qos/policies/{name:path}")
+    def patch_qos_policy(name: str, body: QosPolicyPatch) -> QosPolicyConfig:
+        changes = body.model_dump(exclude_unset=True)
+        nulls: list[tuple[str, str]] = [
+            (k, "may not be null")
+            for k in ("ip_protocol", "precedence")
+            if k in changes and changes[k] is None
+        ]
+        if nulls:
+            raise ConfigError(nulls)
+        return service.update_qos_policy(name, changes)
+
+    @app.delete("/v1/qos/policies/{name:path}", status_code=204)
+    def delete_qos_policy(name: str) -> Response:
+        service.delete_qos_policy(name)
+        return Response(status_code=204)
+
+    @app.get("/v1/qos/dcb")
+    def dcb() -> dict[str, Any]:
+        """DCB settings with the traffic classes as Get-NetQosTrafficClass lists them ([Default] first)."""
+        return {**service.dcb().model_dump(mode="json"), "traffic_classes": service.traffic_classes()}
+
+    @app.patch("/v1/qos/dcb")
+    def patch_dcb(body: DcbPatch) -> dict[str, Any]:
+        changes = body.model_dump(exclude_unset=True)
+        nulls = [(k, "may not be null") for k, v in changes.items() if v is None]
+        if nulls:
+            raise ConfigError(nulls)
+        service.update_dcb(changes)
+        return dcb()
+
+    @app.get("/v1/qos/traffic-classes")
+    def traffic_classes() -> list[dict[str, Any]]:
+        return service.traffic_classes()
+
+    @app.post("/v1/qos/traffic-classes", status_code=201)
+    def add_traffic_class(tc: TrafficClassConfig) -> dict[str, Any]:
+        return service.add_traffic_class(tc)
+
+    @app.get("/v1/qos/traffic-classes/{name}")
+    def traffic_class(name: str) -> dict[str, Any]:
+        return service.traffic_class(name)
+
+    @app.patch("/v1/qos/traffic-classes/{name}")
+    def patch_traffic_class(name: str, body: TrafficClassPatch) -> dict[str, Any]:
+        changes = body.model_dump(exclude_unset=True)
+        nulls = [(k, "may not be null") for k, v in changes.items() if v is None]
+        if nulls:
+            raise ConfigError(nulls)
+        return service.update_traffic_class(name, changes)
+
+    @app.delete("/v1/qos/traffic-classes/{name}", status_code=204)
+    def delete_traffic_class(name: str) -> Response:
+        service.delete_traffic_class(name)
+        return Response(status_code=204)
+
+    @app.get("/v1/qos/adapters")
+    def qos_adapters() -> list[dict[str, Any]]:
+        """Adapters DCB can be enabled on (Get-NetAdapterQos): uplink/interface ports' NICs and teams."""
+        return service.qos_adapters()
+
+    @app.put("/v1/qos/adapters/{name}")
+    def enable_qos_adapter(name: str) -> dict[str, Any]:
+        return service.set_qos_adapter(name, True)
+
+    @app.delete("/v1/qos/adapters/{name}")
+    def disable_qos_adapter(name: str) -> dict[str, Any]:
+        return service.set_qos_adapter(name, False)
 
     add_capture_routes(app, service.captures)
     return app

@@ -38,13 +38,18 @@ from typing import Any, Protocol, TypeVar
 from pydantic import BaseModel, ValidationError
 
 from pyvswitch.config.schema import (
+    DcbConfig,
     HostConfig,
+    MinimumBandwidthMode,
     PortConfig,
     PortKind,
+    QosPolicyConfig,
     SwitchConfig,
     SwitchType,
     TeamConfig,
     TeamNicConfig,
+    TrafficClassAlgorithm,
+    TrafficClassConfig,
     VmConfig,
 )
 from pyvswitch.config.store import Store
@@ -57,7 +62,13 @@ from pyvswitch.config.team_nics import (
     team_nics,
     team_users,
 )
-from pyvswitch.config.validate import problems_from_validation_error, validate
+from pyvswitch.config.validate import (
+    default_flow_reservation,
+    effective_mode,
+    problems_from_validation_error,
+    switch_capacity,
+    validate,
+)
 from pyvswitch.daemon.capture import CaptureManager
 from pyvswitch.daemon.macpool import MacPool
 from pyvswitch.errors import ConfigError, ConflictError, DeviceError, NotFoundError
@@ -550,12 +561,33 @@ class Service:
         with self._lock:
             return self._commit(cfg, summary)
 
-    def add_switch(self, sw: SwitchConfig) -> SwitchConfig:
+    def add_switch(self, sw: SwitchConfig, link_speed: int | None = None) -> SwitchConfig:
+        """New-VMSwitch; ``link_speed`` (bit/s) is the line rate of an External switch's uplink NIC."""
         with self._lock:
             cfg = self._cfg
             if any(s.name == sw.name for s in cfg.switches):
                 raise Conflict("name", f"switch {sw.name!r} already exists")
             ports = switch_ports(sw, list(cfg.ports))
+            if link_speed is not None:
+                if sw.net_adapter is None:
+                    raise ConfigError([("link_speed", "only an External switch has an uplink NIC")])
+                team = next((t for t in cfg.teams if t.name == sw.net_adapter), None)
+                if team is not None:
+                    raise ConfigError(
+                        [
+                            (
+                                "link_speed",
+                                f"{team.name!r} is a team: its line rate is its members' (member_link_speed, "
+                                f"PATCH /v1/teams/{team.name})",
+                            )
+                        ]
+                    )
+                ports = [
+                    build(PortConfig, {**p.model_dump(), "link_speed": link_speed}, "link_speed")
+                    if p.switch == sw.name and p.kind is PortKind.UPLINK
+                    else p
+                    for p in ports
+                ]
             self._commit(
                 cfg.model_copy(update={"switches": [*cfg.switches, sw], "ports": ports}),
                 f"add switch {sw.name} ({sw.type.value})",
@@ -689,6 +721,246 @@ class Service:
             ports = [p for p in cfg.ports if p.name != name]
             self._commit(cfg.model_copy(update={"ports": ports}), f"remove port {name}")
 
+    # ---- QoS and DCB (hyperv-networking.md §5) ----
+
+    def qos_status(self, switch: str) -> dict[str, object]:
+        """QS-06: the engine's QoS status of ``switch`` (capacity, reservation, default flow, per port and per
+        class: bytes, drops, rate, BandwidthPercentage). An engine without QoS status gets what the
+        configuration alone says (no counters), marked ``"running": false``."""
+        self.switch(switch)
+        status_of = getattr(self._engine, "qos_status", None)
+        live = status_of(switch) if callable(status_of) else None
+        if isinstance(live, dict):
+            return {**live, "running": True}
+        return {**configured_qos(self._cfg, switch), "running": False}
+
+    def qos_policies(self) -> list[QosPolicyConfig]:
+        return list(self._cfg.qos_policies)
+
+    def qos_policy(self, name: str) -> QosPolicyConfig:
+        for q in self._cfg.qos_policies:
+            if q.name == name:
+                return q
+        raise NotFound("name", f"no QoS policy {name!r}")
+
+    def add_qos_policy(self, policy: QosPolicyConfig) -> QosPolicyConfig:
+        """New-NetQosPolicy."""
+        with self._lock:
+            cfg = self._cfg
+            if any(q.name == policy.name for q in cfg.qos_policies):
+                raise Conflict("name", f"QoS policy {policy.name!r} already exists")
+            self._commit(
+                cfg.model_copy(update={"qos_policies": [*cfg.qos_policies, policy]}),
+                f"add QoS policy {policy.name}",
+                focus=("qos_policies", policy.name),
+            )
+            return self.qos_policy(policy.name)
+
+    def update_qos_policy(self, name: str, changes: Mapping[str, Any]) -> QosPolicyConfig:
+        """Set-NetQosPolicy: only the given fields change (null clears a condition or an action)."""
+        with self._lock:
+            cfg = self._cfg
+            old = self.qos_policy(name)
+            if changes.get("name", name) != name:
+                raise ConfigError([("name", "a QoS policy cannot be renamed")])
+            new = build(QosPolicyConfig, {**old.model_dump(), **changes})
+            policies = [new if q.name == name else q for q in cfg.qos_policies]
+            what = ", ".join(sorted(changes)) or "nothing"
+            self._commit(
+                cfg.model_copy(update={"qos_policies": policies}),
+                f"set QoS policy {name}: {what}",
+                focus=("qos_policies", name),
+            )
+            return self.qos_policy(name)
+
+    def delete_qos_policy(self, name: str) -> None:
+        """Remove-NetQosPolicy."""
+        with self._lock:
+            cfg = self._cfg
+            self.qos_policy(name)
+            policies = [q for q in cfg.qos_policies if q.name != name]
+            self._commit(cfg.model_copy(update={"qos_policies": policies}), f"remove QoS policy {name}")
+
+    def dcb(self) -> DcbConfig:
+        return self._cfg.dcb
+
+    def _commit_dcb(self, data: Mapping[str, Any], summary: str, fields: Mapping[str, str]) -> DcbConfig:
+        """Commit the DCB settings ``data``; problems with them are named as the request's ``fields``
+        (``dcb.flow_control_priorities[1]`` -> ``flow_control_priorities[1]``, renamed by ``fields``)."""
+        cfg = self._cfg
+
+        def named(problems: list[tuple[str, str]]) -> list[tuple[str, str]]:
+            out = []
+            for path, msg in problems:
+                path = path.removeprefix("dcb.")
+                for prefix, name in fields.items():
+                    if path == prefix or path.startswith(prefix + ".") or path.startswith(prefix + "["):
+                        rest = path[len(prefix) :]
+                        if re.fullmatch(r"\[\d+\]", rest):
+                            rest = ""  # adapters[1] -> the request's name
+                        path = (name + rest).lstrip(".") or "body"
+                        break
+                out.append((path, msg))
+            return out
+
+        try:
+            new = DcbConfig.model_validate(dict(data))
+        except ValidationError as exc:
+            problems = problems_from_validation_error(exc)
+            raise ConfigError(named([(p or "dcb", m) for p, m in problems])) from exc
+        try:
+            self._commit(cfg.model_copy(update={"dcb": new}), summary)
+        except ConfigError as exc:
+            raise ConfigError(named(exc.problems)) from exc
+        return self._cfg.dcb
+
+    def update_dcb(self, changes: Mapping[str, Any]) -> DcbConfig:
+        """Set-NetQosDcbxSetting -Willing, Enable/Disable-NetQosFlowControl (the whole priority list)."""
+        with self._lock:
+            what = ", ".join(sorted(changes)) or "nothing"
+            return self._commit_dcb(
+                {**self._cfg.dcb.model_dump(), **changes},
+                f"set DCB: {what}",
+                {},
+            )
+
+    def traffic_classes(self) -> list[dict[str, object]]:
+        """Get-NetQosTrafficClass: ``[Default]`` (the priorities and ETS share no class claims) first."""
+        dcb = self._cfg.dcb
+        claimed = {p for c in dcb.traffic_classes for p in c.priorities}
+        ets = sum(
+            c.bandwidth_percentage for c in dcb.traffic_classes if c.algorithm is TrafficClassAlgorithm.ETS
+        )
+        default: dict[str, object] = {
+            "name": DEFAULT_CLASS,
+            "priorities": [p for p in range(8) if p not in claimed],
+            "algorithm": TrafficClassAlgorithm.ETS.value,
+            "bandwidth_percentage": 100 - ets,
+            "default": True,
+        }
+        return [default, *({**c.model_dump(mode="json"), "default": False} for c in dcb.traffic_classes)]
+
+    def traffic_class(self, name: str) -> dict[str, object]:
+        for c in self.traffic_classes():
+            if c["name"] == name:
+                return c
+        raise NotFound("name", f"no traffic class {name!r}")
+
+    def _class_problems(
+        self, new: TrafficClassConfig, others: list[TrafficClassConfig]
+    ) -> list[tuple[str, str]]:
+        """What New/Set-NetQosTrafficClass refuses, named by the request's fields (QS-09)."""
+        out: list[tuple[str, str]] = []
+        for c in others:
+            both = sorted(set(c.priorities) & set(new.priorities))
+            if both:
+                out.append(
+                    ("priorities", f"priority {','.join(map(str, both))} already belongs to class {c.name!r}")
+                )
+        if new.algorithm is TrafficClassAlgorithm.ETS:
+            taken = sum(c.bandwidth_percentage for c in others if c.algorithm is TrafficClassAlgorithm.ETS)
+            if taken + new.bandwidth_percentage > 99:
+                out.append(
+                    (
+                        "bandwidth_percentage",
+                        f"other ETS classes take {taken} %; {new.bandwidth_percentage} % more leaves the default "
+                        "class less than 1 % (classes may take at most 99 % together)",
+                    )
+                )
+        return out
+
+    def add_traffic_class(self, tc: TrafficClassConfig) -> dict[str, object]:
+        """New-NetQosTrafficClass: priorities and ETS share are taken from the default class."""
+        with self._lock:
+            dcb = self._cfg.dcb
+            if tc.name == DEFAULT_CLASS or any(c.name == tc.name for c in dcb.traffic_classes):
+                raise Conflict("name", f"traffic class {tc.name!r} already exists")
+            if len(dcb.traffic_classes) >= 7:
+                raise ConfigError([("name", "at most 7 traffic classes besides [Default] (8 in all)")])
+            problems = self._class_problems(tc, list(dcb.traffic_classes))
+            if problems:
+                raise ConfigError(problems)
+            k = len(dcb.traffic_classes)
+            data = {
+                **dcb.model_dump(),
+                "traffic_classes": [*dcb.model_dump()["traffic_classes"], tc.model_dump()],
+            }
+            self._commit_dcb(data, f"add traffic class {tc.name}", {f"traffic_classes[{k}]": ""})
+            return self.traffic_class(tc.name)
+
+    def update_traffic_class(self, name: str, changes: Mapping[str, Any]) -> dict[str, object]:
+        """Set-NetQosTrafficClass: priorities, algorithm, bandwidth percentage."""
+        with self._lock:
+            dcb = self._cfg.dcb
+            if name == DEFAULT_CLASS:
+                raise ConfigError([("name", "the [Default] class has what the other classes leave")])
+            k = next((i for i, c in enumerate(dcb.traffic_classes) if c.name == name), None)
+            if k is None:
+                raise NotFound("name", f"no traffic class {name!r}")
+            if changes.get("name", name) != name:
+                raise ConfigError([("name", "a traffic class cannot be renamed")])
+            new = build(TrafficClassConfig, {**dcb.traffic_classes[k].model_dump(), **changes})
+            problems = self._class_problems(new, [c for c in dcb.traffic_classes if c.name != name])
+            if problems:
+                raise ConfigError(problems)
+            classes = dcb.model_dump()["traffic_classes"]
+            classes[k] = new.model_dump()
+            what = ", ".join(sorted(changes)) or "nothing"
+            self._commit_dcb(
+                {**dcb.model_dump(), "traffic_classes": classes},
+                f"set traffic class {name}: {what}",
+                {f"traffic_classes[{k}]": ""},
+            )
+            return self.traffic_class(name)
+
+    def delete_traffic_class(self, name: str) -> None:
+        """Remove-NetQosTrafficClass: its priorities and share go back to the default class."""
+        with self._lock:
+            dcb = self._cfg.dcb
+            if name == DEFAULT_CLASS:
+                raise Conflict("name", "the [Default] class cannot be removed")
+            if not any(c.name == name for c in dcb.traffic_classes):
+                raise NotFound("name", f"no traffic class {name!r}")
+            classes = [c.model_dump() for c in dcb.traffic_classes if c.name != name]
+            self._commit_dcb(
+                {**dcb.model_dump(), "traffic_classes": classes}, f"remove traffic class {name}", {}
+            )
+
+    def qos_adapters(self) -> list[dict[str, object]]:
+        """Get-NetAdapterQos: every adapter DCB can be enabled on (uplink and interface ports' NICs, teams)."""
+        cfg = self._cfg
+        enabled = set(cfg.dcb.adapters)
+        out: list[dict[str, object]] = []
+        for p in cfg.ports:
+            if p.kind in (PortKind.UPLINK, PortKind.INTERFACE) and p.interface is not None:
+                if any(t.name == p.interface for t in cfg.teams):
+                    continue
+                out.append({"name": p.interface, "kind": "interface", "port": p.name, "switch": p.switch,
+                            "enabled": p.interface in enabled})  # fmt: skip
+        for t in cfg.teams:
+            out.append(
+                {"name": t.name, "kind": "team", "port": None, "switch": None, "enabled": t.name in enabled}
+            )
+        return out
+
+    def set_qos_adapter(self, name: str, enabled: bool) -> dict[str, object]:
+        """Enable-NetAdapterQos / Disable-NetAdapterQos -Name (idempotent)."""
+        with self._lock:
+            found = next((a for a in self.qos_adapters() if a["name"] == name), None)
+            if found is None:
+                raise NotFound(
+                    "name", f"{name!r} is neither the interface of an uplink or interface port nor a team"
+                )
+            adapters = [a for a in self._cfg.dcb.adapters if a != name] + ([name] if enabled else [])
+            if set(adapters) != set(self._cfg.dcb.adapters):
+                verb = "enable" if enabled else "disable"
+                self._commit_dcb(
+                    {**self._cfg.dcb.model_dump(), "adapters": adapters},
+                    f"{verb} DCB on {name}",
+                    {"adapters": "name"},
+                )
+            return next(a for a in self.qos_adapters() if a["name"] == name)
+
     # ---- start-up ----
 
     def start(self) -> None:
@@ -768,7 +1040,8 @@ class Service:
     def _commit_whole(self, candidate: HostConfig, summary: str) -> HostConfig:
         old = self._cfg
         candidate = self._resolve(candidate, old)
-        problems = validate(candidate)
+        problems = validate(candidate, old)
+        problems += _fixed_at_creation(candidate, old)
         problems += self._os_problems(candidate, old)
         if problems:
             raise ConfigError(problems)
@@ -1020,3 +1293,80 @@ def _device_field(cfg: HostConfig, exc: DeviceError) -> str:
     if team is not None:
         return f"teams[{team}].members"
     return f"ports[{cfg.ports.index(port)}].interface"
+
+
+DEFAULT_CLASS = (
+    "[Default]"  # Get-NetQosTrafficClass's name for the class that owns what no other class claims
+)
+
+
+def _fixed_at_creation(cfg: HostConfig, old: HostConfig) -> list[tuple[str, str]]:
+    """New-VMSwitch -MinimumBandwidthMode is not a Set-VMSwitch parameter: the mode of an existing switch stays."""
+    before = {s.name: s for s in old.switches}
+    out: list[tuple[str, str]] = []
+    for i, sw in enumerate(cfg.switches):
+        was = before.get(sw.name)
+        if was is not None and was.minimum_bandwidth_mode is not sw.minimum_bandwidth_mode:
+            out.append(
+                (
+                    f"switches[{i}].minimum_bandwidth_mode",
+                    f"switch {sw.name!r} was created in {was.minimum_bandwidth_mode.value} mode; the minimum-"
+                    "bandwidth mode is fixed at creation (remove and re-create the switch to change it)",
+                )
+            )
+    return out
+
+
+def configured_qos(cfg: HostConfig, switch: str) -> dict[str, object]:
+    """The QoS status of ``switch`` as its configuration alone determines it: the shape of the engine's
+    ``qos_status`` with zero counters. BandwidthPercentage (QS-06): Weight mode, a port's weight over the sum of
+    the weights plus the default flow's; Absolute mode, its reservation over the capacity; 0 otherwise (a port in
+    the default flow shares the default flow's percentage)."""
+    sw = next(s for s in cfg.switches if s.name == switch)
+    mode = effective_mode(sw)
+    capacity = switch_capacity(cfg, sw)
+    ports = [p for p in cfg.ports if p.switch == switch]
+    reservation = 0
+    default_pct = 0.0
+    pct: dict[str, float] = {}
+    if mode is MinimumBandwidthMode.WEIGHT:
+        total = sum(p.minimum_bandwidth_weight for p in ports) + sw.default_flow_minimum_bandwidth_weight
+        for p in ports:
+            pct[p.name] = 100.0 * p.minimum_bandwidth_weight / total if total else 0.0
+        default_pct = 100.0 * sw.default_flow_minimum_bandwidth_weight / total if total else 0.0
+    elif mode is MinimumBandwidthMode.ABSOLUTE:
+        default = default_flow_reservation(sw, capacity)
+        reservation = default + sum(p.minimum_bandwidth_absolute for p in ports)
+        for p in ports:
+            pct[p.name] = 100.0 * p.minimum_bandwidth_absolute / capacity if capacity else 0.0
+        default_pct = 100.0 * default / capacity if capacity else 0.0
+    dcb = cfg.dcb
+    adapter_on = sw.net_adapter is not None and sw.net_adapter in dcb.adapters
+    return {
+        "switch": switch,
+        "mode": mode.value,
+        "capacity": capacity,
+        "reservation": reservation,
+        "default_flow": {
+            "weight": sw.default_flow_minimum_bandwidth_weight,
+            "absolute": default_flow_reservation(sw, capacity)
+            if mode is MinimumBandwidthMode.ABSOLUTE
+            else 0,
+            "bandwidth_percentage": round(default_pct, 2),
+        },
+        "ports": {
+            p.name: {
+                "sent_bytes": 0,
+                "drops": 0,
+                "rate_bps": 0,
+                "bandwidth_percentage": round(pct.get(p.name, 0.0), 2),
+                "maximum_bandwidth": p.maximum_bandwidth,
+                "minimum_bandwidth_weight": p.minimum_bandwidth_weight,
+                "minimum_bandwidth_absolute": p.minimum_bandwidth_absolute,
+            }
+            for p in ports
+        },
+        "classes": [],
+        # DCB applies local classes only where enabled, and only when not willing to take the peer's (QS-10).
+        "dcb": {"enabled": adapter_on, "operational": adapter_on and not dcb.willing},
+    }
