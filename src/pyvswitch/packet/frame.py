@@ -39,7 +39,7 @@ def tag_bytes(tci: int) -> bytes:
 class Packet:
     """One frame and its forwarding context (Hyper-V's out-of-band NBL context)."""
 
-    __slots__ = ("data", "dst", "dsts", "in_port", "l3", "src", "tci", "trace", "vlan", "vnet")
+    __slots__ = ("data", "dst", "dsts", "in_port", "l3", "qos", "src", "tci", "trace", "vlan", "vnet")
 
     def __init__(
         self,
@@ -65,6 +65,8 @@ class Packet:
         # The trace record following this packet (observe/trace.py) when its port is traced; captures write it
         # as the packet's comment.
         self.trace: object | None = None
+        # The host QoS policy (New-NetQosPolicy) a management-OS frame matched (switch/qos.py), else None.
+        self.qos: object | None = None
 
     def detach(self) -> Packet:
         """Return a copy whose data no longer refers to a device ring."""
@@ -73,6 +75,7 @@ class Packet:
         p.dst = self.dst
         p.src = self.src
         p.dsts = None if self.dsts is None else list(self.dsts)
+        p.qos = self.qos
         return p
 
     def __repr__(self) -> str:

@@ -19,6 +19,7 @@ with) and each destination's batch just before its device sends it (the tag the 
 from __future__ import annotations
 
 import logging
+import math
 import os
 import select
 import threading
@@ -27,6 +28,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from functools import partial
 from time import perf_counter
+from typing import Any
 
 from pyvswitch.clock import Clock, MonotonicClock
 from pyvswitch.config.schema import HostConfig, LacpTimer, PortConfig, PortKind, SwitchConfig, TeamConfig
@@ -37,6 +39,8 @@ from pyvswitch.ext.api import PortInfo
 from pyvswitch.ext.registry import Registry
 from pyvswitch.ext.stack import ExtensionStack, ExtensionVeto, settings_problems
 from pyvswitch.observe.capture import CaptureSession, CaptureTaps, build_taps
+from pyvswitch.packet.frame import UNTAGGED, Packet
+from pyvswitch.switch import qos
 from pyvswitch.switch.security import team_macs
 from pyvswitch.switch.switch import Switch, SwitchPort
 from pyvswitch.switch.team import Member, TeamDevice, TeamSettings
@@ -98,6 +102,13 @@ class Engine:
         self._teams: list[TeamDevice] = []
         # The configuration each open team was built from: a changed one is applied to the live team.
         self._team_built: dict[int, TeamConfig] = {}
+        # QoS (switch/qos.py): egress schedulers by (switch, port), kept across configuration changes that do
+        # not touch them; the ports that have one, drained after every round of receiving.
+        self._qos: dict[tuple[str, str], tuple[object, qos.EgressQos]] = {}
+        self._egress: list[tuple[Switch, SwitchPort, qos.EgressQos]] = []
+        self._held: set[int] = set()  # id() of ports not read now: PFC-paused (lossless class over XOFF)
+        self._qos_deadline: float | None = None
+        self._port_cfgs: dict[str, list[PortConfig]] = {}
         self._next_team_tick = 0.0
         # Wall time the forwarding thread spent on batches that had frames (not idle polling): how loaded the
         # forwarding CPU is, for the receive-steering controller and for operators.
@@ -308,6 +319,24 @@ class Engine:
             for p in sw.ports:
                 if p is not None:
                     rx.append((p.device, sw, p))
+        qos_kept: dict[tuple[str, str], tuple[object, qos.EgressQos]] = {}
+        now = self.clock.now()
+        for sw, sc, ports, _, _ in prepared:
+            placed = [
+                (sw.index_of[pc.name], pc, sw.ports[sw.index_of[pc.name]])
+                for pc in ports
+                if pc.name in sw.index_of
+            ]
+            qos_kept.update(qos.install(cfg, sc, placed, self._qos, now))
+        self._qos = qos_kept
+        self._port_cfgs = {sc.name: ports for _, sc, ports, _, _ in prepared}
+        self._egress = [
+            (sw, p, p.egress)
+            for sw in switches.values()
+            for p in sw.ports
+            if p is not None and p.egress is not None
+        ]
+        self._held = set()
         self.switches = switches
         self._devices = devices
         self._rx = rx
@@ -396,12 +425,25 @@ class Engine:
         total = 0
         batch_size = self.batch_size
         taps = self._taps
+        now = self.clock.now()
+        held = self._held
         for dev, sw, port in self._rx:
+            pacer = port.pacer
+            if pacer is not None and not pacer.ready(now):
+                continue  # MaximumBandwidth: its frames wait in its ring until it may send again
+            if held and id(port) in held:
+                continue  # PFC: a lossless class it feeds is over XOFF
             pkts = dev.recv(batch_size)
             if not pkts:
                 continue
             total += len(pkts)
             try:
+                if pacer is not None:
+                    pacer.took(pkts)
+                if port.egress is not None:
+                    pkts = port.egress.received_control(pkts, now)  # PFC/PAUSE from the link
+                if port.host_policy is not None:
+                    port.host_policy.apply(pkts)
                 # A traced port's batch is recorded after processing, so its trace can be the packets' comment.
                 traced = taps is not None and bool(sw.traced) and port.index in sw.traced
                 if taps is not None and not traced:
@@ -410,9 +452,18 @@ class Engine:
                 if traced and taps is not None:
                     taps.received(port.name, pkts)
                 ports = sw.ports
+                if port.host_policy is not None:
+                    qos.mark_priority(outs, ports)
                 for idx, (out_pkts, tcis) in outs.items():
                     dport = ports[idx]
                     if dport is not None:
+                        egress = dport.egress
+                        if egress is not None:
+                            before = egress.last_enqueue_drops
+                            egress.enqueue(out_pkts, tcis, now)
+                            if egress.last_enqueue_drops != before:
+                                dport.drops["qos-queue-full"] += egress.last_enqueue_drops - before
+                            continue  # sent when the link has room (_drain)
                         if taps is not None:
                             taps.sent(dport.name, out_pkts, tcis)
                         dport.device.send(out_pkts, tcis)
@@ -426,6 +477,8 @@ class Engine:
                     )
             finally:
                 dev.release()
+        if self._egress:
+            self._drain(now)
         now = self.clock.now()
         if self._teams and now >= self._next_team_tick:
             # Carrier and LACP timers of teams (switch/team.py), every TEAM_TICK_S even without traffic.
@@ -437,6 +490,49 @@ class Engine:
             for sw in self.switches.values():
                 sw.age(now)
         return total
+
+    def _drain(self, now: float) -> None:
+        """Send what each egress scheduler lets go now; PFC to the ports that feed a congested lossless class."""
+        taps = self._taps
+        held: set[int] = set()
+        deadline: float | None = None
+        for sw, port, egress in self._egress:
+            pkts, tcis = egress.pull(now)
+            if pkts:
+                if taps is not None:
+                    taps.sent(port.name, pkts, tcis)
+                port.device.send(pkts, tcis)
+            for in_port, frame in egress.pfc_frames(now, port.mac or 0):
+                src = sw.ports[in_port] if 0 <= in_port < len(sw.ports) else None
+                if src is not None:
+                    src.device.send([Packet(frame)], [UNTAGGED])
+            held.update(id(sw.ports[i]) for i in egress.held if 0 <= i < len(sw.ports))
+            d = egress.deadline(now)
+            if d is not None and (deadline is None or d < deadline):
+                deadline = d
+        self._held = held
+        self._qos_deadline = deadline
+
+    def _idle_timeout_ms(self) -> int:
+        """How long the idle loop may block: until a queued frame or a paced port may go, at most IDLE_POLL_MS."""
+        now = self.clock.now()
+        deadline = self._qos_deadline
+        for _, _, port in self._rx:
+            if port.pacer is not None and not port.pacer.ready(now):
+                d = now + port.pacer.wait()
+                deadline = d if deadline is None else min(deadline, d)
+        if deadline is None:
+            return IDLE_POLL_MS
+        return max(0, min(IDLE_POLL_MS, math.ceil((deadline - now) * 1000)))
+
+    def _throttled(self) -> set[int]:
+        """fds of ports the loop does not read now (paced or PFC-held): polling them would only spin."""
+        now = self.clock.now()
+        return {
+            dev.fileno()
+            for dev, _, port in self._rx
+            if (port.pacer is not None and not port.pacer.ready(now)) or id(port) in self._held
+        }
 
     def _loop(self) -> None:
         if self.cpu is not None:
@@ -465,14 +561,71 @@ class Engine:
                 for fd in registered:
                     poller.register(fd, select.POLLIN)
                 rx_seen = self._rx
-            for fd, _ in poller.poll(IDLE_POLL_MS):
+            timeout = self._idle_timeout_ms() if (self._egress or self._paced()) else IDLE_POLL_MS
+            active = poller
+            skip = self._throttled() if (self._paced() or self._held) else set()
+            if skip:
+                active = select.poll()
+                for fd in registered:
+                    if fd not in skip:
+                        active.register(fd, select.POLLIN)
+            for fd, _ in active.poll(timeout):
                 if fd == self._wake_r:
                     try:
                         os.read(self._wake_r, 4096)
                     except BlockingIOError:
                         pass
 
+    def _paced(self) -> bool:
+        return any(port.pacer is not None for _, _, port in self._rx)
+
     # ---- observation ----
+
+    def qos_status(self, switch: str) -> dict[str, object] | None:
+        """The switch's QoS: mode, capacity, reservation, default flow, and per egress port its ports' and
+        classes' sent bytes, drops, rates and guaranteed shares (Get-VMSwitch's bandwidth fields)."""
+        sw = self.switches.get(switch)
+        if sw is None:
+            return None
+        sc = sw.config
+        now = self.clock.now()
+        egress = {
+            p.name: p.egress.status(now) for p in list(sw.ports) if p is not None and p.egress is not None
+        }
+        capacity = sum(int(e["capacity"]) for e in egress.values())  # type: ignore[call-overload]
+        cfgs = self._port_cfgs.get(switch, [])
+        first: dict[str, Any] = next(iter(egress.values()), {})
+        measured: dict[str, dict[str, object]] = first.get("ports", {})
+        ports = {
+            pc.name: {
+                "sent_bytes": 0,
+                "drops": 0,
+                "rate_bps": 0,
+                "bandwidth_percentage": None,
+                **measured.get(pc.name, {}),
+                "maximum_bandwidth": pc.maximum_bandwidth,
+                "minimum_bandwidth_weight": pc.minimum_bandwidth_weight,
+                "minimum_bandwidth_absolute": pc.minimum_bandwidth_absolute,
+            }
+            for pc in cfgs
+            if pc.kind not in (PortKind.UPLINK, PortKind.INTERFACE) or pc.name not in egress
+        }
+        return {
+            "switch": sw.name,
+            "mode": qos.effective_mode(sc).value,
+            "capacity": capacity,
+            "reservation": qos.reservation(sc, cfgs, capacity) if capacity else 0,
+            "default_flow": {
+                "weight": sc.default_flow_minimum_bandwidth_weight,
+                "absolute": qos.default_flow_absolute(sc, capacity),
+                "bandwidth_percentage": first.get("default_flow_percentage"),
+            },
+            "ports": ports,
+            "classes": first.get("classes", []),
+            "policies": first.get("policies", {}),
+            "dcb": {"enabled": bool(first.get("dcb")), "operational": bool(first.get("dcb"))},
+            "egress": egress,
+        }
 
     def counters(self) -> dict[str, object]:
         return {

@@ -35,6 +35,7 @@ from pyvswitch.packet.vnet import EMPTY_VNET_HDR, shift_vnet, vnet_problem
 from pyvswitch.pipeline.element import Element
 from pyvswitch.switch.fdb import MacTable
 from pyvswitch.switch.portacl import PortAcl, compile_port_acls
+from pyvswitch.switch.qos import EgressQos, HostPolicy, Pacer
 from pyvswitch.switch.security import Learn, PortSecurity, compile_security
 from pyvswitch.switch.vlan import compile_vlan, learning_domains
 
@@ -66,6 +67,11 @@ class SwitchPort:
     # Port ACLs (switch/portacl.py), None per direction without entries.
     acl_out: PortAcl | None = None
     acl_in: PortAcl | None = None
+    # QoS (switch/qos.py), set by the engine: the egress scheduler of a port with a line rate, the pacer of a
+    # port with a MaximumBandwidth, the host policies of a management-OS port. None = nothing to pay.
+    egress: EgressQos | None = None
+    pacer: Pacer | None = None
+    host_policy: HostPolicy | None = None
 
 
 class Ingress(Element):
@@ -580,6 +586,8 @@ class Switch:
         for p in self.ports:
             if p is not None:
                 memo[id(p.device)] = p.device  # devices are not copied, and the copy never sends
+                for q in (p.egress, p.pacer, p.host_policy):
+                    memo[id(q)] = q  # QoS state neither: the what-if stops at the switch's decision
         twin = copy.deepcopy(self, memo)
         twin.traced = {}
         port = twin.ports[idx]
