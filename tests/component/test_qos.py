@@ -238,3 +238,15 @@ def test_host_policy_marks_dscp_and_priority_and_throttles() -> None:
     assert sent[0][18 + 1] >> 2 == 26  # DSCP in the IPv4 header after the tag
     got = saturate(h, {0: 50 * MBIT}, 3.0, dport={0: 7000})
     assert got[0] * 8 / 3.0 == pytest.approx(10 * MBIT, rel=0.05)
+
+
+def test_a_link_that_loses_capacity_sends_slower() -> None:
+    """A team uplink's capacity follows its active members (engine: per_member x active): half the members,
+    half the rate, with the same shares."""
+    h = harness([1, 3])
+    up = next(p for p in h.engine.switches["ext"].ports if p is not None and p.name == "up")
+    assert up.egress is not None
+    up.egress.set_capacity(50 * MBIT, h.clock.now())
+    got = saturate(h, {0: 80 * MBIT, 1: 80 * MBIT}, 3.0)
+    assert sum(got.values()) * 8 / 3.0 == pytest.approx(50 * MBIT, rel=0.05)
+    assert got[1] / sum(got.values()) == pytest.approx(0.75, rel=0.05)

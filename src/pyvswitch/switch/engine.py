@@ -40,6 +40,7 @@ from pyvswitch.ext.registry import Registry
 from pyvswitch.ext.stack import ExtensionStack, ExtensionVeto, settings_problems
 from pyvswitch.observe.capture import CaptureSession, CaptureTaps, build_taps
 from pyvswitch.packet.frame import UNTAGGED, Packet
+from pyvswitch.packet.pfc import encode_pfc
 from pyvswitch.switch import qos
 from pyvswitch.switch.security import team_macs
 from pyvswitch.switch.switch import Switch, SwitchPort
@@ -109,6 +110,7 @@ class Engine:
         self._held: set[int] = set()  # id() of ports not read now: PFC-paused (lossless class over XOFF)
         self._qos_deadline: float | None = None
         self._port_cfgs: dict[str, list[PortConfig]] = {}
+        self._port_macs: dict[str, int] = {}  # MAC Control frames' source, by interface
         self._next_team_tick = 0.0
         # Wall time the forwarding thread spent on batches that had frames (not idle polling): how loaded the
         # forwarding CPU is, for the receive-steering controller and for operators.
@@ -497,15 +499,22 @@ class Engine:
         held: set[int] = set()
         deadline: float | None = None
         for sw, port, egress in self._egress:
+            device = port.device
+            if egress.per_member and isinstance(device, TeamDevice):
+                egress.set_capacity(egress.per_member * len(device.active()), now)
             pkts, tcis = egress.pull(now)
             if pkts:
                 if taps is not None:
                     taps.sent(port.name, pkts, tcis)
                 port.device.send(pkts, tcis)
-            for in_port, frame in egress.pfc_frames(now, port.mac or 0):
+            for in_port, quanta in egress.pfc_frames(now):
                 src = sw.ports[in_port] if 0 <= in_port < len(sw.ports) else None
                 if src is not None:
-                    src.device.send([Packet(frame)], [UNTAGGED])
+                    # From the switch port's own address, as a bridge port sends MAC Control frames.
+                    mac = self._port_macs.get(src.device.name)
+                    if mac is None:
+                        mac = self._port_macs[src.device.name] = link.mac(src.device.name) or 0x020000000001
+                    src.device.send([Packet(encode_pfc(mac, quanta))], [UNTAGGED])
             held.update(id(sw.ports[i]) for i in egress.held if 0 <= i < len(sw.ports))
             d = egress.deadline(now)
             if d is not None and (deadline is None or d < deadline):

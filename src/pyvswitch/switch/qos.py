@@ -47,7 +47,7 @@ from pyvswitch.config.schema import (
 )
 from pyvswitch.packet.dscp import set_dscp
 from pyvswitch.packet.frame import UNTAGGED, Packet
-from pyvswitch.packet.pfc import MAX_QUANTA, PauseFrame, decode_mac_control, encode_pfc, quanta_to_seconds
+from pyvswitch.packet.pfc import MAX_QUANTA, PauseFrame, decode_mac_control, quanta_to_seconds
 from pyvswitch.pipeline.scheduler import Node, Scheduler, bucket_for
 from pyvswitch.switch.qos_policy import PolicyClassifier
 
@@ -172,6 +172,7 @@ class EgressQos:
         self.switch = sc.name
         self.port_index = port_index
         self.capacity = capacity
+        self.per_member = 0  # a team's member speed: the capacity follows the active members (set_capacity)
         self.mode = effective_mode(sc)
         self.dcb = dcb
         root = Node("link")
@@ -266,10 +267,10 @@ class EgressQos:
             if tc.lossless:
                 tc.feeders.add(p.in_port)
 
-    def pfc_frames(self, now: float, mac: int) -> list[tuple[int, bytes]]:
-        """PFC to send now: (in_port, frame) for lossless classes crossing XOFF/XON or due a refresh; also
-        updates ``held`` (the ports the engine must not read)."""
-        out: list[tuple[int, bytes]] = []
+    def pfc_frames(self, now: float) -> list[tuple[int, dict[int, int]]]:
+        """PFC to send now: (in_port, {priority: quanta}) for lossless classes crossing XOFF/XON or due a
+        refresh; also updates ``held`` (the ports the engine must not read)."""
+        out: list[tuple[int, dict[int, int]]] = []
         for tc in self.classes:
             if not tc.lossless:
                 continue
@@ -278,15 +279,13 @@ class EgressQos:
                 tc.xoff and backlog > XON_BYTES and now >= tc.next_refresh
             ):
                 tc.xoff = True
-                frame = encode_pfc(mac, {p: MAX_QUANTA for p in tc.lossless})
-                out += [(i, frame) for i in sorted(tc.feeders)]
+                out += [(i, dict.fromkeys(tc.lossless, MAX_QUANTA)) for i in sorted(tc.feeders)]
                 tc.pfc_sent += len(tc.feeders)
                 # Refresh before the pause the senders heard runs out (half of it).
                 tc.next_refresh = now + quanta_to_seconds(MAX_QUANTA, self.capacity) / 2
             elif tc.xoff and backlog <= XON_BYTES:
                 tc.xoff = False
-                frame = encode_pfc(mac, {p: 0 for p in tc.lossless})
-                out += [(i, frame) for i in sorted(tc.feeders)]
+                out += [(i, dict.fromkeys(tc.lossless, 0)) for i in sorted(tc.feeders)]
                 tc.pfc_sent += len(tc.feeders)
                 tc.feeders.clear()
         self.held = {i for tc in self.classes if tc.xoff for i in tc.feeders}
@@ -311,6 +310,12 @@ class EgressQos:
                 self.scheduler.pause(prio, now + quanta_to_seconds(q, self.capacity) if q else 0.0)
                 self.classes[self.class_of[prio]].pfc_received += 1
         return keep
+
+    def set_capacity(self, capacity: int, now: float) -> None:
+        """A team lost or regained a member: the link is as fast as its active members together."""
+        if capacity and capacity != self.capacity:
+            self.capacity = capacity
+            self.scheduler.link = bucket_for(capacity, now)
 
     def pull(self, now: float) -> tuple[list[Packet], list[int]]:
         return self.scheduler.pull(now)
@@ -446,6 +451,8 @@ def install(
             egress = old[1]
         else:
             egress = EgressQos(sc, i, capacity, pcs, cfg.qos_policies, dcb, now)
+            team = teams.get(pc.interface or "")
+            egress.per_member = team.member_link_speed if team is not None else 0
         sp.egress = egress
         kept[(sc.name, pc.name)] = (signature, egress)
     return kept
