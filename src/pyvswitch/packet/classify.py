@@ -50,12 +50,9 @@ def l3_start(data: Buffer) -> tuple[int, int]:
     return -1, off
 
 
-def l4_header(data: Buffer) -> tuple[int, int, int] | None:
-    """(IP version 4 or 6, upper-layer protocol, offset of its header) or None.
-
-    None for frames that are not IP, whose IP header is truncated or malformed, or that are non-first
-    fragments. The offset may equal ``len(data)``: callers check the bytes they read.
-    """
+def ip_header(data: Buffer) -> tuple[int, int] | None:
+    """(IP version 4 or 6, offset of the IP header) when ``data`` holds a whole, well-formed IPv4 or IPv6
+    header (after any 802.1Q/802.1ad tags); else None."""
     n = len(data)
     if n < 14:
         return None
@@ -70,30 +67,46 @@ def l4_header(data: Buffer) -> tuple[int, int, int] | None:
         ihl = (b0 & 0x0F) * 4
         if b0 >> 4 != 4 or ihl < 20 or n < off + ihl:
             return None
-        if (data[off + 6] & 0x1F) or data[off + 7]:  # fragment offset != 0: no L4 header here
-            return None
-        return 4, data[off + 9], off + ihl
+        return 4, off
     if etype == ETH_P_IPV6:
         if n < off + 40 or data[off] >> 4 != 6:
             return None
-        nh = data[off + 6]
-        p = off + 40
-        for _ in range(MAX_IPV6_EXT_HEADERS + 1):  # the headers, then the upper layer
-            if nh in _IPV6_EXT_HEADERS:
-                if n < p + 8:
-                    return None
-                nh, p = data[p], p + (data[p + 1] + 1) * 8
-            elif nh == _IPV6_FRAGMENT:
-                if n < p + 8 or ((data[p + 2] << 8) | data[p + 3]) & 0xFFF8:
-                    return None
-                nh, p = data[p], p + 8
-            elif nh == _IPV6_AH:
-                if n < p + 8:
-                    return None
-                nh, p = data[p], p + (data[p + 1] + 2) * 4
-            else:
-                return 6, nh, p
+        return 6, off
+    return None
+
+
+def l4_header(data: Buffer) -> tuple[int, int, int] | None:
+    """(IP version 4 or 6, upper-layer protocol, offset of its header) or None.
+
+    None for frames that are not IP, whose IP header is truncated or malformed, or that are non-first
+    fragments. The offset may equal ``len(data)``: callers check the bytes they read.
+    """
+    ip = ip_header(data)
+    if ip is None:
         return None
+    version, off = ip
+    n = len(data)
+    if version == 4:
+        if (data[off + 6] & 0x1F) or data[off + 7]:  # fragment offset != 0: no L4 header here
+            return None
+        return 4, data[off + 9], off + (data[off] & 0x0F) * 4
+    nh = data[off + 6]
+    p = off + 40
+    for _ in range(MAX_IPV6_EXT_HEADERS + 1):  # the headers, then the upper layer
+        if nh in _IPV6_EXT_HEADERS:
+            if n < p + 8:
+                return None
+            nh, p = data[p], p + (data[p + 1] + 1) * 8
+        elif nh == _IPV6_FRAGMENT:
+            if n < p + 8 or ((data[p + 2] << 8) | data[p + 3]) & 0xFFF8:
+                return None
+            nh, p = data[p], p + 8
+        elif nh == _IPV6_AH:
+            if n < p + 8:
+                return None
+            nh, p = data[p], p + (data[p + 1] + 2) * 4
+        else:
+            return 6, nh, p
     return None
 
 

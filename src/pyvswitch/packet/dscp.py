@@ -14,39 +14,15 @@ version (IPv4: IHL below 5), is not IP: ``set_dscp`` and ``get_dscp`` return Non
 
 from __future__ import annotations
 
-from pyvswitch.packet.classify import l3_start
-from pyvswitch.packet.frame import ETH_P_8021AD, ETH_P_8021Q, ETH_P_IPV4, ETH_P_IPV6, Buffer
+from pyvswitch.packet.classify import ip_header
+from pyvswitch.packet.frame import Buffer
 
 MAX_DSCP = 63
 
 
-def _ip_header(data: Buffer) -> tuple[int, int] | None:
-    """(IP version, offset of the IP header) when ``data`` holds a whole IPv4 or IPv6 header; else None."""
-    n = len(data)
-    if n < 14:
-        return None
-    etype = (data[12] << 8) | data[13]
-    off = 14
-    if etype in (ETH_P_8021Q, ETH_P_8021AD):
-        etype, off = l3_start(data)
-    if etype == ETH_P_IPV4:
-        if n < off + 20:
-            return None
-        b0 = data[off]
-        ihl = (b0 & 0x0F) * 4
-        if b0 >> 4 != 4 or ihl < 20 or n < off + ihl:
-            return None
-        return 4, off
-    if etype == ETH_P_IPV6:
-        if n < off + 40 or data[off] >> 4 != 6:
-            return None
-        return 6, off
-    return None
-
-
 def get_dscp(data: Buffer) -> int | None:
     """The DSCP (0-63) of an IPv4 or IPv6 frame, or None if it is not IP."""
-    ip = _ip_header(data)
+    ip = ip_header(data)
     if ip is None:
         return None
     version, off = ip
@@ -62,7 +38,7 @@ def set_dscp(data: Buffer, dscp: int) -> bytearray | None:
     """
     if not 0 <= dscp <= MAX_DSCP:
         raise ValueError(f"DSCP {dscp} is outside 0-63")
-    ip = _ip_header(data)
+    ip = ip_header(data)
     if ip is None:
         return None
     version, off = ip
