@@ -265,3 +265,17 @@ def test_reconfigure_keeps_learned_macs_and_applies_new_vlan(h: SwitchHarness) -
     assert any(r["mac"] == LAN for r in h.engine.fdb("ext"))
     h.send("a", f := eth(LAN, A))
     h.expect("up", f, vlan=5)
+
+
+@pytest.mark.parametrize(
+    "dst", ["01:80:c2:00:00:00", "01:80:c2:00:00:01", "01:80:c2:00:00:02", "01:80:c2:00:00:0e"]
+)
+def test_link_local_reserved_multicast_is_never_forwarded(h: SwitchHarness, dst: str) -> None:
+    """STP, MAC Control (PAUSE/PFC), slow protocols (LACP), LLDP: a VM's frame to 01-80-C2-00-00-0x stops at
+    its port, counted (802.1Q 8.6.3; the Linux bridge and OVS do the same); 01-80-C2-00-00-10 is not reserved."""
+    h.send("a", eth(dst, A, bytes(46), ethertype=0x88CC))
+    h.expect_nothing()
+    elements = h.engine.switches["ext"].counters()["elements"]
+    assert elements["ingress"]["drops"]["reserved-multicast"] == 1  # type: ignore[index]
+    h.send("a", eth("01:80:c2:00:00:10", A, bytes(46), ethertype=0x88CC))
+    assert h.take("b") and h.take("c")

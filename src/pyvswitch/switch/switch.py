@@ -78,7 +78,7 @@ class Ingress(Element):
     """Validates a frame, strips an inline 802.1Q tag, assigns its VLAN and learns its source.
 
     Drops: runt, truncated-vlan-tag, oversize, vnet-csum-out-of-frame, vnet-bad-gso-type, vnet-bad-gso,
-    source-multicast, vlan-not-admitted.
+    source-multicast, reserved-multicast, vlan-not-admitted.
     """
 
     __slots__ = ("switch",)
@@ -137,6 +137,11 @@ class Ingress(Element):
                 continue
             if src_hi & 0x0100:
                 self.drop("source-multicast")
+                continue
+            if dst_hi == 0x0180 and dst_lo & 0xFFFFFFF0 == 0xC2000000:
+                # 01-80-C2-00-00-00..0F are link-local (802.1Q 8.6.3: STP, MAC Control/PFC, LACP, LLDP,
+                # 802.1X): a bridge never forwards them, as the Linux bridge and OVS do not.
+                self.drop("reserved-multicast")
                 continue
             vid = tci & 0xFFF if tci != UNTAGGED else 0
             vlan = admit.get(vid if vid else UNTAGGED)
