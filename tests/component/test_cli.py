@@ -331,6 +331,13 @@ def test_new_and_get_vmswitch(cli: Cli, d: Daemon) -> None:
             "NetAdapterInterfaceDescription": "eth1",
             "AllowManagementOS": False,
             "Notes": "",
+            # QoS (QS-06): Default mode is Weight; no link speed configured, so the capacity is unbounded.
+            "BandwidthReservationMode": "Weight",
+            "DefaultFlowMinimumBandwidthWeight": 1,
+            "DefaultFlowMinimumBandwidthAbsolute": 0,
+            "BandwidthPercentage": 100.0,
+            "Capacity": 0,
+            "Reservation": 0,
         }
     ]
     res = cli("Get-VMSwitch", "nope")

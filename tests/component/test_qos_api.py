@@ -12,6 +12,7 @@ from fastapi.testclient import TestClient
 
 from pyvswitch.daemon.api import create_app
 from tests.component.test_api import Daemon, FakeEngine
+from tests.component.test_cli import Cli
 
 G = 10**9
 M = 10**6
@@ -309,3 +310,89 @@ def test_dcb_adapter_of_a_removed_switch_is_refused(d: Daemon) -> None:
     ok(d.client.put("/v1/qos/adapters/eth1"))
     r = d.client.delete("/v1/switches/ext")
     assert r.status_code == 400 and "dcb.adapters[0]" in errors(r)
+
+
+# ---------------------------------------------------------------- the CLI on these routes
+
+
+@pytest.fixture
+def cli(d: Daemon, capsys: pytest.CaptureFixture[str]) -> Cli:
+    return Cli(d, capsys)
+
+
+def test_verbs_set_bandwidth_and_show_it(cli: Cli, d: Daemon) -> None:
+    """``switch add --link-speed --min-bandwidth-mode``, ``port set --min-absolute --max-bandwidth``, ``qos show``."""
+    cli.ok(
+        "switch", "add", "ext", "--uplink", "eth1", "--link-speed", "1G", "--min-bandwidth-mode", "absolute"
+    )
+    cli.ok("vm", "add", "web01", "--switch", "ext")
+    cli.ok("port", "set", "web01-eth0", "--min-absolute", "300M", "--max-bandwidth", "500M")
+    port = cli.ok("port", "show", "web01-eth0", "--json").json()
+    assert (port["minimum_bandwidth_absolute"], port["maximum_bandwidth"]) == (3 * 10**8, 5 * 10**8)
+    res = cli("port", "set", "web01-eth0", "--min-absolute", "950M")
+    assert res.rc == 1 and "1 Gbit/s capacity, 100 Mbit/s reserved, 950 Mbit/s requested" in res.err
+    res = cli("port", "set", "web01-eth0", "--max-bandwidth", "100MB")
+    assert res.rc == 2 and "bytes are not accepted" in res.err
+    text = cli.ok("qos", "show", "ext").out
+    assert "capacity:" in text and "1 Gbit/s" in text and "400 Mbit/s" in text  # 100 default + 300
+    assert "min 300 Mbit/s, max 500 Mbit/s" in text
+    assert cli.ok("qos", "show", "--json").json()[0]["reservation"] == 4 * 10**8
+
+
+def test_cmdlets_set_bandwidth_and_get_vmswitch_fl(cli: Cli, d: Daemon) -> None:
+    cli.ok("New-VMSwitch", "ext", "-NetAdapterName", "eth1", "-MinimumBandwidthMode", "Weight")
+    cli.ok("New-VM", "web01", "-SwitchName", "ext")
+    cli.ok(
+        "Set-VMNetworkAdapter", "-VMName", "web01", "-MinimumBandwidthWeight", "3", "-MaximumBandwidth", "1G"
+    )
+    cli.ok("Set-VMSwitch", "ext", "-DefaultFlowMinimumBandwidthWeight", "1")
+    out = cli.ok("Get-VMSwitch", "ext", "|", "fl").out
+    assert "BandwidthReservationMode            : Weight" in out
+    assert "BandwidthPercentage                 : 25" in out
+    adapters = cli.ok("--json", "Get-VMNetworkAdapter", "-VMName", "web01").json()
+    assert (adapters[0]["MaximumBandwidth"], adapters[0]["BandwidthPercentage"]) == (10**9, 75.0)
+    res = cli("Set-VMSwitch", "ext", "-DefaultFlowMinimumBandwidthAbsolute", "10M")
+    assert res.rc == 1 and "default_flow_minimum_bandwidth_absolute" in res.err
+
+
+def test_netqos_cmdlets_and_verbs(cli: Cli, d: Daemon) -> None:
+    """QS-07..10 through the front ends: policies, classes, PFC, DCBX, adapters."""
+    cli.ok(
+        "New-NetQosPolicy", "SMB", "-SMB", "-MinBandwidthWeightAction", "50", "-PriorityValue8021Action", "3"
+    )
+    cli.ok("qos", "policy", "add", "web", "--protocol", "tcp", "--dst-port", "80", "--throttle", "100M")
+    out = cli.ok("Get-NetQosPolicy").out
+    assert "Template           : SMB" in out and "ThrottleRate   : 100000000" in out
+    assert [r.split()[0] for r in cli.ok("qos", "policy", "list").out.splitlines()[1:]] == ["SMB", "web"]
+    cli.ok("Set-NetQosPolicy", "web", "-DSCPAction", "46")
+    assert d.service.qos_policy("web").dscp == 46
+    cli.ok("Remove-NetQosPolicy", "web")
+    cli.ok("qos", "policy", "del", "SMB")
+    assert d.service.qos_policies() == []
+
+    cli.ok(
+        "New-NetQosTrafficClass", "SMB", "-Priority", "3", "-Algorithm", "ETS", "-BandwidthPercentage", "60"
+    )
+    cli.ok("qos", "class", "add", "LM", "--priority", "5", "--algorithm", "strict")
+    table = cli.ok("Get-NetQosTrafficClass").out
+    assert "[Default] ETS       40" in table
+    cli.ok("Enable-NetQosFlowControl", "-Priority", "3")
+    cli.ok("qos", "pfc", "on", "5")
+    assert d.service.dcb().flow_control_priorities == [3, 5]
+    cli.ok("qos", "pfc", "off", "5")
+    assert "True" in [r.split()[1] for r in cli.ok("Get-NetQosFlowControl", "3").out.splitlines()[2:]]
+    cli.ok("Set-NetQosDcbxSetting", "-Willing", "$false")
+    assert "Willing   : False" in cli.ok("Get-NetQosDcbxSetting").out
+    cli.ok("qos", "dcbx", "--willing")
+    assert d.service.dcb().willing is True
+    cli.ok("switch", "add", "ext", "--uplink", "eth1")
+    cli.ok("Enable-NetAdapterQos", "eth1")
+    assert d.service.dcb().adapters == ["eth1"]
+    assert "eth1" in cli.ok("Get-NetAdapterQos").out
+    cli.ok("qos", "adapter", "disable", "eth1")
+    assert d.service.dcb().adapters == []
+    res = cli("Enable-NetAdapterQos", "nope")
+    assert res.rc == 1 and "neither" in res.err
+    cli.ok("Remove-NetQosTrafficClass", "SMB")
+    cli.ok("qos", "class", "del", "LM")
+    assert [c["name"] for c in d.service.traffic_classes()] == ["[Default]"]

@@ -14,11 +14,11 @@ from pyvswitch.config.schema import (
     QosPolicyConfig,
     SwitchConfig,
     TeamConfig,
+    format_bps,
 )
 from pyvswitch.config.validate import (
     default_flow_reservation,
     effective_mode,
-    format_bps,
     problems_from_validation_error,
     switch_capacity,
     validate,

@@ -26,6 +26,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import Enum
 from typing import Any
+from urllib.parse import quote
 
 import click
 from pydantic import ValidationError
@@ -40,11 +41,12 @@ from pyvswitch.cli.acls import (
     remove_xacl,
     weight_in_use,
 )
-from pyvswitch.cli.client import Client, JsonObj
+from pyvswitch.cli.client import ApiError, Client, JsonObj
 from pyvswitch.cli.extensions import extension_settings, ordered_settings, set_enabled
 from pyvswitch.cli.format import echo_json, hyperv_mac, ps_table
 from pyvswitch.cli.lbfo import lbfo_cmdlets
 from pyvswitch.cli.netevent import netevent_cmdlets
+from pyvswitch.cli.netqos import netqos_cmdlets, parse_bandwidth, ps_list
 from pyvswitch.config.schema import VlanConfig, VlanMode, format_vlan_list, parse_vlan_list
 from pyvswitch.packet.mac import format_mac, parse_mac
 
@@ -75,6 +77,9 @@ class PType(Enum):
     INT = "System.Int32"
     UINT32 = "System.UInt32"
     BOOL = "System.Boolean"
+    # Bandwidths in bit/s (Hyper-V's Int64/UInt64 parameters); k/M/G/T suffixes accepted (cli.netqos).
+    INT64 = "System.Int64"
+    UINT64 = "System.UInt64"
     SWITCH = "System.Management.Automation.SwitchParameter"
 
 
@@ -105,6 +110,7 @@ class Session:
 
     client: Client
     json: bool = False
+    format_list: bool = False  # the line ended in "| fl" (Format-List)
 
 
 @dataclass(frozen=True)
@@ -224,6 +230,15 @@ def _convert(cmd: Cmdlet, p: Param, raw: str) -> object:
             f"Cannot validate argument on parameter '{p.name}'. The argument is null or empty. Provide an "
             "argument that is not null or empty, and then try the command again.",
         )
+    if p.type is PType.INT64 or p.type is PType.UINT64:
+        try:
+            return parse_bandwidth(raw)
+        except ValueError as exc:
+            raise CmdletUsageError(
+                cmd.name,
+                f"Cannot process argument transformation on parameter '{p.name}'. Cannot convert value "
+                f'"{raw}" to type "{p.type.value}": {exc}.',
+            ) from None
     if p.type is PType.INT or p.type is PType.UINT32:
         try:
             n = int(raw)
@@ -336,7 +351,11 @@ def adapter_name(port: Mapping[str, Any]) -> str:
     return name
 
 
-def switch_obj(sw: Mapping[str, Any]) -> JsonObj:
+def switch_obj(sw: Mapping[str, Any], qos: Mapping[str, Any] | None = None) -> JsonObj:
+    """A VMSwitch; ``qos`` is its QoS status (GET /v1/switches/{name}/qos): the effective reservation mode,
+    the default flow's BandwidthPercentage, and Msvm_EthernetSwitchBandwidthData's Capacity and Reservation."""
+    flow: Mapping[str, Any] = (qos or {}).get("default_flow") or {}
+    mode = sw.get("minimum_bandwidth_mode") or "Default"
     return {
         "Name": sw.get("name"),
         "SwitchType": sw.get("type"),
@@ -344,10 +363,20 @@ def switch_obj(sw: Mapping[str, Any]) -> JsonObj:
         "NetAdapterInterfaceDescription": sw.get("net_adapter") or "",
         "AllowManagementOS": sw.get("allow_management_os"),
         "Notes": sw.get("notes") or "",
+        "BandwidthReservationMode": (qos or {}).get("mode") or ("Weight" if mode == "Default" else mode),
+        "DefaultFlowMinimumBandwidthWeight": sw.get("default_flow_minimum_bandwidth_weight", 1),
+        "DefaultFlowMinimumBandwidthAbsolute": flow.get("absolute")
+        or sw.get("default_flow_minimum_bandwidth_absolute")
+        or 0,
+        "BandwidthPercentage": flow.get("bandwidth_percentage", 0),
+        "Capacity": (qos or {}).get("capacity", 0),
+        "Reservation": (qos or {}).get("reservation", 0),
     }
 
 
-def adapter_obj(port: Mapping[str, Any], degraded: Mapping[str, Any]) -> JsonObj:
+def adapter_obj(
+    port: Mapping[str, Any], degraded: Mapping[str, Any], bandwidth_percentage: float | None = None
+) -> JsonObj:
     return {
         "Name": adapter_name(port),
         "VMName": port.get("vm") or "",
@@ -359,6 +388,11 @@ def adapter_obj(port: Mapping[str, Any], degraded: Mapping[str, Any]) -> JsonObj
         # Port security (Set-VMNetworkAdapter), as Hyper-V's OnOffState and UInt32.
         **{param: _on_off(port.get(field)) for param, field in ON_OFF_SETTINGS.items()},
         "StormLimit": port.get("storm_limit") or 0,
+        # Set-VMNetworkAdapter bandwidth (bit/s), and the share the switch's QoS status gives the port.
+        "MaximumBandwidth": port.get("maximum_bandwidth") or 0,
+        "MinimumBandwidthWeight": port.get("minimum_bandwidth_weight") or 0,
+        "MinimumBandwidthAbsolute": port.get("minimum_bandwidth_absolute") or 0,
+        "BandwidthPercentage": bandwidth_percentage or 0,
     }
 
 
@@ -404,6 +438,8 @@ def vlan_list_text(v: Mapping[str, Any]) -> str:
 def _print(s: Session, objs: list[JsonObj], columns: Sequence[str]) -> None:
     if s.json:
         echo_json(objs)
+    elif objs and s.format_list:
+        click.echo(ps_list(objs))
     elif objs:
         rows = [
             ["{" + ", ".join(o[c]) + "}" if isinstance(o[c], list) else o[c] for c in columns] for o in objs
@@ -418,9 +454,26 @@ VLAN_COLUMNS = ("VMName", "VMNetworkAdapterName", "Mode", "VlanList")
 
 def _print_adapters(s: Session, ports: list[JsonObj]) -> None:
     degraded: Mapping[str, Any] = {}
+    shares: dict[str, float] = {}
     if ports:
         degraded = s.client.health().get("degraded") or {}
-    _print(s, [adapter_obj(p, degraded) for p in ports], ADAPTER_COLUMNS)
+    if s.json or s.format_list:
+        # BandwidthPercentage comes from each switch's QoS status (not shown in the table).
+        for sw in sorted({str(p["switch"]) for p in ports if p.get("switch")}):
+            status = _qos_status(s, sw)
+            for name, st in (status.get("ports") or {}).items():
+                shares[name] = st.get("bandwidth_percentage") or 0
+    _print(s, [adapter_obj(p, degraded, shares.get(str(p.get("name")))) for p in ports], ADAPTER_COLUMNS)
+
+
+def _qos_status(s: Session, switch: str) -> JsonObj:
+    """The switch's QoS status; empty from a daemon without the route."""
+    try:
+        return dict(s.client.request("GET", f"/switches/{quote(switch, safe='')}/qos"))
+    except ApiError as exc:
+        if exc.status == 404:
+            return {}
+        raise
 
 
 def _print_vlans(s: Session, ports: list[JsonObj]) -> None:
@@ -503,6 +556,8 @@ def new_vmswitch(a: Args, s: Session) -> None:
         body["allow_management_os"] = a.boolean("AllowManagementOS")
     if a.has("Notes"):
         body["notes"] = a.text("Notes")
+    if a.has("MinimumBandwidthMode"):
+        body["minimum_bandwidth_mode"] = a.text("MinimumBandwidthMode")
     _print(s, [switch_obj(s.client.add_switch(body))], SWITCH_COLUMNS)
 
 
@@ -516,7 +571,13 @@ def get_vmswitch(a: Args, s: Session) -> None:
     ]
     if name is not None and not _has_wildcard(name) and not switches:
         raise CmdletError(a.cmdlet, f'Hyper-V was unable to find a virtual switch with name "{name}".')
-    _print(s, [switch_obj(sw) for sw in switches], SWITCH_COLUMNS)
+    # The QoS status only where it is shown: --json and Format-List.
+    full = s.json or s.format_list
+    _print(
+        s,
+        [switch_obj(sw, _qos_status(s, str(sw["name"])) if full else None) for sw in switches],
+        SWITCH_COLUMNS,
+    )
 
 
 def set_vmswitch(a: Args, s: Session) -> None:
@@ -539,6 +600,10 @@ def set_vmswitch(a: Args, s: Session) -> None:
         changes["allow_management_os"] = a.boolean("AllowManagementOS")
     if a.has("Notes"):
         changes["notes"] = a.text("Notes")
+    if a.has("DefaultFlowMinimumBandwidthWeight"):
+        changes["default_flow_minimum_bandwidth_weight"] = a.number("DefaultFlowMinimumBandwidthWeight")
+    if a.has("DefaultFlowMinimumBandwidthAbsolute"):
+        changes["default_flow_minimum_bandwidth_absolute"] = a.number("DefaultFlowMinimumBandwidthAbsolute")
     if a.has("Extensions"):
         # The order within each kind (capture, filter, forwarding); each keeps its enabled state.
         configured, stack = extension_settings(s.client, name)
@@ -736,11 +801,22 @@ ON_OFF_SETTINGS = {
 }
 
 
+# Set-VMNetworkAdapter's bandwidth parameters (hyperv-networking.md §5.2) -> PortConfig fields.
+BANDWIDTH_SETTINGS = {
+    "MaximumBandwidth": "maximum_bandwidth",
+    "MinimumBandwidthWeight": "minimum_bandwidth_weight",
+    "MinimumBandwidthAbsolute": "minimum_bandwidth_absolute",
+}
+
+
 def security_from_args(a: Args) -> JsonObj:
     """The PortConfig changes a Set-VMNetworkAdapter command line asks for."""
     changes: JsonObj = {field: a.text(p) == "On" for p, field in ON_OFF_SETTINGS.items() if a.has(p)}
     if a.has("StormLimit"):
         changes["storm_limit"] = a.number("StormLimit")
+    for param, field_name in BANDWIDTH_SETTINGS.items():
+        if a.has(param):
+            changes[field_name] = a.number(param)
     return changes
 
 
@@ -1110,17 +1186,21 @@ CMDLETS: tuple[Cmdlet, ...] = (
             Param("SwitchType", choices=_SWITCH_TYPES),
             Param("AllowManagementOS", PType.BOOL),
             Param("Notes"),
+            Param("MinimumBandwidthMode", choices=("Default", "Weight", "Absolute", "None")),
         ),
         new_vmswitch,
         "Create a switch.",
         "-NetAdapterName IF makes it External (with a host vNIC unless -AllowManagementOS $false);\n"
-        "otherwise -SwitchType Internal|Private is required.",
+        "otherwise -SwitchType Internal|Private is required. -MinimumBandwidthMode is fixed at creation\n"
+        "(Default = Weight). The uplink's line rate: pyvswitch switch add ... --link-speed 1G.",
     ),
     Cmdlet(
         "Get-VMSwitch",
         (Param("Name", position=0, aliases=("SwitchName",)), Param("SwitchType", choices=_SWITCH_TYPES)),
         get_vmswitch,
         "List switches (-Name takes wildcards).",
+        "End the line with '| fl' (quoted for the shell) for every property, with the QoS status:\n"
+        "BandwidthReservationMode, DefaultFlowMinimumBandwidth*, BandwidthPercentage, Capacity, Reservation.",
     ),
     Cmdlet(
         "Set-VMSwitch",
@@ -1131,12 +1211,16 @@ CMDLETS: tuple[Cmdlet, ...] = (
             Param("AllowManagementOS", PType.BOOL),
             Param("Notes"),
             Param("Extensions"),
+            Param("DefaultFlowMinimumBandwidthWeight", PType.UINT32, range=(0, 100)),
+            Param("DefaultFlowMinimumBandwidthAbsolute", PType.INT64),
             Param("Passthru", _S),
         ),
         set_vmswitch,
-        "Change a switch's adapter, type, management-OS sharing or extension order.",
+        "Change a switch's adapter, type, management-OS sharing, extension order or default flow.",
         "-Extensions a,b,c puts those extensions first, in that order, within their kind\n"
-        "(capture, filter, forwarding); each keeps its enabled state.",
+        "(capture, filter, forwarding); each keeps its enabled state.\n"
+        "-DefaultFlowMinimumBandwidthWeight (Weight mode) / -DefaultFlowMinimumBandwidthAbsolute (Absolute mode,\n"
+        "bit/s; 100M and 1G suffixes accepted): the share of ports without a minimum of their own.",
     ),
     Cmdlet(
         "Remove-VMSwitch",
@@ -1230,12 +1314,17 @@ CMDLETS: tuple[Cmdlet, ...] = (
             Param("AllowTeaming", choices=ON_OFF),
             Param("IeeePriorityTag", choices=ON_OFF),
             Param("StormLimit", PType.UINT32, range=(0, 4_294_967_295)),
+            Param("MaximumBandwidth", PType.INT64),
+            Param("MinimumBandwidthWeight", PType.UINT32, range=(0, 100)),
+            Param("MinimumBandwidthAbsolute", PType.INT64),
             Param("Passthru", _S),
         ),
         set_vmnetworkadapter,
-        "Set port security of adapters (all of the VM's unless -Name).",
+        "Set port security and bandwidth of adapters (all of the VM's unless -Name).",
         "-MacAddressSpoofing, -DhcpGuard, -RouterGuard, -AllowTeaming, -IeeePriorityTag take On|Off;\n"
         "-StormLimit N is broadcast + multicast + unknown-unicast packets/s (0 = no limit).\n"
+        "-MaximumBandwidth / -MinimumBandwidthAbsolute are bit/s (rounded to 8; 100M and 1G suffixes accepted),\n"
+        "-MinimumBandwidthWeight 0-100 (Weight-mode switch); they shape what the adapter sends.\n"
         "Get-VMNetworkAdapter --json shows the settings.",
     ),
     Cmdlet(
@@ -1383,6 +1472,9 @@ CMDLETS: tuple[Cmdlet, ...] = (
 
 CMDLETS += netevent_cmdlets()  # New/Get/Start/Stop/Remove-NetEventSession, the capture provider
 CMDLETS += lbfo_cmdlets()  # New/Get/Set/Remove-NetLbfoTeam, *-NetLbfoTeamMember, *-NetLbfoTeamNic
+CMDLETS += (
+    netqos_cmdlets()
+)  # *-NetQosPolicy, *-NetQosTrafficClass, *-NetQosFlowControl, DCBX, *-NetAdapterQos
 _BY_NAME = {c.name.lower(): c for c in CMDLETS}
 
 
@@ -1417,14 +1509,27 @@ def epilog() -> str:
     return "\n".join(lines)
 
 
+def _format_list(argv: Sequence[str]) -> tuple[list[str], bool]:
+    """A line ending in ``| fl`` / ``| Format-List`` (quoted for the shell): the words before it, and True."""
+    words = list(argv)
+    tail = [w.lower() for w in words[-2:]]
+    if tail[-1:] in (["|fl"], ["|format-list"]):
+        return words[:-1], True
+    if len(tail) == 2 and tail[0] == "|" and tail[1] in ("fl", "format-list"):
+        return words[:-2], True
+    return words, False
+
+
 def run(name: str, argv: Sequence[str], session_factory: Callable[[], Session]) -> int:
     """Run cmdlet ``name``; usage errors raise CmdletUsageError, API errors propagate to the caller."""
     cmd = find(name)
     if any(t in ("-?", "--help", "/?") for t in argv):
         click.echo(help_text(cmd))
         return 0
+    argv, format_list = _format_list(argv)
     args = bind(cmd, argv)
     session = session_factory()
+    session.format_list = session.format_list or format_list
     with session.client:
         cmd.run(args, session)
     return 0

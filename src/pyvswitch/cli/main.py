@@ -25,6 +25,7 @@ from pyvswitch.cli.acls import acl_group, xacl_group
 from pyvswitch.cli.capture import capture_group
 from pyvswitch.cli.client import DEFAULT_SOCKET, ApiError, Client, DaemonUnreachable
 from pyvswitch.cli.extensions import extension_group
+from pyvswitch.cli.qos import qos_group
 from pyvswitch.cli.team import team_group
 from pyvswitch.cli.trace import trace_group
 from pyvswitch.cli.verbs import COMMANDS, State, port_group
@@ -52,7 +53,7 @@ def cli(ctx: click.Context, socket_path: str, json_out: bool) -> None:
     state.json = state.json or json_out
 
 
-for _command in (*COMMANDS, extension_group, trace_group, team_group, capture_group):
+for _command in (*COMMANDS, extension_group, trace_group, team_group, capture_group, qos_group):
     cli.add_command(_command)
 for _command in (acl_group, xacl_group):
     port_group.add_command(_command)

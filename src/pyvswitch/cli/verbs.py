@@ -58,6 +58,28 @@ def json_flag(f: F) -> F:
 VLAN_HELP = f"VLAN setting: {GRAMMAR}."
 
 
+def bandwidth_callback(ctx: click.Context, param: click.Parameter, value: str | None) -> int | None:
+    """click option callback for bit/s: a number, or with a decimal k/M/G/T suffix (100M, 1G), as
+    ``cli.netqos.parse_bandwidth`` (a callback, not a ParamType: see ``vlanspec.vlan_option_callback``)."""
+    if value is None:
+        return None
+    from pyvswitch.cli.netqos import parse_bandwidth
+
+    try:
+        return parse_bandwidth(value)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), ctx=ctx, param=param) from None
+
+
+BW_HELP = "bit/s; k, M, G, T suffixes accepted (100M, 1G)"
+
+
+def _bits(v: object) -> str:
+    from pyvswitch.config.schema import format_bps
+
+    return format_bps(int(v)) if isinstance(v, int) and v else "-"
+
+
 # ---------------------------------------------------------------- human views
 
 
@@ -80,6 +102,14 @@ def switch_detail(sw: Mapping[str, Any]) -> str:
             ("mac aging (s)", sw.get("mac_aging_s")),
             ("mac table size", sw.get("mac_table_size")),
             ("notes", sw.get("notes")),
+            ("min bandwidth mode", sw.get("minimum_bandwidth_mode") or "Default"),
+            ("default flow weight", sw.get("default_flow_minimum_bandwidth_weight", 1)),
+            (
+                "default flow absolute",
+                _bits(sw.get("default_flow_minimum_bandwidth_absolute"))
+                if sw.get("default_flow_minimum_bandwidth_absolute") is not None
+                else "- (10 % of capacity)",
+            ),
             ("ports", _names(sw.get("ports") or [])),
         ]
     )
@@ -141,6 +171,10 @@ def port_detail(p: Mapping[str, Any]) -> str:
             ("ieee priority tag", p.get("ieee_priority_tag")),
             ("acl entries", len(p.get("acls") or [])),
             ("extended acl entries", len(p.get("extended_acls") or [])),
+            ("maximum bandwidth", _bits(p.get("maximum_bandwidth"))),
+            ("minimum weight", p.get("minimum_bandwidth_weight") or "- (default flow)"),
+            ("minimum absolute", _bits(p.get("minimum_bandwidth_absolute"))),
+            ("link speed", _bits(p.get("link_speed")) if p.get("kind") in ("uplink", "interface") else "-"),
         ]
     )
 
@@ -238,6 +272,17 @@ def switch_group() -> None:
 @click.option(
     "--flood-unknown", is_flag=True, help="Flood unknown unicast to every port (default: uplink only)."
 )
+@click.option(
+    "--link-speed",
+    metavar="BIT/S",
+    callback=bandwidth_callback,
+    help=f"Line rate of the --uplink NIC ({BW_HELP}; 0 = unbounded).",
+)
+@click.option(
+    "--min-bandwidth-mode",
+    type=click.Choice(["default", "weight", "absolute", "none"], case_sensitive=False),
+    help="Minimum-bandwidth mode, fixed at creation (default = weight).",
+)
 @json_flag
 @pass_state
 def switch_add(
@@ -247,6 +292,8 @@ def switch_add(
     uplink: str | None,
     no_management_os: bool,
     flood_unknown: bool,
+    link_speed: int | None,
+    min_bandwidth_mode: str | None,
 ) -> None:
     """Create switch NAME (New-VMSwitch)."""
     kind = type_.lower() if type_ else None
@@ -271,6 +318,12 @@ def switch_add(
         body["allow_management_os"] = False
     if flood_unknown:
         body["flood_unknown_unicast"] = True
+    if link_speed is not None:
+        if uplink is None:
+            raise click.BadParameter("a line rate needs --uplink IF", param_hint="'--link-speed'")
+        body["link_speed"] = link_speed
+    if min_bandwidth_mode is not None:
+        body["minimum_bandwidth_mode"] = min_bandwidth_mode.capitalize()
     with state.client() as c:
         _emit(state, c.add_switch(body), switch_detail)
 
@@ -498,6 +551,27 @@ def port_show(state: State, name: str) -> None:
     default=None,
     help="Keep the 802.1p priority of its frames.",
 )
+@click.option(
+    "--max-bandwidth",
+    metavar="BIT/S",
+    callback=bandwidth_callback,
+    help=f"Cap on what it sends ({BW_HELP}; 0 = none).",
+)
+@click.option(
+    "--min-weight", type=click.IntRange(0, 100), help="Minimum-bandwidth weight (Weight-mode switch)."
+)
+@click.option(
+    "--min-absolute",
+    metavar="BIT/S",
+    callback=bandwidth_callback,
+    help=f"Minimum bandwidth (Absolute-mode switch; {BW_HELP}).",
+)
+@click.option(
+    "--link-speed",
+    metavar="BIT/S",
+    callback=bandwidth_callback,
+    help=f"Line rate of an uplink or interface port's NIC ({BW_HELP}).",
+)
 @json_flag
 @pass_state
 def port_set(
@@ -513,6 +587,10 @@ def port_set(
     allow_teaming: bool | None,
     storm_limit: int | None,
     ieee_priority_tag: bool | None,
+    max_bandwidth: int | None,
+    min_weight: int | None,
+    min_absolute: int | None,
+    link_speed: int | None,
 ) -> None:
     """Change port NAME (Set-VMNetworkAdapterVlan, Connect-/Disconnect-VMNetworkAdapter, Set-VMNetworkAdapter)."""
     if switch is not None and disconnect:
@@ -535,11 +613,19 @@ def port_set(
         "ieee_priority_tag": ieee_priority_tag,
     }
     changes.update({k: v for k, v in security.items() if v is not None})
+    bandwidth = {
+        "maximum_bandwidth": max_bandwidth,
+        "minimum_bandwidth_weight": min_weight,
+        "minimum_bandwidth_absolute": min_absolute,
+        "link_speed": link_speed,
+    }
+    changes.update({k: v for k, v in bandwidth.items() if v is not None})
     if not changes:
         raise click.UsageError(
-            "nothing to change: give --vlan, --switch, --disconnect, --ip or a security option "
+            "nothing to change: give --vlan, --switch, --disconnect, --ip, a security option "
             "(--mac-spoofing, --dhcp-guard, --router-guard, --allow-teaming, --storm-limit, "
-            "--ieee-priority-tag)"
+            "--ieee-priority-tag) or a bandwidth option (--max-bandwidth, --min-weight, --min-absolute, "
+            "--link-speed)"
         )
     with state.client() as c:
         _emit(state, c.update_port(name, changes), port_detail)

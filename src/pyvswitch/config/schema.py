@@ -170,6 +170,14 @@ def round_bits(v: int) -> int:
     return (v + 4) // 8 * 8
 
 
+def format_bps(bps: int) -> str:
+    """bit/s for people: 1_000_000_000 -> '1 Gbit/s', 950_000_000 -> '950 Mbit/s', 1_250_000 -> '1.25 Mbit/s'."""
+    for unit, name in ((10**12, "Tbit/s"), (10**9, "Gbit/s"), (10**6, "Mbit/s"), (10**3, "kbit/s")):
+        if bps >= unit:
+            return f"{bps / unit:.6g} {name}"
+    return f"{bps} bit/s"
+
+
 BitsPerSecond = Annotated[int, Field(ge=0, le=10**13)]
 
 

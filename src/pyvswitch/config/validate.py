@@ -22,6 +22,7 @@ from pyvswitch.config.schema import (
     SwitchConfig,
     SwitchType,
     VlanMode,
+    format_bps,
 )
 from pyvswitch.config.team_nics import team_users
 
@@ -229,14 +230,6 @@ def validate(cfg: HostConfig, old: HostConfig | None = None) -> list[Problem]:
 
 
 # ---------------------------------------------------------------- QoS (hyperv-networking.md §5)
-
-
-def format_bps(bps: int) -> str:
-    """1_000_000_000 -> '1 Gbit/s', 950_000_000 -> '950 Mbit/s', 1_250_000 -> '1.25 Mbit/s'."""
-    for unit, name in ((10**12, "Tbit/s"), (10**9, "Gbit/s"), (10**6, "Mbit/s"), (10**3, "kbit/s")):
-        if bps >= unit:
-            return f"{bps / unit:.6g} {name}"
-    return f"{bps} bit/s"
 
 
 def effective_mode(sw: SwitchConfig) -> MinimumBandwidthMode:
