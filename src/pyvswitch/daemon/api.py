@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import logging
+from collections.abc import Iterable
 from enum import StrEnum
 from typing import Any
 
@@ -223,6 +224,17 @@ class Health(BaseModel):
     degraded: dict[str, str] = Field(default_factory=dict)
 
 
+def patch_changes(body: BaseModel, not_null: Iterable[str] | None = None) -> dict[str, Any]:
+    """The fields a PATCH body sets. null means "unset" only for optional settings: the fields in
+    ``not_null`` (every field, when None) refuse it, each error naming its field."""
+    changes = body.model_dump(exclude_unset=True)
+    keys = changes.keys() if not_null is None else [k for k in not_null if k in changes]
+    nulls = [(k, "may not be null") for k in keys if changes[k] is None]
+    if nulls:
+        raise ConfigError(nulls)
+    return changes
+
+
 def _errors(status: int, problems: list[tuple[str, str]]) -> JSONResponse:
     return JSONResponse(
         status_code=status, content={"errors": [{"field": f, "message": m} for f, m in problems]}
@@ -301,14 +313,7 @@ def create_app(service: Service) -> FastAPI:
 
     @app.patch("/v1/switches/{name}")
     def patch_switch(name: str, body: SwitchPatch) -> SwitchView:
-        changes = body.model_dump(exclude_unset=True)
-        nulls: list[tuple[str, str]] = [
-            (k, "may not be null")
-            for k in ("minimum_bandwidth_mode", "default_flow_minimum_bandwidth_weight")
-            if k in changes and changes[k] is None
-        ]
-        if nulls:
-            raise ConfigError(nulls)
+        changes = patch_changes(body, ("minimum_bandwidth_mode", "default_flow_minimum_bandwidth_weight"))
         return switch_view(service.update_switch(name, changes))
 
     @app.get("/v1/switches/{name}/qos")
@@ -355,10 +360,9 @@ def create_app(service: Service) -> FastAPI:
 
     @app.patch("/v1/ports/{name}")
     def patch_port(name: str, body: PortPatch) -> PortConfig:
-        changes = body.model_dump(exclude_unset=True)
-        nulls: list[tuple[str, str]] = [
-            (k, "may not be null")
-            for k in (
+        changes = patch_changes(
+            body,
+            (
                 "vlan",
                 "mac_spoofing",
                 "dhcp_guard",
@@ -374,11 +378,8 @@ def create_app(service: Service) -> FastAPI:
                 "minimum_bandwidth_weight",
                 "minimum_bandwidth_absolute",
                 "link_speed",
-            )
-            if k in changes and changes[k] is None
-        ]
-        if nulls:
-            raise ConfigError(nulls)
+            ),
+        )
         return service.update_port(name, changes)
 
     @app.delete("/v1/ports/{name}", status_code=204)
@@ -416,10 +417,7 @@ def create_app(service: Service) -> FastAPI:
 
     @app.patch("/v1/teams/{name}")
     def patch_team(name: str, body: TeamPatch) -> dict[str, Any]:
-        changes = body.model_dump(exclude_unset=True)
-        nulls = [(k, "may not be null") for k, v in changes.items() if v is None]
-        if nulls:
-            raise ConfigError(nulls)
+        changes = patch_changes(body)
         return service.update_team(name, changes)
 
     @app.post("/v1/teams/{name}/members", status_code=201)
@@ -506,14 +504,7 @@ def create_app(service: Service) -> FastAPI:
 
     @app.patch("/v1/qos/policies/{name:path}")
     def patch_qos_policy(name: str, body: QosPolicyPatch) -> QosPolicyConfig:
-        changes = body.model_dump(exclude_unset=True)
-        nulls: list[tuple[str, str]] = [
-            (k, "may not be null")
-            for k in ("ip_protocol", "precedence")
-            if k in changes and changes[k] is None
-        ]
-        if nulls:
-            raise ConfigError(nulls)
+        changes = patch_changes(body, ("ip_protocol", "precedence"))
         return service.update_qos_policy(name, changes)
 
     @app.delete("/v1/qos/policies/{name:path}", status_code=204)
@@ -528,10 +519,7 @@ def create_app(service: Service) -> FastAPI:
 
     @app.patch("/v1/qos/dcb")
     def patch_dcb(body: DcbPatch) -> dict[str, Any]:
-        changes = body.model_dump(exclude_unset=True)
-        nulls = [(k, "may not be null") for k, v in changes.items() if v is None]
-        if nulls:
-            raise ConfigError(nulls)
+        changes = patch_changes(body)
         service.update_dcb(changes)
         return dcb()
 
@@ -549,10 +537,7 @@ def create_app(service: Service) -> FastAPI:
 
     @app.patch("/v1/qos/traffic-classes/{name}")
     def patch_traffic_class(name: str, body: TrafficClassPatch) -> dict[str, Any]:
-        changes = body.model_dump(exclude_unset=True)
-        nulls = [(k, "may not be null") for k, v in changes.items() if v is None]
-        if nulls:
-            raise ConfigError(nulls)
+        changes = patch_changes(body)
         return service.update_traffic_class(name, changes)
 
     @app.delete("/v1/qos/traffic-classes/{name}", status_code=204)
