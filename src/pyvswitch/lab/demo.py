@@ -19,9 +19,10 @@ devices to give it a VLAN interface; the uplink carries VLANs 10 and 20 tagged (
 web01 to the LAN host is expected to fail — and the demo captures the frames in the LAN namespace to show
 they arrive tagged with VLAN 10 — while the untagged app01 reaches the LAN host. Every ping shown states whether it should succeed and why.
 
-After the traffic checks come two scenes: security (lab/demo_security.py) and NIC teaming (lab/demo_team.py:
+After the traffic checks come three scenes: security (lab/demo_security.py), NIC teaming (lab/demo_team.py:
 a 2-member team to a "physical switch" namespace, a member's cable pulled mid-stream, the gap measured, the
-cable plugged back in).
+cable plugged back in) and QoS (lab/demo_qos.py: weights 1:2:5 sharing a 1 Gbit/s uplink, one VM stopping and
+the others absorbing its share, a VM capped with MaximumBandwidth).
 
 The daemon runs in the root namespace with a temporary state directory and socket. Everything is removed
 at the end unless ``keep=True``, which leaves it running and prints how to use and remove it.
@@ -45,6 +46,7 @@ import httpx
 from rich.console import Console
 from rich.table import Table
 
+from pyvswitch.lab.demo_qos import QosScene
 from pyvswitch.lab.demo_security import SecurityScene
 from pyvswitch.lab.demo_team import TeamScene
 from pyvswitch.lab.harness import venv_bin
@@ -348,6 +350,7 @@ def run_demo(keep: bool) -> int:
         return 2
     demo = Demo(console)
     team: TeamScene | None = None
+    qos: QosScene | None = None
     kept = False
     try:
         demo.build()
@@ -356,13 +359,17 @@ def run_demo(keep: bool) -> int:
         good &= scene.table(scene.run({v.short: v.addr for v in VMS}))
         team = TeamScene(console, demo.cli, demo.cli_json, demo.tag)
         good &= team.table(team.run())
+        qos = QosScene(console, demo.cli, demo.cli_json, demo.tag)
+        good &= qos.table(qos.run())
         console.print(
             "[green]All checks behaved as stated.[/green]"
             if good
             else "[red]Some checks did not behave as stated.[/red]"
         )
         if keep:
-            demo.explain_kept(team.kept_lines())
+            t_use, t_remove = team.kept_lines()
+            q_use, q_remove = qos.kept_lines()
+            demo.explain_kept((t_use + q_use, t_remove + q_remove))
             kept = True
         return 0 if good else 1
     except KeyboardInterrupt:
@@ -376,6 +383,8 @@ def run_demo(keep: bool) -> int:
         return 1
     finally:
         if not kept:
+            if qos is not None:
+                qos.cleanup()  # through the daemon, before demo.cleanup stops it
             if team is not None:
-                team.cleanup()  # through the daemon, before demo.cleanup stops it
+                team.cleanup()
             demo.cleanup()
