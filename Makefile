@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 APT_PACKAGES := iperf3 tshark ethtool tcpdump netsniff-ng iproute2 iputils-ping openvswitch-switch
 
-.PHONY: setup system-deps venv demo test lint typecheck unit bench bench-rules bench-failover clean
+.PHONY: setup system-deps venv demo test lint typecheck unit bench bench-rules bench-failover bench-qos clean
 
 setup: system-deps venv
 
@@ -37,6 +37,10 @@ bench-rules: setup
 # Team failover: UDP 10k packets/s through an LACP team to an Open vSwitch bond, the carrying member cut.
 bench-failover: setup
 	$(BIN)/python -m pyvswitch.lab.failover --reps 5
+
+# QoS scheduler overhead: TCP VM -> LAN through the uplink with QoS off vs on (100G link speed, a weight), and the bridge.
+bench-qos: setup
+	$(BIN)/python -m pyvswitch.lab.qosbench --reps 3 --json bench-qos.json
 
 lint: venv
 	$(BIN)/ruff check src tests
