@@ -15,6 +15,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from pyvswitch.config.schema import (
+    IFNAME_RE,
     HostConfig,
     MinimumBandwidthMode,
     PortConfig,
@@ -343,20 +344,15 @@ def _qos_problems(cfg: HostConfig, old: HostConfig | None) -> list[Problem]:
             )
     out.extend(_admission_problems(cfg, old))
     _duplicates(enumerate(q.name for q in cfg.qos_policies), "policy name", "qos_policies", "name", out)
-    candidates = {p.interface for p in cfg.ports if p.kind in (PortKind.UPLINK, PortKind.INTERFACE)}
-    candidates |= set(teams)
+    # DCB is a NIC's setting (Enable-NetAdapterQos), not a switch's: it stays when the switch using the NIC
+    # goes, as on Windows. Which adapters may be enabled is checked when one is (the service), not here.
     seen: set[str] = set()
     for k, name in enumerate(cfg.dcb.adapters):
         if name in seen:
             out.append((f"dcb.adapters[{k}]", f"adapter {name!r} is listed twice"))
         seen.add(name)
-        if name not in candidates:
-            out.append(
-                (
-                    f"dcb.adapters[{k}]",
-                    f"{name!r} is neither the interface of an uplink or interface port nor a team",
-                )
-            )
+        if not IFNAME_RE.match(name):
+            out.append((f"dcb.adapters[{k}]", f"{name!r} is not an interface name"))
     for k, prio in enumerate(cfg.dcb.flow_control_priorities):
         if not 0 <= prio <= 7:
             out.append(

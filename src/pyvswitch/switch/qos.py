@@ -208,6 +208,7 @@ class EgressQos:
         self.leaf: dict[tuple[int, object], Node] = {}
         self.port_weight: dict[int, float] = {}
         self.port_names = {i: pc.name for i, pc in ports}
+        self.port_speed = {i: pc.link_speed for i, pc in ports}  # PFC timing: a pause lasts by its link
         self.default_weight = self._default_weight(sc, capacity)
         for ci, tc in enumerate(self.classes):
             limit = LOSSLESS_LIMIT if tc.lossless else LEAF_LIMIT
@@ -281,8 +282,10 @@ class EgressQos:
                 tc.xoff = True
                 out += [(i, dict.fromkeys(tc.lossless, MAX_QUANTA)) for i in sorted(tc.feeders)]
                 tc.pfc_sent += len(tc.feeders)
-                # Refresh before the pause the senders heard runs out (half of it).
-                tc.next_refresh = now + quanta_to_seconds(MAX_QUANTA, self.capacity) / 2
+                # Refresh before the pause the senders heard runs out (half of it). A sender times the quanta
+                # at the speed of *its* link (a VM's veth: unbounded, timed as 10 Gbit/s, 3.4 ms), not ours.
+                pause = min(quanta_to_seconds(MAX_QUANTA, self.port_speed.get(i, 0)) for i in tc.feeders)
+                tc.next_refresh = now + pause / 2
             elif tc.xoff and backlog <= XON_BYTES:
                 tc.xoff = False
                 out += [(i, dict.fromkeys(tc.lossless, 0)) for i in sorted(tc.feeders)]
@@ -364,7 +367,7 @@ class EgressQos:
                     "name": tc.name,
                     "priorities": tc.priorities,
                     "algorithm": tc.algorithm,
-                    "bandwidth_percentage": tc.bandwidth_percentage,
+                    "bandwidth_percentage": tc.bandwidth_percentage if tc.algorithm == "ETS" else None,
                     "sent_bytes": tc.node.sent_bytes
                     if tc.node is not self.scheduler.root
                     else self.scheduler.root.sent_bytes,
