@@ -175,6 +175,50 @@ class Scheduler:
             node = node.parent
         return True
 
+    def send_now(self, leaf: Node, size: int, priority: int, now: float) -> bool:
+        """Cut-through: with nothing queued anywhere, a frame the link, the caps on its path and the pauses
+        would let go at once is charged as if pulled and goes without being queued (True) — the order is the
+        same as through the queue, and a frame that is never queued is never copied out of its receive ring.
+        False: enqueue it."""
+        root = self.root
+        if root.backlog or (self.paused and priority in self.paused):
+            return False
+        link = self.link
+        if link is not None and not link.ready(now):
+            return False
+        path = self._path_of(leaf)
+        for node in path:
+            if node.cap is not None and not node.cap.ready(now):
+                return False
+        if link is not None:
+            link.tokens -= size
+        self._charge(path, size, now)
+        return True
+
+    def _path_of(self, leaf: Node) -> list[Node]:
+        path: list[Node] = []
+        node: Node | None = leaf
+        while node is not None and node is not self.root:
+            path.append(node)
+            node = node.parent
+        path.reverse()
+        return path
+
+    def _charge(self, path: list[Node], size: int, now: float) -> None:
+        """Account a frame sent from the leaf at the end of ``path`` (fair tags, caps, counters); not backlog."""
+        parent = self.root
+        for node in path:
+            if not node.is_strict:
+                if node.start < parent.vtime:
+                    node.start = parent.vtime
+                parent.vtime = node.start
+                node.start += size / node.weight
+            if node.cap is not None:
+                node.cap.tokens -= size
+            node._account(size, now)
+            parent = node
+        self.root._account(size, now)
+
     # ---- pull (the engine, whenever it runs) ----
 
     def pause(self, priority: int, until: float) -> None:
@@ -240,20 +284,12 @@ class Scheduler:
             pkt, tci, size, _prio = leaf.queue.popleft()
             if link is not None:
                 link.tokens -= size
-            parent = root
             for node in path:
-                if not node.is_strict:
-                    parent.vtime = node.start
-                    node.start += size / node.weight
-                if node.cap is not None:
-                    node.cap.tokens -= size
                 node.backlog -= size
                 node.frames -= 1
-                node._account(size, now)
-                parent = node
             root.backlog -= size
             root.frames -= 1
-            root._account(size, now)
+            self._charge(path, size, now)
             pkts.append(pkt)
             tcis.append(tci)
         return pkts, tcis

@@ -462,10 +462,11 @@ class Engine:
                         egress = dport.egress
                         if egress is not None:
                             before = egress.last_enqueue_drops
-                            egress.enqueue(out_pkts, tcis, now)
+                            out_pkts, tcis = egress.enqueue(out_pkts, tcis, now)  # the rest: _drain
                             if egress.last_enqueue_drops != before:
                                 dport.drops["qos-queue-full"] += egress.last_enqueue_drops - before
-                            continue  # sent when the link has room (_drain)
+                            if not out_pkts:
+                                continue
                         if taps is not None:
                             taps.sent(dport.name, out_pkts, tcis)
                         dport.device.send(out_pkts, tcis)

@@ -246,11 +246,15 @@ class EgressQos:
 
     # ---- data path ----
 
-    def enqueue(self, pkts: list[Packet], tcis: list[int], now: float) -> None:
+    def enqueue(self, pkts: list[Packet], tcis: list[int], now: float) -> tuple[list[Packet], list[int]]:
+        """Queue a batch for the link; returns the frames that may go at once (the scheduler was empty and
+        the link had room: cut-through, see Scheduler.send_now), to be sent now in this order."""
         sched = self.scheduler
         leaf = self.leaf
         class_of = self.class_of
         classes = self.classes
+        now_pkts: list[Packet] = []
+        now_tcis: list[int] = []
         for p, t in zip(pkts, tcis, strict=True):
             prio = 0 if t == UNTAGGED else (t >> PCP_SHIFT) & 7
             ci = class_of[prio]
@@ -262,11 +266,17 @@ class EgressQos:
                 node = leaf.get((ci, p.in_port))
                 if node is None:
                     continue  # not a port of this switch any more
-            if not sched.enqueue(node, p.detach() if isinstance(p.data, memoryview) else p, t, prio):
-                self.last_enqueue_drops += 1
             tc = classes[ci]
             if tc.lossless:
                 tc.feeders.add(p.in_port)
+            if sched.send_now(node, len(p.data), prio, now):
+                now_pkts.append(p)
+                now_tcis.append(t)
+                continue
+            # Queued frames outlive the batch: take them out of the receive ring, which is handed back.
+            if not sched.enqueue(node, p.detach() if isinstance(p.data, memoryview) else p, t, prio):
+                self.last_enqueue_drops += 1
+        return now_pkts, now_tcis
 
     def pfc_frames(self, now: float) -> list[tuple[int, dict[int, int]]]:
         """PFC to send now: (in_port, {priority: quanta}) for lossless classes crossing XOFF/XON or due a
