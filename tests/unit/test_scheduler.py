@@ -161,3 +161,22 @@ def test_tail_drop_counts_and_deadline_says_when_to_look_again() -> None:
         clock.advance(0.001)
         sched.pull(clock.now())
     assert sched.next_deadline(clock.now()) is None
+
+
+def test_cut_through_only_when_nothing_is_queued_and_the_link_has_room() -> None:
+    """send_now / send_batch_now: an idle scheduler with link room sends at once (charged as if pulled);
+    once anything is queued, every frame queues behind it, so order is kept."""
+    clock = FakeClock(0.0)
+    a, b = leaf("a"), leaf("b")
+    sched = Scheduler(tree(a, b), 10_000_000, clock.now())  # 1.25 MB/s, burst 131 kB
+    assert sched.send_batch_now(a, 80 * MTU, 80, clock.now())  # 120 kB: the link's burst has room
+    assert a.sent_frames == 80 and sched.root.sent_bytes == 80 * MTU
+    assert not sched.send_batch_now(a, 80 * MTU, 80, clock.now())  # 11 kB left: not for a whole batch
+    while sched.send_now(a, MTU, 0, clock.now()):  # frame by frame until the bucket is in debt
+        pass
+    assert sched.link is not None and sched.link.tokens < 0
+    sched.enqueue(a, Packet(bytes(MTU)), -1)
+    clock.advance(1.0)  # plenty of tokens again, but something is queued: no overtaking
+    assert not sched.send_now(b, MTU, 0, clock.now())
+    assert len(sched.pull(clock.now())[0]) == 1
+    assert sched.send_now(b, MTU, 0, clock.now()) and b.sent_frames == 1

@@ -253,6 +253,16 @@ class EgressQos:
         leaf = self.leaf
         class_of = self.class_of
         classes = self.classes
+        if not sched.paused and not sched.root.backlog and len(classes) == 1 and len(pkts) > 1:
+            # An uncongested link, one class: the whole batch from one port goes at once if there is room.
+            first = pkts[0]
+            node = leaf.get((0, first.in_port)) if first.qos is None else None
+            if (
+                node is not None
+                and all(p.in_port == first.in_port and p.qos is None for p in pkts)
+                and sched.send_batch_now(node, sum(len(p.data) for p in pkts), len(pkts), now)
+            ):
+                return pkts, tcis
         now_pkts: list[Packet] = []
         now_tcis: list[int] = []
         for p, t in zip(pkts, tcis, strict=True):
