@@ -551,3 +551,11 @@ def test_the_engine_retunes_a_live_team_in_place(real: EngineDaemon) -> None:
     ok(real, "DELETE", "/v1/teams/t1/members/eth1", 204)
     assert [m["name"] for m in ok(real, "GET", "/v1/teams/t1")["status"]["members"]] == ["eth2", "eth3"]
     assert real.devices["eth1"].closed and not real.devices["eth2"].closed
+
+
+def test_team_member_link_speed_for_qos(cli: Cli, d: Daemon) -> None:
+    """QoS on a team uplink (issue 5 item 1): each member's line rate, set with the team and changed live."""
+    cli.ok("team", "add", "t1", "--member", "eth1", "--member-link-speed", "1G")
+    assert ok(d, "GET", "/v1/teams/t1")["member_link_speed"] == 10**9
+    cli.ok("team", "set", "t1", "--member-link-speed", "10G")
+    assert ok(d, "GET", "/v1/teams/t1")["member_link_speed"] == 10**10

@@ -13,7 +13,7 @@ from urllib.parse import quote
 import click
 
 from pyvswitch.cli.format import echo_json, table
-from pyvswitch.cli.verbs import State, json_flag, pass_state
+from pyvswitch.cli.verbs import BW_HELP, State, bandwidth_callback, json_flag, pass_state
 
 MODES = {"switchindependent": "SwitchIndependent", "static": "Static", "lacp": "Lacp"}
 ALGORITHMS = {
@@ -41,10 +41,12 @@ def team_group() -> None:
 )
 @click.option("--lacp-timer", type=click.Choice(["fast", "slow"], case_sensitive=False), default="slow")
 @click.option("--standby", metavar="IF", help="The member kept in standby.")
+@click.option("--member-link-speed", metavar="BIT/S", callback=bandwidth_callback,
+              help=f"Each member's line rate, for QoS ({BW_HELP}; 0 = unbounded).")  # fmt: skip
 @json_flag
 @pass_state
 def team_add(state: State, name: str, members: tuple[str, ...], mode: str, algorithm: str, lacp_timer: str,
-             standby: str | None) -> None:  # fmt: skip
+             standby: str | None, member_link_speed: int | None) -> None:  # fmt: skip
     """Create team NAME (New-NetLbfoTeam); use it with: pyvswitch switch add SW --uplink NAME."""
     body = {
         "name": name,
@@ -53,6 +55,7 @@ def team_add(state: State, name: str, members: tuple[str, ...], mode: str, algor
         "load_balancing": ALGORITHMS[algorithm.lower()],
         "lacp_timer": lacp_timer.capitalize(),
         "standby_member": standby,
+        "member_link_speed": member_link_speed or 0,
     }
     with state.client() as c:
         out = dict(c.request("POST", "/teams", json=body))
@@ -137,12 +140,17 @@ def team_del(state: State, name: str) -> None:
     default=None,
     help="Lacp mode without a partner: carry traffic as SwitchIndependent.",
 )
+@click.option("--member-link-speed", metavar="BIT/S", callback=bandwidth_callback,
+              help=f"Each member's line rate, for QoS ({BW_HELP}; 0 = unbounded).")  # fmt: skip
 @json_flag
 @pass_state
 def team_set(state: State, name: str, mode: str | None, algorithm: str | None, lacp_timer: str | None,
-             up_delay_ms: int | None, down_delay_ms: int | None, lacp_fallback: bool | None) -> None:  # fmt: skip
+             up_delay_ms: int | None, down_delay_ms: int | None, lacp_fallback: bool | None,
+             member_link_speed: int | None) -> None:  # fmt: skip
     """Change team NAME (Set-NetLbfoTeam); a team in use changes live."""
     body = team_set_body(mode, algorithm, lacp_timer, up_delay_ms, down_delay_ms, lacp_fallback)
+    if member_link_speed is not None:
+        body["member_link_speed"] = member_link_speed
     if not body:
         raise click.UsageError("nothing to change: give at least one option")
     with state.client() as c:
