@@ -288,13 +288,17 @@ class PyvswitchForwarder:
                 raise RuntimeError(
                     f"{exc}; CLI said: {self._last_cli_error!r}; log: {self.log_tail(800)!r}"
                 ) from exc
-            self.cli("switch", "add", "sw", "--type", "private")
-            self.cli("port", "add", "p1", "--interface", harness.fw_ifs[0], "--switch", "sw")
-            self.cli("port", "add", "p2", "--interface", harness.fw_ifs[1], "--switch", "sw")
+            self.configure(harness)
             harness.reachable()
         except BaseException:
             self.stop()
             raise
+
+    def configure(self, harness: Harness) -> None:
+        """The switch the benchmark measures (subclasses measure others): a Private switch between fw's ends."""
+        self.cli("switch", "add", "sw", "--type", "private")
+        self.cli("port", "add", "p1", "--interface", harness.fw_ifs[0], "--switch", "sw")
+        self.cli("port", "add", "p2", "--interface", harness.fw_ifs[1], "--switch", "sw")
 
     def _healthy(self) -> bool:
         assert self._proc is not None and self.socket is not None

@@ -23,7 +23,6 @@ import argparse
 import json
 import os
 import statistics
-import tempfile
 import time
 from pathlib import Path
 from typing import Any
@@ -33,7 +32,6 @@ from rich.table import Table
 
 from pyvswitch.lab.harness import Forwarder, Harness, LinuxBridge, PyvswitchForwarder, tools_missing
 from pyvswitch.lab.traffic import TrafficError, run_iperf3
-from pyvswitch.testing.netns import wait_for
 
 QOS_LINK_SPEED = "100G"
 VM_WEIGHT = "5"
@@ -48,30 +46,12 @@ class UplinkForwarder(PyvswitchForwarder):
         self.qos = qos
         self.name = "pyvswitch-qos" if qos else "pyvswitch"
 
-    def start(self, harness: Harness) -> None:
-        import subprocess
-
-        self._tmp = tempfile.TemporaryDirectory(prefix="pyvswitch-qosbench-")
-        state = Path(self._tmp.name)
-        self.socket = state / "sock"
-        self._log = state / "pyvswitchd.log"
-        cmd = [str(self.bin_dir / "pyvswitchd"), "--state-dir", str(state), "--socket", str(self.socket)]
-        cmd += ["--forwarding-cpu", "none" if harness.fwd_cpu is None else str(harness.fwd_cpu)]
-        with open(self._log, "ab") as logf:
-            self._proc = subprocess.Popen(
-                ["ip", "netns", "exec", harness.fw, *cmd], stdout=logf, stderr=subprocess.STDOUT
-            )
-        try:
-            wait_for(self._healthy, timeout_s=self.start_timeout_s, what=f"pyvswitchd socket {self.socket}")
-            link = ["--link-speed", QOS_LINK_SPEED] if self.qos else []
-            self.cli("switch", "add", "sw", "--uplink", harness.fw_ifs[1], "--no-management-os", *link)
-            self.cli("port", "add", "vm", "--interface", harness.fw_ifs[0], "--switch", "sw")
-            if self.qos:
-                self.cli("port", "set", "vm", "--min-weight", VM_WEIGHT)
-            harness.reachable()
-        except BaseException:
-            self.stop()
-            raise
+    def configure(self, harness: Harness) -> None:
+        link = ["--link-speed", QOS_LINK_SPEED] if self.qos else []
+        self.cli("switch", "add", "sw", "--uplink", harness.fw_ifs[1], "--no-management-os", *link)
+        self.cli("port", "add", "vm", "--interface", harness.fw_ifs[0], "--switch", "sw")
+        if self.qos:
+            self.cli("port", "set", "vm", "--min-weight", VM_WEIGHT)
 
     def scheduled_bytes(self) -> int:
         """Bytes the uplink's egress scheduler sent (0 without one)."""

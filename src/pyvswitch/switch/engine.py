@@ -435,7 +435,7 @@ class Engine:
                 continue  # MaximumBandwidth: its frames wait in its ring until it may send again
             if held and id(port) in held:
                 continue  # PFC: a lossless class it feeds is over XOFF
-            pkts = dev.recv(batch_size)
+            pkts = dev.recv(batch_size if pacer is None else pacer.allowance(batch_size))
             if not pkts:
                 continue
             total += len(pkts)

@@ -84,18 +84,27 @@ def port_minimum(pc: PortConfig, mode: MinimumBandwidthMode) -> float:
 
 
 class Pacer:
-    """MaximumBandwidth: how much a port may send; the engine reads the port only while ``ready``."""
+    """MaximumBandwidth: how much a port may send; the engine reads the port only while ``ready``, and only
+    about as many frames as the tokens cover (a batch of 64 KiB GSO frames would otherwise overdraw the
+    bucket by megabytes, and the rate, right on average, would come in bursts)."""
 
-    __slots__ = ("bucket",)
+    __slots__ = ("avg_frame", "bucket")
 
     def __init__(self, rate_bps: int, now: float) -> None:
         self.bucket = bucket_for(rate_bps, now)
+        self.avg_frame = 1500.0  # bytes a frame, recently (EWMA)
 
     def ready(self, now: float) -> bool:
         return self.bucket.ready(now)
 
+    def allowance(self, batch: int) -> int:
+        """Frames to read now: what the tokens cover at the recent frame size, at least one."""
+        return max(1, min(batch, int(self.bucket.tokens / self.avg_frame) + 1))
+
     def took(self, pkts: Sequence[Packet]) -> None:
-        self.bucket.tokens -= sum(len(p.data) for p in pkts)
+        size = sum(len(p.data) for p in pkts)
+        self.bucket.tokens -= size
+        self.avg_frame += 0.25 * (size / len(pkts) - self.avg_frame)
 
     def wait(self) -> float:
         return self.bucket.wait()
