@@ -201,6 +201,9 @@ class SwitchConfig(Model):
     minimum_bandwidth_mode: MinimumBandwidthMode = MinimumBandwidthMode.DEFAULT
     # The default flow: every port without a minimum of its own shares it (Set-VMSwitch -DefaultFlow...).
     default_flow_minimum_bandwidth_weight: Annotated[int, Field(ge=0, le=100)] = 1
+    # SR-IOV (hyperv-networking.md §4.2): fixed at creation (New-VMSwitch -EnableIov). Its ports with an
+    # IovWeight get a VF (a kernel fast path that skips the switch) while the uplink has one free.
+    enable_iov: bool = False
     # bit/s, rounded down to a multiple of 8 (Hyper-V: 1234567 -> 1234560); None = 10 % of the uplink's
     # capacity (Absolute mode)
     default_flow_minimum_bandwidth_absolute: BitsPerSecond | None = None
@@ -218,6 +221,14 @@ class SwitchConfig(Model):
         if v is not None and not IFNAME_RE.match(v):
             raise ValueError("not a Linux interface name (1-15 characters, no '/', ':' or spaces)")
         return v
+
+    @property
+    def bandwidth_mode(self) -> MinimumBandwidthMode:
+        """The minimum-bandwidth mode in force: Default is Weight, or None on an IOV switch (its VF traffic
+        bypasses the scheduler, hyperv-networking.md §4.3)."""
+        if self.minimum_bandwidth_mode is MinimumBandwidthMode.DEFAULT:
+            return MinimumBandwidthMode.NONE if self.enable_iov else MinimumBandwidthMode.WEIGHT
+        return self.minimum_bandwidth_mode
 
     @model_validator(mode="after")
     def _type_matches_adapter(self) -> SwitchConfig:
@@ -372,6 +383,9 @@ class PortConfig(Model):
     maximum_bandwidth: BitsPerSecond = 0  # a ceiling at any time; 0 = none
     minimum_bandwidth_weight: Annotated[int, Field(ge=0, le=100)] = 0  # Weight-mode switch; 0 = default flow
     minimum_bandwidth_absolute: BitsPerSecond = 0  # Absolute-mode switch; 0 = default flow
+    # Set-VMNetworkAdapter -IovWeight: 0 = software path only; > 0 requests a VF on an IOV switch, the value
+    # being the port's claim when VFs are scarce (hyperv-networking.md §4.2).
+    iov_weight: Annotated[int, Field(ge=0, le=100)] = 0
     # The line rate of the interface behind an uplink or interface port (a NIC's speed): its egress scheduler
     # sends no faster, so contention happens where it would on a real NIC even on veth. 0 = unbounded.
     link_speed: BitsPerSecond = 0
@@ -672,6 +686,22 @@ class DcbConfig(Model):
         return self
 
 
+class SriovAdapterConfig(Model):
+    """Enable-NetAdapterSriov / Set-NetAdapterSriov -NumVFs: an uplink NIC that offers virtual functions. Here a
+    VF is emulated by the kernel (tc u32 + mirred between the NIC and a VM's interface): the NIC switch."""
+
+    name: str  # the NIC's interface name (an External switch's uplink)
+    enabled: bool = True
+    num_vfs: Annotated[int, Field(ge=0, le=256)] = 8
+
+    @field_validator("name")
+    @classmethod
+    def _adapter(cls, v: str) -> str:
+        if not IFNAME_RE.match(v):
+            raise ValueError("not a Linux interface name (1-15 characters, no '/', ':' or spaces)")
+        return v
+
+
 class HostConfig(Model):
     """Everything one pyvswitchd owns."""
 
@@ -681,3 +711,4 @@ class HostConfig(Model):
     vms: list[VmConfig] = []
     qos_policies: list[QosPolicyConfig] = []  # New-NetQosPolicy
     dcb: DcbConfig = DcbConfig()
+    sriov_adapters: list[SriovAdapterConfig] = []  # Enable-NetAdapterSriov

@@ -234,10 +234,8 @@ def validate(cfg: HostConfig, old: HostConfig | None = None) -> list[Problem]:
 
 
 def effective_mode(sw: SwitchConfig) -> MinimumBandwidthMode:
-    """Weight, Absolute or None: Default is Weight (None on a bypass-enabled switch, which pyvswitch lacks)."""
-    if sw.minimum_bandwidth_mode is MinimumBandwidthMode.DEFAULT:
-        return MinimumBandwidthMode.WEIGHT
-    return sw.minimum_bandwidth_mode
+    """Weight, Absolute or None (``SwitchConfig.bandwidth_mode``)."""
+    return sw.bandwidth_mode
 
 
 def uplink_port(cfg: HostConfig, switch: str) -> PortConfig | None:

@@ -62,11 +62,7 @@ PCP_SHIFT = 13
 
 
 def effective_mode(sc: SwitchConfig) -> MinimumBandwidthMode:
-    return (
-        MinimumBandwidthMode.WEIGHT
-        if sc.minimum_bandwidth_mode is MinimumBandwidthMode.DEFAULT
-        else (sc.minimum_bandwidth_mode)
-    )
+    return sc.bandwidth_mode
 
 
 def default_flow_absolute(sc: SwitchConfig, capacity: int) -> int:
