@@ -45,6 +45,7 @@ from pyvswitch.config.schema import (
 )
 from pyvswitch.config.validate import problems_from_errors
 from pyvswitch.daemon.capture_api import add_capture_routes
+from pyvswitch.daemon.migration import add_migration_routes
 from pyvswitch.daemon.service import Service
 from pyvswitch.errors import ConfigError, ConflictError, DeviceError, NotFoundError
 
@@ -559,4 +560,5 @@ def create_app(service: Service) -> FastAPI:
         return service.set_qos_adapter(name, False)
 
     add_capture_routes(app, service.captures)
+    add_migration_routes(app, service)  # live migration (daemon/migration.py)
     return app

@@ -204,6 +204,9 @@ class Service:
         self._lock = threading.RLock()
         self._cfg = HostConfig()
         self._degraded: dict[str, str] = {}
+        # OS objects a commit must leave in place although the new configuration drops them: the veths and
+        # namespace of a VM leaving by live migration (daemon/migration.py), which another host adopts.
+        self._keep: set[str] = set()
         # Capture sessions and NetEvent session definitions: run-time state, not persisted.
         self.captures = CaptureManager(engine, lambda: self._cfg)
 
@@ -961,6 +964,73 @@ class Service:
                 )
             return next(a for a in self.qos_adapters() if a["name"] == name)
 
+    # ---- live migration (daemon/migration.py drives these; hyperv-networking.md §8) ----
+
+    def _with_vm(self, vm: VmConfig, ports: list[PortConfig]) -> HostConfig:
+        """The current configuration plus an arriving VM and its ports (resolved on the source), or Conflict."""
+        cfg = self._cfg
+        if any(v.name == vm.name for v in cfg.vms):
+            raise Conflict("vm", f"VM {vm.name!r} already exists on this host")
+        names = {p.name for p in cfg.ports}
+        switches = {s.name for s in cfg.switches}
+        for p in ports:
+            if p.name in names:
+                raise Conflict("ports", f"port {p.name!r} already exists on this host")
+            if p.switch is not None and p.switch not in switches:
+                raise NotFound(
+                    "ports", f"no switch {p.switch!r} on this host (port {p.name!r} needs one of that name)"
+                )
+        return cfg.model_copy(update={"vms": [*cfg.vms, vm], "ports": [*cfg.ports, *ports]})
+
+    @property
+    def engine(self) -> EngineLike:
+        return self._engine
+
+    def has_link(self, ifname: str) -> bool:
+        """Whether ``ifname`` exists in this daemon's namespace."""
+        return self._lab.link_exists(ifname)
+
+    def check_incoming_vm(self, vm: VmConfig, ports: list[PortConfig]) -> None:
+        """Would ``vm`` with ``ports`` be accepted here? Configuration only (the validation port is the
+        engine's, ``migration``): raises ConfigError/Conflict/NotFound, changes nothing."""
+        with self._lock:
+            candidate = self._with_vm(vm, ports)
+            problems = validate(candidate, self._cfg)
+            for p in ports:
+                if p.interface is not None and self._lab.link_exists(p.interface):
+                    problems.append(("ports", f"interface {p.interface!r} of {p.name!r} exists on this host"))
+            if problems:
+                raise ConfigError(problems)
+
+    def adopt_vm(self, vm: VmConfig, ports: list[PortConfig], summary: str) -> VmConfig:
+        """Add ``vm`` whose veths already exist in this namespace (moved here by a live migration): the lab
+        converges the existing pair (no new veth), the engine opens it, the store records it."""
+        with self._lock:
+            self._commit(self._with_vm(vm, ports), summary)
+            return self.vm(vm.name)
+
+    def release_vm(self, name: str, summary: str) -> tuple[VmConfig, list[PortConfig]]:
+        """Drop VM ``name`` from this host's configuration and switches but leave its veths and namespace
+        alone (another host adopts them). Returns what was dropped."""
+        with self._lock:
+            cfg = self._cfg
+            vm = self.vm(name)
+            ports = [p for p in cfg.ports if p.vm == name]
+            self._keep = {vm.namespace, *(p.interface for p in ports if p.interface)}
+            try:
+                self._commit(
+                    cfg.model_copy(
+                        update={
+                            "vms": [v for v in cfg.vms if v.name != name],
+                            "ports": [p for p in cfg.ports if p.vm != name],
+                        }
+                    ),
+                    summary,
+                )
+            finally:
+                self._keep = set()
+            return vm, ports
+
     # ---- start-up ----
 
     def start(self) -> None:
@@ -1211,12 +1281,14 @@ class Service:
         new_ifs = {s.interface for s in new_specs.values()}
         for name, spec in nic_specs(old).items():
             now = new_specs.get(name)
+            if spec.interface in self._keep:
+                continue
             if (now is None or now.identity != spec.identity) and spec.interface not in new_ifs:
                 try:
                     self._lab.delete_link(spec.interface)
                 except Exception:
                     log.exception("deleting %s of removed port %s", spec.interface, name)
-        for ns in sorted(vm_namespaces(old) - vm_namespaces(new)):
+        for ns in sorted(vm_namespaces(old) - vm_namespaces(new) - self._keep):
             try:
                 self._lab.delete_netns(ns)
             except Exception:

@@ -81,6 +81,9 @@ class PortInfo:
     vlan_mode: str
     #: Add-VMNetworkAdapterExtendedAcl entries of the port, compiled (enforced by the built-in firewall).
     extended_acls: tuple[ExtendedRule, ...] = ()
+    #: A validation port (Hyper-V §2.4): offered on a live migration's destination before the move, created then
+    #: deleted at once. Check its policies and veto if they cannot work here; reserve nothing for it.
+    validation: bool = False
 
 
 @dataclass(frozen=True, slots=True)

@@ -25,7 +25,7 @@ import select
 import threading
 from collections import deque
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import partial
 from time import perf_counter
 from typing import Any
@@ -35,7 +35,7 @@ from pyvswitch.config.schema import HostConfig, LacpTimer, PortConfig, PortKind,
 from pyvswitch.datapath import link
 from pyvswitch.datapath.device import Device
 from pyvswitch.errors import ConfigError, DeviceError
-from pyvswitch.ext.api import PortInfo
+from pyvswitch.ext.api import PortEvent, PortInfo
 from pyvswitch.ext.registry import Registry
 from pyvswitch.ext.stack import ExtensionStack, ExtensionVeto, settings_problems
 from pyvswitch.observe.capture import CaptureSession, CaptureTaps, build_taps
@@ -43,7 +43,7 @@ from pyvswitch.packet.frame import UNTAGGED, Packet
 from pyvswitch.packet.pfc import encode_pfc
 from pyvswitch.switch import qos
 from pyvswitch.switch.security import team_macs
-from pyvswitch.switch.switch import Switch, SwitchPort
+from pyvswitch.switch.switch import Switch, SwitchPort, port_info
 from pyvswitch.switch.team import Member, TeamDevice, TeamSettings
 
 log = logging.getLogger(__name__)
@@ -686,6 +686,81 @@ class Engine:
         result: list[dict[str, object]] = []
         self._run_in_loop(lambda: result.append(sw.what_if(port, frame, tci).as_dict()))
         return result[0]
+
+    # ---- live migration (daemon/migration.py; hyperv-networking.md §2.4-2.5) ----
+
+    def validate_port(self, port: PortConfig) -> None:
+        """Offer ``port`` to its switch's extensions as a *validation port* (Hyper-V §2.4): they see it created
+        and may veto (ExtensionVeto), then see it deleted; nothing in the data path changes or is reserved."""
+        assert port.switch is not None
+        sw = self.switches.get(port.switch)
+        if sw is None:
+            raise KeyError(f"no switch {port.switch!r} in the engine")
+
+        def offer() -> None:
+            stack = sw.ext
+            if stack is None:
+                return
+            info = replace(port_info(sw.name, port, -1), validation=True)
+            stack.deliver([(PortEvent.CREATE, info)])  # a Veto raises here, the acceptors told of the delete
+            stack.abandon([info])
+            stack.refresh()
+
+        self._run_in_loop(offer)
+
+    def save_port_state(self, switch: str, port: str) -> dict[str, bytes]:
+        """Each extension's run-time state of ``port`` (save_state), by extension name, read between batches."""
+        out: dict[str, bytes] = {}
+        sw = self.switches.get(switch)
+        if sw is None or sw.ext is None:
+            return out
+        stack = sw.ext
+        self._run_in_loop(lambda: out.update(stack.save_port_state(port)))
+        return out
+
+    def restore_port_state(self, switch: str, port: str, blobs: dict[str, bytes]) -> list[str]:
+        """Hand saved state back to the extensions of ``port`` (restore_state); the names nobody took."""
+        orphans: list[str] = []
+        sw = self.switches.get(switch)
+        if sw is None or sw.ext is None:
+            return list(blobs)
+        stack = sw.ext
+
+        def restore() -> None:
+            orphans.extend(stack.restore_port_state(port, blobs))
+            stack.refresh()
+            sw.ext_active = stack if stack.active else None
+
+        self._run_in_loop(restore)
+        return orphans
+
+    def announce(self, switch: str, port: str, copies: int = 1) -> int:
+        """Send a RARP from ``port``'s MAC out of every port of its VLAN behind which MACs are not configured
+        (the uplink, bound interfaces, TAPs), tagged as that port's frames would leave, so the physical network
+        relearns where the MAC is (a VM that arrived by live migration). Returns the frames sent."""
+        from pyvswitch.switch.team import rarp
+
+        sw, idx = self._switch_port(switch, port)
+        sent: list[int] = [0]
+
+        def send() -> None:
+            src = sw.ports[idx]
+            if src is None or src.mac is None:
+                return
+            vlan = src.ingress_vlans.get(UNTAGGED)
+            if vlan is None:
+                return
+            frame = rarp(src.mac)
+            for t in sw.unknown_targets(vlan):
+                dst = sw.ports[t]
+                if dst is None or t == idx:
+                    continue
+                for _ in range(copies):
+                    dst.device.send([Packet(frame)], [dst.egress_vlans[vlan]])
+                    sent[0] += 1
+
+        self._run_in_loop(send)
+        return sent[0]
 
     def team_status(self, name: str) -> dict[str, object] | None:
         """A team's members, their use and LACP state (None if no switch uses the team)."""

@@ -1,0 +1,389 @@
+"""Live migration of a VM's network adapters between hosts (issue 6 item 4; hyperv-networking.md §2.4-2.5, §8).
+
+The source daemon (A) drives; the destination (B) answers two calls. A VM here is a namespace with veth pairs
+whose switch-side ends live in the daemon's network namespace, so "moving the VM" is moving those ends into B's
+namespace: the VM, its addresses and its open sockets never notice.
+
+1. ``POST /v1/migrations {vm, to}`` on A. ``to`` is a lab host name (``lab.hosts.lookup_host``) or B's socket.
+2. A -> B ``POST /v1/migrations/validate`` with the VM and its ports as A resolved them (interface names, MACs,
+   VLAN, security, ACLs, extended ACLs, QoS...). B checks them against its configuration (the switch of the same
+   name must exist) and offers each connected port to its extensions as a *validation port*: they see it
+   created and may veto, nothing is reserved, it is deleted at once. A veto or any problem aborts: A has changed
+   nothing. B answers with its network namespace (pid and inode).
+3. Blackout starts. A takes away the port's VF (the software path carries it), saves each extension's state of
+   each port (``save_state``; the firewall's connection table), and drops the VM from its configuration and
+   switches without deleting its veths or namespace.
+4. A moves the switch-side veth ends into B's namespace (netlink ``IFLA_NET_NS_PID``; nothing to do if both
+   daemons share a namespace).
+5. A -> B ``POST /v1/migrations/commit`` with the VM, the ports and the saved state: B adopts the existing veths
+   (the lab converges the pair, no new veth), the engine opens them, the store records the VM; B hands the
+   state to its extensions (``restore_state``), sends a RARP from each port's MAC out of its uplink so the LAN
+   relearns the MAC at once, and gives the port a VF if it has one. Blackout ends when B answers.
+6. A answers with the timings: validation, blackout (switch-over), total.
+
+Failure after step 3 never loses the VM: if B cannot adopt it, B moves the veths back into A's namespace
+(it holds them), and A re-adopts the VM with its saved state, so it keeps working on A. If B is unreachable
+after the move, A pulls the veths back itself from B's namespace (``/proc/<pid>/ns/net``) and re-adopts.
+"""
+
+from __future__ import annotations
+
+import base64
+import importlib
+import logging
+import os
+from collections.abc import Callable
+from dataclasses import dataclass
+from time import perf_counter
+from typing import Any, Protocol
+
+import httpx
+from fastapi import FastAPI
+from pydantic import BaseModel, ConfigDict
+
+from pyvswitch.config.schema import PortConfig, VmConfig
+from pyvswitch.daemon.service import NotFound, Service
+from pyvswitch.errors import ConfigError, DeviceError, PyvswitchError
+
+log = logging.getLogger(__name__)
+
+NETNS_SELF = "/proc/self/ns/net"
+
+
+class MigrationError(PyvswitchError):
+    """The destination refused or failed; ``problems`` are its (field, message) pairs."""
+
+    def __init__(self, problems: list[tuple[str, str]]) -> None:
+        self.problems = problems
+        super().__init__("; ".join(f"{f}: {m}" if f else m for f, m in problems))
+
+
+@dataclass(frozen=True, slots=True)
+class Netns:
+    """A daemon's network namespace: its pid (to move links there), the namespace inode (to tell whether two
+    daemons share one) and its /run/netns name when it has one."""
+
+    pid: int
+    inode: int
+    name: str | None = None
+
+    @classmethod
+    def mine(cls) -> Netns:
+        inode = os.stat(NETNS_SELF).st_ino
+        name = None
+        try:
+            for entry in os.scandir("/run/netns"):
+                if os.stat(entry.path).st_ino == inode:
+                    name = entry.name
+                    break
+        except OSError:
+            pass
+        return cls(os.getpid(), inode, name)
+
+    def as_json(self) -> dict[str, Any]:
+        return {"pid": self.pid, "inode": self.inode, "name": self.name}
+
+    @classmethod
+    def of(cls, data: dict[str, Any]) -> Netns:
+        return cls(int(data["pid"]), int(data["inode"]), data.get("name"))
+
+
+class Peer(Protocol):
+    """The destination daemon's two migration calls."""
+
+    def validate(self, body: dict[str, Any]) -> dict[str, Any]: ...
+    def commit(self, body: dict[str, Any]) -> dict[str, Any]: ...
+
+
+class HttpPeer:
+    """The destination over its unix socket."""
+
+    def __init__(self, socket_path: str, timeout_s: float = 60.0) -> None:
+        self.socket_path = socket_path
+        self._timeout_s = timeout_s
+
+    def _post(self, path: str, body: dict[str, Any]) -> dict[str, Any]:
+        transport = httpx.HTTPTransport(uds=self.socket_path)
+        with httpx.Client(base_url="http://pyvswitchd/v1", transport=transport, timeout=self._timeout_s) as c:
+            try:
+                resp = c.post(path, json=body)
+            except httpx.TransportError as exc:
+                raise MigrationError(
+                    [("to", f"cannot reach the destination at {self.socket_path}: {exc}")]
+                ) from exc
+        if resp.status_code >= 400:
+            try:
+                errors = resp.json().get("errors") or []
+            except ValueError:
+                errors = []
+            raise MigrationError(
+                [(str(e.get("field") or ""), str(e.get("message") or "")) for e in errors]
+                or [("", f"destination answered HTTP {resp.status_code}")]
+            )
+        out = resp.json()
+        assert isinstance(out, dict)
+        return out
+
+    def validate(self, body: dict[str, Any]) -> dict[str, Any]:
+        return self._post("/migrations/validate", body)
+
+    def commit(self, body: dict[str, Any]) -> dict[str, Any]:
+        return self._post("/migrations/commit", body)
+
+
+def resolve_target(to: str) -> str:
+    """A lab host name (``lab.hosts.lookup_host``) or a socket path -> the destination's API socket."""
+    if "/" in to:
+        return to
+    try:
+        # The multi-host lab's registry (lab/hosts.py); imported by name, so a daemon without it still runs.
+        hosts: Any = importlib.import_module("pyvswitch.lab.hosts")
+    except ImportError:
+        raise NotFound("to", f"no host {to!r}: give the destination's socket path") from None
+    try:
+        found: Any = hosts.lookup_host(to)
+    except Exception as exc:  # LabError: no lab, no such host
+        raise NotFound("to", f"no host {to!r}: {exc}") from None
+    if found is None:
+        raise NotFound("to", f"no host {to!r}")
+    if isinstance(found, tuple | list):
+        return str(found[0])
+    for attr in ("socket", "socket_path", "api_socket"):
+        if getattr(found, attr, None):
+            return str(getattr(found, attr))
+    raise NotFound("to", f"host {to!r} has no API socket in the lab registry")
+
+
+class LinkMover(Protocol):
+    def move(self, ifnames: list[str], dest: Netns, src: Netns | None = None) -> None:
+        """Move interfaces from ``src`` (None: ours) into namespace ``dest``."""
+
+
+class NetlinkMover:
+    """``ip link set dev X netns <pid>`` through pyroute2 (no subprocess: it is on the blackout's path)."""
+
+    def move(self, ifnames: list[str], dest: Netns, src: Netns | None = None) -> None:
+        from pyroute2 import IPRoute
+
+        ipr = IPRoute() if src is None else IPRoute(netns=f"/proc/{src.pid}/ns/net", flags=0)
+        try:
+            for name in ifnames:
+                idx = ipr.link_lookup(ifname=name)
+                if not idx:
+                    raise DeviceError(f"interface {name!r} is not in the namespace it should be in")
+                ipr.link("set", index=idx[0], net_ns_pid=dest.pid)
+        finally:
+            ipr.close()
+
+
+# Hooks into SR-IOV (daemon/iov.py, being written): take a port's VF away before the move (its traffic falls
+# back to the software path) and give it one on the destination. No-ops until a service offers them.
+def release_vf(service: Service, port: str) -> None:
+    fn = getattr(service, "release_vf", None)
+    if callable(fn):
+        fn(port)
+
+
+def assign_vf(service: Service, port: str) -> None:
+    fn = getattr(service, "assign_vf", None)
+    if callable(fn):
+        fn(port)
+
+
+def _engine_call(engine: object, method: str, *args: Any) -> Any:
+    fn = getattr(engine, method, None)
+    return fn(*args) if callable(fn) else None
+
+
+class Migrations:
+    """Both ends of a live migration for one daemon."""
+
+    def __init__(
+        self,
+        service: Service,
+        engine: object,
+        peer_for: Callable[[str], Peer] | None = None,
+        mover: LinkMover | None = None,
+        netns: Callable[[], Netns] = Netns.mine,
+    ) -> None:
+        self.service = service
+        self.engine = engine
+        self._peer_for = peer_for or (lambda to: HttpPeer(resolve_target(to)))
+        self.mover: LinkMover = mover or NetlinkMover()
+        self._netns = netns
+
+    # ---- source ----
+
+    def migrate(self, name: str, to: str) -> dict[str, Any]:
+        t0 = perf_counter()
+        svc = self.service
+        vm = svc.vm(name)
+        ports = svc.ports(vm=name)
+        peer = self._peer_for(to)
+        here = self._netns()
+        body: dict[str, Any] = {
+            "vm": vm.model_dump(mode="json"),
+            "ports": [p.model_dump(mode="json") for p in ports],
+            "source": here.as_json(),
+        }
+        answer = peer.validate(body)
+        dest = Netns.of(answer["netns"])
+        t1 = perf_counter()
+        # ---- blackout ----
+        connected = [p for p in ports if p.switch is not None]
+        for p in connected:
+            release_vf(svc, p.name)
+        states = {
+            p.name: _engine_call(self.engine, "save_port_state", p.switch, p.name) or {} for p in connected
+        }
+        svc.release_vm(name, f"migrate VM {name} to {to}: leaves")
+        ifnames = [p.interface for p in ports if p.interface]
+        moved = dest.inode != here.inode
+        try:
+            if moved:
+                self.mover.move(ifnames, dest)
+            result = peer.commit({**body, "state": _encode(states)})
+        except Exception as exc:
+            log.error(
+                "migration of %s to %s failed after the switch-over began: %s; keeping it here", name, to, exc
+            )
+            self._take_back(vm, ports, states, ifnames, dest if moved else None, to)
+            raise
+        t2 = perf_counter()
+        log.info("migrated VM %s to %s: blackout %.1f ms", name, to, (t2 - t1) * 1000)
+        return {
+            "vm": name,
+            "to": to,
+            "ports": [p.name for p in ports],
+            "timings": {"validation_s": t1 - t0, "blackout_s": t2 - t1, "total_s": t2 - t0},
+            "destination": result,
+        }
+
+    def _take_back(
+        self,
+        vm: VmConfig,
+        ports: list[PortConfig],
+        states: dict[str, dict[str, bytes]],
+        ifnames: list[str],
+        dest: Netns | None,
+        to: str,
+    ) -> None:
+        """The destination did not take the VM: get its veths back (if the destination did not send them
+        back) and adopt it again with its saved state."""
+        if dest is not None:
+            missing = [i for i in ifnames if not self.service.has_link(i)]
+            if missing:
+                try:
+                    self.mover.move(missing, self._netns(), src=dest)
+                except Exception:
+                    log.exception("cannot pull %s back from the destination's namespace", missing)
+        self._adopt(vm, ports, states, f"migration of VM {vm.name} to {to} failed: VM back")
+
+    def _adopt(
+        self, vm: VmConfig, ports: list[PortConfig], states: dict[str, dict[str, bytes]], summary: str
+    ) -> dict[str, Any]:
+        svc = self.service
+        svc.adopt_vm(vm, ports, summary)
+        orphans: dict[str, list[str]] = {}
+        announced = 0
+        for p in ports:
+            if p.switch is None:
+                continue
+            blobs = states.get(p.name) or {}
+            if blobs:
+                orphans[p.name] = (
+                    _engine_call(self.engine, "restore_port_state", p.switch, p.name, blobs) or []
+                )
+            announced += _engine_call(self.engine, "announce", p.switch, p.name) or 0
+            assign_vf(svc, p.name)
+        return {"orphaned_state": orphans, "announced": announced}
+
+    # ---- destination ----
+
+    def _incoming(self, body: dict[str, Any]) -> tuple[VmConfig, list[PortConfig]]:
+        try:
+            vm = VmConfig.model_validate(body["vm"])
+            ports = [PortConfig.model_validate(p) for p in body["ports"]]
+        except (KeyError, TypeError, ValueError) as exc:
+            raise ConfigError([("body", f"not a migration request: {exc}")]) from exc
+        if any(p.vm != vm.name for p in ports):
+            raise ConfigError([("ports", f"every port must belong to VM {vm.name!r}")])
+        return vm, ports
+
+    def validate(self, body: dict[str, Any]) -> dict[str, Any]:
+        """Would this host take the VM? Configuration, then a validation port per connected port."""
+        vm, ports = self._incoming(body)
+        self.service.check_incoming_vm(vm, ports)
+        from pyvswitch.ext.stack import ExtensionVeto
+
+        for i, p in enumerate(ports):
+            if p.switch is None:
+                continue
+            try:
+                _engine_call(self.engine, "validate_port", p)
+            except ExtensionVeto as veto:
+                raise ConfigError([(f"ports[{i}]", f"destination: {veto}")]) from veto
+        return {"netns": self._netns().as_json()}
+
+    def commit(self, body: dict[str, Any]) -> dict[str, Any]:
+        """Adopt the VM whose veths were just moved here; on failure send them back to the source."""
+        t0 = perf_counter()
+        vm, ports = self._incoming(body)
+        states = _decode(body.get("state") or {})
+        try:
+            out = self._adopt(vm, ports, states, f"VM {vm.name} arrives by live migration")
+        except Exception:
+            src = body.get("source")
+            here = self._netns()
+            if isinstance(src, dict):
+                source = Netns.of(src)
+                if source.inode != here.inode:
+                    try:
+                        self.mover.move([p.interface for p in ports if p.interface], source)
+                    except Exception:
+                        log.exception("cannot send the veths of VM %s back to the source", vm.name)
+            raise
+        return {**out, "adopt_s": perf_counter() - t0}
+
+
+def _encode(states: dict[str, dict[str, bytes]]) -> dict[str, dict[str, str]]:
+    return {
+        port: {ext: base64.b64encode(b).decode() for ext, b in blobs.items()}
+        for port, blobs in states.items()
+    }
+
+
+def _decode(data: dict[str, dict[str, str]]) -> dict[str, dict[str, bytes]]:
+    return {port: {ext: base64.b64decode(s) for ext, s in blobs.items()} for port, blobs in data.items()}
+
+
+class MigrationRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    vm: str
+    to: str
+
+
+def add_migration_routes(app: FastAPI, service: Service, migrations: Migrations | None = None) -> Migrations:
+    """POST /v1/migrations (source), /v1/migrations/validate and /v1/migrations/commit (destination)."""
+    mig = migrations or Migrations(service, service.engine)
+
+    @app.post("/v1/migrations")
+    def migrate(body: MigrationRequest) -> dict[str, Any]:
+        """Move-VM -Name VM -DestinationHost HOST: live-migrate the VM's adapters to another host."""
+        try:
+            return mig.migrate(body.vm, body.to)
+        except MigrationError as exc:
+            # The destination's own field paths, under "destination" (a veto names the port it refused).
+            raise ConfigError(
+                [(f"destination.{f}" if f else "destination", m) for f, m in exc.problems]
+            ) from exc
+
+    @app.post("/v1/migrations/validate")
+    def migration_validate(body: dict[str, Any]) -> dict[str, Any]:
+        return mig.validate(body)
+
+    @app.post("/v1/migrations/commit")
+    def migration_commit(body: dict[str, Any]) -> dict[str, Any]:
+        return mig.commit(body)
+
+    return mig
