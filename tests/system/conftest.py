@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 
+from pyvswitch.lab.hosts import Lab
 from pyvswitch.testing.netns import unique, wait_for
 
 BIN = Path(sys.executable).parent
@@ -129,6 +130,17 @@ def running_host(h: Host) -> Iterator[Host]:
             # Whatever the daemon could not remove (a test killed it, or a step failed).
             for ns in h.vms:
                 subprocess.run(["ip", "netns", "del", ns], capture_output=True)
+
+
+@pytest.fixture
+def two_hosts() -> Iterator[Lab]:
+    """A lab of two hosts (``lab.host("hostA")`` / ``"hostB"``: pyvswitchd each in its own namespace, an
+    External switch ``ext`` on its uplink into one LAN bridge, ``.cli(...)``/``.json(...)``/``.vm_add(...)``),
+    and a LAN host at ``lab.lan_host_ip`` in ``lab.lan_host_netns``. A unique lab name, so parallel runs do not
+    collide; VM names are global namespace names, so make them unique too (``unique("vm")``). Always torn
+    down, VMs included, also when a test killed a daemon."""
+    with Lab.running(hosts=2, name=unique("lab")) as lab:
+        yield lab
 
 
 def ping(

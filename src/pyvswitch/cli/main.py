@@ -25,10 +25,13 @@ from pyvswitch.cli.acls import acl_group, xacl_group
 from pyvswitch.cli.capture import capture_group
 from pyvswitch.cli.client import DEFAULT_SOCKET, ApiError, Client, DaemonUnreachable
 from pyvswitch.cli.extensions import extension_group
+from pyvswitch.cli.lab import lab_group
 from pyvswitch.cli.qos import qos_group
+from pyvswitch.cli.sriov import sriov_group
 from pyvswitch.cli.team import team_group
 from pyvswitch.cli.trace import trace_group
 from pyvswitch.cli.verbs import COMMANDS, State, port_group
+from pyvswitch.lab.hosts import LabError, lookup_host
 
 CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 110}
 
@@ -43,24 +46,41 @@ CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 110}
     metavar="PATH",
     help="pyvswitchd's API socket (env PYVSWITCH_SOCKET).",
 )
+@click.option(
+    "--host",
+    "lab_host",
+    envvar="PYVSWITCH_HOST",
+    metavar="NAME",
+    help="A lab host's daemon instead of --socket (`pyvswitch lab up`; NAME or LAB/NAME; env PYVSWITCH_HOST).",
+)
 @click.option("--json", "json_out", is_flag=True, help="Print the daemon's answers as JSON.")
 @click.version_option(pyvswitch.__version__, "-V", "--version", prog_name="pyvswitch")
 @click.pass_context
-def cli(ctx: click.Context, socket_path: str, json_out: bool) -> None:
+def cli(ctx: click.Context, socket_path: str, lab_host: str | None, json_out: bool) -> None:
     """Manage pyvswitchd: switches, VMs, ports, MAC tables and counters."""
     state = ctx.ensure_object(State)
-    state.socket = socket_path
+    state.socket = _host_socket(lab_host) if lab_host else socket_path
     state.json = state.json or json_out
 
 
-for _command in (*COMMANDS, extension_group, trace_group, team_group, capture_group, qos_group):
+for _command in (*COMMANDS, extension_group, trace_group, team_group, capture_group, qos_group, lab_group):
     cli.add_command(_command)
+cli.add_command(sriov_group)  # SR-IOV (cli/sriov.py)
 for _command in (acl_group, xacl_group):
     port_group.add_command(_command)
 
 
+def _host_socket(name: str) -> str:
+    """The API socket of lab host ``name`` (lab/hosts.py's registry)."""
+    try:
+        return lookup_host(name).socket
+    except LabError as exc:
+        raise click.BadParameter(str(exc), param_hint="'--host'") from exc
+
+
 def _leading_globals(argv: Sequence[str]) -> tuple[str | None, bool, int]:
-    """``--socket PATH`` / ``--socket=PATH`` / ``--json`` before the first other word, and where it is."""
+    """``--socket PATH`` / ``--socket=PATH`` / ``--host NAME`` / ``--json`` before the first other word, and
+    where it is."""
     socket_path: str | None = None
     json_out = False
     i = 0
@@ -69,6 +89,9 @@ def _leading_globals(argv: Sequence[str]) -> tuple[str | None, bool, int]:
         if word == "--json":
             json_out = True
             i += 1
+        elif word == "--host" and i + 1 < len(argv):
+            socket_path = lookup_host(argv[i + 1]).socket  # LabError: main() says so, exit 2
+            i += 2
         elif word == "--socket" and i + 1 < len(argv):
             socket_path = argv[i + 1]
             i += 2
@@ -131,7 +154,11 @@ def _cmdlet_words(rest: list[str]) -> list[str] | None:
 def main(argv: Sequence[str] | None = None, *, transport: httpx.BaseTransport | None = None) -> int:
     """Entry point; returns the exit code. ``transport`` replaces the unix socket (tests)."""
     args = list(sys.argv[1:] if argv is None else argv)
-    socket_path, json_out, i = _leading_globals(args)
+    try:
+        socket_path, json_out, i = _leading_globals(args)
+    except LabError as exc:
+        click.echo(f"error: --host: {exc}", err=True)
+        return 2
     words = _cmdlet_words(args[i:])
     if words is not None:
         path = socket_path or os.environ.get("PYVSWITCH_SOCKET") or DEFAULT_SOCKET
