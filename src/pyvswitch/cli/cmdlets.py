@@ -45,8 +45,10 @@ from pyvswitch.cli.client import ApiError, Client, JsonObj
 from pyvswitch.cli.extensions import extension_settings, ordered_settings, set_enabled
 from pyvswitch.cli.format import echo_json, hyperv_mac, ps_table
 from pyvswitch.cli.lbfo import lbfo_cmdlets
+from pyvswitch.cli.migrate import migrate_cmdlets
 from pyvswitch.cli.netevent import netevent_cmdlets
 from pyvswitch.cli.netqos import netqos_cmdlets, parse_bandwidth, ps_list
+from pyvswitch.cli.sriov import sriov_cmdlets
 from pyvswitch.config.schema import VlanConfig, VlanMode, format_vlan_list, parse_vlan_list
 from pyvswitch.packet.mac import format_mac, parse_mac
 
@@ -558,6 +560,8 @@ def new_vmswitch(a: Args, s: Session) -> None:
         body["notes"] = a.text("Notes")
     if a.has("MinimumBandwidthMode"):
         body["minimum_bandwidth_mode"] = a.text("MinimumBandwidthMode")
+    if a.has("EnableIov"):  # SR-IOV: fixed at creation
+        body["enable_iov"] = a.boolean("EnableIov")
     _print(s, [switch_obj(s.client.add_switch(body))], SWITCH_COLUMNS)
 
 
@@ -806,6 +810,7 @@ BANDWIDTH_SETTINGS = {
     "MaximumBandwidth": "maximum_bandwidth",
     "MinimumBandwidthWeight": "minimum_bandwidth_weight",
     "MinimumBandwidthAbsolute": "minimum_bandwidth_absolute",
+    "IovWeight": "iov_weight",  # SR-IOV (cli/sriov.py): > 0 requests a VF
 }
 
 
@@ -1187,6 +1192,7 @@ CMDLETS: tuple[Cmdlet, ...] = (
             Param("AllowManagementOS", PType.BOOL),
             Param("Notes"),
             Param("MinimumBandwidthMode", choices=("Default", "Weight", "Absolute", "None")),
+            Param("EnableIov", PType.BOOL),
         ),
         new_vmswitch,
         "Create a switch.",
@@ -1317,6 +1323,7 @@ CMDLETS: tuple[Cmdlet, ...] = (
             Param("MaximumBandwidth", PType.INT64),
             Param("MinimumBandwidthWeight", PType.UINT32, range=(0, 100)),
             Param("MinimumBandwidthAbsolute", PType.INT64),
+            Param("IovWeight", PType.UINT32, range=(0, 100)),
             Param("Passthru", _S),
         ),
         set_vmnetworkadapter,
@@ -1325,6 +1332,7 @@ CMDLETS: tuple[Cmdlet, ...] = (
         "-StormLimit N is broadcast + multicast + unknown-unicast packets/s (0 = no limit).\n"
         "-MaximumBandwidth / -MinimumBandwidthAbsolute are bit/s (rounded to 8; 100M and 1G suffixes accepted),\n"
         "-MinimumBandwidthWeight 0-100 (Weight-mode switch); they shape what the adapter sends.\n"
+        "-IovWeight 1-100 requests a VF on an IOV switch (0 = software path): pyvswitch sriov show.\n"
         "Get-VMNetworkAdapter --json shows the settings.",
     ),
     Cmdlet(
@@ -1471,6 +1479,8 @@ CMDLETS: tuple[Cmdlet, ...] = (
 )
 
 CMDLETS += netevent_cmdlets()  # New/Get/Start/Stop/Remove-NetEventSession, the capture provider
+CMDLETS += sriov_cmdlets()  # Enable/Disable/Set/Get-NetAdapterSriov, Get-NetAdapterSriovVf
+CMDLETS += migrate_cmdlets()  # Move-VM (live migration)
 CMDLETS += lbfo_cmdlets()  # New/Get/Set/Remove-NetLbfoTeam, *-NetLbfoTeamMember, *-NetLbfoTeamNic
 CMDLETS += (
     netqos_cmdlets()

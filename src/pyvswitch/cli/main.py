@@ -27,6 +27,7 @@ from pyvswitch.cli.client import DEFAULT_SOCKET, ApiError, Client, DaemonUnreach
 from pyvswitch.cli.extensions import extension_group
 from pyvswitch.cli.lab import lab_group
 from pyvswitch.cli.qos import qos_group
+from pyvswitch.cli.sriov import sriov_group
 from pyvswitch.cli.team import team_group
 from pyvswitch.cli.trace import trace_group
 from pyvswitch.cli.verbs import COMMANDS, State, port_group
@@ -48,8 +49,9 @@ CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 110}
 @click.option(
     "--host",
     "lab_host",
+    envvar="PYVSWITCH_HOST",
     metavar="NAME",
-    help="A lab host's daemon instead of --socket (`pyvswitch lab up`; NAME or LAB/NAME).",
+    help="A lab host's daemon instead of --socket (`pyvswitch lab up`; NAME or LAB/NAME; env PYVSWITCH_HOST).",
 )
 @click.option("--json", "json_out", is_flag=True, help="Print the daemon's answers as JSON.")
 @click.version_option(pyvswitch.__version__, "-V", "--version", prog_name="pyvswitch")
@@ -63,6 +65,7 @@ def cli(ctx: click.Context, socket_path: str, lab_host: str | None, json_out: bo
 
 for _command in (*COMMANDS, extension_group, trace_group, team_group, capture_group, qos_group, lab_group):
     cli.add_command(_command)
+cli.add_command(sriov_group)  # SR-IOV (cli/sriov.py)
 for _command in (acl_group, xacl_group):
     port_group.add_command(_command)
 

@@ -45,6 +45,7 @@ from pyvswitch.config.schema import (
 )
 from pyvswitch.config.validate import problems_from_errors
 from pyvswitch.daemon.capture_api import add_capture_routes
+from pyvswitch.daemon.iov import add_iov_routes
 from pyvswitch.daemon.migration import add_migration_routes
 from pyvswitch.daemon.service import Service
 from pyvswitch.errors import ConfigError, ConflictError, DeviceError, NotFoundError
@@ -127,6 +128,7 @@ class PortPatch(Request_):
     minimum_bandwidth_weight: int | None = None
     minimum_bandwidth_absolute: int | None = None
     link_speed: int | None = None
+    iov_weight: int | None = None  # Set-VMNetworkAdapter -IovWeight (0 = software path; daemon/iov.py)
 
 
 class TeamPatch(Request_):
@@ -560,5 +562,8 @@ def create_app(service: Service) -> FastAPI:
         return service.set_qos_adapter(name, False)
 
     add_capture_routes(app, service.captures)
+    if service.iov is not None:  # SR-IOV (daemon/iov.py)
+        add_iov_routes(app, service.iov)
+        service.iov.start()
     add_migration_routes(app, service)  # live migration (daemon/migration.py)
     return app

@@ -70,6 +70,7 @@ from pyvswitch.config.validate import (
     validate,
 )
 from pyvswitch.daemon.capture import CaptureManager
+from pyvswitch.daemon.iov import IovManager
 from pyvswitch.daemon.macpool import MacPool
 from pyvswitch.errors import ConfigError, ConflictError, DeviceError, NotFoundError
 from pyvswitch.observe.capture import CaptureSession
@@ -209,6 +210,13 @@ class Service:
         self._keep: set[str] = set()
         # Capture sessions and NetEvent session definitions: run-time state, not persisted.
         self.captures = CaptureManager(engine, lambda: self._cfg)
+        # SR-IOV (daemon/iov.py): the VF plan and the emulated NIC switch; None with an engine that cannot
+        # program one (the API's test fakes).
+        self.iov: IovManager | None = (
+            IovManager(engine, lambda: self._cfg, self.replace_config)  # type: ignore[arg-type]
+            if hasattr(engine, "set_nic_switched")
+            else None
+        )
 
     # ---- reads (the committed config is immutable) ----
 

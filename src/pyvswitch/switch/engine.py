@@ -644,6 +644,22 @@ class Engine:
             "busy_s": round(self.busy_s, 3),
         }
 
+    # ---- SR-IOV (daemon/iov.py drives these; switch/iov.py, datapath/nicswitch.py) ----
+
+    def port_fileno(self, port: str) -> int | None:
+        """The receive socket of ``port``'s device (for a NIC-switch socket filter), None if it has none."""
+        for key, dev in list(self._devices.items()):
+            if key.port == port and key.kind == "afpacket":
+                fd = dev.fileno()
+                return fd if fd >= 0 else None
+        return None
+
+    def set_nic_switched(self, switch: str, served: dict[str, frozenset[str]]) -> None:
+        """Between batches: per ingress port, the destinations the NIC switch serves (Switch.nic_switched)."""
+        sw = self.switches.get(switch)
+        if sw is not None:
+            self._run_in_loop(lambda: setattr(sw, "nic_switched", dict(served)))
+
     # ---- tracing (observe/trace.py) ----
 
     def _switch_port(self, switch: str, port: str) -> tuple[Switch, int]:

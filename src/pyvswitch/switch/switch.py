@@ -243,6 +243,10 @@ class Switch:
         self.ingress = Ingress(self)
         self.forward = Forward(self)
         self.egress_drops: Counter[str] = Counter()
+        # SR-IOV (switch/iov.py): ingress port name -> names of the destinations the emulated NIC switch already
+        # served for that port's frames (a broadcast from the wire reached the VFs, a VF's broadcast reached the
+        # wire). Set by the engine; empty on a switch without VFs, which then pays one test per batch.
+        self.nic_switched: dict[str, frozenset[str]] = {}
         self._flood_cache: dict[int, tuple[int, ...]] = {}
         self._unknown_cache: dict[int, tuple[int, ...]] = {}
         # The port whose batch is being processed (set by process; one forwarding thread, no locks).
@@ -462,6 +466,8 @@ class Switch:
                     ext, self._with_source_policies(self._injected(ext.take_pending()))
                 )
         outs = self._group(batch)
+        if self.nic_switched:
+            self._drop_nic_switched(port.name, outs)
         if sec is not None and sec.keep_priority:
             sec.mark_priority(outs, self.ports)  # PS-06: the received 802.1p priority is trusted
         if self.acl_in_ports:
@@ -683,6 +689,16 @@ class Switch:
                 kept = src.security.before_forward(kept)
             out += kept
         return out
+
+    def _drop_nic_switched(self, port: str, outs: dict[int, tuple[list[Packet], list[int]]]) -> None:
+        """Remove the destinations the NIC switch delivered to already (switch/iov.py), counted."""
+        served = self.nic_switched.get(port)
+        if not served:
+            return
+        for name in served:
+            idx = self.index_of.get(name)
+            if idx is not None and idx in outs:
+                self.egress_drops["nic-switch-delivered"] += len(outs.pop(idx)[0])
 
     def _group(self, batch: list[Packet]) -> dict[int, tuple[list[Packet], list[int]]]:
         """Fan-out: per destination port, the packets and the TCI each gets there."""
