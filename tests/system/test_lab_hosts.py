@@ -135,6 +135,10 @@ def test_two_hosts_fixture_and_lookup(two_hosts: Lab) -> None:
     a, b = two_hosts.host("hostA"), two_hosts.host("hostB")
     rec = lookup_host(f"{two_hosts.name}/hostB")
     assert (rec.socket, rec.netns) == (b.socket, b.netns)
+    # Each daemon knows its lab and name, so lookup_host("hostB") inside it resolves within its own lab.
+    environ = Path(f"/proc/{a.record.pid}/environ").read_bytes().split(b"\0")
+    assert f"PYVSWITCH_LAB={two_hosts.name}".encode() in environ
+    assert b"PYVSWITCH_LAB_HOST=hostA" in environ
     assert lookup_host("hostA", lab=two_hosts.name).netns == a.netns
     with pytest.raises(LabError):
         lookup_host(f"{two_hosts.name}/nohost")

@@ -49,9 +49,8 @@ CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 110}
 @click.option(
     "--host",
     "lab_host",
-    envvar="PYVSWITCH_HOST",
     metavar="NAME",
-    help="A lab host's daemon instead of --socket (`pyvswitch lab up`; NAME or LAB/NAME; env PYVSWITCH_HOST).",
+    help="A lab host's daemon instead of --socket (`pyvswitch lab up`; NAME or LAB/NAME).",
 )
 @click.option("--json", "json_out", is_flag=True, help="Print the daemon's answers as JSON.")
 @click.version_option(pyvswitch.__version__, "-V", "--version", prog_name="pyvswitch")
