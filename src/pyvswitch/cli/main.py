@@ -26,6 +26,7 @@ from pyvswitch.cli.capture import capture_group
 from pyvswitch.cli.client import DEFAULT_SOCKET, ApiError, Client, DaemonUnreachable
 from pyvswitch.cli.extensions import extension_group
 from pyvswitch.cli.lab import lab_group
+from pyvswitch.cli.migrate import migrate_command
 from pyvswitch.cli.qos import qos_group
 from pyvswitch.cli.sriov import sriov_group
 from pyvswitch.cli.team import team_group
@@ -65,6 +66,7 @@ def cli(ctx: click.Context, socket_path: str, lab_host: str | None, json_out: bo
 for _command in (*COMMANDS, extension_group, trace_group, team_group, capture_group, qos_group, lab_group):
     cli.add_command(_command)
 cli.add_command(sriov_group)  # SR-IOV (cli/sriov.py)
+cli.add_command(migrate_command)  # live migration (cli/migrate.py)
 for _command in (acl_group, xacl_group):
     port_group.add_command(_command)
 
