@@ -104,10 +104,23 @@ class IovManager:
     def _run(self) -> None:
         while not self._stop.wait(self.poll_s):
             try:
+                self._extension_requests()
                 self.reconcile()
             except Exception:
                 self.errors += 1
                 log.exception("SR-IOV reconcile failed")
+
+    def _extension_requests(self) -> None:
+        """Context.revoke_vf calls of forwarding extensions (the engine collects them between batches)."""
+        take = getattr(self._engine, "take_vf_requests", None)
+        if take is None:
+            return
+        with self._lock:
+            for switch, port, revoke in take():
+                if revoke:
+                    self._revoked[port] = f"extension on {switch}"
+                elif self._revoked.get(port, "").startswith("extension"):
+                    del self._revoked[port]
 
     def _facts(self, cfg: HostConfig) -> RuntimeFacts:
         down = frozenset(a.name for a in cfg.sriov_adapters if a.enabled and not self._carrier(a.name))

@@ -119,6 +119,7 @@ class Context:
     now: Callable[[], float]
     ports: dict[int, PortInfo]
     _originated: list[tuple[bytes, int | None, int]] = field(default_factory=list)
+    _vf_requests: list[tuple[str, bool]] = field(default_factory=list)
 
     def port(self, index: int) -> PortInfo | None:
         return self.ports.get(index)
@@ -130,6 +131,17 @@ class Context:
         """Send a new frame into the switch's ingress (next batch). ``source_port`` None = the trusted default
         port (bypasses port policies, as in Hyper-V); a real port index gets that port's policies."""
         self._originated.append((bytes(frame), source_port, vlan))
+
+    def revoke_vf(self, port: str, revoke: bool = True) -> None:
+        """For forwarding extensions (Hyper-V's NDIS_STATUS_SWITCH_PORT_REMOVE_VF): take ``port`` off its SR-IOV
+        VF so its traffic crosses the switch, its policies and the extensions again; ``revoke=False`` lets it
+        have a VF again. Applied by the daemon shortly after, with the port's traffic kept flowing."""
+        self._vf_requests.append((port, revoke))
+
+    def take_vf_requests(self) -> list[tuple[str, bool]]:
+        """The switch's side of revoke_vf: the requests since the last call."""
+        out, self._vf_requests = self._vf_requests, []
+        return out
 
 
 class Gate:

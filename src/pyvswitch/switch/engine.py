@@ -660,6 +660,18 @@ class Engine:
         if sw is not None:
             self._run_in_loop(lambda: setattr(sw, "nic_switched", dict(served)))
 
+    def take_vf_requests(self) -> list[tuple[str, str, bool]]:
+        """(switch, port, revoke) from extensions' Context.revoke_vf since the last call."""
+        out: list[tuple[str, str, bool]] = []
+
+        def take() -> None:
+            for sw in self.switches.values():
+                if sw.ext is not None:
+                    out.extend((sw.name, port, revoke) for port, revoke in sw.ext.ctx.take_vf_requests())
+
+        self._run_in_loop(take)
+        return out
+
     # ---- tracing (observe/trace.py) ----
 
     def _switch_port(self, switch: str, port: str) -> tuple[Switch, int]:
