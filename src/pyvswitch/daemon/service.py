@@ -208,6 +208,10 @@ class Service:
         # OS objects a commit must leave in place although the new configuration drops them: the veths and
         # namespace of a VM leaving by live migration (daemon/migration.py), which another host adopts.
         self._keep: set[str] = set()
+        # Veths (and VM namespaces) a live migration just moved into this namespace: they exist as configured,
+        # so provisioning leaves them alone (the engine's device brings the link up), which keeps the lab's
+        # namespace round trips (~35-100 ms) out of the blackout.
+        self._adopting: set[str] = set()
         # Capture sessions and NetEvent session definitions: run-time state, not persisted.
         self.captures = CaptureManager(engine, lambda: self._cfg)
         # SR-IOV (daemon/iov.py): the VF plan and the emulated NIC switch; None with an engine that cannot
@@ -1014,7 +1018,11 @@ class Service:
         """Add ``vm`` whose veths already exist in this namespace (moved here by a live migration): the lab
         converges the existing pair (no new veth), the engine opens it, the store records it."""
         with self._lock:
-            self._commit(self._with_vm(vm, ports), summary)
+            self._adopting = {vm.namespace, *(p.interface for p in ports if p.interface)}
+            try:
+                self._commit(self._with_vm(vm, ports), summary)
+            finally:
+                self._adopting = set()
             return self.vm(vm.name)
 
     def release_vm(self, name: str, summary: str) -> tuple[VmConfig, list[PortConfig]]:
@@ -1264,7 +1272,7 @@ class Service:
     def _provision(self, old: HostConfig, new: HostConfig, undo: list[Callable[[], None]]) -> None:
         """Create or change the OS objects ``new`` adds, appending how to undo each step to ``undo``."""
         lab = self._lab
-        for ns in sorted(vm_namespaces(new) - vm_namespaces(old)):
+        for ns in sorted(vm_namespaces(new) - vm_namespaces(old) - self._adopting):
             existed = lab.netns_exists(ns)
             lab.ensure_netns(ns)
             if not existed:
@@ -1272,7 +1280,7 @@ class Service:
         old_specs = nic_specs(old)
         for name, spec in nic_specs(new).items():
             before = old_specs.get(name)
-            if before == spec:
+            if before == spec or (before is None and spec.interface in self._adopting):
                 continue
             if before is not None and before.identity == spec.identity:
                 self._make(spec)
