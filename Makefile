@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 APT_PACKAGES := iperf3 tshark ethtool tcpdump netsniff-ng iproute2 iputils-ping openvswitch-switch
 
-.PHONY: setup system-deps venv demo test lint typecheck unit bench bench-rules bench-failover bench-qos clean
+.PHONY: setup system-deps venv demo test lint typecheck unit bench bench-rules bench-failover bench-qos bench-migration clean
 
 setup: system-deps venv
 
@@ -37,6 +37,10 @@ bench-rules: setup
 # Team failover: UDP 10k packets/s through an LACP team to an Open vSwitch bond, the carrying member cut.
 bench-failover: setup
 	$(BIN)/python -m pyvswitch.lab.failover --reps 5
+
+# Live migration under load: longest gap of 1 ms pings while a VM moves between two lab hosts, TCP flow survival.
+bench-migration: setup
+	$(BIN)/python -m pyvswitch.lab.migrationbench --runs 5 --json bench-migration.json
 
 # QoS scheduler overhead: TCP VM -> LAN through the uplink with QoS off vs on (100G link speed, a weight), and the bridge.
 bench-qos: setup
