@@ -131,6 +131,8 @@ def test_vf_path_bypasses_the_switch_and_measures_against_the_bridge(
     wait_path(host, vf_port, "VF")
     assert port_state(host, vf_port)["policies"] == "bypassed"
     assert port_state(host, soft_port)["reason"] == "IovWeightZero"
+    adapters = host.json("Get-VMNetworkAdapter", "-VMName", vf_vm)
+    assert isinstance(adapters, list) and adapters[0]["IovPath"] == "VF 0 (policies bypassed)", adapters
     vfs = host.json("Get-NetAdapterSriovVf")
     assert isinstance(vfs, list) and [v["VMName"] for v in vfs] == [vf_vm]
 

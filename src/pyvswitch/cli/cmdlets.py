@@ -48,7 +48,7 @@ from pyvswitch.cli.lbfo import lbfo_cmdlets
 from pyvswitch.cli.migrate import migrate_cmdlets
 from pyvswitch.cli.netevent import netevent_cmdlets
 from pyvswitch.cli.netqos import netqos_cmdlets, parse_bandwidth, ps_list
-from pyvswitch.cli.sriov import sriov_cmdlets
+from pyvswitch.cli.sriov import add_iov_fields, sriov_cmdlets
 from pyvswitch.config.schema import VlanConfig, VlanMode, format_vlan_list, parse_vlan_list
 from pyvswitch.packet.mac import format_mac, parse_mac
 
@@ -395,6 +395,7 @@ def adapter_obj(
         "MinimumBandwidthWeight": port.get("minimum_bandwidth_weight") or 0,
         "MinimumBandwidthAbsolute": port.get("minimum_bandwidth_absolute") or 0,
         "BandwidthPercentage": bandwidth_percentage or 0,
+        "IovWeight": port.get("iov_weight") or 0,  # SR-IOV (cli/sriov.py)
     }
 
 
@@ -465,7 +466,10 @@ def _print_adapters(s: Session, ports: list[JsonObj]) -> None:
             status = _qos_status(s, sw)
             for name, st in (status.get("ports") or {}).items():
                 shares[name] = st.get("bandwidth_percentage") or 0
-    _print(s, [adapter_obj(p, degraded, shares.get(str(p.get("name")))) for p in ports], ADAPTER_COLUMNS)
+    objs = [adapter_obj(p, degraded, shares.get(str(p.get("name")))) for p in ports]
+    if s.json or s.format_list:
+        add_iov_fields(s, ports, objs)  # VF or software path, and why (cli/sriov.py)
+    _print(s, objs, ADAPTER_COLUMNS)
 
 
 def _qos_status(s: Session, switch: str) -> JsonObj:

@@ -227,6 +227,24 @@ def get_sriov_vf(a: Args, s: Session) -> None:
     _print(s, objs, VF_COLUMNS)
 
 
+def add_iov_fields(s: Session, ports: list[JsonObj], objs: list[JsonObj]) -> None:
+    """Get-VMNetworkAdapter: each adapter's SR-IOV path (IovPath, e.g. 'VF 0 (policies bypassed)') and
+    VirtualFunction; a daemon without the SR-IOV routes leaves them out."""
+    from pyvswitch.cli.client import ApiError
+
+    try:
+        status = s.client.request("GET", "/sriov/status")
+    except ApiError as exc:
+        if exc.status == 404:
+            return
+        raise
+    by_port = {p["port"]: p for p in status.get("ports") or []}
+    for port, obj in zip(ports, objs, strict=True):
+        st = by_port.get(str(port.get("name")))
+        obj["IovPath"] = path_text(st) if st else "Software"
+        obj["VirtualFunction"] = st.get("vf") if st else None
+
+
 def sriov_cmdlets() -> tuple[Cmdlet, ...]:
     """The NetAdapterSriov cmdlets, for ``cli.cmdlets.CMDLETS``."""
     from pyvswitch.cli.cmdlets import Cmdlet, Param, PType
