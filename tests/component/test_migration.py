@@ -222,7 +222,7 @@ def test_migration_moves_config_and_connection_table_and_announces(world: World)
 
     result = a.migrations.migrate("web01", "hostB")
 
-    assert set(result["timings"]) == {"validation_s", "blackout_s", "total_s"}
+    assert set(result["timings"]) == {"validation_s", "vf_release_s", "blackout_s", "total_s"}
     # A forgot the VM (configuration and store), left its veth for B; B has it with every policy.
     assert [v.name for v in a.service.config.vms] == []
     assert Store(Path(a.service._store.path)).load().vms == []  # type: ignore[attr-defined]
@@ -346,3 +346,26 @@ def test_rest_routes_report_timings_and_veto_as_field_errors(world: World, tmp_p
     r = client.post("/v1/migrations", json={"vm": "vetoed", "to": "hostB"})
     assert r.status_code == 400
     assert r.json()["errors"][0]["field"] == "destination.ports[0]"
+
+
+class FakeIov:
+    def __init__(self, log: list[tuple[str, str, str, bool]], host: str, service: Service) -> None:
+        self.log, self.host, self.service = log, host, service
+
+    def set_migrating(self, port: str, moving: bool) -> None:
+        where = "configured" if any(p.name == port for p in self.service.config.ports) else "gone"
+        self.log.append((self.host, port, where, moving))
+
+
+def test_vf_is_released_before_the_move_and_assigned_on_the_destination(world: World) -> None:
+    a, b = world.hosts["hostA"], world.hosts["hostB"]
+    calls: list[tuple[str, str, str, bool]] = []
+    a.service.iov = FakeIov(calls, "A", a.service)  # type: ignore[assignment]
+    b.service.iov = FakeIov(calls, "B", b.service)  # type: ignore[assignment]
+    add_vm(a)
+    a.migrations.migrate("web01", "hostB")
+    assert calls == [
+        ("A", "web01-eth0", "configured", True),  # VF away while the port is still on A: software path
+        ("B", "web01-eth0", "configured", False),  # B plans a VF for the adopted port
+        ("A", "web01-eth0", "gone", False),  # A forgets the hold
+    ]

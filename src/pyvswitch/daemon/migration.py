@@ -10,9 +10,9 @@ namespace: the VM, its addresses and its open sockets never notice.
    name must exist) and offers each connected port to its extensions as a *validation port*: they see it
    created and may veto, nothing is reserved, it is deleted at once. A veto or any problem aborts: A has changed
    nothing. B answers with its network namespace (pid and inode).
-3. Blackout starts. A takes away the port's VF (the software path carries it), saves each extension's state of
-   each port (``save_state``; the firewall's connection table), and drops the VM from its configuration and
-   switches without deleting its veths or namespace.
+3. A takes away the port's VF (``IovManager.set_migrating``: the software path carries it, no blackout yet).
+   Blackout starts: A saves each extension's state of each port (``save_state``; the firewall's connection
+   table) and drops the VM from its configuration and switches without deleting its veths or namespace.
 4. A moves the switch-side veth ends into B's namespace (netlink ``IFLA_NET_NS_PID``; nothing to do if both
    daemons share a namespace).
 5. A -> B ``POST /v1/migrations/commit`` with the VM, the ports and the saved state: B adopts the existing veths
@@ -196,18 +196,24 @@ class NetlinkMover:
             ipr.close()
 
 
-# Hooks into SR-IOV (daemon/iov.py, being written): take a port's VF away before the move (its traffic falls
-# back to the software path) and give it one on the destination. No-ops until a service offers them.
+# SR-IOV (daemon/iov.py): a migrating port loses its VF before it moves (hyperv-networking.md §4.4: its traffic
+# falls back to the software path without a reset) and gets one on the destination if that host can give one.
 def release_vf(service: Service, port: str) -> None:
-    fn = getattr(service, "release_vf", None)
-    if callable(fn):
-        fn(port)
+    """Source, before the blackout: the port's VF goes and its traffic takes the software path."""
+    if service.iov is not None:
+        service.iov.set_migrating(port, True)
+
+
+def forget_vf(service: Service, port: str) -> None:
+    """Source, after the VM left (or came back): the port is no longer held off its VF."""
+    if service.iov is not None:
+        service.iov.set_migrating(port, False)
 
 
 def assign_vf(service: Service, port: str) -> None:
-    fn = getattr(service, "assign_vf", None)
-    if callable(fn):
-        fn(port)
+    """Destination (or the source taking the VM back): a VF if the port asks for one and one is free."""
+    if service.iov is not None:
+        service.iov.set_migrating(port, False)  # reconciles now: the VF plan includes the new port
 
 
 def _engine_call(engine: object, method: str, *args: Any) -> Any:
@@ -248,19 +254,25 @@ class Migrations:
         }
         answer = peer.validate(body)
         dest = Netns.of(answer["netns"])
+        t_valid = perf_counter()
+        connected = [p for p in ports if p.switch is not None]
+        for p in connected:
+            release_vf(svc, p.name)  # no blackout: the software path carries the port from here
         t1 = perf_counter()
         # ---- blackout ----
         phases = Phases()
-        connected = [p for p in ports if p.switch is not None]
-        for p in connected:
-            release_vf(svc, p.name)
-        phases.mark("release_vf")
-        states = {
-            p.name: _engine_call(self.engine, "save_port_state", p.switch, p.name) or {} for p in connected
-        }
-        phases.mark("save_state")
-        svc.release_vm(name, f"migrate VM {name} to {to}: leaves")
-        phases.mark("release")
+        try:
+            states = {
+                p.name: _engine_call(self.engine, "save_port_state", p.switch, p.name) or {}
+                for p in connected
+            }
+            phases.mark("save_state")
+            svc.release_vm(name, f"migrate VM {name} to {to}: leaves")
+            phases.mark("release")
+        except Exception:
+            for p in connected:  # nothing moved: the VM stays here, with its VF back
+                forget_vf(svc, p.name)
+            raise
         ifnames = [p.interface for p in ports if p.interface]
         moved = dest.inode != here.inode
         try:
@@ -275,13 +287,21 @@ class Migrations:
             )
             self._take_back(vm, ports, states, ifnames, dest if moved else None, to)
             raise
+        finally:
+            for p in connected:
+                forget_vf(svc, p.name)
         t2 = perf_counter()
         log.info("migrated VM %s to %s: blackout %.1f ms", name, to, (t2 - t1) * 1000)
         return {
             "vm": name,
             "to": to,
             "ports": [p.name for p in ports],
-            "timings": {"validation_s": t1 - t0, "blackout_s": t2 - t1, "total_s": t2 - t0},
+            "timings": {
+                "validation_s": t_valid - t0,
+                "vf_release_s": t1 - t_valid,
+                "blackout_s": t2 - t1,
+                "total_s": t2 - t0,
+            },
             "blackout_phases_s": phases.done,
             "destination": result,
         }
