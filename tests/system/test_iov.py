@@ -232,3 +232,16 @@ def test_fallback_and_restore_under_tcp_keep_the_connection(host: Host, iov_lan:
     print(
         f"\nTCP through two VF removals and restores: per-second Gbit/s {[round(x / 1e9, 2) for x in intervals]}"
     )
+
+
+def test_uplink_carrier_down_falls_back_and_returns(host: Host, iov_lan: tuple[str, str]) -> None:
+    lan_ns, _ = iov_lan
+    vm = host.vm_add("ext", "10.61.0.60/24")
+    port = f"{vm}-eth0"
+    host.cli("sriov", "weight", port, "50")
+    wait_path(host, port, "VF")
+    subprocess.run(["ip", "-n", lan_ns, "link", "set", "lan0", "down"], check=True)  # the cable is pulled
+    wait_for(lambda: port_state(host, port)["reason"] == "UplinkDown", timeout_s=10, what="UplinkDown")
+    subprocess.run(["ip", "-n", lan_ns, "link", "set", "lan0", "up"], check=True)
+    wait_path(host, port, "VF")
+    assert ping(vm, LAN_IP).returncode == 0

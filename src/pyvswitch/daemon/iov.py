@@ -136,6 +136,10 @@ class IovManager:
             key = (id(cfg), facts.uplinks_down | facts.revoked | facts.migrating)
             if key == self._seen and not force:
                 return
+            if self._seen is None:
+                # Filters an earlier run left on an adapter with no VF now would steal its frames.
+                for a in cfg.sriov_adapters:
+                    self._nic.clear(a.name)
             new = plan(cfg, facts, previous=self.state.ports)
             old = self.state.ports
             changes = self.state.update(new)

@@ -305,26 +305,45 @@ def _run(cmd: list[str], check: bool = True) -> None:
 
 
 class TcNicSwitch:
-    """Programs NIC-switch plans into the kernel; one instance per daemon (it keeps what it programmed)."""
+    """Programs NIC-switch plans into the kernel; one instance per daemon (it keeps what it programmed).
+
+    Make before break: a device's new filters go in at the other of two priority bands, then the old band's
+    filters are deleted one by one, so while it changes every frame still matches either the old or the new
+    program (clearing first would hand VF frames to a socket filter that ignores them)."""
+
+    BAND = 10000
 
     def __init__(self, netns: str | None = None) -> None:
         self._prefix = ["ip", "netns", "exec", netns] if netns else []
-        self._programmed: set[str] = set()
+        self._prios: dict[str, tuple[int, list[int]]] = {}  # device -> (band, priorities in use)
 
     def program(self, plan: NicSwitchPlan) -> None:
         """Replace the filters of the uplink and of each VF port with ``plan``'s."""
         for dev, cmds in tc_commands(plan).items():
-            self.clear(dev)
-            _run([*self._prefix, TC, "qdisc", "add", "dev", dev, "clsact"], check=False)
+            old = self._prios.get(dev)
+            band = 1 - old[0] if old is not None else 0
+            if old is None:
+                self.clear(dev)  # whatever an earlier run left
+                _run([*self._prefix, TC, "qdisc", "add", "dev", dev, "clsact"], check=False)
+            prios = []
             for cmd in cmds:
-                _run(self._prefix + cmd)
-            self._programmed.add(dev)
+                at = cmd.index("prio") + 1
+                prio = int(cmd[at]) + band * self.BAND
+                prios.append(prio)
+                _run([*self._prefix, *cmd[:at], str(prio), *cmd[at + 1 :]])
+            if old is not None:
+                for prio in old[1]:
+                    _run(
+                        [*self._prefix, TC, "filter", "del", "dev", dev, "ingress", "prio", str(prio)],
+                        check=False,
+                    )
+            self._prios[dev] = (band, prios)
 
     def clear(self, dev: str) -> None:
         """Remove every ingress filter of ``dev`` (the clsact qdisc stays: cheap and idempotent)."""
         _run([*self._prefix, TC, "filter", "del", "dev", dev, "ingress"], check=False)
-        self._programmed.discard(dev)
+        self._prios.pop(dev, None)
 
     @property
     def programmed(self) -> frozenset[str]:
-        return frozenset(self._programmed)
+        return frozenset(self._prios)
