@@ -133,6 +133,9 @@ def test_vf_path_bypasses_the_switch_and_measures_against_the_bridge(
     assert port_state(host, soft_port)["reason"] == "IovWeightZero"
     adapters = host.json("Get-VMNetworkAdapter", "-VMName", vf_vm)
     assert isinstance(adapters, list) and adapters[0]["IovPath"] == "VF 0 (policies bypassed)", adapters
+    assert "sr-iov path: VF 0 (policies bypassed)" in " ".join(
+        host.cli("port", "show", vf_port).stdout.split()
+    )
     vfs = host.json("Get-NetAdapterSriovVf")
     assert isinstance(vfs, list) and [v["VMName"] for v in vfs] == [vf_vm]
 

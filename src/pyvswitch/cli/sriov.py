@@ -12,7 +12,7 @@ from urllib.parse import quote
 
 import click
 
-from pyvswitch.cli.client import JsonObj
+from pyvswitch.cli.client import Client, JsonObj
 from pyvswitch.cli.format import echo_json, ps_table, table
 from pyvswitch.cli.verbs import State, json_flag, pass_state
 
@@ -32,6 +32,18 @@ def path_text(p: Mapping[str, Any]) -> str:
     if p.get("path") == "VF":
         return f"VF {p.get('vf')} (policies bypassed)"
     return f"Software ({p.get('reason')})"
+
+
+def iov_path(c: Client, port: str) -> str | None:
+    """`port show`'s SR-IOV line; None from a daemon without the SR-IOV routes."""
+    from pyvswitch.cli.client import ApiError
+
+    try:
+        return path_text(c.request("GET", f"/sriov/ports/{_seg(port)}"))
+    except ApiError as exc:
+        if exc.status == 404:
+            return None
+        raise
 
 
 # ---- Linux-style verbs ----

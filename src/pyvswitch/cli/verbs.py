@@ -175,6 +175,7 @@ def port_detail(p: Mapping[str, Any]) -> str:
             ("minimum weight", p.get("minimum_bandwidth_weight") or "- (default flow)"),
             ("minimum absolute", _bits(p.get("minimum_bandwidth_absolute"))),
             ("link speed", _bits(p.get("link_speed")) if p.get("kind") in ("uplink", "interface") else "-"),
+            *([("iov weight", p.get("iov_weight") or 0), ("sr-iov path", p["iov"])] if p.get("iov") else []),
         ]
     )
 
@@ -511,7 +512,12 @@ def port_list(state: State, switch: str | None, vm: str | None) -> None:
 def port_show(state: State, name: str) -> None:
     """Show port NAME."""
     with state.client() as c:
-        _emit(state, c.port(name), port_detail)
+        port = c.port(name)
+        if port.get("kind") == "vm":  # SR-IOV: VF (policies bypassed) or Software, and why (cli/sriov.py)
+            from pyvswitch.cli.sriov import iov_path  # sriov imports this module
+
+            port["iov"] = iov_path(c, name)
+        _emit(state, port, port_detail)
 
 
 @port_group.command("set")
