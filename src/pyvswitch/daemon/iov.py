@@ -83,7 +83,7 @@ class IovManager:
         self._migrating: set[str] = set()
         self._plans: dict[str, NicSwitchPlan] = {}  # uplink -> what tc holds
         self._lock = threading.RLock()
-        self._seen: tuple[int, frozenset[str]] | None = None
+        self._seen: tuple[HostConfig, RuntimeFacts] | None = None  # what the kernel was last made to match
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self.errors = 0
@@ -133,8 +133,8 @@ class IovManager:
         with self._lock:
             cfg = self._config()
             facts = self._facts(cfg)
-            key = (id(cfg), facts.uplinks_down | facts.revoked | facts.migrating)
-            if key == self._seen and not force:
+            # The committed configuration is immutable and replaced on change: identity says "unchanged".
+            if self._seen is not None and self._seen[0] is cfg and self._seen[1] == facts and not force:
                 return
             if self._seen is None:
                 # Filters an earlier run left on an adapter with no VF now would steal its frames.
@@ -146,7 +146,7 @@ class IovManager:
             for t in changes:
                 log.info("SR-IOV: port %s -> %s (%s, VF %s)", t.port, t.to, t.reason, t.vf)
             self._realise(cfg, old, new)
-            self._seen = key
+            self._seen = (cfg, facts)
 
     def _realise(self, cfg: HostConfig, old: dict[str, PortIov], new: dict[str, PortIov]) -> None:
         def vfs(states: dict[str, PortIov]) -> dict[str, PortIov]:
