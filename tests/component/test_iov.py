@@ -169,3 +169,22 @@ def test_forwarding_extension_revokes_and_allows_again() -> None:
     m._extension_requests()
     m.reconcile()
     assert m.port("a-eth0")["path"] == "VF"
+
+
+def test_enable_refuses_what_is_not_a_single_uplink_nic() -> None:
+    import pytest
+
+    from pyvswitch.config.schema import TeamConfig
+    from pyvswitch.errors import ConflictError, NotFoundError
+
+    k = FakeKernel()
+    holder = [config(0).model_copy(update={"sriov_adapters": []})]
+    m = manager(k, holder)
+    with pytest.raises(ConflictError):
+        m.set_adapter("eth7", enabled=True)  # no switch uses it
+    with pytest.raises(NotFoundError):
+        m.set_adapter("eth7", enabled=False)
+    holder[0] = holder[0].model_copy(update={"teams": [TeamConfig(name="t1", members=["eth5", "eth6"])]})
+    with pytest.raises(ConflictError, match="team"):
+        m.set_adapter("t1", enabled=True)
+    assert m.set_adapter("eth9", enabled=True)["num_vfs"] == 8

@@ -336,6 +336,12 @@ class IovManager:
         if name not in adapters:
             if enabled is False and num_vfs is None:
                 raise NotFoundError(f"SR-IOV is not enabled on {name!r}")
+            if any(t.name == name for t in cfg.teams):
+                # hyperv-networking.md §4: VF traffic never passes a host team, and the NIC switch here is one
+                # NIC's tc hooks (the team's members would each need one).
+                raise ConflictError(
+                    f"{name!r} is a NIC team: SR-IOV is a single NIC's (enable it on no team)"
+                )
             uplinks = {p.interface for p in cfg.ports if p.kind is PortKind.UPLINK}
             if name not in uplinks:
                 raise ConflictError(
