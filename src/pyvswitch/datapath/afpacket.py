@@ -100,27 +100,44 @@ class AfPacketDevice:
 
     vnet = True
 
-    def __init__(self, ifname: str, ring: RingSpec | None = None, up: bool = True) -> None:
+    def __init__(
+        self, ifname: str, ring: RingSpec | None = None, up: bool = True, attach: bool = True
+    ) -> None:
+        """``attach=False`` sets up the rings only, for an interface that is not here yet (a live migration's
+        destination prepares them before the veth arrives: allocating them costs ~20 ms); ``attach()`` later."""
         self.name = ifname
         self.counters = DeviceCounters()
         self.ring = ring = ring or RingSpec()
-        try:
-            self.ifindex = socket.if_nametoindex(ifname)
-        except OSError as e:
-            raise DeviceError(f"no interface {ifname!r}") from e
-        self.mtu = link.mtu(ifname)
+        self._up = up
         self._rx_sock: socket.socket | None = None
         self._tx_sock: socket.socket | None = None
         self._mm: mmap.mmap | None = None
         try:
-            self._open(ring)
-            if up:
+            self._rings(ring)
+        except Exception as e:
+            self.close()
+            raise DeviceError(f"cannot open AF_PACKET rings on interface {ifname!r}: {e}") from e
+        if attach:
+            self.attach()
+
+    def attach(self) -> None:
+        """Bind the rings to the interface (now present) and start reception."""
+        ifname = self.name
+        try:
+            self.ifindex = socket.if_nametoindex(ifname)
+        except OSError as e:
+            self.close()
+            raise DeviceError(f"no interface {ifname!r}") from e
+        self.mtu = link.mtu(ifname)
+        try:
+            self._bind()
+            if self._up:
                 link.set_up(ifname)
         except Exception as e:
             self.close()
             raise DeviceError(f"cannot open AF_PACKET rings on interface {ifname!r}: {e}") from e
 
-    def _open(self, ring: RingSpec) -> None:
+    def _rings(self, ring: RingSpec) -> None:
         # Protocol 0 until the rings exist, so nothing is queued outside them; bind() then starts reception.
         rx = self._rx_sock = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, 0)
         rx.setsockopt(SOL_PACKET, PACKET_VERSION, TPACKET_V2)
@@ -155,6 +172,10 @@ class AfPacketDevice:
         self._tx_idx = 0
         self._tx_room = ring.frame_size - TP2_DATA_OFFSET - VNET_HDR_LEN
         self._recv_calls = 0
+
+    def _bind(self) -> None:
+        rx = self._rx_sock
+        assert rx is not None
         rx.bind((self.name, ETH_P_ALL))
         mreq = struct.pack("iHH8s", self.ifindex, PACKET_MR_PROMISC, 0, b"")
         rx.setsockopt(SOL_PACKET, PACKET_ADD_MEMBERSHIP, mreq)
@@ -165,7 +186,7 @@ class AfPacketDevice:
         # No QDISC_BYPASS here: GSO frames go out on this socket, and when the device cannot segment them
         # (TSO off, as on a NIC enslaved to OVS) the bypass path drops the frames the kernel's software GSO
         # makes (__dev_direct_xmit: "if (skb != orig_skb) goto drop"); dev_queue_xmit segments and sends them.
-        tx.setsockopt(socket.SOL_SOCKET, SO_SNDBUFFORCE, ring.sndbuf)
+        tx.setsockopt(socket.SOL_SOCKET, SO_SNDBUFFORCE, self.ring.sndbuf)
         tx.bind((self.name, 0))
         tx.setblocking(False)
 

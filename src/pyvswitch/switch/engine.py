@@ -54,6 +54,7 @@ AGING_INTERVAL_S = 1.0
 # the failover detection time. Two sysfs reads per member per tick: ~0.5 % of a CPU for a 2-member team.
 TEAM_TICK_S = 0.005
 IDLE_POLL_MS = 10
+PREPARED_TTL_S = 30.0  # rings prepared for a migration that never came
 
 
 @dataclass(frozen=True, slots=True)
@@ -115,6 +116,8 @@ class Engine:
         # Wall time the forwarding thread spent on batches that had frames (not idle polling): how loaded the
         # forwarding CPU is, for the receive-steering controller and for operators.
         self.busy_s = 0.0
+        # AF_PACKET devices whose rings were allocated ahead of their interface (prepare_device), by ifname.
+        self._prepared: dict[str, tuple[Device, float]] = {}
 
     # ---- life cycle ----
 
@@ -238,6 +241,10 @@ class Engine:
 
             self._open_device = open_device
         try:
+            ready = self._prepared.pop(key.ifname, None) if key.kind == "afpacket" else None
+            if ready is not None:
+                ready[0].attach()  # type: ignore[attr-defined]
+                return ready[0]
             if key.kind == "team":
                 return self._open_team(self._team_configs[key.ifname])
             return self._open_device(key.kind, key.ifname)
@@ -730,6 +737,22 @@ class Engine:
         return result[0]
 
     # ---- live migration (daemon/migration.py; hyperv-networking.md §2.4-2.5) ----
+
+    def prepare_device(self, ifname: str) -> None:
+        """Allocate the AF_PACKET rings of an interface that is about to arrive (a migrating VM's veth), so that
+        opening it then only binds: the ~20 ms of ring allocation leave the migration's blackout. Unused ones
+        are closed after PREPARED_TTL_S. A no-op with an injected device opener (tests)."""
+        from pyvswitch.datapath import open_device
+        from pyvswitch.datapath.afpacket import AfPacketDevice
+
+        if self._open_device not in (None, open_device):
+            return
+        now = self.clock.now()
+        for name, (dev, since) in list(self._prepared.items()):
+            if now - since > PREPARED_TTL_S or name == ifname:
+                del self._prepared[name]
+                _close_quietly(dev)
+        self._prepared[ifname] = (AfPacketDevice(ifname, attach=False), now)
 
     def validate_port(self, port: PortConfig) -> None:
         """Offer ``port`` to its switch's extensions as a *validation port* (Hyper-V §2.4): they see it created
