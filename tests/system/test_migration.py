@@ -85,7 +85,8 @@ def test_migration_under_load_keeps_tcp_and_firewall_state(lab: Lab) -> None:
     # The flow ran to its end through both moves (a reset or a stall past iperf3's timeout fails it).
     assert client.returncode == 0, out
     for run in (there, back):
-        # Goal < 100 ms on an unloaded machine; measured 100-125 ms with this flow on 2 vCPUs (README).
+        # Goal < 100 ms: medians 68-75 ms with this flow on 2 vCPUs (make bench-migration); single moves reach
+        # ~140 ms on a machine busy with other work, so one move is only held to a bound that catches a regression.
         assert run.gap_s < 0.5, run
     # Configuration and extension state travelled, and the source forgot the VM (store included).
     assert [v["name"] for v in a.json("vm", "list")] == [vm]
