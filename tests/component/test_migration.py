@@ -7,14 +7,17 @@ veth device; after a migration the VM's device on the destination is a new Memor
 
 from __future__ import annotations
 
+import json
 import struct
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 from fastapi.testclient import TestClient
 
 from pyvswitch.builtin.firewall import Firewall
+from pyvswitch.cli.main import main as cli_main
 from pyvswitch.config.schema import ExtendedAclEntry, SwitchConfig, SwitchType
 from pyvswitch.config.store import Store
 from pyvswitch.daemon.api import create_app
@@ -369,3 +372,31 @@ def test_vf_is_released_before_the_move_and_assigned_on_the_destination(world: W
         ("B", "web01-eth0", "configured", False),  # B plans a VF for the adopted port
         ("A", "web01-eth0", "gone", False),  # A forgets the hold
     ]
+
+
+def test_cli_migrate_and_move_vm_print_timings_and_refusals(capsys: pytest.CaptureFixture[str]) -> None:
+    seen: list[tuple[str, str, Any]] = []
+    answer = {
+        "vm": "web01",
+        "to": "hostB",
+        "timings": {"validation_s": 0.0123, "vf_release_s": 0.0, "blackout_s": 0.068, "total_s": 0.0931},
+    }
+
+    def ok(req: httpx.Request) -> httpx.Response:
+        seen.append((req.method, req.url.path, json.loads(req.content)))
+        return httpx.Response(200, json=answer)
+
+    assert cli_main(["migrate", "web01", "--to", "hostB"], transport=httpx.MockTransport(ok)) == 0
+    assert seen == [("POST", "/v1/migrations", {"vm": "web01", "to": "hostB"})]
+    assert "blackout 68.0 ms" in capsys.readouterr().out
+    assert cli_main(["Move-VM", "web01", "-DestinationHost", "hostB"], transport=httpx.MockTransport(ok)) == 0
+    table = capsys.readouterr().out.splitlines()
+    assert table[0].split() == ["VMName", "DestinationHost", "ValidationMs", "BlackoutMs", "TotalMs"]
+    assert table[2].split() == ["web01", "hostB", "12.3", "68.0", "93.1"]
+
+    def vetoed(req: httpx.Request) -> httpx.Response:
+        errors = [{"field": "destination.ports[0]", "message": "destination: extension 'x' refused create"}]
+        return httpx.Response(400, json={"errors": errors})
+
+    assert cli_main(["migrate", "web01", "--to", "hostB"], transport=httpx.MockTransport(vetoed)) == 1
+    assert "error: destination.ports[0]: destination: extension 'x' refused" in capsys.readouterr().err

@@ -263,11 +263,21 @@ class Migrations:
     # ---- source ----
 
     def migrate(self, name: str, to: str) -> dict[str, Any]:
+        """Live-migrate VM ``name`` to host ``to``; the answer has the timings (see the module docstring)."""
+        self.service.vm(name)  # 404 before anything is resolved
+        peer = self._peer_for(to)
+        try:
+            return self._migrate(name, to, peer)
+        finally:
+            close = getattr(peer, "close", None)
+            if callable(close):
+                close()
+
+    def _migrate(self, name: str, to: str, peer: Peer) -> dict[str, Any]:
         t0 = perf_counter()
         svc = self.service
         vm = svc.vm(name)
         ports = svc.ports(vm=name)
-        peer = self._peer_for(to)
         here = self._netns()
         body: dict[str, Any] = {
             "vm": vm.model_dump(mode="json"),
