@@ -19,10 +19,12 @@ devices to give it a VLAN interface; the uplink carries VLANs 10 and 20 tagged (
 web01 to the LAN host is expected to fail — and the demo captures the frames in the LAN namespace to show
 they arrive tagged with VLAN 10 — while the untagged app01 reaches the LAN host. Every ping shown states whether it should succeed and why.
 
-After the traffic checks come three scenes: security (lab/demo_security.py), NIC teaming (lab/demo_team.py:
+After the traffic checks come four scenes: security (lab/demo_security.py), NIC teaming (lab/demo_team.py:
 a 2-member team to a "physical switch" namespace, a member's cable pulled mid-stream, the gap measured, the
 cable plugged back in) and QoS (lab/demo_qos.py: weights 1:2:5 sharing a 1 Gbit/s uplink, one VM stopping and
-the others absorbing its share, a VM capped with MaximumBandwidth).
+the others absorbing its share, a VM capped with MaximumBandwidth) and SR-IOV with live migration
+(lab/demo_iov.py: a two-host lab of its own, a VM's iperf3 flow on the software path and then on a VF with the
+daemon's CPU side by side, then a live migration to the second host under 1 ms pings with the blackout).
 
 The daemon runs in the root namespace with a temporary state directory and socket. Everything is removed
 at the end unless ``keep=True``, which leaves it running and prints how to use and remove it.
@@ -46,6 +48,7 @@ import httpx
 from rich.console import Console
 from rich.table import Table
 
+from pyvswitch.lab.demo_iov import IovScene
 from pyvswitch.lab.demo_qos import QosScene
 from pyvswitch.lab.demo_security import SecurityScene
 from pyvswitch.lab.demo_team import TeamScene
@@ -351,6 +354,7 @@ def run_demo(keep: bool) -> int:
     demo = Demo(console)
     team: TeamScene | None = None
     qos: QosScene | None = None
+    iov: IovScene | None = None
     kept = False
     try:
         demo.build()
@@ -361,6 +365,8 @@ def run_demo(keep: bool) -> int:
         good &= team.table(team.run())
         qos = QosScene(console, demo.cli, demo.cli_json, demo.tag)
         good &= qos.table(qos.run())
+        iov = IovScene(console, demo.tag)
+        good &= iov.table(iov.run())
         console.print(
             "[green]All checks behaved as stated.[/green]"
             if good
@@ -369,7 +375,8 @@ def run_demo(keep: bool) -> int:
         if keep:
             t_use, t_remove = team.kept_lines()
             q_use, q_remove = qos.kept_lines()
-            demo.explain_kept((t_use + q_use, t_remove + q_remove))
+            i_use, i_remove = iov.kept_lines()
+            demo.explain_kept((t_use + q_use + i_use, t_remove + q_remove + i_remove))
             kept = True
         return 0 if good else 1
     except KeyboardInterrupt:
@@ -383,6 +390,8 @@ def run_demo(keep: bool) -> int:
         return 1
     finally:
         if not kept:
+            if iov is not None:
+                iov.cleanup()  # its own lab: daemons, namespaces and state
             if qos is not None:
                 qos.cleanup()  # through the daemon, before demo.cleanup stops it
             if team is not None:
