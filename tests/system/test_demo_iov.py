@@ -68,3 +68,22 @@ def test_iov_scene_passes_and_cleans_up() -> None:
     assert not left, left
     assert scene.lab_name not in list_labs()
     assert not registry_path(scene.lab_name).parent.exists()
+
+
+def test_iov_scene_cleans_up_after_a_failure_half_way(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A step failing after the lab, the IOV switches and the VM exist still leaves nothing behind."""
+
+    def broken(*_: object, **__: object) -> None:
+        raise RuntimeError("iperf3 went away")
+
+    monkeypatch.setattr(IovScene, "stream", broken)
+    scene = IovScene(Console(file=io.StringIO(), width=200, color_system=None), unique("")[-5:])
+    try:
+        with pytest.raises(RuntimeError, match="iperf3 went away"):
+            scene.run()
+    finally:
+        scene.cleanup()
+    assert scene.lab is not None and scene.lab.record.hosts  # it got as far as the hosts
+    left = {ns for ns in netns_names() if ns.startswith(scene.lab_name) or ns == scene.vm_ns}
+    assert not left, left
+    assert not registry_path(scene.lab_name).parent.exists()
