@@ -141,6 +141,9 @@ class Engine:
         for dev in self._devices.values():
             _close_quietly(dev)
         self._devices = {}
+        for dev, _ in self._prepared.values():
+            _close_quietly(dev)
+        self._prepared = {}
         self._rx = []
         self.switches = {}
 
