@@ -7,8 +7,9 @@ import json
 
 from rich.console import Console
 
-from pyvswitch.lab.demo_team import TeamCheck, TeamScene, failover_check
+from pyvswitch.lab.demo_team import TeamScene, failover_check
 from pyvswitch.lab.failover import longest_zero_stretch, parse_lacp_show, parse_tcp, parse_udp
+from pyvswitch.lab.verdict import SceneCheck
 
 
 def recv(received: int, gap_s: float, gap_at: float, last_seq: int, gaps: list[list[float]]) -> str:
@@ -103,6 +104,6 @@ def test_demo_failover_verdict_fails_a_long_gap_or_a_stream_that_never_resumed()
 def test_demo_team_table_fails_on_any_failed_check_or_none() -> None:
     scene = TeamScene.__new__(TeamScene)  # the table needs only a console and the mode
     scene.console, scene.lacp = Console(file=None, quiet=True), True
-    assert scene.table([TeamCheck("a", "b", "c", True)])
-    assert not scene.table([TeamCheck("a", "b", "c", True), TeamCheck("d", "e", "f", False)])
+    assert scene.table([SceneCheck("a", "b", "c", True)])
+    assert not scene.table([SceneCheck("a", "b", "c", True), SceneCheck("d", "e", "f", False)])
     assert not scene.table([])

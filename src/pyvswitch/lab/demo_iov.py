@@ -35,6 +35,7 @@ from rich.table import Table
 from pyvswitch.lab.hosts import UPLINK, Lab, LabError, LabHost
 from pyvswitch.lab.migrationbench import Run, migrate_under_ping
 from pyvswitch.lab.traffic import IperfResult, TrafficError, run_iperf3, run_ping
+from pyvswitch.lab.verdict import SceneCheck, print_checks
 from pyvswitch.testing.netns import unique, wait_for
 
 SWITCH = "ext"
@@ -45,14 +46,6 @@ MAX_BLACKOUT_MS = (
     500.0  # the demo's pass/fail bound (the goal, < 100 ms, is measured by make bench-migration)
 )
 MAX_VF_FRAMES = 50  # frames of the VF port the switch may read during the VF run (stray ARP, IPv6 multicast)
-
-
-@dataclass
-class IovCheck:
-    what: str
-    expected: str
-    observed: str
-    ok: bool
 
 
 @dataclass
@@ -181,12 +174,12 @@ class IovScene:
         assert self.lab is not None
         return self.lab.lan_host_ip
 
-    def run(self) -> list[IovCheck]:
+    def run(self) -> list[SceneCheck]:
         try:
             a, b = self.build()
         except LabError as exc:  # the demo reports RuntimeErrors as "demo failed", with the cause
             raise RuntimeError(f"SR-IOV scene: the lab did not come up: {exc}") from exc
-        checks: list[IovCheck] = []
+        checks: list[SceneCheck] = []
 
         # Software path, then a VF.
         self.cli(a, "Set-VMNetworkAdapter", "-VMName", self.vm, "-IovWeight", "0")
@@ -204,20 +197,20 @@ class IovScene:
             )
         except TimeoutError as exc:
             checks.append(
-                IovCheck("IovWeight 50 gets a VF", "VF n (policies bypassed)", str(exc)[:60], False)
+                SceneCheck("IovWeight 50 gets a VF", "VF n (policies bypassed)", str(exc)[:60], False)
             )
         self.cli(a, "sriov", "show", UPLINK)
         self.comment("the same stream on the VF: the kernel's NIC switch (tc) carries it, not pyvswitchd")
         vf = self.stream(a, "VF path", 5302)
         self.table_paths(soft, vf)
-        checks.append(IovCheck("software path (IovWeight 0)", "TCP flows through the switch",
+        checks.append(SceneCheck("software path (IovWeight 0)", "TCP flows through the switch",
                                f"{soft.mbps:,.0f} Mbit/s, {soft.switch_frames:,} frames counted",
                                soft.tcp is not None and soft.switch_frames > 1000))  # fmt: skip
-        checks.append(IovCheck(f"VF path (IovWeight {IOV_WEIGHT})", "TCP flows, switch counters flat",
+        checks.append(SceneCheck(f"VF path (IovWeight {IOV_WEIGHT})", "TCP flows, switch counters flat",
                                f"{vf.mbps:,.0f} Mbit/s, {vf.switch_frames} frames counted",
                                vf.tcp is not None and vf.switch_frames <= MAX_VF_FRAMES))  # fmt: skip
         ratio = vf.cpu_s / soft.cpu_s if soft.cpu_s > 0 else 0.0
-        checks.append(IovCheck("pyvswitchd CPU, VF vs software", "lower on the VF path",
+        checks.append(SceneCheck("pyvswitchd CPU, VF vs software", "lower on the VF path",
                                f"{vf.cpu_pct:.0f} % vs {soft.cpu_pct:.0f} % of a core ({ratio:.2f}x)",
                                vf.cpu_s < soft.cpu_s))  # fmt: skip
 
@@ -234,7 +227,7 @@ class IovScene:
         try:
             mig = migrate_under_ping(self.lab, self.vm, self.vm_ip, "hostA", "hostB")
         except (LabError, KeyError, ValueError, subprocess.SubprocessError) as exc:
-            checks.append(IovCheck("live migration hostA → hostB", "moves", str(exc)[:80], False))
+            checks.append(SceneCheck("live migration hostA → hostB", "moves", str(exc)[:80], False))
         if mig is not None:
             gap_ms = mig.gap_s * 1000
             self.console.print(
@@ -243,7 +236,7 @@ class IovScene:
                 f"replies [bold]{gap_ms:.1f} ms[/bold], {mig.lost} ping(s) lost",
                 highlight=False,
             )
-            checks.append(IovCheck("live migration under 1 ms pings", f"blackout < {MAX_BLACKOUT_MS:.0f} ms",
+            checks.append(SceneCheck("live migration under 1 ms pings", f"blackout < {MAX_BLACKOUT_MS:.0f} ms",
                                    f"blackout {gap_ms:.1f} ms (longest ping gap), {mig.lost} lost",
                                    gap_ms < MAX_BLACKOUT_MS))  # fmt: skip
         self.cli(b, "vm", "list", check=False)
@@ -258,7 +251,7 @@ class IovScene:
             highlight=False,
         )
         reached = ping is not None and ping.received > 0
-        checks.append(IovCheck("after the move", "VM on hostB only, LAN host reaches it",
+        checks.append(SceneCheck("after the move", "VM on hostB only, LAN host reaches it",
                                f"on hostB: {on_b}; ping {'ok' if reached else 'fail'}", on_b and reached))  # fmt: skip
         return checks
 
@@ -272,16 +265,8 @@ class IovScene:
                       f"{r.switch_frames:,}")  # fmt: skip
         self.console.print(t)
 
-    def table(self, checks: list[IovCheck]) -> bool:
-        t = Table(title="pyvswitch demo — SR-IOV and live migration")
-        for col in ("check", "expected", "observed", "verdict"):
-            t.add_column(col)
-        for chk in checks:
-            t.add_row(
-                chk.what, chk.expected, chk.observed, "[green]✓[/green]" if chk.ok else "[red]✗ FAIL[/red]"
-            )
-        self.console.print(t)
-        return bool(checks) and all(chk.ok for chk in checks)
+    def table(self, checks: list[SceneCheck]) -> bool:
+        return print_checks(self.console, "pyvswitch demo — SR-IOV and live migration", checks)
 
     # ---- teardown ----
 

@@ -28,14 +28,13 @@ import shlex
 import subprocess
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import Any
 
 from rich.console import Console
-from rich.table import Table
 
 import pyvswitch.testing.ovs as ovs_peer
 from pyvswitch.lab.failover import UdpGap, UdpStream, carrying_member, ovs_member_states, wait_aggregated
+from pyvswitch.lab.verdict import SceneCheck, print_checks
 from pyvswitch.testing.netns import sh, unique, wait_for
 
 LAN_IP = "10.30.0.1"
@@ -47,21 +46,13 @@ SECONDS = 3.0  # the stream; the cable is pulled a third of the way in
 MAX_GAP_MS = 500.0
 
 
-@dataclass
-class TeamCheck:
-    what: str
-    expected: str
-    observed: str
-    ok: bool
-
-
-def failover_check(gap: UdpGap, max_gap_ms: float = MAX_GAP_MS) -> TeamCheck:
+def failover_check(gap: UdpGap, max_gap_ms: float = MAX_GAP_MS) -> SceneCheck:
     """The verdict on the stream across the cut: it resumed, and its longest gap is within ``max_gap_ms``."""
     if not gap.recovered:
         observed = f"stream never resumed: {gap.received:,} of {gap.sent:,} arrived"
     else:  # the longest gap anywhere in the stream: the conservative figure
         observed = f"gap {gap.gap_ms:.1f} ms, {gap.lost:,} of {gap.sent:,} lost"
-    return TeamCheck(f"cable pulled mid-stream ({RATE:,} UDP packets/s)",
+    return SceneCheck(f"cable pulled mid-stream ({RATE:,} UDP packets/s)",
                      f"traffic moves to the survivor within {max_gap_ms:.0f} ms", observed,
                      gap.recovered and gap.gap_ms <= max_gap_ms)  # fmt: skip
 
@@ -176,7 +167,7 @@ class TeamScene:
 
     # ---- the story ----
 
-    def run(self) -> list[TeamCheck]:
+    def run(self) -> list[SceneCheck]:
         c, sw = self.console, self.switch
         c.rule("Teaming")
         self.comment(f"the 'physical switch': namespace {sw.ns}, {sw.kind}, LAN host {LAN_IP} on its bridge")
@@ -193,7 +184,7 @@ class TeamScene:
         self.cli("vm", "add", self.vm, "--switch", SWITCH, "--ip", VM_IP)
         self.vm_ns = str(self.cli_json("vm", "show", self.vm).get("netns") or self.vm)
 
-        checks: list[TeamCheck] = []
+        checks: list[SceneCheck] = []
         expected = (
             "both members collecting+distributing, attached at OVS" if self.lacp else "both members active"
         )
@@ -201,11 +192,11 @@ class TeamScene:
             took = wait_aggregated(self.active, sw.ovs, timeout_s=20)
             wait_for(self.reachable, timeout_s=15, what=f"the VM to reach {LAN_IP}")
         except (TimeoutError, RuntimeError) as exc:
-            checks.append(TeamCheck("team comes up", expected, str(exc)[:60], False))
+            checks.append(SceneCheck("team comes up", expected, str(exc)[:60], False))
             self.cli("team", "show", TEAM, check=False)
             return checks
         what = "LACP with the physical switch" if self.lacp else "team comes up"
-        checks.append(TeamCheck(what, expected, f"in {took:.1f} s; the VM reaches the LAN host", True))
+        checks.append(SceneCheck(what, expected, f"in {took:.1f} s; the VM reaches the LAN host", True))
         self.cli("team", "show", TEAM)
         c.print(f"physical switch — {sw.view()}", highlight=False)
 
@@ -236,7 +227,7 @@ class TeamScene:
         c.print(f"physical switch — {sw.view()}", highlight=False)
         members = self.members()
         moved = not members[victim]["up"] and not members[victim]["active"] and members[1 - victim]["active"]
-        checks.append(TeamCheck("team after the cut", "member down, the other carries",
+        checks.append(SceneCheck("team after the cut", "member down, the other carries",
                                 f"{sw.members[victim]} down, {sw.members[1 - victim]} active" if moved
                                 else ", ".join(f"{m['name']} up={m['up']} active={m['active']}" for m in members),
                                 moved))  # fmt: skip
@@ -247,10 +238,10 @@ class TeamScene:
         try:
             took = wait_aggregated(self.active, sw.ovs, timeout_s=20)
             wait_for(self.reachable, timeout_s=10, what=f"the VM to reach {LAN_IP}")
-            back = TeamCheck("cable plugged back in", "re-aggregates, both members carry",
+            back = SceneCheck("cable plugged back in", "re-aggregates, both members carry",
                              f"re-aggregated in {took:.1f} s", True)  # fmt: skip
         except (TimeoutError, RuntimeError) as exc:
-            back = TeamCheck(
+            back = SceneCheck(
                 "cable plugged back in", "re-aggregates, both members carry", str(exc)[:60], False
             )
         self.cli("team", "show", TEAM, check=False)
@@ -258,16 +249,12 @@ class TeamScene:
         checks.append(back)
         return checks
 
-    def table(self, checks: list[TeamCheck]) -> bool:
-        t = Table(title=f"pyvswitch demo — NIC teaming ({'LACP' if self.lacp else 'SwitchIndependent'})")
-        for col in ("check", "expected", "observed", "verdict"):
-            t.add_column(col)
-        for chk in checks:
-            t.add_row(
-                chk.what, chk.expected, chk.observed, "[green]✓[/green]" if chk.ok else "[red]✗ FAIL[/red]"
-            )
-        self.console.print(t)
-        return bool(checks) and all(chk.ok for chk in checks)
+    def table(self, checks: list[SceneCheck]) -> bool:
+        return print_checks(
+            self.console,
+            f"pyvswitch demo — NIC teaming ({'LACP' if self.lacp else 'SwitchIndependent'})",
+            checks,
+        )
 
     # ---- teardown ----
 
