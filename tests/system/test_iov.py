@@ -13,6 +13,7 @@ from collections.abc import Iterator
 
 import pytest
 
+from pyvswitch.lab.traffic import iperf3_server
 from pyvswitch.testing.netns import NetnsPool, unique, wait_for
 from tests.system.conftest import Host, ping
 
@@ -66,11 +67,7 @@ def port_rx(host: Host, port: str) -> int:
 def iperf(
     client_ns: str, server_ns: str, server_ip: str, seconds: int = 4, port: int = 5201
 ) -> dict[str, object]:
-    srv = subprocess.Popen(
-        ["ip", "netns", "exec", server_ns, "iperf3", "-s", "-1", "-p", str(port)], stdout=subprocess.DEVNULL
-    )
-    try:
-        time.sleep(0.3)
+    with iperf3_server(server_ns, port, once=True):
         out = subprocess.run(
             [
                 "ip",
@@ -92,8 +89,6 @@ def iperf(
         )
         data: dict[str, object] = json.loads(out.stdout)
         return data
-    finally:
-        srv.wait(timeout=10)
 
 
 def gbps(result: dict[str, object]) -> float:
@@ -198,11 +193,7 @@ def test_fallback_and_restore_under_tcp_keep_the_connection(host: Host, iov_lan:
     host.cli("sriov", "weight", port, "50")
     wait_path(host, port, "VF")
     assert ping(vm, LAN_IP).returncode == 0
-    srv = subprocess.Popen(
-        ["ip", "netns", "exec", lan_ns, "iperf3", "-s", "-1", "-p", "5209"], stdout=subprocess.DEVNULL
-    )
-    try:
-        time.sleep(0.3)
+    with iperf3_server(lan_ns, 5209, once=True) as srv:
         cli = subprocess.Popen(
             ["ip", "netns", "exec", vm, "iperf3", "-c", LAN_IP, "-p", "5209", "-t", "9", "-J"],
             stdout=subprocess.PIPE,
@@ -222,7 +213,6 @@ def test_fallback_and_restore_under_tcp_keep_the_connection(host: Host, iov_lan:
         host.cli("sriov", "restore", port)
         wait_path(host, port, "VF")
         out, _ = cli.communicate(timeout=40)
-    finally:
         srv.wait(timeout=20)
     result = json.loads(out)
     assert "error" not in result, result["error"]

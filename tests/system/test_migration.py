@@ -19,6 +19,7 @@ import pytest
 
 from pyvswitch.lab.hosts import Lab, LabError
 from pyvswitch.lab.migrationbench import firewall, migrate_under_ping
+from pyvswitch.lab.traffic import iperf3_server
 from pyvswitch.testing.netns import unique
 from tests.system.conftest import ping
 
@@ -58,14 +59,7 @@ def test_migration_under_load_keeps_tcp_and_firewall_state(lab: Lab) -> None:
     vm_ip = lab.lan_host_ip.rsplit(".", 1)[0] + ".10"
     ns = a.vm_add(vm, f"{vm_ip}/24")
     firewall(a, vm)  # Deny Inbound; Allow Inbound ICMP; Allow Outbound TCP stateful
-    server = subprocess.Popen(
-        ["ip", "netns", "exec", lab.lan_host_netns, "iperf3", "-s", "-1"],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    client = None
-    try:
-        time.sleep(0.3)
+    with iperf3_server(lab.lan_host_netns, once=True):
         # The VM connects out, the LAN host sends (-R): the data comes in on an established connection only.
         client = subprocess.Popen(
             ["ip", "netns", "exec", ns, "iperf3", "-c", lab.lan_host_ip, "-R", "-t", "8"],
@@ -73,15 +67,15 @@ def test_migration_under_load_keeps_tcp_and_firewall_state(lab: Lab) -> None:
             stderr=subprocess.STDOUT,
             text=True,
         )
-        time.sleep(1.5)
-        there = migrate_under_ping(lab, vm, vm_ip, "hostA", "hostB")
-        back = migrate_under_ping(lab, vm, vm_ip, "hostB", "hostA")
-        out, _ = client.communicate(timeout=60)
-    finally:
-        for p in (client, server):
-            if p is not None and p.poll() is None:
-                p.kill()
-                p.wait()
+        try:
+            time.sleep(1.5)  # the flow under way before the first move (its length, not a wait for a state)
+            there = migrate_under_ping(lab, vm, vm_ip, "hostA", "hostB")
+            back = migrate_under_ping(lab, vm, vm_ip, "hostB", "hostA")
+            out, _ = client.communicate(timeout=60)
+        finally:
+            if client.poll() is None:
+                client.kill()
+                client.wait()
     # The flow ran to its end through both moves (a reset or a stall past iperf3's timeout fails it).
     assert client.returncode == 0, out
     for run in (there, back):

@@ -27,6 +27,7 @@ from typing import Any
 
 import pytest
 
+from pyvswitch.lab.traffic import iperf3_server
 from pyvswitch.testing import ovs as ovs_peer
 from pyvswitch.testing.netns import NetnsPool, sh, unique, wait_for
 from pyvswitch.testing.shaping import shaped_cable
@@ -81,23 +82,6 @@ def member_tx(host: Host, key: str = "tx_bytes") -> list[int]:
 
 def actives(host: Host) -> list[bool]:
     return [bool(m["active"]) for m in team_members(host)]
-
-
-@contextlib.contextmanager
-def iperf3_server(netns: str, bind: str) -> Iterator[None]:
-    """One iperf3 server in ``netns`` on ``bind``:5201, listening when this enters; stopped when it leaves."""
-    proc = subprocess.Popen(["ip", "netns", "exec", netns, "iperf3", "-s", "-B", bind],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
-    try:
-        wait_for(lambda: ":5201" in sh("ss", "-Hltn", netns=netns), what=f"iperf3 server in {netns}")
-        yield
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=5)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(timeout=5)
 
 
 def iperf3(netns: str, server: str, *args: str, timeout: float = 60) -> dict[str, object]:
@@ -314,7 +298,7 @@ def test_static_team_to_ovs_balance_slb_bond_ping_and_iperf3(
 
     reachable(vm, PEER_IP)
     assert ping(vm, PEER_IP, count=10).returncode == 0
-    with iperf3_server(peer.netns, PEER_IP):
+    with iperf3_server(peer.netns, bind=PEER_IP):
         before = member_tx(host)
         result = iperf3(vm, PEER_IP, "-t", "3", "-P", "4")
     used = [b - a for a, b in zip(before, member_tx(host), strict=True)]
@@ -349,7 +333,7 @@ def test_switch_independent_address_hash_to_linux_bridge(host: Host, pool: Netns
     for own in own_macs:  # forget what the members' kernel interfaces sent before IPv6 was off on them
         for port in lab.ports:
             sh("bridge", "fdb", "del", own, "dev", port, "master", netns=lab.psw, check=False)
-    with iperf3_server(lab.lan, LAN_IP), lab.fdb_events(tmp_path / "fdb.log") as seen:
+    with iperf3_server(lab.lan, bind=LAN_IP), lab.fdb_events(tmp_path / "fdb.log") as seen:
         before = member_tx(host)
         result = iperf3(vm, LAN_IP, "-t", "4", "-P", "8")
         used = [b - a for a, b in zip(before, member_tx(host), strict=True)]
@@ -397,7 +381,7 @@ def test_switch_independent_hyperv_port_pins_each_vm_to_one_member(
     si_team(host, lab, "HyperVPort")
     prefix = LAN_IP.rsplit(".", 1)[0]
     vms: list[tuple[str, str]] = []
-    with lab.fdb_events(tmp_path / "fdb.log") as seen, iperf3_server(lab.lan, LAN_IP):
+    with lab.fdb_events(tmp_path / "fdb.log") as seen, iperf3_server(lab.lan, bind=LAN_IP):
         # Add VMs until two of them sit on different members (two suffice when ports go round-robin).
         for n in range(1, 7):
             vm = host.vm_add("ext", f"{prefix}.{n}/24")
@@ -420,7 +404,7 @@ def test_switch_independent_hyperv_port_pins_each_vm_to_one_member(
 def outbound(host: Host, lab: BridgeLan, vm: str, seconds: int = 5) -> tuple[float, list[int]]:
     """8 TCP flows VM -> LAN host (after a 1 s warm-up that is not counted): Mbit/s received, and the bytes each
     member sent meanwhile."""
-    with iperf3_server(lab.lan, LAN_IP):
+    with iperf3_server(lab.lan, bind=LAN_IP):
         before = member_tx(host)
         result = iperf3(vm, LAN_IP, "-t", str(seconds), "-P", "8", "-O", "1")
     return received_mbit(result), [b - a for a, b in zip(before, member_tx(host), strict=True)]
@@ -538,7 +522,7 @@ def test_lacp_long_tcp_flow_survives_cut_and_restore_of_its_member(
     reachable(vm, PEER_IP)
 
     seconds, step = 9.0, 0.25
-    with iperf3_server(peer.netns, PEER_IP):
+    with iperf3_server(peer.netns, bind=PEER_IP):
         before = member_tx(host)
         client = subprocess.Popen(["ip", "netns", "exec", vm, "iperf3", "-c", PEER_IP, "--json", "-t", str(seconds),
                                    "-i", str(step), "-b", "150M"], stdout=subprocess.PIPE, stderr=subprocess.PIPE,

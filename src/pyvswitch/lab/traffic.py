@@ -13,6 +13,7 @@ neighbour entries for that).
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import math
@@ -23,7 +24,7 @@ import subprocess
 import tempfile
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 
 from pyvswitch.testing.netns import sh, wait_for
@@ -123,6 +124,30 @@ def parse_iperf3_json(text: str) -> IperfResult:
 def _listening(netns: str | None, port: int) -> bool:
     out = sh("ss", "-Hltn", f"sport = :{port}", netns=netns, check=False)
     return bool(out.strip())
+
+
+@contextlib.contextmanager
+def iperf3_server(
+    netns: str | None, port: int = 5201, bind: str | None = None, once: bool = False
+) -> Iterator[subprocess.Popen[str]]:
+    """An iperf3 server in ``netns``, listening when this enters (no sleep: ``ss`` says so); stopped when it
+    leaves. ``once``: it serves one test and exits by itself."""
+    args = ["iperf3", "-s", "-p", str(port), *(["-B", bind] if bind else []), *(["-1"] if once else [])]
+    proc = subprocess.Popen(
+        _ns_cmd(netns, None, args), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True
+    )
+    try:
+        wait_for(
+            lambda: proc.poll() is not None or _listening(netns, port),
+            timeout_s=10,
+            what=f"iperf3 server on {netns}:{port}",
+        )
+        if proc.poll() is not None:
+            err = proc.stderr.read() if proc.stderr else ""
+            raise TrafficError(f"iperf3 server exited with {proc.returncode}: {err.strip()}")
+        yield proc
+    finally:
+        _stop(proc)
 
 
 def run_iperf3(
