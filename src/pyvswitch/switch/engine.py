@@ -478,7 +478,7 @@ class Engine:
                 if traced and taps is not None:
                     taps.received(port.name, pkts)
                 ports = sw.ports
-                if port.host_policy is not None:
+                if port.host_policy is not None and port.host_policy.marks_priority:
                     qos.mark_priority(outs, ports)
                 for idx, (out_pkts, tcis) in outs.items():
                     dport = ports[idx]

@@ -112,6 +112,8 @@ class HostPolicy:
     def __init__(self, policies: Sequence[QosPolicyConfig]) -> None:
         self.classifier = PolicyClassifier(policies)
         self.matched = 0
+        # Only then has the switch's output a priority to mark (mark_priority walks every frame).
+        self.marks_priority = any(p.priority_8021 is not None for p in policies)
 
     def apply(self, pkts: list[Packet]) -> None:
         match = self.classifier.match

@@ -38,6 +38,7 @@ import time
 import zlib
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from functools import cached_property
 
 from pyvswitch.config.schema import LoadBalancing, TeamingMode
 from pyvswitch.datapath.device import Device, DeviceCounters
@@ -66,6 +67,11 @@ class Member:
     pending: float | None = None  # when the carrier first differed from ``up`` (up/down delays)
     load: float = 0.0  # bytes sent recently (decays; Dynamic)
     ports: set[int] = field(default_factory=set)  # switch ports affinitized to it (HyperVPort, Dynamic)
+
+    @cached_property
+    def mac_bytes(self) -> bytes:
+        """The member's MAC as a frame's source field (MAC replacement writes it per frame)."""
+        return self.mac.to_bytes(6, "big")
 
 
 @dataclass(frozen=True)
@@ -505,13 +511,13 @@ class TeamDevice:
                 else:
                     m = self._flowlet_member(flow_hash(p, LoadBalancing.TRANSPORT_PORTS), now, len(data))
                     if si and m is not self._port_member(p.in_port):
-                        p = _with_source(p, m.mac.to_bytes(6, "big"))
+                        p = _with_source(p, m.mac_bytes)
             elif si and announces_location(data):
                 m = primary
             else:
                 m = active[flow_hash(p, algorithm) % n]
                 if si and m is not primary:
-                    p = _with_source(p, m.mac.to_bytes(6, "big"))
+                    p = _with_source(p, m.mac_bytes)
             if si and data[0] & 1 and m is not primary and len(self._echo) < ECHO_MEMORY:
                 self._echo.add(bytes(data[6:12]))
             slot = per.get(id(m))
