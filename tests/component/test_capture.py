@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
 
 import pytest
@@ -139,8 +138,10 @@ def test_sessions_are_added_and_removed_by_the_forwarding_thread(h: SwitchHarnes
         # Idle: the engine flushed the file, so it can be read while the capture runs.
         wait_for(lambda: len(read_pcapng(path).records) == 50, timeout_s=10, what="the file flushed")
         h.stop_capture(s)
+        sent = len(h.port_device("b").sent)
         h.port_device("a").inject(frame(BCAST, A))
-        time.sleep(0.05)
+        # The frame went out on b (no sleep: wait for it), and the stopped session did not record it.
+        wait_for(lambda: len(h.port_device("b").sent) > sent, timeout_s=10, what="the frame forwarded to b")
         assert s.captured == 50
     finally:
         h.engine.stop()
