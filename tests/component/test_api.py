@@ -40,6 +40,9 @@ class FakeEngine:
     def counters(self) -> dict[str, object]:
         return {"switches": {s.name: {"ports": {}, "drops": {}} for s in self.current.switches}}
 
+    def health(self) -> dict[str, object]:
+        return {"state": "ok", "problems": []}
+
     def fdb(self, switch: str) -> list[dict[str, object]]:
         return [{"mac": "02:00:00:00:00:01", "vlan": 1, "port": "x", "age_s": 1.0, "static": False}]
 

@@ -29,6 +29,7 @@ from pyvswitch.cli.lab import lab_group
 from pyvswitch.cli.migrate import migrate_command
 from pyvswitch.cli.qos import qos_group
 from pyvswitch.cli.sriov import sriov_group
+from pyvswitch.cli.status import status_command
 from pyvswitch.cli.team import team_group
 from pyvswitch.cli.trace import trace_group
 from pyvswitch.cli.verbs import COMMANDS, State, port_group
@@ -67,6 +68,7 @@ for _command in (*COMMANDS, extension_group, trace_group, team_group, capture_gr
     cli.add_command(_command)
 cli.add_command(sriov_group)  # SR-IOV (cli/sriov.py)
 cli.add_command(migrate_command)  # live migration (cli/migrate.py)
+cli.add_command(status_command)  # forwarding health (cli/status.py)
 for _command in (acl_group, xacl_group):
     port_group.add_command(_command)
 

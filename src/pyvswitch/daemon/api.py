@@ -222,9 +222,13 @@ class WhatIf(Request_):
 
 
 class Health(BaseModel):
+    """``status`` is "degraded" when forwarding is not progressing or recently failed (``forwarding.problems``
+    says why), "ok" otherwise; ``degraded`` lists ports the engine could not open."""
+
     status: str
     version: str
     degraded: dict[str, str] = Field(default_factory=dict)
+    forwarding: dict[str, Any] = Field(default_factory=dict)
 
 
 def patch_changes(body: BaseModel, not_null: Iterable[str] | None = None) -> dict[str, Any]:
@@ -287,7 +291,13 @@ def create_app(service: Service) -> FastAPI:
 
     @app.get("/v1/health")
     def health() -> Health:
-        return Health(status="ok", version=pyvswitch.__version__, degraded=service.degraded())
+        forwarding = service.forwarding()
+        return Health(
+            status=str(forwarding.get("state", "ok")),
+            version=pyvswitch.__version__,
+            degraded=service.degraded(),
+            forwarding=forwarding,
+        )
 
     @app.get("/v1/config")
     def get_config() -> HostConfig:

@@ -12,13 +12,15 @@ from pyvswitch.packet.frame import Packet
 
 @dataclass(slots=True)
 class DeviceCounters:
-    """What a device saw at the OS boundary. ``drops`` is keyed by reason (e.g. 'rx-ring-full', 'tx-ring-full')."""
+    """What a device saw at the OS boundary. ``drops`` is keyed by reason (e.g. 'ring-overrun', 'tx-ring-full');
+    ``resyncs`` counts the times the receive side found itself out of step with the kernel and recovered."""
 
     rx_frames: int = 0
     rx_bytes: int = 0
     tx_frames: int = 0
     tx_bytes: int = 0
     drops: Counter[str] = field(default_factory=Counter)
+    resyncs: int = 0
 
     def as_dict(self) -> dict[str, object]:
         return {
@@ -27,6 +29,7 @@ class DeviceCounters:
             "tx_frames": self.tx_frames,
             "tx_bytes": self.tx_bytes,
             "drops": dict(self.drops),
+            "resyncs": self.resyncs,
         }
 
 
@@ -50,6 +53,11 @@ class Device(Protocol):
     def recv(self, max_frames: int) -> list[Packet]: ...
 
     def release(self) -> None: ...
+
+    def resync(self) -> bool:
+        """Repair a receive side that is out of step with the kernel (frames waiting, none at the reader's
+        head); True if it did. The engine calls it for a port readable without progress (see afpacket)."""
+        ...
 
     def send(self, pkts: Sequence[Packet], tcis: Sequence[int]) -> None: ...
 

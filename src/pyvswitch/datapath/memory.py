@@ -51,6 +51,9 @@ class MemoryDevice:
     def release(self) -> None:
         pass
 
+    def resync(self) -> bool:
+        return False  # no shared ring to fall out of step with
+
     def send(self, pkts: Sequence[Packet], tcis: Sequence[int]) -> None:
         for pkt, tci in zip(pkts, tcis, strict=True):
             frame = wire_bytes(pkt.data, tci)

@@ -121,6 +121,9 @@ class PcapDevice:
     def release(self) -> None:
         pass
 
+    def resync(self) -> bool:
+        return False  # no shared ring to fall out of step with
+
     def send(self, pkts: Sequence[Packet], tcis: Sequence[int]) -> None:
         if self._writer is None:
             self.counters.drops["tx-no-record-file"] += len(pkts)

@@ -94,6 +94,9 @@ class TapDevice:
     def release(self) -> None:
         pass
 
+    def resync(self) -> bool:
+        return False  # no shared ring to fall out of step with
+
     def send(self, pkts: Sequence[Packet], tcis: Sequence[int]) -> None:
         fd = self._fd
         counters = self.counters

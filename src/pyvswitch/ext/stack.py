@@ -1,5 +1,12 @@
 """One switch's extension stack: instances in configured order, the calls around each batch, containment.
 
+Containment (issue 10): whatever an extension raises in the data path, BaseException included (SystemExit,
+KeyboardInterrupt), is caught at the stack boundary, counted and handled by its ``on_error``. An extension call
+that takes longer than ``BATCH_BUDGET_S`` for one batch cannot be interrupted (Python threads cannot be), but once
+it returns the extension is *benched*: handled as if it had failed (its ``on_error``) without being called, for
+``BENCH_S`` doubling with each overrun up to ``BENCH_MAX_S``, so one slow plug-in stalls the single forwarding
+thread (every switch) once per bench period instead of on every batch.
+
 Compiled when the switch's configuration changes; an empty stack (nothing enabled) is ``None`` in the switch,
 so a switch without extensions pays nothing per batch. Instances live as long as the extension stays installed
 on the switch, across enable/disable and reordering, so their state survives reconfiguration.
@@ -8,9 +15,11 @@ on the switch, across enable/disable and reordering, so their state survives rec
 from __future__ import annotations
 
 import logging
+import sys
 from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Protocol
 
 from pyvswitch.ext.api import (
@@ -35,6 +44,10 @@ log = logging.getLogger(__name__)
 KIND_ORDER = {ExtensionKind.CAPTURE: 0, ExtensionKind.FILTER: 1, ExtensionKind.FORWARDING: 2}
 LOG_FIRST = 10  # errors of one extension logged in full; then one line every LOG_EVERY
 LOG_EVERY = 1000
+BATCH_BUDGET_S = 0.1  # one extension call on one batch; a batch of 256 frames normally takes ~1 ms in all
+BENCH_S = 5.0
+BENCH_MAX_S = 300.0
+RECENT_FAILURE_S = 60.0  # a failure this recent makes the host's health "degraded"
 
 
 class ExtensionVeto(Exception):
@@ -69,6 +82,10 @@ class ExtensionSlot:
     calls: int = 0
     errors: int = 0
     drops: Counter[str] = field(default_factory=Counter)
+    overruns: int = 0  # calls over BATCH_BUDGET_S
+    benched_until: float = 0.0  # until then the extension is handled as failed without being called
+    problem: str | None = None  # the last failure or overrun, for health and `extension show`
+    failed_at: float = 0.0
 
     @property
     def kind(self) -> ExtensionKind:
@@ -87,6 +104,9 @@ class ExtensionSlot:
             "on_error": self.instance.on_error.value,
             "calls": self.calls,
             "errors": self.errors,
+            "overruns": self.overruns,
+            "benched_until": self.benched_until or None,
+            "problem": self.problem,
             "drops": dict(self.drops),
             "status": status,
         }
@@ -184,10 +204,49 @@ class ExtensionStack:
 
     def _failed(self, slot: ExtensionSlot, what: str) -> None:
         slot.errors += 1
+        exc = sys.exception()
+        slot.failed_at = self.ctx.now()
+        slot.problem = f"{what} raised {type(exc).__name__}: {exc} ({slot.errors} errors, handled: {slot.instance.on_error.value})"
         if slot.errors <= LOG_FIRST:
             log.exception("extension %r on switch %r raised in %s", slot.name, self.switch, what)
         elif slot.errors % LOG_EVERY == 0:
             log.error("extension %r on switch %r: %d errors so far", slot.name, self.switch, slot.errors)
+
+    def _call(self, slot: ExtensionSlot, what: str, fn: Callable[[], object]) -> bool:
+        """Run one data-path call of ``slot``; False if it failed, overran its budget or is benched."""
+        slot.calls += 1
+        now = self.ctx.now
+        start = now()
+        if slot.benched_until:
+            if start < slot.benched_until:
+                slot.errors += 1
+                return False
+            slot.benched_until = 0.0
+        try:
+            fn()
+        except BaseException:  # an extension must not take the forwarding thread down, whatever it raises
+            self._failed(slot, what)
+            return False
+        took = now() - start
+        if took <= BATCH_BUDGET_S:
+            return True
+        slot.overruns += 1
+        bench = min(BENCH_MAX_S, BENCH_S * 2 ** (slot.overruns - 1))
+        slot.benched_until = start + took + bench
+        slot.problem = (
+            f"{what} took {took:.3f} s on one batch (budget {BATCH_BUDGET_S} s): "
+            f"handled as failed ({slot.instance.on_error.value}) for {bench:.0f} s"
+        )
+        log.error("extension %r on switch %r: %s", slot.name, self.switch, slot.problem)
+        return False
+
+    def problems(self, now: float) -> list[str]:
+        """Benched extensions and ones that failed recently, for the host's health."""
+        return [
+            f"extension {s.name!r} on switch {self.switch!r}: {s.problem}"
+            for s in self.slots
+            if s.problem and (s.benched_until > now or now - s.failed_at < RECENT_FAILURE_S)
+        ]
 
     # ---- data path ----
 
@@ -195,13 +254,13 @@ class ExtensionStack:
         """Capture then filter extensions over a batch received from ``port``; returns the survivors."""
         ctx = self.ctx
         for slot in self.captures:
-            slot.calls += 1
-            try:
-                ext = slot.instance
-                assert isinstance(ext, CaptureExtension)
-                ext.capture(ctx, [CapturedFrame.of(p) for p in pkts], "ingress", port)
-            except Exception:
-                self._failed(slot, "capture")
+            ext = slot.instance
+            assert isinstance(ext, CaptureExtension)
+            self._call(
+                slot,
+                "capture",
+                partial(ext.capture, ctx, [CapturedFrame.of(p) for p in pkts], "ingress", port),
+            )
         for slot in self.ingress_filters:
             if not pkts:
                 break
@@ -210,16 +269,10 @@ class ExtensionStack:
         return pkts
 
     def _filter(self, slot: ExtensionSlot, pkts: list[Packet], gate: Gate) -> list[Packet]:
-        slot.calls += 1
         ext = slot.instance
         assert isinstance(ext, FilterExtension)
-        try:
-            if gate.direction == "ingress":
-                ext.ingress(self.ctx, pkts, gate)
-            else:
-                ext.egress(self.ctx, pkts, gate)
-        except Exception:
-            self._failed(slot, gate.direction)
+        step = ext.ingress if gate.direction == "ingress" else ext.egress
+        if not self._call(slot, gate.direction, lambda: step(self.ctx, pkts, gate)):
             if ext.on_error is OnError.DROP:
                 slot.drops["extension-error"] += len(pkts)
                 return []
@@ -243,13 +296,9 @@ class ExtensionStack:
         assert slot is not None
         ext = slot.instance
         assert isinstance(ext, ForwardingExtension)
-        slot.calls += 1
         for p in pkts:
             p.dsts = None
-        try:
-            ext.forward(self.ctx, pkts)
-        except Exception:
-            self._failed(slot, "forward")
+        if not self._call(slot, "forward", lambda: ext.forward(self.ctx, pkts)):
             slot.drops["extension-error"] += len(pkts)
             return []  # no destinations decided: nothing can be sent, whatever on_error says
         out: list[Packet] = []
@@ -281,13 +330,13 @@ class ExtensionStack:
         if pkts:
             ctx = self.ctx
             for slot in reversed(self.captures):
-                slot.calls += 1
-                try:
-                    ext = slot.instance
-                    assert isinstance(ext, CaptureExtension)
-                    ext.capture(ctx, [CapturedFrame.of(p) for p in pkts], "egress", port)
-                except Exception:
-                    self._failed(slot, "capture")
+                ext = slot.instance
+                assert isinstance(ext, CaptureExtension)
+                self._call(
+                    slot,
+                    "capture",
+                    partial(ext.capture, ctx, [CapturedFrame.of(p) for p in pkts], "egress", port),
+                )
         self._collect(self.ctx)
         return pkts, tcis
 

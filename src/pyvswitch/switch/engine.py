@@ -10,6 +10,14 @@ Waiting for frames: after traffic the loop keeps polling the rings without sleep
 (a sleeping forwarder loses frames to wake-up latency on a shared 2-vCPU host, platform.md), then blocks
 in poll() with a short timeout so an idle switch costs no CPU.
 
+Supervision (issue 10): the loop never dies silently. Whatever escapes it, BaseException included, is logged and
+counted and the loop starts again (extensions' own errors are contained earlier, in ext/stack.py). Every
+SUPERVISE_S the loop asks the kernel, with one poll(), which ports are readable; a port that stays readable for
+STUCK_CHECKS checks in a row without delivering a frame has a receive ring out of step with the kernel and is
+resynchronised (datapath/afpacket.py). ``health()`` says why forwarding is degraded: the thread is gone, a
+pass has not completed for HEARTBEAT_STALE_S (a slow extension or a wedge), the loop restarted or an
+extension was benched recently.
+
 Capture sessions (observe/capture.py) are added and removed through the forwarding thread like a configuration
 change. The loop holds a ``CaptureTaps`` only while some session covers a port, so without one a batch costs a
 single attribute check; with one, the received batch is recorded before the switch sees it (the tag it came
@@ -23,6 +31,7 @@ import math
 import os
 import select
 import threading
+import time
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, replace
@@ -55,6 +64,10 @@ AGING_INTERVAL_S = 1.0
 TEAM_TICK_S = 0.005
 IDLE_POLL_MS = 10
 PREPARED_TTL_S = 30.0  # rings prepared for a migration that never came
+SUPERVISE_S = 0.05  # how often the loop checks for ports readable without progress
+STUCK_CHECKS = 3  # consecutive such checks before a port's receive ring is resynchronised (>= 100 ms)
+HEARTBEAT_STALE_S = 1.0  # a loop pass older than this: forwarding is not progressing
+RECENT_S = 60.0  # restarts and resyncs this recent are reported by health()
 
 
 @dataclass(frozen=True, slots=True)
@@ -118,6 +131,15 @@ class Engine:
         self.busy_s = 0.0
         # AF_PACKET devices whose rings were allocated ahead of their interface (prepare_device), by ifname.
         self._prepared: dict[str, tuple[Device, float]] = {}
+        # Supervision (wall-clock time.monotonic: it watches real progress, whatever clock the switch runs on).
+        self.loop_restarts = 0
+        self.resyncs = 0
+        self._crashes: deque[tuple[float, str]] = deque(maxlen=16)
+        self._resynced: deque[tuple[float, str]] = deque(maxlen=16)
+        self._heartbeat = time.monotonic()
+        self._next_supervise = 0.0
+        self._strikes: dict[int, int] = {}  # fd -> consecutive checks readable without progress
+        self._rx_seen: dict[int, int] = {}  # fd -> rx_frames at the last check
 
     # ---- life cycle ----
 
@@ -494,7 +516,7 @@ class Engine:
                         if taps is not None:
                             taps.sent(dport.name, out_pkts, tcis)
                         dport.device.send(out_pkts, tcis)
-            except Exception:
+            except BaseException:
                 # A bug must not take the data path down: count, log (rate-limited by count), drop the batch.
                 self.loop_errors += 1
                 port.drops["internal-error"] += len(pkts)
@@ -574,12 +596,71 @@ class Engine:
                 os.sched_setaffinity(0, {self.cpu})  # 0 = this thread only, on Linux
             except OSError as e:
                 log.warning("cannot pin the forwarding thread to CPU %d: %s", self.cpu, e)
+        while self._running:
+            try:
+                self._forward()
+            except BaseException as e:  # the data path must outlive any bug, even SystemExit from a plug-in
+                if not self._running:
+                    break
+                now = time.monotonic()
+                self.loop_restarts += 1
+                recent = sum(1 for at, _ in self._crashes if now - at < 10)
+                self._crashes.append((now, f"{type(e).__name__}: {e}"))
+                log.critical(
+                    "forwarding loop died (%s), restarting it (restart %d)",
+                    type(e).__name__,
+                    self.loop_restarts,
+                    exc_info=True,
+                )
+                for dev, _, _ in self._rx:
+                    try:
+                        dev.release()  # slots of the interrupted batch, or the ring stays full
+                    except Exception:
+                        log.exception("releasing %s after a loop failure", dev.name)
+                time.sleep(min(1.0, 0.001 * 2**recent))  # no hot crash loop: back off when it keeps dying
+
+    def _supervise(self) -> None:
+        """Resynchronise the receive ring of any port that stays readable without delivering a frame."""
+        skip = self._throttled() if (self._paced() or self._held) else set()
+        devices = {dev.fileno(): dev for dev, _, _ in self._rx}
+        devices = {fd: dev for fd, dev in devices.items() if fd >= 0 and fd not in skip}
+        probe = select.poll()
+        for fd in devices:
+            probe.register(fd, select.POLLIN)
+        readable = {fd for fd, ev in probe.poll(0) if ev & select.POLLIN}
+        strikes = self._strikes
+        seen = self._rx_seen
+        for fd, dev in devices.items():
+            frames = dev.counters.rx_frames
+            if fd in readable and seen.get(fd) == frames:
+                strikes[fd] = strikes.get(fd, 0) + 1
+                if strikes[fd] >= STUCK_CHECKS:
+                    strikes[fd] = 0
+                    if dev.resync():
+                        self.resyncs += 1
+                        self._resynced.append((time.monotonic(), dev.name))
+                        log.warning(
+                            "port device %s was readable without progress: receive ring resynchronised",
+                            dev.name,
+                        )
+            else:
+                strikes.pop(fd, None)
+            seen[fd] = frames
+        for fd in [fd for fd in seen if fd not in devices]:
+            del seen[fd]
+            strikes.pop(fd, None)
+
+    def _forward(self) -> None:
         poller = select.poll()
         registered: list[int] = []
         rx_seen: list[tuple[Device, Switch, SwitchPort]] | None = None
         last_traffic = self.clock.now()
         while self._running:
             t0 = perf_counter()
+            mono = self._heartbeat = time.monotonic()
+            if mono >= self._next_supervise:
+                self._next_supervise = mono + SUPERVISE_S
+                self._supervise()
             if self.run_once():
                 self.busy_s += perf_counter() - t0
                 last_traffic = self.clock.now()
@@ -665,7 +746,43 @@ class Engine:
         return {
             "switches": {name: sw.counters() for name, sw in list(self.switches.items())},
             "loop_errors": self.loop_errors,
+            "loop_restarts": self.loop_restarts,
+            "resyncs": self.resyncs,
             "busy_s": round(self.busy_s, 3),
+        }
+
+    def health(self) -> dict[str, object]:
+        """Whether forwarding is progressing, and if not why (read from any thread; no lock needed)."""
+        mono = time.monotonic()
+        problems: list[str] = []
+        thread = self._thread
+        if thread is not None and not thread.is_alive():
+            problems.append("the forwarding thread is not running")
+        elif thread is not None and mono - self._heartbeat > HEARTBEAT_STALE_S:
+            problems.append(
+                f"forwarding has not completed a pass for {mono - self._heartbeat:.1f} s "
+                "(a slow extension or a stuck device)"
+            )
+        problems += [
+            f"forwarding loop restarted {mono - at:.0f} s ago after {what}"
+            for at, what in list(self._crashes)
+            if mono - at < RECENT_S
+        ]
+        now = self.clock.now()
+        for sw in list(self.switches.values()):
+            if sw.ext is not None:
+                problems += sw.ext.problems(now)
+        return {
+            "state": "degraded" if problems else "ok",
+            "problems": problems,
+            "loop_restarts": self.loop_restarts,
+            "resyncs": self.resyncs,
+            "recent_resyncs": [
+                {"device": name, "ago_s": round(mono - at, 1)}
+                for at, name in list(self._resynced)
+                if mono - at < RECENT_S
+            ],
+            "heartbeat_age_s": round(mono - self._heartbeat, 3) if thread is not None else None,
         }
 
     # ---- SR-IOV (daemon/iov.py drives these; switch/iov.py, datapath/nicswitch.py) ----

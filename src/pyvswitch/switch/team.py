@@ -486,6 +486,9 @@ class TeamDevice:
         for m in self.members:
             m.device.release()
 
+    def resync(self) -> bool:
+        return any([m.device.resync() for m in self.members])  # a list: every member is checked
+
     def send(self, pkts: Sequence[Packet], tcis: Sequence[int]) -> None:
         active = self._active
         if not active:
