@@ -9,7 +9,7 @@ from pyvswitch.testing.clock import FakeClock
 
 
 def test_turns_on_when_saturated_and_off_only_when_clearly_idle() -> None:
-    p = SteeringPolicy(on=0.9, off=0.6, dwell_s=3)
+    p = SteeringPolicy(on=0.9, off=0.6, dwell_s=3, off_dwell_s=3)
     assert p.update(0.85, now=0) is None  # busy but not saturated
     assert p.update(0.97, now=1) is True
     assert p.update(0.70, now=10) is None  # inside the band: keeps steering
@@ -21,7 +21,10 @@ def test_dwell_time_prevents_flapping() -> None:
     p = SteeringPolicy(on=0.9, off=0.6, dwell_s=3)
     assert p.update(1.0, now=0) is True
     assert p.update(0.1, now=2) is None  # too soon after the last change
-    assert p.update(0.1, now=3.5) is False
+    assert p.update(0.1, now=14) is None  # off waits longer than on: a pause between bursts keeps steering
+    assert p.update(0.1, now=15.5) is False
+    assert p.update(1.0, now=17) is None
+    assert p.update(1.0, now=18.5) is True  # on again after the shorter dwell
 
 
 def test_bad_thresholds_rejected() -> None:
@@ -48,7 +51,7 @@ def test_tick_applies_the_change_to_every_guest_nic_and_new_ones() -> None:
     assert st.tick() is True
     assert applied == [("eth0", frozenset({0}), "vm1"), ("hostnic", frozenset({0}), None)]
     assert defaults == [frozenset({0})]
-    clock.advance(5)
-    busy[0] += 0.5  # 10 % busy over 5 s
+    clock.advance(20)
+    busy[0] += 2.0  # 10 % busy over 20 s
     assert st.tick() is False
     assert applied[-1] == ("hostnic", frozenset(), None) and defaults[-1] == frozenset()

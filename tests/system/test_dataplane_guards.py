@@ -1,0 +1,182 @@
+"""Regression guards for a data path users can trust (issue 10 item 6): loss at a modest rate, recovery after an
+overload, and a forwarding thread that outlives a plug-in calling sys.exit(). Correctness checks at rates far
+below capacity, not benchmarks (`make bench` measures speed)."""
+
+from __future__ import annotations
+
+import subprocess
+import tempfile
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+from pyvswitch.lab.traffic import TrialResult, run_trafgen_trial, udp_frame_config
+from pyvswitch.testing.netns import wait_for
+from tests.system.conftest import Host, ping, running_host
+from tests.system.test_third_party_extension import site  # noqa: F401  (module fixture: the built sample package)
+
+pytestmark = pytest.mark.system
+
+
+def addr(h: Host, vm: str) -> tuple[str, str, str]:
+    """(netns, MAC, IPv4 address) of a VM's adapter eth0."""
+    ns = h.netns_of(vm)
+    mac = subprocess.run(
+        ["ip", "netns", "exec", ns, "cat", "/sys/class/net/eth0/address"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.strip()
+    ip = (
+        subprocess.run(
+            ["ip", "-n", ns, "-4", "-o", "addr", "show", "dev", "eth0"],
+            capture_output=True,
+            text=True,
+            check=True,
+        )
+        .stdout.split()[3]
+        .split("/")[0]
+    )
+    return ns, mac, ip
+
+
+def udp_received(ns: str) -> int:
+    """UDP datagrams the namespace's stack took in, to open and closed ports alike (/proc/net/snmp): the
+    trial's own frames only, where the interface counter also counts ARP and other strays."""
+    text = subprocess.run(
+        ["ip", "netns", "exec", ns, "cat", "/proc/net/snmp"], capture_output=True, text=True, check=True
+    ).stdout
+    names, values = [line.split()[1:] for line in text.splitlines() if line.startswith("Udp:")][:2]
+    row = dict(zip(names, map(int, values), strict=True))
+    return row["InDatagrams"] + row["NoPorts"] + row["InErrors"]
+
+
+def trial(h: Host, src: str, dst: str, rate_pps: int, duration_s: float) -> tuple[TrialResult, int]:
+    """64 B UDP frames from VM ``src`` to VM ``dst`` at ``rate_pps`` (trafgen's rate-limited bursts); the
+    result and the frames lost (trafgen's own count of frames sent minus the UDP datagrams ``dst`` received)."""
+    (sns, smac, sip), (dns, dmac, dip) = addr(h, src), addr(h, dst)
+    cfg = udp_frame_config(smac, dmac, sip, dip)
+    before = udp_received(dns)
+    result = run_trafgen_trial(
+        sns, "eth0", dns, "eth0", cfg, frame_size=64, rate_pps=rate_pps, duration_s=duration_s
+    )
+    sent = result.generator_reported if result.generator_reported is not None else result.offered
+    return result, max(0, sent - (udp_received(dns) - before))
+
+
+def flood(h: Host, src: str, dst: str, seconds: float) -> int:
+    """64 B frames from ``src`` to ``dst`` as fast as trafgen makes them (several times what the switch
+    forwards); returns the frames sent."""
+    (sns, smac, sip), (_, dmac, dip) = addr(h, src), addr(h, dst)
+    with tempfile.NamedTemporaryFile("w", suffix=".cfg") as f:
+        f.write(udp_frame_config(smac, dmac, sip, dip))
+        f.flush()
+        res = subprocess.run(
+            ["ip", "netns", "exec", sns, "timeout", "-s", "INT", str(seconds),
+             "trafgen", "--no-sock-mem", "-o", "eth0", "-i", f.name, "-P", "1"],
+            capture_output=True, text=True, timeout=seconds + 30,
+        )  # fmt: skip
+    sent = [int(line.split()[0]) for line in res.stdout.splitlines() if "packets outgoing" in line]
+    return sent[0] if sent else 0
+
+
+class Settled:
+    """A condition: true once ``read()`` returns the same value twice in a row."""
+
+    def __init__(self, read: Callable[[], int]) -> None:
+        self.read = read
+        self.last: int | None = None
+
+    def __call__(self) -> bool:
+        now = self.read()
+        done, self.last = now == self.last, now
+        return done
+
+
+def three_vms(h: Host) -> tuple[str, str, str]:
+    h.cli("switch", "add", "g", "--type", "private")
+    vms = (h.vm_add("g", "10.93.0.1/24"), h.vm_add("g", "10.93.0.2/24"), h.vm_add("g", "10.93.0.3/24"))
+    for ip in ("10.93.0.2", "10.93.0.3"):
+        assert ping(h.netns_of(vms[0]), ip).returncode == 0
+    return vms
+
+
+@pytest.mark.daemon_args("--receive-steering", "on")
+def test_64_byte_frames_at_50k_per_s_lose_at_most_a_thousandth(host: Host) -> None:
+    """150,000 frames in trafgen's rate-limited bursts through two VM ports: <= 0.1 % lost (was 50 %: a burst
+    beyond one 4,096-slot receive ring was dropped). Steering on from the start: a namespace VM's receive
+    stack runs inside the switch's send on the forwarding CPU until steering moves it (with 'auto' the first
+    ~0.5 s of such a burst still loses 4-7 %, see daemon/steering.py)."""
+    vm1, vm2, _ = three_vms(host)
+    result, lost = trial(host, vm1, vm2, 50_000, 3.0)
+    assert result.offered >= 100_000, f"the generator made only {result.offered} frames"
+    assert lost <= result.offered / 1000, f"{lost} of {result.offered} frames lost"
+
+
+def test_after_an_overload_every_port_forwards_at_zero_loss_within_a_second(host: Host) -> None:
+    """2 s at several times capacity from VM1 (to VM3); within 1 s the switch has worked off what it had taken
+    in (VM3 receives nothing more), and 20k frames/s from the same port to VM2 then lose nothing; twice over
+    (was: the port stayed dead for minutes after a flood)."""
+    vm1, vm2, vm3 = three_vms(host)
+    sink = host.netns_of(vm3)
+    for _ in range(2):
+        assert flood(host, vm1, vm3, 2.0) > 100_000
+        wait_for(
+            Settled(lambda: udp_received(sink)), timeout_s=1.0, interval_s=0.05, what="the flood worked off"
+        )
+        result, lost = trial(host, vm1, vm2, 20_000, 1.0)
+        assert result.offered >= 15_000
+        assert lost == 0, f"{lost} of {result.offered} frames lost right after the overload"
+    drops = host.json("show", "drops")
+    assert any(r.get("reason") == "ring-overrun" for r in drops), drops  # type: ignore[union-attr]
+
+
+@pytest.fixture
+def ext_host(site: Path, tmp_path: Path) -> Iterator[Host]:  # noqa: F811
+    with running_host(Host(tmp_path, env={"PYTHONPATH": str(site)})) as h:
+        yield h
+
+
+def test_forwarding_outlives_an_extension_calling_sys_exit_and_health_says_so(ext_host: Host) -> None:
+    """SystemExit from a filter extension is contained (on_error bypass) and health names it (EX-14)."""
+    h = ext_host
+    h.cli("switch", "add", "sw", "--type", "private")
+    a, _ = h.vm_add("sw", "10.94.0.1/24"), h.vm_add("sw", "10.94.0.2/24")
+    h.cli("extension", "enable", "sw", "exiter")
+    assert ping(h.netns_of(a), "10.94.0.2", count=5).returncode == 0  # forwarding goes on (bypass)
+    status = h.cli("status", check=False)
+    assert status.returncode == 1, status.stdout
+    assert "exiter" in status.stdout and "SystemExit" in status.stdout, status.stdout
+    rows = {r["name"]: r for r in h.json("extension", "show", "sw")}  # type: ignore[union-attr]
+    assert rows["exiter"]["errors"] > 0  # type: ignore[operator]
+
+
+def test_a_slow_extension_is_benched_instead_of_stalling_every_switch(ext_host: Host) -> None:
+    """An extension taking 2 s per batch on switch 'slow' costs one batch, then is handled as failed (bypass):
+    pings on another switch keep their RTT low and health says which extension and why."""
+    h = ext_host
+    h.cli("switch", "add", "slow", "--type", "private")
+    h.cli("switch", "add", "fast", "--type", "private")
+    s1 = h.vm_add("slow", "10.95.0.1/24")
+    h.vm_add("slow", "10.95.0.2/24")
+    f1 = h.vm_add("fast", "10.96.0.1/24")
+    h.vm_add("fast", "10.96.0.2/24")
+    h.cli("extension", "enable", "slow", "sleepy")
+    subprocess.run(
+        ["ip", "netns", "exec", h.netns_of(s1), "ping", "-c", "1", "-W", "3", "10.95.0.2"],
+        capture_output=True,
+    )
+    wait_for(
+        lambda: "sleepy" in h.cli("status", check=False).stdout, timeout_s=10, what="health names sleepy"
+    )
+    out = subprocess.run(
+        ["ip", "netns", "exec", h.netns_of(f1), "ping", "-c", "20", "-i", "0.05", "-W", "1", "10.96.0.2"],
+        capture_output=True, text=True,
+    ).stdout  # fmt: skip
+    assert " 0% packet loss" in out, out
+    max_ms = float(out.strip().splitlines()[-1].split("=")[1].split("/")[2])
+    assert max_ms < 500, f"pings on another switch stalled: max RTT {max_ms} ms"
+    assert (
+        ping(h.netns_of(s1), "10.95.0.2", count=3).returncode == 0
+    )  # benched: bypassed, so its own switch forwards too
