@@ -23,7 +23,9 @@ log = logging.getLogger(__name__)
 class SteeringPolicy:
     """The decision alone (no I/O), so it can be tested with a fake clock."""
 
-    def __init__(self, on: float = 0.9, off: float = 0.6, dwell_s: float = 3.0, off_dwell_s: float = 15.0) -> None:
+    def __init__(
+        self, on: float = 0.9, off: float = 0.6, dwell_s: float = 3.0, off_dwell_s: float = 15.0
+    ) -> None:
         """``dwell_s`` after a change before steering turns on again; ``off_dwell_s`` before it turns off: turning
         on is urgent (frames overflow the ring meanwhile), turning off only an optimisation, and turning off
         between two bursts made the next one lose 7 % of 50k frames/s (issue 10)."""
