@@ -249,7 +249,7 @@ def test_migration_moves_config_and_connection_table_and_announces(world: World)
     fw = next(
         e for e in b.engine.counters()["switches"]["ext"]["extensions"] if e["name"] == "pyvswitch-firewall"
     )  # type: ignore[index]
-    assert fw["status"]["web01-eth0"]["flows"] == 1
+    assert fw["status"]["ports"]["web01-eth0"]["flows"] == 1 and fw["status"]["connections"] == 1
 
 
 def test_restored_flows_expire_on_the_destination_clock(world: World) -> None:

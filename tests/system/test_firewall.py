@@ -74,7 +74,7 @@ def test_stateful_firewall_admits_replies_but_not_new_inbound(host: Host, server
     stack = {e["name"]: e for e in host.json("extension", "show", "sw")}  # type: ignore[union-attr]
     fw = stack["pyvswitch-firewall"]
     assert fw["drops"].get("extended-acl-deny", 0) >= 1  # type: ignore[union-attr]
-    assert fw["status"][f"{client}-eth0"]["rules"] == 2  # type: ignore[index]
+    assert fw["status"]["ports"][f"{client}-eth0"]["rules"] == 2  # type: ignore[index]
     host.cli("extension", "disable", "sw", "pyvswitch-firewall")
     assert ns_python(server, CONNECT.format(ip="10.95.0.1", port=2222)).startswith("ok")
 
@@ -92,3 +92,22 @@ def test_port_acl_allows_only_a_subnet(host: Host, servers: tuple[str, str]) -> 
     assert ping(third, "10.95.0.2").returncode == 0  # other ports are not affected
     counters = host.json("counters")
     assert counters["switches"]["sw"]["ports"][f"{client}-eth0"]["port_drops"]["acl-deny"] >= 2  # type: ignore[index]
+
+
+def test_stateful_icmp_admits_the_vms_ping_replies_not_the_peers_pings(host: Host) -> None:
+    """AC-05 with the kernel's ping: an Outbound ICMP stateful Allow under Deny Inbound lets the VM's echo
+    requests get their replies (state per identifier), while the peer's own pings stay refused."""
+    host.cli("switch", "add", "sw", "--type", "private")
+    client = host.vm_add("sw", "10.97.0.1/24")
+    peer = host.vm_add("sw", "10.97.0.2/24")
+    rules = [
+        {"action": "Deny", "direction": "Inbound", "weight": 1},
+        {"action": "Allow", "direction": "Outbound", "weight": 10, "protocol": "ICMP", "stateful": True,
+         "idle_session_timeout_s": 60},
+    ]  # fmt: skip
+    patch_port(host, f"{client}-eth0", {"extended_acls": rules})
+    assert ping(client, "10.97.0.2").returncode == 0
+    assert ping(peer, "10.97.0.1", count=2, timeout_s=1).returncode != 0
+    fw = {e["name"]: e for e in host.json("extension", "show", "sw")}["pyvswitch-firewall"]  # type: ignore[union-attr]
+    assert fw["status"]["ports"][f"{client}-eth0"]["flows"] == 1  # type: ignore[index]
+    assert fw["drops"]["extended-acl-deny"] >= 2  # type: ignore[index]

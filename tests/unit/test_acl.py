@@ -8,6 +8,8 @@ import struct
 from pyvswitch.ext.acl import (
     L3L4,
     NON_IP,
+    TCP_ACK,
+    TCP_SYN,
     Action,
     Direction,
     ExtendedAcl,
@@ -118,14 +120,14 @@ def test_stateful_allow_admits_replies_then_expires() -> None:
         ]
     )  # fmt: skip
     vm, web = ip("10.0.0.5"), ip("93.184.216.34")
-    out = L3L4(4, vm, web, 6, 40000, 80)
-    back = L3L4(4, web, vm, 6, 80, 40000)
+    out = L3L4(4, vm, web, 6, 40000, 80, TCP_SYN)
+    back = L3L4(4, web, vm, 6, 80, 40000, TCP_SYN | TCP_ACK)
     # a new inbound connection is refused
     assert not acl.allows(Direction.INBOUND, back, vm, web, 40000, 80, 0, now=0)
     assert acl.allows(Direction.OUTBOUND, out, vm, web, 40000, 80, 0, now=1)
     assert acl.allows(Direction.INBOUND, back, vm, web, 40000, 80, 0, now=30)  # the reply is admitted
     assert acl.allows(Direction.INBOUND, back, vm, web, 40000, 80, 0, now=89)  # refreshed at 30 -> until 90
-    assert acl.expire(now=200) == 1
+    assert acl.table.expire(now=200) == 1
     assert not acl.allows(Direction.INBOUND, back, vm, web, 40000, 80, 0, now=201)
 
 

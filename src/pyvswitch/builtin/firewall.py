@@ -7,20 +7,38 @@ lets traffic through when it breaks is not one.
 
 Directions are the VM's: frames a port sends into the switch are that port's Outbound traffic (checked on
 ingress), frames delivered to a port are its Inbound traffic (checked on egress to it).
+
+Resource bounds (issue 10): the connection table of the switch holds at most ``max_connections`` flows, and
+``max_connections_per_port`` for any one port (class defaults, changed per instance with ``set_limits``). A
+packet that would open a flow over a limit is dropped as ``conn-table-full``; flows already open are not
+touched, so a VM flooding new 5-tuples loses only its own new connections. Idle flows are reaped a bounded
+number per batch (``ext.acl.ConnTable``), never by scanning the table. Drops: ``extended-acl-deny``,
+``conn-table-full``.
 """
 
 from __future__ import annotations
 
 import json
+import logging
 from collections.abc import Sequence
 from dataclasses import asdict
-from typing import Any
+from typing import Any, ClassVar
 
-from pyvswitch.ext.acl import Action, Direction, ExtendedAcl, ExtendedRule, FlowState, packet_l3
+from pyvswitch.ext.acl import (
+    MAX_CONNECTIONS,
+    MAX_CONNECTIONS_PER_PORT,
+    Action,
+    ConnTable,
+    Direction,
+    ExtendedAcl,
+    ExtendedRule,
+    FlowState,
+    packet_l3,
+)
 from pyvswitch.ext.api import Context, FilterExtension, Gate, OnError, PortEvent, PortInfo
 from pyvswitch.packet.frame import Packet
 
-EXPIRE_EVERY_S = 1.0
+log = logging.getLogger(__name__)
 
 
 class Firewall(FilterExtension):
@@ -28,28 +46,46 @@ class Firewall(FilterExtension):
     description = "stateful firewall enforcing extended port ACLs (Hyper-V's WFP extension)"
     enabled_by_default = True
     on_error = OnError.DROP
+    #: Tracked connections on the switch / on one port, unless ``set_limits`` says otherwise.
+    max_connections: ClassVar[int] = MAX_CONNECTIONS
+    max_connections_per_port: ClassVar[int] = MAX_CONNECTIONS_PER_PORT
 
     def __init__(self, switch: str) -> None:
         super().__init__(switch)
         self.acls: dict[str, ExtendedAcl] = {}  # by port name: indices may change, names do not
         self.index_of: dict[str, int] = {}
         self.by_index: dict[int, ExtendedAcl] = {}
-        self._next_expiry = 0.0
-        # The engine clock's last reading (flows expire on it) and restored flows whose ``expires`` still
-        # holds their remaining seconds: another host's clock means nothing here, so they are put on ours at
-        # the next batch.
-        self._now = 0.0
+        self.table = ConnTable(self.max_connections, self.max_connections_per_port)
+        # Restored flows whose ``expires`` still holds their remaining seconds: another host's clock means
+        # nothing here, so they are put on ours at the next batch.
         self._rebase: list[FlowState] = []
+        self._now = 0.0  # the engine clock's last reading: save_state measures remaining idle time on it
+
+    def set_limits(
+        self, max_connections: int | None = None, max_connections_per_port: int | None = None
+    ) -> None:
+        """Change the connection limits (between batches). Lowering one below the flows already tracked
+        closes nothing: new connections are refused until enough have idled out."""
+        limits = {"max_connections": max_connections, "max_connections_per_port": max_connections_per_port}
+        for what, value in limits.items():
+            if value is not None and value < 1:
+                raise ValueError(f"{what} must be at least 1, not {value}")
+        if max_connections is not None:
+            self.table.max_connections = max_connections
+        if max_connections_per_port is not None:
+            self.table.max_per_port = max_connections_per_port
 
     def port_event(self, event: PortEvent, port: PortInfo) -> None:
         if port.validation:
             return  # a validation port: rules always compile, nothing to check or reserve
-        if event in (PortEvent.DISCONNECT, PortEvent.DELETE):
-            self.acls.pop(port.name, None)
-        elif port.extended_acls:
-            self.acls[port.name] = ExtendedAcl.compile(port.extended_acls, self.acls.get(port.name))
+        if event in (PortEvent.DISCONNECT, PortEvent.DELETE) or not port.extended_acls:
+            gone = self.acls.pop(port.name, None)
+            if gone is not None:
+                self.table.forget(gone.flows)
         else:
-            self.acls.pop(port.name, None)
+            self.acls[port.name] = ExtendedAcl.compile(
+                port.extended_acls, self.acls.get(port.name), self.table
+            )
         self._reindex(port)
 
     def _reindex(self, changed: PortInfo) -> None:
@@ -72,37 +108,41 @@ class Firewall(FilterExtension):
         self, ctx: Context, pkts: Sequence[Packet], gate: Gate, direction: Direction, port: int
     ) -> None:
         now = self._now = ctx.now()
+        table = self.table
         if self._rebase:
-            for state in self._rebase:
-                state.expires += now
+            table.rebase(self._rebase, now)
             self._rebase = []
-        if now >= self._next_expiry:
-            self._next_expiry = now + EXPIRE_EVERY_S
-            for each in self.acls.values():
-                each.expire(now)
+        if now > table.next_due:
+            table.expire(now)  # a bounded share of the work: the rest at the next batch
         acl = self.by_index.get(port)
         if acl is None:
             return
+        verdict = acl.verdict
         outbound = direction is Direction.OUTBOUND
         for p in pkts:
             l3 = packet_l3(p)
             if not l3.version:
                 continue  # extended ACLs are IP rules
             if outbound:
-                ok = acl.allows(direction, l3, l3.src, l3.dst, l3.sport, l3.dport, p.vlan, now)
+                drop = verdict(direction, l3, l3.src, l3.dst, l3.sport, l3.dport, p.vlan, now)
             else:
-                ok = acl.allows(direction, l3, l3.dst, l3.src, l3.dport, l3.sport, p.vlan, now)
-            if not ok:
-                gate.drop(p, "extended-acl-deny")
+                drop = verdict(direction, l3, l3.dst, l3.src, l3.dport, l3.sport, p.vlan, now)
+            if drop is not None:
+                gate.drop(p, drop)
 
     def status(self) -> dict[str, Any]:
+        """The connection table's size, limits and refusals, and per port: rules, flows, rule hits, refusals."""
         return {
-            name: {
-                "rules": sum(len(r) for r in acl.rules.values()),
-                "flows": len(acl.flows),
-                "hits": acl.hits,
-            }
-            for name, acl in self.acls.items()
+            **self.table.status(),
+            "ports": {
+                name: {
+                    "rules": sum(len(r) for r in acl.rules.values()),
+                    "flows": len(acl.flows),
+                    "hits": acl.hits,
+                    "table_full_drops": acl.full_drops,
+                }
+                for name, acl in list(self.acls.items())  # read from API threads: a copy first
+            },
         }
 
     def save_state(self, port: str) -> bytes | None:
@@ -116,22 +156,33 @@ class Firewall(FilterExtension):
         flows = [
             [list(fid), max(0.0, st.expires - self._now), st.timeout, st.packets, _rule_json(st.rule)]
             for fid, st in acl.flows.items()
+            if st.expires >= self._now  # idled out, not reaped yet: nothing to carry
         ]
         return json.dumps({"v": 1, "flows": flows}).encode()
 
     def restore_state(self, port: str, blob: bytes) -> None:
         """Take a connection table from ``save_state`` (another host's) for ``port``: a stateful rule that
-        admits only established traffic keeps admitting the connections that were open on the source."""
+        admits only established traffic keeps admitting the connections that were open on the source.
+        The limits hold here too: flows beyond them are not restored (logged)."""
         acl = self.acls.get(port)
         if acl is None:
             return  # the port has no extended ACLs here: nothing would consult the flows
         data = json.loads(blob)
         if data.get("v") != 1:
             raise ValueError(f"firewall state version {data.get('v')!r} is not 1")
+        refused = 0
         for fid, remaining, timeout, packets, rule in data["flows"]:
             state = FlowState(float(remaining), float(timeout), _rule_of(rule), int(packets))
-            acl.flows[(int(fid[0]), int(fid[1]), int(fid[2]), int(fid[3]), int(fid[4]), int(fid[5]))] = state
-            self._rebase.append(state)
+            flow = (int(fid[0]), int(fid[1]), int(fid[2]), int(fid[3]), int(fid[4]), int(fid[5]))
+            # Queued at this host's last reading for now; rebased at the next batch, before any lookup.
+            if self.table.add(acl.flows, flow, state, self._now):
+                self._rebase.append(state)
+            else:
+                refused += 1
+        if refused:
+            log.warning(
+                "port %s: %d migrated connections over the connection limits not restored", port, refused
+            )
 
 
 def _rule_json(rule: ExtendedRule) -> dict[str, Any]:

@@ -6,7 +6,8 @@ which Hyper-V enforces through its WFP extension), so it lives with the extensio
 Both are compiled from rule lists into tables that answer per packet, with an exact-match cache in front, so a
 flow costs a few dict lookups however many rules there are; a miss costs one lookup per distinct prefix length
 (port ACLs) or a scan in weight order (extended ACLs) and is then cached. The caches are dropped whenever the
-rules change (a new table is compiled) and are bounded.
+rules change (a new table is compiled) and are bounded. The flows stateful rules open live in a ``ConnTable``
+per switch: bounded per switch and per port, expired a bounded amount of work per call, never by a scan.
 
 Directions are the VM's (Hyper-V): Outbound = frames the port sends into the switch, Inbound = frames the switch
 delivers to the port. Local/remote likewise: outbound local = source, inbound local = destination.
@@ -22,7 +23,9 @@ Choices where Hyper-V's documentation leaves room (docs/architecture.md §10):
 from __future__ import annotations
 
 import ipaddress
+import math
 import struct
+from collections import OrderedDict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
@@ -31,8 +34,10 @@ from typing import NamedTuple
 from pyvswitch.packet.classify import l3_start, l4_header
 from pyvswitch.packet.frame import ETH_P_IPV4, ETH_P_IPV6, Packet
 
+PROTO_ICMP = 1
 PROTO_TCP = 6
 PROTO_UDP = 17
+PROTO_ICMPV6 = 58
 CACHE_MAX = 65536
 _V4_ADDRS = struct.Struct(">II")  # IPv4 addresses straight to ints: no from_bytes per packet
 _PORTS = struct.Struct(">HH")
@@ -51,7 +56,11 @@ class Direction(StrEnum):
 
 class L3L4(NamedTuple):
     """What ACLs look at in a frame. Addresses are ints (IPv4 and IPv6 in separate families). A NamedTuple:
-    made once per packet per check, and a tuple is the cheapest object Python can build."""
+    made once per packet per check, and a tuple is the cheapest object Python can build.
+
+    ``tcp_flags`` and the ICMP fields are what the firewall's connection tracking needs (a SYN opens a TCP
+    connection; an echo request opens a query its reply may answer); rules never match on them, and ICMP
+    keeps ports 0 so that a port range in a rule cannot match an ICMP identifier."""
 
     version: int  # 4, 6, or 0 for non-IP
     src: int
@@ -59,6 +68,9 @@ class L3L4(NamedTuple):
     proto: int
     sport: int
     dport: int
+    tcp_flags: int = 0
+    icmp_type: int = -1  # -1: not ICMP/ICMPv6, or no ICMP header (truncated, non-first fragment)
+    icmp_id: int = 0  # the identifier of a query message (echo, timestamp...); 0 otherwise
 
 
 NON_IP = L3L4(0, 0, 0, 0, 0, 0)
@@ -82,14 +94,22 @@ def parse_l3l4(data: bytes | bytearray | memoryview) -> L3L4:
         proto = data[off + 6]
     else:
         return NON_IP
-    sport = dport = 0
+    version = 4 if etype == ETH_P_IPV4 else 6
     l4 = l4_header(data)
-    if l4 is not None:
-        proto = l4[1]
-        if proto in (PROTO_TCP, PROTO_UDP) and n >= l4[2] + 4:
-            sport, dport = _PORTS.unpack_from(data, l4[2])
-    return L3L4(4 if etype == ETH_P_IPV4 else 6, src, dst, proto, sport, dport)
-    return NON_IP
+    if l4 is None:
+        return L3L4(version, src, dst, proto, 0, 0)
+    proto = l4[1]
+    at = l4[2]
+    if proto in (PROTO_TCP, PROTO_UDP):
+        if n >= at + 4:
+            sport, dport = _PORTS.unpack_from(data, at)
+            # A TCP header too short for its flags byte gets none: it can then open no connection.
+            flags = data[at + 13] if proto == PROTO_TCP and n >= at + 14 else 0
+            return L3L4(version, src, dst, proto, sport, dport, flags)
+    elif proto in (PROTO_ICMP, PROTO_ICMPV6) and n >= at + 8:
+        # type, code, checksum, then the identifier of a query message
+        return L3L4(version, src, dst, proto, 0, 0, 0, data[at], (data[at + 4] << 8) | data[at + 5])
+    return L3L4(version, src, dst, proto, 0, 0)
 
 
 def packet_l3(pkt: Packet) -> L3L4:
@@ -288,13 +308,168 @@ def _matches(
 
 FlowId = tuple[int, int, int, int, int, int]  # version, proto, local ip, remote ip, local port, remote port
 
+MAX_CONNECTIONS = 262144  # tracked connections per switch
+MAX_CONNECTIONS_PER_PORT = 65536
+# Queue entries one ``ConnTable.expire`` call looks at: ~0.5 ms of work, so expiry never holds up a batch
+# (a stack call over 100 ms benches the extension, ext/stack.py) however many connections idle out at once.
+EXPIRE_BUDGET = 512
+# When the table is full, a new connection first reaps this many due entries, so connections that have
+# expired but not been reaped yet never keep a new one out.
+REAP_WHEN_FULL = 64
+DENY = "extended-acl-deny"
+TABLE_FULL = "conn-table-full"
 
-@dataclass(slots=True)
+TCP_FIN, TCP_SYN, TCP_RST, TCP_ACK = 0x01, 0x02, 0x04, 0x10
+_OPENING = TCP_FIN | TCP_SYN | TCP_RST | TCP_ACK  # of these, a connection opens with SYN alone
+# ICMP query messages (RFC 792, RFC 4443): type -> (the request type of its exchange, is it the request).
+# Other ICMP messages (errors, neighbour discovery...) create no state and are judged by the rules alone.
+ICMP_QUERIES: dict[int, dict[int, tuple[int, bool]]] = {
+    PROTO_ICMP: {8: (8, True), 0: (8, False), 13: (13, True), 14: (13, False), 15: (15, True),
+                 16: (15, False), 17: (17, True), 18: (17, False)},
+    PROTO_ICMPV6: {128: (128, True), 129: (128, False)},
+}  # fmt: skip
+# In an ICMP flow id, the slot of the remote port holds the request type, plus this when the VM sent the
+# request: the reply to the VM's echo request then finds the flow, the peer's own echo request does not.
+ICMP_FROM_VM = 0x100
+
+
+@dataclass(slots=True, eq=False)  # eq=False: hashed by identity, the key of its expiry queue
 class FlowState:
+    """One tracked connection of one port.
+
+    ``expires`` moves on with every packet; ``queued`` is when the flow last took its place at the back of
+    its expiry queue (created, or moved there by ``ConnTable.expire`` because it was still alive)."""
+
     expires: float
     timeout: float
     rule: ExtendedRule
     packets: int = 0
+    queued: float = 0.0
+    fid: FlowId = (0, 0, 0, 0, 0, 0)
+    owner: dict[FlowId, FlowState] | None = None  # the port's flows
+
+
+class ConnTable:
+    """Every port's tracked connections on one switch (the firewall's), bounded and expired incrementally.
+
+    Limits: ``max_connections`` for the switch and ``max_per_port`` for each port; a connection that would go
+    over either is not created (``add`` returns False) and the caller drops the packet that asked for it, so
+    a flood of new 5-tuples costs the flooding port its new connections, never anyone's existing ones.
+
+    Expiry does no scan. Flows sit in one queue per idle timeout, in the order they were queued; a packet
+    refreshes only ``FlowState.expires``. ``expire`` looks at the fronts: a front queued less than its
+    timeout ago ends that queue's turn (everything behind was queued later); an older one is removed if it
+    has idled out, or else (it saw packets since) moved to the back. A live flow is therefore looked at once
+    per timeout however many packets it carries, and one call looks at no more than ``budget`` entries; what
+    is left is done by the next call. Admission never waits for this: ``ExtendedAcl`` checks ``expires``
+    itself, so a flow is refused the moment it has idled out, reaped or not.
+    """
+
+    __slots__ = ("_queues", "count", "full_drops", "max_connections", "max_per_port", "next_due")
+
+    def __init__(
+        self, max_connections: int = MAX_CONNECTIONS, max_per_port: int = MAX_CONNECTIONS_PER_PORT
+    ) -> None:
+        self.max_connections = max_connections
+        self.max_per_port = max_per_port
+        self.count = 0
+        self.full_drops = 0  # connections refused because a limit was reached
+        self._queues: dict[float, OrderedDict[FlowState, None]] = {}
+        # Until then no queue has a front old enough to look at: ``expire`` returns at once.
+        self.next_due = math.inf
+
+    def add(self, flows: dict[FlowId, FlowState], fid: FlowId, state: FlowState, now: float) -> bool:
+        """Track ``state`` as ``fid`` in a port's ``flows``; False (and nothing changed) at a limit."""
+        if self.count >= self.max_connections or len(flows) >= self.max_per_port:
+            self.expire(now, REAP_WHEN_FULL)
+            if self.count >= self.max_connections or len(flows) >= self.max_per_port:
+                self.full_drops += 1
+                return False
+        old = flows.get(fid)
+        if old is not None:
+            self.remove(old)
+        state.fid = fid
+        state.owner = flows
+        state.queued = now
+        flows[fid] = state
+        queue = self._queues.get(state.timeout)
+        if queue is None:
+            queue = self._queues[state.timeout] = OrderedDict()
+        queue[state] = None
+        self.count += 1
+        due = now + state.timeout
+        if due < self.next_due:
+            self.next_due = due
+        return True
+
+    def remove(self, state: FlowState) -> None:
+        """Forget one flow (idled out, replaced); nothing if it is no longer tracked."""
+        queue = self._queues.get(state.timeout)
+        if queue is None or state not in queue:
+            return  # not queued: already removed
+        del queue[state]
+        self.count -= 1
+        owner = state.owner
+        if owner is not None and owner.get(state.fid) is state:
+            del owner[state.fid]
+        if not queue:
+            del self._queues[state.timeout]
+
+    def forget(self, flows: dict[FlowId, FlowState]) -> None:
+        """Forget a port's flows (its extended ACLs or the port went away)."""
+        for state in list(flows.values()):
+            self.remove(state)
+        flows.clear()
+
+    def expire(self, now: float, budget: int = EXPIRE_BUDGET) -> int:
+        """Remove flows idle past their timeout, looking at ``budget`` queue entries at most; returns how many
+        were removed. Call it again (e.g. next batch) while ``next_due`` is behind ``now``."""
+        if now <= self.next_due:
+            return 0
+        removed = 0
+        next_due = math.inf
+        for timeout, queue in list(self._queues.items()):
+            while budget > 0 and queue:
+                state = next(iter(queue))
+                if state.queued + timeout >= now:
+                    break  # queued too recently to have idled out, and so is everything behind it
+                budget -= 1
+                if state.expires < now:
+                    del queue[state]
+                    self.count -= 1
+                    removed += 1
+                    owner = state.owner
+                    if owner is not None and owner.get(state.fid) is state:
+                        del owner[state.fid]
+                else:  # it saw packets since it was queued: look again one timeout after its last one
+                    state.queued = now
+                    queue.move_to_end(state)
+            if not queue:
+                del self._queues[timeout]
+                continue
+            due = next(iter(queue)).queued + timeout
+            if due < next_due:
+                next_due = due
+        # Budget spent: more may be due already, so the next call works on whatever its time.
+        self.next_due = -math.inf if budget <= 0 else next_due
+        return removed
+
+    def rebase(self, states: Iterable[FlowState], now: float) -> None:
+        """Put restored flows (``expires`` holding their remaining seconds) on this clock. They were queued
+        last and ``now`` is later than anything queued before them, so the queues stay in order."""
+        for state in states:
+            state.expires += now
+            state.queued = now
+            if now + state.timeout < self.next_due:
+                self.next_due = now + state.timeout
+
+    def status(self) -> dict[str, int]:
+        return {
+            "connections": self.count,
+            "max_connections": self.max_connections,
+            "max_connections_per_port": self.max_per_port,
+            "table_full_drops": self.full_drops,
+        }
 
 
 class RuleIndex:
@@ -352,42 +527,84 @@ class RuleIndex:
 
 @dataclass(slots=True)
 class ExtendedAcl:
-    """A port's extended ACL: rules by direction in weight order, and the flows stateful rules admitted."""
+    """A port's extended ACL: rules by direction in weight order, and the flows stateful rules admitted.
+
+    A stateful Allow rule creates state as Hyper-V's does (AC-05), admitting the return direction, with these
+    refinements (what every stateful firewall does; Hyper-V does not document it):
+    - TCP: only a SYN (no ACK, RST or FIN) opens a connection; any other segment the rule matches is allowed
+      but creates nothing, so a stray ACK cannot open a way in.
+    - ICMP and ICMPv6 queries (echo, timestamp...): state per identifier and request type, opened by the
+      request only, admitting only the reply from the other side; the peer's own echo request with the same
+      identifier is judged by the rules. Other ICMP messages create no state.
+    - UDP and other protocols: any matching packet opens the 5-tuple (ports 0 where there are none).
+    Flows live in the switch's ``ConnTable`` (limits, expiry); ``flows`` is this port's share of it.
+    """
 
     rules: dict[Direction, list[ExtendedRule]] = field(default_factory=dict)
     flows: dict[FlowId, FlowState] = field(default_factory=dict)
+    table: ConnTable = field(default_factory=ConnTable)
     _cache: dict[tuple[Direction, FlowId, int], ExtendedRule | None] = field(default_factory=dict)
     _index: dict[Direction, RuleIndex] = field(default_factory=dict)
     hits: int = 0
+    full_drops: int = 0  # packets dropped because they would have opened a flow over a limit
 
     @classmethod
-    def compile(cls, rules: Sequence[ExtendedRule], previous: ExtendedAcl | None = None) -> ExtendedAcl:
+    def compile(
+        cls,
+        rules: Sequence[ExtendedRule],
+        previous: ExtendedAcl | None = None,
+        table: ConnTable | None = None,
+    ) -> ExtendedAcl:
         by_dir: dict[Direction, list[ExtendedRule]] = {}
         # Highest weight first; a stable sort keeps configuration order among equal weights.
         for r in sorted(rules, key=lambda r: -r.weight):
             by_dir.setdefault(r.direction, []).append(r)
-        acl = cls(by_dir)
+        if table is None:
+            table = previous.table if previous is not None else ConnTable()
+        acl = cls(by_dir, table=table)
         acl._index = {d: RuleIndex(rs) for d, rs in by_dir.items()}
         if previous is not None:
-            acl.flows = previous.flows  # established flows survive a rule change until they idle out
+            # Established flows survive a rule change until they idle out.
+            acl.flows = previous.flows
+            acl.full_drops = previous.full_drops
         return acl
 
     def allows(self, direction: Direction, l3: L3L4, local_ip: int, remote_ip: int, lport: int, rport: int,
                vlan: int, now: float) -> bool:  # fmt: skip
-        if not self.rules and not self.flows:
-            return True
-        flow: FlowId = (l3.version, l3.proto, local_ip, remote_ip, lport, rport)
-        state = self.flows.get(flow)
-        if state is not None:
-            if state.expires >= now:
-                state.expires = now + state.timeout
-                state.packets += 1
-                return True
-            del self.flows[flow]
+        return self.verdict(direction, l3, local_ip, remote_ip, lport, rport, vlan, now) is None
+
+    def verdict(self, direction: Direction, l3: L3L4, local_ip: int, remote_ip: int, lport: int, rport: int,
+                vlan: int, now: float) -> str | None:  # fmt: skip
+        """None if the packet may pass, else the drop reason: ``DENY`` (a Deny rule) or ``TABLE_FULL`` (it
+        would open a flow and a connection limit is reached)."""
+        proto = l3.proto
+        match: FlowId = (l3.version, proto, local_ip, remote_ip, lport, rport)
+        flow: FlowId | None = match
+        opens = True  # may this packet open a flow, if a stateful rule admits it
+        if proto in (PROTO_ICMP, PROTO_ICMPV6):
+            query = ICMP_QUERIES[proto].get(l3.icmp_type)
+            if query is None:
+                flow = None
+            else:
+                request_type, opens = query
+                # Who sent this exchange's request: this packet's sender if it is one, else the other side.
+                from_vm = (direction is Direction.OUTBOUND) == opens
+                side = ICMP_FROM_VM if from_vm else 0
+                flow = (l3.version, proto, local_ip, remote_ip, l3.icmp_id, request_type | side)
+        elif proto == PROTO_TCP:
+            opens = l3.tcp_flags & _OPENING == TCP_SYN
+        if flow is not None and self.flows:
+            state = self.flows.get(flow)
+            if state is not None:
+                if state.expires >= now:
+                    state.expires = now + state.timeout
+                    state.packets += 1
+                    return None
+                self.table.remove(state)
         index = self._index.get(direction)
         if index is None:
-            return True
-        key = (direction, flow, vlan)
+            return None
+        key = (direction, match, vlan)
         if key in self._cache:
             rule = self._cache[key]
         else:
@@ -396,17 +613,13 @@ class ExtendedAcl:
                 self._cache.clear()
             self._cache[key] = rule
         if rule is None:
-            return True
+            return None
         self.hits += 1
         if rule.action is Action.DENY:
-            return False
-        if rule.stateful:
-            self.flows[flow] = FlowState(now + rule.idle_timeout_s, rule.idle_timeout_s, rule, 1)
-        return True
-
-    def expire(self, now: float) -> int:
-        """Forget flows idle past their timeout; returns how many."""
-        dead = [f for f, s in self.flows.items() if s.expires < now]
-        for f in dead:
-            del self.flows[f]
-        return len(dead)
+            return DENY
+        if rule.stateful and opens and flow is not None:
+            state = FlowState(now + rule.idle_timeout_s, rule.idle_timeout_s, rule, 1)
+            if not self.table.add(self.flows, flow, state, now):
+                self.full_drops += 1
+                return TABLE_FULL
+        return None
