@@ -168,6 +168,7 @@ def port_detail(p: Mapping[str, Any]) -> str:
             ("router guard", p.get("router_guard")),
             ("allow teaming", p.get("allow_teaming")),
             ("storm limit (pps)", p.get("storm_limit") or "- (off)"),
+            ("mac limit", p.get("mac_limit") or "- (none)"),
             ("ieee priority tag", p.get("ieee_priority_tag")),
             ("acl entries", len(p.get("acls") or [])),
             ("extended acl entries", len(p.get("extended_acls") or [])),
@@ -232,7 +233,13 @@ def counters_text(data: Mapping[str, Any]) -> str:
             out.append("drops: none")
         fdb = sw.get("fdb")
         if isinstance(fdb, Mapping) and fdb:
-            out.append("fdb: " + ", ".join(f"{k}={v}" for k, v in fdb.items()))
+            limits = fdb.get("mac_limits") or {}
+            out.append("fdb: " + ", ".join(f"{k}={v}" for k, v in fdb.items() if k != "mac_limits"))
+            for port, lim in sorted(limits.items()) if isinstance(limits, Mapping) else ():
+                out.append(
+                    f"mac limit {port}: {lim.get('limit')} (learned {lim.get('learned')}, "
+                    f"not learned {lim.get('not_learned')})"
+                )
         out.append("")
     if not out:
         out.append("no switches")
@@ -558,6 +565,13 @@ def port_show(state: State, name: str) -> None:
     help="Keep the 802.1p priority of its frames.",
 )
 @click.option(
+    "--mac-limit",
+    "mac_limit",
+    metavar="N",
+    type=click.IntRange(min=0, max=1_000_000),
+    help="Most source MACs the switch learns on it (0 = no limit); others are forwarded, not learned.",
+)
+@click.option(
     "--max-bandwidth",
     metavar="BIT/S",
     callback=bandwidth_callback,
@@ -593,6 +607,7 @@ def port_set(
     allow_teaming: bool | None,
     storm_limit: int | None,
     ieee_priority_tag: bool | None,
+    mac_limit: int | None,
     max_bandwidth: int | None,
     min_weight: int | None,
     min_absolute: int | None,
@@ -619,6 +634,8 @@ def port_set(
         "ieee_priority_tag": ieee_priority_tag,
     }
     changes.update({k: v for k, v in security.items() if v is not None})
+    if mac_limit is not None:
+        changes["mac_limit"] = mac_limit or None  # 0 on the command line: no limit
     bandwidth = {
         "maximum_bandwidth": max_bandwidth,
         "minimum_bandwidth_weight": min_weight,
@@ -630,7 +647,7 @@ def port_set(
         raise click.UsageError(
             "nothing to change: give --vlan, --switch, --disconnect, --ip, a security option "
             "(--mac-spoofing, --dhcp-guard, --router-guard, --allow-teaming, --storm-limit, "
-            "--ieee-priority-tag) or a bandwidth option (--max-bandwidth, --min-weight, --min-absolute, "
+            "--ieee-priority-tag, --mac-limit) or a bandwidth option (--max-bandwidth, --min-weight, --min-absolute, "
             "--link-speed)"
         )
     with state.client() as c:

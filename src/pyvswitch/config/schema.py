@@ -375,6 +375,10 @@ class PortConfig(Model):
     allow_teaming: bool = False  # guest teaming: may send with the MACs of the VM's other teamed adapters
     # Broadcast + multicast + unknown-unicast packets/s the port may send; 0 = no limit (UInt32 in Hyper-V).
     storm_limit: Annotated[int, Field(ge=0, le=4_294_967_295)] = 0
+    # Most source MACs the switch learns on this port (None = only the switch's mac_table_size bounds it), so
+    # a port that may spoof (mac_spoofing on, or an uplink/TAP) cannot push other ports' MACs out of the
+    # table. Sources beyond it are not learned; their frames are still forwarded (switch/fdb.py).
+    mac_limit: Annotated[int, Field(ge=1, le=1_000_000)] | None = None
     ieee_priority_tag: bool = False  # keep the 802.1p priority of frames from the port
     port_mirroring: PortMirroring = PortMirroring.NONE  # Set-VMNetworkAdapter -PortMirroring
     acls: list[AclEntry] = []  # Add-VMNetworkAdapterAcl (enforced by the switch)

@@ -363,6 +363,7 @@ class Switch:
             if mac is not None and pc.kind in (PortKind.VM, PortKind.HOST):
                 static[mac] = idx
         self.fdb.set_static(static)
+        self.fdb.set_port_limits({plan[pc.name]: pc.mac_limit for pc in ports if pc.mac_limit is not None})
         self.fid = learning_domains(ports)
         self._flood_cache.clear()
         self._unknown_cache.clear()
@@ -779,11 +780,26 @@ class Switch:
             },
             "drops": dict(drops),
             "extensions": self.ext.counters() if self.ext is not None else [],
-            "fdb": {
-                "learned": len(self.fdb.learned),
-                "static": len(self.fdb.static),
-                "evictions": self.fdb.evictions,
-                "moves": self.fdb.moves,
+            "fdb": self._fdb_counters(),
+        }
+
+    def _fdb_counters(self) -> dict[str, object]:
+        """The MAC table's size and churn; per port with a MAC limit: the limit, what is learned on it, and
+        the learning attempts the limit refused (``not_learned``: those frames were forwarded, not learned)."""
+        fdb = self.fdb
+        # Copied in one C-level step first: the forwarding thread may change them meanwhile.
+        limits, per_port, refused = dict(fdb.port_limits), dict(fdb.per_port), dict(fdb.not_learned)
+        names = {p.index: p.name for p in list(self.ports) if p is not None}
+        return {
+            "learned": len(fdb.learned),
+            "static": len(fdb.static),
+            "evictions": fdb.evictions,
+            "moves": fdb.moves,
+            "not_learned": sum(refused.values()),
+            "mac_limits": {
+                names[i]: {"limit": limit, "learned": per_port.get(i, 0), "not_learned": refused.get(i, 0)}
+                for i, limit in sorted(limits.items())
+                if i in names
             },
         }
 
