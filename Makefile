@@ -21,14 +21,17 @@ venv: $(VENV)/.installed
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
-	$(BIN)/pip install -q -e '.[test]'
+	$(BIN)/pip install -q -e '.[test,bench]'
 	touch $@
 
 demo: setup
 	$(BIN)/pyvswitch demo
 
+# pyvswitch vs the Linux bridge in one run: TCP, latency, frame-rate searches, then RFC 2544 (loss vs offered load
+# per pacing, back-to-back bursts, recovery) and RFC 2889 (address caching and learning, congestion, broadcast,
+# 4-port mesh) with the generator's own ceiling; a table, bench.json and bench.png (~15 min; --quick ~2-3 min).
 bench: setup
-	$(BIN)/pyvswitch bench --json bench.json
+	$(BIN)/pyvswitch bench --json bench.json --plot bench.png
 
 # What ACL and firewall rules cost: 0/10/100/10,000 rules in-process, and TCP through pyvswitchd.
 bench-rules: setup

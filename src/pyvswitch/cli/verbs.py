@@ -792,10 +792,28 @@ def demo_cmd(keep: bool) -> int:
 @click.command("bench")
 @click.option("--json", "json_path", metavar="PATH", help="Also write the results as JSON to PATH.")
 @click.option("--quick", is_flag=True, help="Short trials, one repetition.")
-def bench_cmd(json_path: str | None, quick: bool) -> int:
-    """Benchmark pyvswitch against the Linux bridge on one harness (needs root)."""
+@click.option(
+    "--plot",
+    "plot_path",
+    metavar="PATH",
+    help="PNG of delivered vs offered load (default: the --json path with .png; needs matplotlib).",
+)
+@click.option(
+    "--suite",
+    "suites",
+    multiple=True,
+    type=click.Choice(["classic", "rfc2544", "rfc2889"]),
+    help="Run only these parts (repeatable; default: all).",
+)
+def bench_cmd(json_path: str | None, quick: bool, plot_path: str | None, suites: tuple[str, ...]) -> int:
+    """Benchmark pyvswitch against the Linux bridge on one harness (needs root): TCP, latency and frame-rate
+    searches, then RFC 2544 / RFC 2889 tests on two- and four-port harnesses, with the generator's own
+    ceiling measured in the same run."""
     from pyvswitch.lab.bench import run_bench
+    from pyvswitch.lab.rfcbench import SUITES
 
+    if plot_path or suites:
+        return run_bench(json_path, quick, plot_path=plot_path, suites=suites or SUITES)
     return run_bench(json_path, quick)
 
 

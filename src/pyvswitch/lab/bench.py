@@ -11,6 +11,12 @@ hits both alike):
   rates. The first trial asks the generator for more than it can make; what it achieves is the ceiling
   of the search, and a forwarder that passes there is reported as generator-bound.
 
+Then (``lab/rfcbench.py``) the RFC 2544 / RFC 2889 set, each test for both forwarders in the same run: the
+generator's own ceilings on a direct veth pair, loss against offered load in 10 % steps for each pacing,
+back-to-back bursts, recovery after a 2x overload, and on a four-host star address caching capacity and
+learning rate, congestion control, broadcast forwarding and the fully meshed throughput. The rate search
+above uses trafgen's ``-b`` pacing (bursts: ``generator.Pacing.BURST``), which the JSON records.
+
 Each figure is the median of 3 repetitions (quick mode: 1, with shorter trials). RFC 2544 asks for 60 s
 trials; ours are a few seconds so the whole run fits in ~10 minutes (quick: ~2) — medians, not single
 trials, carry the weight. Ratios (pyvswitch / bridge) from the same run are the figures to quote; absolute
@@ -24,6 +30,7 @@ import json
 import logging
 import os
 import platform
+import shutil
 import statistics
 import threading
 import time
@@ -34,7 +41,11 @@ from typing import Any, TypeVar
 from rich.console import Console
 from rich.table import Table
 
+from pyvswitch.lab import rfcbench
+from pyvswitch.lab.benchplot import plot_bench
+from pyvswitch.lab.generator import GeneratorProfile, Pacing
 from pyvswitch.lab.harness import Forwarder, Harness, LinuxBridge, PyvswitchForwarder, tools_missing
+from pyvswitch.lab.rfc2544 import FULL_RFC_PLAN, QUICK_RFC_PLAN, RfcPlan
 from pyvswitch.lab.traffic import (
     TrafficError,
     TrialResult,
@@ -266,7 +277,7 @@ def measure(
         out[f"pdr_{size}_pps"] = sr.pdr_pps if sr else None
         out[f"ndr_{size}_pps"] = sr.ndr_pps if sr else None
         if sr:
-            out["searches"][str(size)] = asdict(sr)
+            out["searches"][str(size)] = {**asdict(sr), "pacing": Pacing.BURST.value}
             console.print(
                 f"  [dim]{label}: {size} B: ceiling {sr.ceiling_pps:,.0f}/s, <=0.1 % loss {sr.pdr_pps:,.0f}/s, "
                 f"zero loss {sr.ndr_pps:,.0f}/s{' (generator-bound)' if sr.generator_bound else ''}[/dim]"
@@ -346,37 +357,62 @@ def render(console: Console, medians: dict[str, dict[str, float | None]], plan: 
 # ------------------------------------------------------------------------------------------------- entry
 
 
+def default_plot_path(json_path: str | None) -> str | None:
+    """bench.json -> bench.png (None without a JSON path)."""
+    if not json_path:
+        return None
+    root, _ = os.path.splitext(json_path)
+    return root + ".png"
+
+
 def run_bench(
     json_path: str | None,
     quick: bool,
     *,
     forwarders: Sequence[Forwarder] | None = None,
     plan: Plan | None = None,
+    rfc_plan: RfcPlan | None = None,
+    plot_path: str | None = None,
+    suites: Sequence[str] = rfcbench.SUITES,
 ) -> int:
-    """Run the benchmark, print the table, write JSON. 0 ok, 1 a forwarder could not be measured,
+    """Run the benchmark, print the tables, write JSON (and the plot: ``plot_path``, by default the JSON path
+    with .png). ``suites``: any of classic, rfc2544, rfc2889. 0 ok, 1 a forwarder could not be measured,
     2 cannot run here (not root, tools missing), 130 interrupted."""
     console = Console()
     if os.geteuid() != 0:
         console.print("[red]the benchmark needs root (network namespaces, veths, ethtool)[/red]")
         return 2
     missing = tools_missing()
+    if "rfc2544" in suites and shutil.which("tcpdump") is None:
+        missing.append("tcpdump")
     if missing:
         console.print(f"[red]missing tools: {', '.join(missing)} (run `make setup`)[/red]")
         return 2
+    unknown = set(suites) - set(rfcbench.SUITES)
+    if unknown:
+        console.print(f"[red]unknown suite(s): {', '.join(sorted(unknown))}[/red]")
+        return 2
     plan = plan or (QUICK_PLAN if quick else DEFAULT_PLAN)
+    rfc_plan = rfc_plan or (QUICK_RFC_PLAN if quick else FULL_RFC_PLAN)
+    plot_path = plot_path or default_plot_path(json_path)
     fwds: list[Forwarder] = (
         list(forwarders) if forwarders is not None else [LinuxBridge(), PyvswitchForwarder()]
     )
     reps: dict[str, list[dict[str, Any]]] = {f.name: [] for f in fwds}
     failures: dict[str, str] = {}
+    r2544: dict[str, Any] = {}
+    r2889: dict[str, Any] = {}
+    profile = GeneratorProfile()
     started = time.time()
     try:
+        # The generator alone first: its ceilings are the top of every sweep and search below.
+        profile = rfcbench.measure_profile(quick, console)
         with Harness() as harness:
             console.print(
                 f"harness {harness.namespaces} — generator/sink CPU {harness.gen_cpu}, forwarder CPU "
                 f"{harness.fwd_cpu}; {plan.reps} repetition(s), {plan.trial_s:g} s trials"
             )
-            for rep in range(plan.reps):
+            for rep in range(plan.reps if "classic" in suites else 0):
                 for fwd in fwds:
                     if fwd.name in failures:
                         continue
@@ -391,19 +427,41 @@ def run_bench(
                         reps[fwd.name].append(measure(harness, plan, console, fwd.name, fwd))
                     finally:
                         fwd.stop()
+            if "rfc2544" in suites:
+
+                def classic_ndr(name: str) -> float | None:
+                    return median_metrics(reps[name]).get("ndr_64_pps") if reps.get(name) else None
+
+                r2544 = rfcbench.run_rfc2544(harness, fwds, profile, rfc_plan, console, classic_ndr, failures)
+        if "rfc2889" in suites:
+            r2889 = rfcbench.run_rfc2889(fwds, profile, rfc_plan, console, failures)
     except KeyboardInterrupt:
         console.print("[yellow]interrupted; namespaces removed[/yellow]")
         return 130
     medians = {name: median_metrics(r) for name, r in reps.items() if r}
     if medians:
         render(console, medians, plan)
+        burst = profile.ceiling(Pacing.BURST)
+        console.print(
+            "[dim]frame rates above: trafgen -b pacing (bursts); generator alone on a direct veth pair: "
+            f"{_fmt(burst)} frames/s (64 B), {_fmt(profile.ceiling(Pacing.BURST, 1518))} frames/s (1518 B)[/dim]"
+        )
+    rfc_doc: dict[str, Any] = {
+        "plan": asdict(rfc_plan),
+        "generator": profile.as_dict(),
+        "rfc2544": r2544,
+        "rfc2889": r2889,
+        "summary": rfcbench.summarise(r2544, r2889),
+    }
+    if r2544 or r2889 or profile.ceilings:
+        rfcbench.render(console, rfc_doc)
     for name, why in failures.items():
         console.print(f"[red]{name}: {why}[/red]")
     elapsed = time.time() - started
     console.print(f"[dim]{elapsed:.0f} s[/dim]")
     if json_path:
         doc = {
-            "version": 1,
+            "version": 2,
             "started": time.strftime("%Y-%m-%dT%H:%M:%S%z", time.localtime(started)),
             "elapsed_s": round(elapsed, 1),
             "host": {
@@ -421,9 +479,20 @@ def run_bench(
                 else None
             ),
             "repetitions": reps,
+            "search_pacing": Pacing.BURST.value,
+            "rfc": rfc_doc,
             "failures": failures,
         }
         with open(json_path, "w") as f:
             json.dump(doc, f, indent=2)
         console.print(f"wrote {json_path}")
-    return 1 if failures or any(not r for r in reps.values()) else 0
+    if plot_path:
+        doc_for_plot = {
+            "started": time.strftime("%Y-%m-%d %H:%M", time.localtime(started)),
+            "host": {"kernel": platform.release(), "cpus": os.cpu_count()},
+            "rfc": rfc_doc,
+        }
+        if plot_bench(doc_for_plot, plot_path):
+            console.print(f"wrote {plot_path}")
+    incomplete = "classic" in suites and any(not r for r in reps.values())
+    return 1 if failures or incomplete else 0

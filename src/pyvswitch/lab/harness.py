@@ -343,3 +343,121 @@ def tools_missing() -> list[str]:
     return [
         t for t in ("ip", "ethtool", "iperf3", "trafgen", "ping", "taskset", "ss") if shutil.which(t) is None
     ]
+
+
+# ------------------------------------------------------------------------------------------ more topologies
+
+STAR_SUBNET = "10.202.0"
+
+
+class StarHarness(Harness):
+    """``n`` hosts around one forwarder namespace, for the RFC 2889 tests (many ports)::
+
+        h1 ──┐
+        h2 ──┤ fw (bridge, or pyvswitchd with ports p1..pn on fw_ifs)
+        h3 ──┤
+        h4 ──┘
+
+    Everything else is the two-host harness's: unique names, IPv6 off, permanent neighbour entries between all
+    hosts, generator/sink CPU and forwarder CPU. ``h1``/``h2`` are the first two hosts, so the forwarders and
+    ``reachable`` of the two-host harness work unchanged; ``hosts`` has them all.
+    """
+
+    def __init__(self, n: int = 4) -> None:
+        super().__init__()
+        if n < 2:
+            raise ValueError("a star needs at least 2 hosts")
+        self.n = n
+        self.hosts: list[Endpoint] = []
+        self.fw_ifs = tuple("" for _ in range(n))  # type: ignore[assignment]
+
+    def build(self) -> None:
+        hosts_ns = [self.pool.netns(f"pvsh{i + 1}") for i in range(self.n)]
+        self.fw = self.pool.netns("pvsfw")
+        for ns in (*hosts_ns, self.fw):
+            for key in ("all", "default"):
+                sh("sysctl", "-qw", f"net.ipv6.conf.{key}.disable_ipv6=1", netns=ns)
+        fw_ifs = []
+        for i, ns in enumerate(hosts_ns):
+            host_if, fw_if = self.pool.veth(unique("pvsh"), unique("pvsf"), ns, self.fw)
+            fw_ifs.append(fw_if)
+            ip = f"{STAR_SUBNET}.{i + 1}"
+            sh("ip", "addr", "add", f"{ip}/{PREFIX_LEN}", "dev", host_if, netns=ns)
+            self.hosts.append(Endpoint(ns, host_if, ip, _mac(ns, host_if)))
+        self.fw_ifs = tuple(fw_ifs)  # type: ignore[assignment]
+        for a in self.hosts:
+            for b in self.hosts:
+                if a is not b:
+                    sh("ip", "neigh", "replace", b.ip, "lladdr", b.mac, "dev", a.ifname, "nud", "permanent",
+                       netns=a.netns)  # fmt: skip
+        self.h1, self.h2 = self.hosts[0], self.hosts[1]
+        log.info("star harness: %d hosts around %s", self.n, self.fw)
+
+    def ends(self) -> list[tuple[str, str]]:
+        return [(h.netns, h.ifname) for h in self.hosts] + [(self.fw, i) for i in self.fw_ifs]
+
+    def set_offloads(self, on: bool) -> None:
+        super().set_offloads(on)
+        if self.gen_cpu is not None:
+            for end in self.hosts[2:]:
+                steer_receive(end.ifname, set() if on else {self.gen_cpu}, end.netns)
+
+    def reachable(self, timeout_s: float = 15.0) -> None:
+        """Every host pings h1 through the forwarder (a learning forwarder then knows every host's MAC)."""
+        first = self.hosts[0]
+        for other in self.hosts[1:]:
+
+            def ok(other: Endpoint = other) -> bool:
+                try:
+                    return run_ping(other.netns, first.ip, count=1, reply_timeout_s=0.5).received == 1
+                except TrafficError:
+                    return False
+
+            wait_for(ok, timeout_s=timeout_s, interval_s=0.1, what=f"{other.ip} to reach {first.ip}")
+
+
+class DirectPairs:
+    """The generator's reference: ``n`` veth pairs between two namespaces and nothing in between, offloads off
+    and receive processing on the generator CPU as in the forwarding harnesses. What a trial achieves here is
+    the generator's ceiling. Use as a context manager."""
+
+    def __init__(self, n: int = 2) -> None:
+        self.n = n
+        self.pool = NetnsPool()
+        self.gen_cpu, _ = cpu_plan()
+        self.pairs: list[tuple[Endpoint, Endpoint]] = []
+
+    def __enter__(self) -> DirectPairs:
+        try:
+            a_ns, b_ns = self.pool.netns("pvga", ipv6=False), self.pool.netns("pvgb", ipv6=False)
+            for i in range(self.n):
+                a_if, b_if = self.pool.veth(unique("pvga"), unique("pvgb"), a_ns, b_ns)
+                a = Endpoint(a_ns, a_if, f"10.203.{i}.1", _mac(a_ns, a_if))
+                b = Endpoint(b_ns, b_if, f"10.203.{i}.2", _mac(b_ns, b_if))
+                for e in (a, b):
+                    sh("ethtool", "-K", e.ifname, *OFFLOADS_OFF, netns=e.netns, check=False)
+                    if self.gen_cpu is not None:
+                        steer_receive(e.ifname, {self.gen_cpu}, e.netns)
+                self.pairs.append((a, b))
+        except BaseException:
+            self.pool.close()
+            raise
+        return self
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.pool.close()
+
+    @property
+    def namespaces(self) -> list[str]:
+        return list(self.pool.namespaces)
+
+
+class StarPyvswitch(PyvswitchForwarder):
+    """``pyvswitchd`` as the benchmark runs it, with one interface port ``p1``..``pn`` per host of a star."""
+
+    def configure(self, harness: Harness) -> None:
+        self.cli("switch", "add", "sw", "--type", "private")
+        for i, ifname in enumerate(harness.fw_ifs):
+            self.cli("port", "add", f"p{i + 1}", "--interface", ifname, "--switch", "sw")
