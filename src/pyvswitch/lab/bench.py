@@ -439,6 +439,10 @@ def run_bench(
         console.print("[yellow]interrupted; namespaces removed[/yellow]")
         return 130
     medians = {name: median_metrics(r) for name, r in reps.items() if r}
+    for runs in reps.values():  # the search's ceiling beside the generator's own, same pacing, same run
+        for one in runs:
+            for size, sr in one.get("searches", {}).items():
+                sr["generator_ceiling_direct_pps"] = profile.ceiling(Pacing.BURST, int(size))
     if medians:
         render(console, medians, plan)
         burst = profile.ceiling(Pacing.BURST)

@@ -169,7 +169,7 @@ class Sender:
     ifname: str
     pacing: Pacing
     phases: list[Phase]
-    start_delay_s: float = 0.0  # smooth only: join this long after the others start
+    start_delay_s: float = 0.0  # join this long after the others start
 
     @staticmethod
     def simple(
@@ -187,7 +187,7 @@ class Sender:
 
     def expected_s(self) -> float:
         if self.pacing is Pacing.UNPACED:
-            return self.count / 300_000
+            return self.start_delay_s + self.count / 300_000
         return self.start_delay_s + sum(p.count / p.rate_pps for p in self.phases)
 
 
@@ -202,6 +202,8 @@ class SenderReport:
     max_lag: int | None = None  # smooth: largest catch-up, frames
     phases: list[dict[str, Any]] = field(default_factory=list)  # smooth: one report per phase
     stopped: bool = False  # did not finish in time and was interrupted
+    start_wall: float | None = None  # when it was started (trafgen: plus its delay)
+    end_wall: float | None = None  # when its process was seen to exit
 
 
 @dataclass
@@ -210,6 +212,9 @@ class _Running:
     proc: subprocess.Popen[str]
     path: str
     started: float
+    start_wall: float
+    ended: float | None = None  # monotonic, when the process was seen to have exited
+    end_wall: float | None = None
 
 
 def _command(s: Sender, path: str, gap_overhead_ns: float) -> list[str]:
@@ -217,8 +222,6 @@ def _command(s: Sender, path: str, gap_overhead_ns: float) -> list[str]:
         return [sys.executable, "-m", "pyvswitch.lab.pktgen", path]
     if len(s.phases) != 1 or s.phases[0].seq_offset is not None or s.phases[0].ts_offset is not None:
         raise ValueError("trafgen senders run one phase without sequence numbers")
-    if s.start_delay_s:
-        raise ValueError("trafgen senders start at once")
     p = s.phases[0]
     cmd = ["trafgen", "--no-sock-mem", "-o", s.ifname, "-i", path, "-P", "1", "-n", str(p.count)]
     if s.pacing is Pacing.BURST:
@@ -238,9 +241,12 @@ def _start(s: Sender, cpu: int | None, gap_overhead_ns: float) -> _Running:
     with os.fdopen(fd, "w") as f:
         f.write(body)
     cmd = _command(s, path, gap_overhead_ns)
+    if s.start_delay_s and s.pacing is not Pacing.SMOOTH:
+        cmd = ["sh", "-c", f'sleep {s.start_delay_s:.3f}; exec "$@"', "sh", *cmd]
     if cpu is not None:
         cmd = ["taskset", "-c", str(cpu), *cmd]
     cmd = ["ip", "netns", "exec", s.netns, *cmd]
+    start_wall = time.time()
     proc = subprocess.Popen(
         cmd,
         stdout=subprocess.PIPE,
@@ -248,14 +254,26 @@ def _start(s: Sender, cpu: int | None, gap_overhead_ns: float) -> _Running:
         text=True,
         start_new_session=True,  # trafgen forks a worker: signals go to the group
     )
-    return _Running(s, proc, path, time.monotonic())
+    return _Running(s, proc, path, time.monotonic(), start_wall)
 
 
-def _finish(r: _Running, deadline: float) -> SenderReport:
+def _wait_all(running: Sequence[_Running], deadline: float) -> None:
+    """Until every process exited or ``deadline``, noting when each exited (to a millisecond or two)."""
+    while True:
+        now = time.monotonic()
+        for r in running:
+            if r.ended is None and r.proc.poll() is not None:
+                r.ended, r.end_wall = now, time.time()
+        if all(r.ended is not None for r in running) or now >= deadline:
+            return
+        time.sleep(0.001)
+
+
+def _finish(r: _Running) -> SenderReport:
     stopped = False
     try:
         try:
-            out, err = r.proc.communicate(timeout=max(0.1, deadline - time.monotonic()))
+            out, err = r.proc.communicate(timeout=0.1 if r.ended is None else 5)
         except subprocess.TimeoutExpired:
             stopped = True
             os.killpg(r.proc.pid, signal.SIGINT)
@@ -270,8 +288,12 @@ def _finish(r: _Running, deadline: float) -> SenderReport:
             r.proc.wait()
         with contextlib.suppress(OSError):
             os.unlink(r.path)
-    elapsed = time.monotonic() - r.started
+    if r.ended is None:
+        r.ended, r.end_wall = time.monotonic(), time.time()
+    elapsed = r.ended - r.started
     s = r.sender
+    if s.pacing is not Pacing.SMOOTH:
+        elapsed -= s.start_delay_s
     if s.pacing is Pacing.SMOOTH:
         if r.proc.returncode != 0 and not stopped:
             raise TrafficError(f"pktgen failed ({r.proc.returncode}): {err.strip()[-500:]}")
@@ -285,6 +307,8 @@ def _finish(r: _Running, deadline: float) -> SenderReport:
             max_lag=max((int(p["max_lag"]) for p in phases), default=None),
             phases=phases,
             stopped=stopped,
+            start_wall=r.start_wall,
+            end_wall=r.end_wall,
         )
     if r.proc.returncode not in (0, 1) and r.proc.returncode != -signal.SIGINT and not stopped:
         raise TrafficError(f"trafgen failed ({r.proc.returncode}): {err.strip()[-500:]}")
@@ -302,6 +326,8 @@ def _finish(r: _Running, deadline: float) -> SenderReport:
         send_s=secs,
         send_rate_pps=parse_trafgen_send_rate(out),
         stopped=stopped,
+        start_wall=r.start_wall + s.start_delay_s,
+        end_wall=r.end_wall,
     )
 
 
@@ -320,7 +346,8 @@ def run_senders(
             running.append(_start(s, cpu, gap_overhead_ns))
         limit = max(s.expected_s() for s in senders) * slack + 2.0
         deadline = time.monotonic() + (limit if max_s is None else min(limit, max_s))
-        return [_finish(r, deadline) for r in running]
+        _wait_all(running, deadline)
+        return [_finish(r) for r in running]
     finally:
         for r in running:
             if r.proc.poll() is None:
