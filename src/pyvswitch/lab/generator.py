@@ -51,7 +51,6 @@ from pyvswitch.lab.pktgen import Phase, Spec
 from pyvswitch.lab.traffic import FCS_LEN, MAX_FRAME, MIN_FRAME, TrafficError, link_counters
 from pyvswitch.packet.checksum import internet_checksum
 from pyvswitch.packet.mac import parse_mac
-from pyvswitch.testing.netns import wait_for
 
 log = logging.getLogger(__name__)
 
@@ -372,15 +371,26 @@ def snapshot(ports: Sequence[Port]) -> dict[Port, tuple[int, int]]:
     return out
 
 
-def settle(ports: Sequence[Port], interval_s: float = 0.1, max_s: float = 3.0) -> dict[Port, tuple[int, int]]:
-    """Counters once the receive counts stop moving (a userspace forwarder may still be draining its rings:
-    frames it delivers late are delivered, not lost); at most ``max_s``."""
+# How long the receive counters must stand still before a trial counts as over: longer than a userspace
+# forwarder's pauses (its poll() times out at 200 ms; one that paused with frames in its ring and resumed
+# after the next trial started would move them into the next trial's counts).
+QUIET_S = 0.3
+
+
+def settle(
+    ports: Sequence[Port], interval_s: float = 0.1, max_s: float = 3.0, quiet_s: float = QUIET_S
+) -> dict[Port, tuple[int, int]]:
+    """Counters once the receive counts stood still for ``quiet_s`` (a userspace forwarder may still be
+    draining its rings: frames it delivers late are delivered, not lost); at most ``max_s``."""
     last = snapshot(ports)
-    deadline = time.monotonic() + max_s
+    still_since = time.monotonic()
+    deadline = still_since + max_s
     while time.monotonic() < deadline:
         time.sleep(interval_s)
         now = snapshot(ports)
-        if all(now[p][1] == last[p][1] for p in ports):
+        if any(now[p][1] != last[p][1] for p in ports):
+            still_since = time.monotonic()
+        elif time.monotonic() - still_since >= quiet_s:
             return now
         last = now
     return last
@@ -475,6 +485,8 @@ class Trial:
             "offered_pps": round(self.offered_pps),
             "delivered_pps": round(self.delivered_pps),
             "loss_pct": round(self.loss_pct, 4),
+            # More delivered than offered: frames of an earlier trial arrived in this one (should be 0).
+            "excess": max(0, self.delivered - self.offered),
             "max_lag": self.max_lag,
             "stopped": self.stopped,
         }
@@ -581,15 +593,3 @@ def measure_generator(
     add(Pacing.BURST, 3_000_000, single, MAX_FRAME)
     add(Pacing.SMOOTH, 5_000_000, both_ways)
     return prof
-
-
-def wait_quiet(ports: Sequence[Port], timeout_s: float = 3.0) -> None:
-    """Until no frame moves on ``ports`` for 0.1 s (a forwarder still draining an earlier trial)."""
-
-    def quiet() -> bool:
-        a = snapshot(ports)
-        time.sleep(0.1)
-        return a == snapshot(ports)
-
-    with contextlib.suppress(TimeoutError):
-        wait_for(quiet, timeout_s=timeout_s, interval_s=0.0, what="quiet ports")
