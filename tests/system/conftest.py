@@ -210,3 +210,27 @@ from scapy.all import Ether, Dot1Q, IP, UDP, sendp, conf
 conf.verb = 0
 sendp({frames}, iface={iface!r})
 """
+
+
+# A third-party extension package (tests/fixtures/pyvswitch_ext_sample), built once a module, and a daemon that
+# finds it through its PYTHONPATH only, so the project's venv is left as it was.
+PACKAGE = Path(__file__).resolve().parents[1] / "fixtures" / "pyvswitch_ext_sample"
+
+
+@pytest.fixture(scope="module")
+def site(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    target = tmp_path_factory.mktemp("extsite")
+    subprocess.run(
+        [sys.executable, "-m", "pip", "install", "-q", "--no-deps", "--no-build-isolation", "--target",
+         str(target), str(PACKAGE)],
+        check=True,
+        capture_output=True,
+        timeout=300,
+    )  # fmt: skip
+    return target
+
+
+@pytest.fixture
+def ext_host(site: Path, tmp_path: Path) -> Iterator[Host]:
+    with running_host(Host(tmp_path, env={"PYTHONPATH": str(site)})) as h:
+        yield h

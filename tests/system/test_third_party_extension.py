@@ -6,36 +6,11 @@ daemon's PYTHONPATH sees, so the project's venv is left as it was.
 
 from __future__ import annotations
 
-import subprocess
-import sys
-from collections.abc import Iterator
-from pathlib import Path
-
 import pytest
 
-from tests.system.conftest import Host, ping, running_host
+from tests.system.conftest import Host, ping
 
 pytestmark = pytest.mark.system
-PACKAGE = Path(__file__).resolve().parents[1] / "fixtures" / "pyvswitch_ext_sample"
-
-
-@pytest.fixture(scope="module")
-def site(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    target = tmp_path_factory.mktemp("extsite")
-    subprocess.run(
-        [sys.executable, "-m", "pip", "install", "-q", "--no-deps", "--no-build-isolation", "--target",
-         str(target), str(PACKAGE)],
-        check=True,
-        capture_output=True,
-        timeout=300,
-    )  # fmt: skip
-    return target
-
-
-@pytest.fixture
-def ext_host(site: Path, tmp_path: Path) -> Iterator[Host]:
-    with running_host(Host(tmp_path, env={"PYTHONPATH": str(site)})) as h:
-        yield h
 
 
 def stack(h: Host, switch: str) -> dict[str, dict[str, object]]:

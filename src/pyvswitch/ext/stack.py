@@ -17,7 +17,7 @@ from __future__ import annotations
 import logging
 import sys
 from collections import Counter
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from functools import partial
 from typing import Protocol
@@ -253,20 +253,20 @@ class ExtensionStack:
     def ingress(self, pkts: list[Packet], port: int) -> list[Packet]:
         """Capture then filter extensions over a batch received from ``port``; returns the survivors."""
         ctx = self.ctx
-        for slot in self.captures:
-            ext = slot.instance
-            assert isinstance(ext, CaptureExtension)
-            self._call(
-                slot,
-                "capture",
-                partial(ext.capture, ctx, [CapturedFrame.of(p) for p in pkts], "ingress", port),
-            )
+        self._capture(self.captures, pkts, "ingress", port)
         for slot in self.ingress_filters:
             if not pkts:
                 break
             pkts = self._filter(slot, pkts, Gate("ingress"))
         self._collect(ctx)
         return pkts
+
+    def _capture(self, slots: Iterable[ExtensionSlot], pkts: list[Packet], direction: str, port: int) -> None:
+        for slot in slots:
+            ext = slot.instance
+            assert isinstance(ext, CaptureExtension)
+            frames = [CapturedFrame.of(p) for p in pkts]
+            self._call(slot, "capture", partial(ext.capture, self.ctx, frames, direction, port))
 
     def _filter(self, slot: ExtensionSlot, pkts: list[Packet], gate: Gate) -> list[Packet]:
         ext = slot.instance
@@ -328,15 +328,7 @@ class ExtensionStack:
                 tcis = [t for p, t in zip(pkts, tcis, strict=True) if id(p) in kept]
                 pkts = keep
         if pkts:
-            ctx = self.ctx
-            for slot in reversed(self.captures):
-                ext = slot.instance
-                assert isinstance(ext, CaptureExtension)
-                self._call(
-                    slot,
-                    "capture",
-                    partial(ext.capture, ctx, [CapturedFrame.of(p) for p in pkts], "egress", port),
-                )
+            self._capture(reversed(self.captures), pkts, "egress", port)
         self._collect(self.ctx)
         return pkts, tcis
 

@@ -609,18 +609,21 @@ def throughput_for_recovery(
     return 10_000.0, "default 10k frames/s (nothing measured)"
 
 
+def attempt_test(label: str, errors: dict[str, str], key: str, fn: Callable[[], Any]) -> Any:
+    """``fn()``, or None with the error recorded under ``key``: one failed test must not lose the others."""
+    try:
+        return fn()
+    except (TrafficError, RuntimeError, TimeoutError, OSError, ValueError) as exc:
+        log.warning("%s: %s failed: %s", label, key, exc)
+        errors[key] = str(exc)
+        return None
+
+
 def run_suite(ctx: Context, classic_ndr: float | None = None) -> dict[str, Any]:
     """Every RFC 2544 test here for the forwarder running in ``ctx.harness``; a failed test is None plus
     an error."""
     out: dict[str, Any] = {"sweeps": {}, "errors": {}}
-
-    def attempt(key: str, fn: Callable[[], Any]) -> Any:
-        try:
-            return fn()
-        except (TrafficError, RuntimeError, TimeoutError, OSError, ValueError) as exc:
-            log.warning("%s: %s failed: %s", ctx.label, key, exc)
-            out["errors"][key] = str(exc)
-            return None
+    attempt = functools.partial(attempt_test, ctx.label, out["errors"])
 
     ctx.harness.set_offloads(False)
     try:

@@ -24,8 +24,8 @@ Frames are evenly paced (``smooth``): these tests are about addresses and ports,
 
 from __future__ import annotations
 
+import functools
 import logging
-from collections.abc import Callable
 from typing import Any
 
 from pyvswitch.lab.generator import (
@@ -43,7 +43,7 @@ from pyvswitch.lab.generator import (
 )
 from pyvswitch.lab.harness import Endpoint, Forwarder, LinuxBridge, PyvswitchForwarder, StarHarness
 from pyvswitch.lab.pktgen import Phase
-from pyvswitch.lab.rfc2544 import Context, rate_search, size_search
+from pyvswitch.lab.rfc2544 import Context, attempt_test, rate_search, size_search
 from pyvswitch.lab.traffic import TrafficError
 from pyvswitch.testing.netns import sh
 
@@ -398,14 +398,7 @@ def run_suite(ctx: Context, fwd: Forwarder) -> dict[str, Any]:
     an error."""
     out: dict[str, Any] = {"errors": {}}
     ids = _Ids()
-
-    def attempt(key: str, fn: Callable[[], Any]) -> Any:
-        try:
-            return fn()
-        except (TrafficError, RuntimeError, TimeoutError, OSError, ValueError) as exc:
-            log.warning("%s: %s failed: %s", ctx.label, key, exc)
-            out["errors"][key] = str(exc)
-            return None
+    attempt = functools.partial(attempt_test, ctx.label, out["errors"])
 
     ctx.harness.set_offloads(False)
     try:
