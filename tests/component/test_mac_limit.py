@@ -136,10 +136,6 @@ def test_api_and_cli_show_the_mac_limit(d: Daemon, capsys: pytest.CaptureFixture
     ]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="PATCH /v1/ports/{name} refuses mac_limit until daemon/api.py's PortPatch lists it (another change)",
-)
 def test_port_set_mac_limit(d: Daemon, capsys: pytest.CaptureFixture[str]) -> None:
     d.client.post("/v1/switches", json={"name": "sw"})
     d.client.post("/v1/ports", json={"name": "p", "kind": "interface", "interface": "eth2", "switch": "sw"})

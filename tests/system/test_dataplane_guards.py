@@ -82,6 +82,16 @@ def flood(h: Host, src: str, dst: str, seconds: float) -> int:
     return sent[0] if sent else 0
 
 
+def port_summary(h: Host) -> dict[str, object]:
+    """Per port: frames received and sent, drops by reason, ring resyncs (what a failure message needs)."""
+    counters = h.json("counters")
+    return {
+        name: {k: c[k] for k in ("rx_frames", "tx_frames", "drops", "resyncs")}  # type: ignore[index]
+        for sw in counters["switches"].values()  # type: ignore[index,union-attr]
+        for name, c in sw["ports"].items()
+    }
+
+
 class Settled:
     """A condition: true once ``read()`` returns the same value twice in a row."""
 
@@ -137,7 +147,10 @@ def test_after_an_overload_every_port_forwards_at_zero_loss_within_a_second(host
         )
         result, lost = trial(host, vm1, vm2, 20_000, 1.0)
         assert result.offered >= 15_000
-        assert lost == 0, f"{lost} of {result.offered} frames lost right after the overload"
+        assert lost == 0, (
+            f"{lost} of {result.offered} frames lost right after the overload; "
+            f"ports: {port_summary(host)}; {host.cli('status', check=False).stdout}"
+        )
     drops = host.json("show", "drops")
     assert any(r.get("reason") == "ring-overrun" for r in drops), drops  # type: ignore[union-attr]
 

@@ -117,6 +117,7 @@ class PortPatch(Request_):
     router_guard: bool | None = None
     allow_teaming: bool | None = None
     storm_limit: int | None = None
+    mac_limit: int | None = None  # most MACs the port may learn (null: no limit)
     ieee_priority_tag: bool | None = None
     ip: list[str] | None = None
     # The whole list each time (Add/Remove-VMNetworkAdapter(Extended)Acl read, change and send it back).
