@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 APT_PACKAGES := iperf3 tshark ethtool tcpdump netsniff-ng iproute2 iputils-ping openvswitch-switch
 
-.PHONY: setup system-deps venv demo test lint typecheck unit bench bench-rules bench-failover bench-qos bench-migration clean
+.PHONY: setup system-deps venv demo test test-quick lint typecheck unit bench bench-rules bench-failover bench-qos bench-migration clean
 
 setup: system-deps venv
 
@@ -54,11 +54,17 @@ lint: venv
 	$(BIN)/ruff format --check src tests
 	$(BIN)/mypy
 
+# Two passes: most tests concurrently (they wait on namespaces, daemons and pings more than they compute), then
+# the timing-sensitive system tests (marker "serial", tests/conftest.py) alone on a quiet machine.
 test: setup lint
-	$(BIN)/pytest -q -p no:cacheprovider
+	$(BIN)/pytest -q -p no:cacheprovider -m "not serial" -n 3 --dist loadfile
+	$(BIN)/pytest -q -p no:cacheprovider -m serial
 
-unit: venv
-	$(BIN)/pytest -q tests/unit tests/component
+# Unit and component tests only (memory devices, fake clock; no root, no namespaces): under 2 minutes.
+test-quick: venv
+	$(BIN)/pytest -q -p no:cacheprovider -n 2 tests/unit tests/component
+
+unit: test-quick
 
 clean:
 	rm -rf $(VENV) build *.egg-info src/*.egg-info

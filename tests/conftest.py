@@ -9,8 +9,33 @@ import pytest
 
 from pyvswitch.testing.netns import NetnsPool, netns_pool
 
+# System tests whose assertions depend on rates, timings or a quiet CPU (throughput ratios, failover and
+# migration gaps, loss at a given rate, QoS shares): `make test` runs them alone, after the rest has run
+# concurrently (pytest-xdist), so the suite stays under 15 minutes on 2 cores without making them flaky.
+SERIAL_MODULES = {
+    "test_dataplane_guards.py",
+    "test_demo_iov.py",
+    "test_demo_qos.py",
+    "test_demo_team.py",
+    "test_harness.py",
+    "test_iov.py",
+    "test_lacp_ovs.py",
+    "test_lacp_tshark.py",
+    "test_migration.py",
+    "test_qos.py",
+    "test_rfc_bench.py",
+    "test_ring_resync.py",
+    "test_steering.py",
+    "test_team.py",
+    "test_team_interop.py",
+    "test_team_nics.py",
+}
+
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    for item in items:
+        if item.path.name in SERIAL_MODULES:
+            item.add_marker(pytest.mark.serial)
     if os.geteuid() != 0:
         skip = pytest.mark.skip(reason="system tests need root (CI runs as root)")
         for item in items:

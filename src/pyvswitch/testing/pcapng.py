@@ -61,13 +61,20 @@ def _options(body: bytes) -> dict[int, list[bytes]]:
 
 
 def read_pcapng(path: str | Path) -> Capture:
-    """Every interface and packet of the file (one or more sections; interface ids are per section)."""
+    """Every interface and packet of the file (one or more sections; interface ids are per section).
+
+    A file that is still being written may end inside a block (the writer flushes whole buffers, not whole
+    blocks): reading stops before that block, as tshark does, so a test can poll a live capture."""
     raw = Path(path).read_bytes()
     cap = Capture()
     base = 0  # interfaces of earlier sections
     off = 0
     while off < len(raw):
+        if off + 8 > len(raw):
+            break  # a capture still being written: its last block is not complete yet
         btype, total = _HEAD.unpack_from(raw, off)
+        if off + total > len(raw):
+            break
         assert total >= 12 and total % 4 == 0, f"bad block length {total} at {off}"
         assert struct.unpack_from("<I", raw, off + total - 4)[0] == total, f"trailing length differs at {off}"
         body = raw[off + 8 : off + total - 4]
