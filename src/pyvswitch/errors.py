@@ -16,7 +16,15 @@ class ConfigError(PyvswitchError):
 
 
 class DeviceError(PyvswitchError):
-    """An OS device (interface, ring, TAP) could not be opened or used."""
+    """An OS device (interface, ring, TAP) could not be opened or used.
+
+    ``interface`` (the OS interface) and ``port`` (the switch port) say what it is about, so that the daemon can
+    name the field of the request and leave just that port out at start-up, without reading the message."""
+
+    def __init__(self, message: str, *, interface: str | None = None, port: str | None = None) -> None:
+        super().__init__(message)
+        self.interface = interface
+        self.port = port
 
 
 class NotFoundError(PyvswitchError):

@@ -34,7 +34,8 @@ class FakeEngine:
                 assert p.interface, f"port {p.name} has no interface"
                 assert p.mac or p.kind not in (PortKind.VM, PortKind.HOST), f"port {p.name} has no MAC"
                 if p.interface in self.broken:
-                    raise DeviceError(f"cannot open afpacket device on interface {p.interface!r}")
+                    msg = f"cannot open afpacket device on interface {p.interface!r}"
+                    raise DeviceError(msg, interface=p.interface)
         self.applied.append(cfg)
 
     def counters(self) -> dict[str, object]:
@@ -330,7 +331,7 @@ def test_engine_failure_leaves_store_and_namespaces_unchanged(d: Daemon) -> None
     hist = len(d.store.history())
 
     def broken_apply(cfg: HostConfig) -> None:
-        raise DeviceError("cannot open afpacket device on interface 'pvdeadbeef'")
+        raise DeviceError("cannot open afpacket device on interface 'pvdeadbeef'", interface="pvdeadbeef")
 
     d.engine.apply = broken_apply  # type: ignore[method-assign]
     r = d.client.post("/v1/vms", json={"name": "new", "switch": "sw"})

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from pyvswitch.daemon.main import StartupError, cpu_plan
-from pyvswitch.lab.netns import cpu_mask
+from pyvswitch.datapath.rps import cpu_mask
 
 
 def test_auto_takes_the_last_cpu_and_leaves_the_rest_to_guests() -> None:

@@ -143,6 +143,27 @@ def test_forwarding_extension_sets_destinations_and_egress_runs_in_reverse() -> 
     assert CALLS == ["to-two:forward", "dropper:egress"]
 
 
+def test_excludes_hold_when_the_same_call_also_drops() -> None:
+    """A filter that drops one packet and excludes another of the same egress batch delivers neither (the stack
+    read only the drops when there were any, so the exclude was lost)."""
+
+    class DropAndExclude(FilterExtension):
+        name = "drop-and-exclude"
+
+        def egress(self, ctx: Context, pkts: Sequence[Packet], gate: Gate) -> None:
+            gate.drop(pkts[0], "dropped")
+            gate.exclude(pkts[1], "excluded")
+
+    st = ExtensionStack.build(
+        "sw", Registry.of(DropAndExclude), [Setting("drop-and-exclude", True)], lambda: 0.0
+    )
+    batch = pkts(3)
+    out, tcis = st.egress(batch, [-1, -1, -1], port=2)
+    assert out == [batch[2]] and tcis == [-1]
+    drops = {s["name"]: s for s in st.counters()}["drop-and-exclude"]["drops"]
+    assert drops == {"dropped": 1, "excluded": 1}
+
+
 def test_forwarder_cannot_send_back_to_source_or_outside() -> None:
     class Bad(ForwardingExtension):
         name = "bad"

@@ -1,8 +1,8 @@
 """Live migration from the command line: ``pyvswitch migrate VM --to HOST`` and ``Move-VM -Name VM
 -DestinationHost HOST``, both ``POST /v1/migrations`` on the source daemon (daemon/migration.py).
 
-HOST is a lab host name (``pyvswitch lab up``; the source daemon resolves it in its lab registry) or the
-destination daemon's socket path. The answer's timings are printed: validation on the destination, the blackout
+HOST is a lab host name (``pyvswitch lab up``; resolved here, in the lab's registry, to the destination daemon's
+API socket, which is sent with the name: the daemon knows no lab) or the destination daemon's socket path. The answer's timings are printed: validation on the destination, the blackout
 (from taking the ports off the source switch to the destination having them), and the total.
 """
 
@@ -15,13 +15,20 @@ import click
 from pyvswitch.cli.client import Client, JsonObj
 from pyvswitch.cli.format import echo_json, ps_table
 from pyvswitch.cli.verbs import State, json_flag, pass_state
+from pyvswitch.lab.hosts import LabError, lookup_host
 
 if TYPE_CHECKING:
     from pyvswitch.cli.cmdlets import Args, Cmdlet, Session
 
 
 def migrate_vm(client: Client, vm: str, to: str) -> JsonObj:
-    return dict(client.request("POST", "/migrations", json={"vm": vm, "to": to}))
+    body = {"vm": vm, "to": to}
+    if not to.startswith("/"):
+        try:
+            body["socket"] = str(lookup_host(to).socket)
+        except LabError:
+            pass  # no lab, or not one of its hosts: the daemon answers which host it cannot reach
+    return dict(client.request("POST", "/migrations", json=body))
 
 
 def _ms(out: JsonObj, key: str) -> str:

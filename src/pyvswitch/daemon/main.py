@@ -201,11 +201,12 @@ def run(args: argparse.Namespace) -> int:
     import uvicorn
 
     from pyvswitch.config.store import Store
+    from pyvswitch.daemon import provision
     from pyvswitch.daemon.api import create_app
     from pyvswitch.daemon.macpool import MacPool, host_id_from
     from pyvswitch.daemon.service import Service, nic_specs
     from pyvswitch.daemon.steering import ReceiveSteering
-    from pyvswitch.lab import netns as lab
+    from pyvswitch.datapath.rps import steer_receive
     from pyvswitch.switch.engine import Engine
 
     # SIGTERM/SIGINT before serving, or re-raised by uvicorn after its graceful shutdown, end the process
@@ -221,7 +222,7 @@ def run(args: argparse.Namespace) -> int:
     host_id = args.host_id if args.host_id is not None else host_id_from(_machine_id(), str(state_dir))
     pool = MacPool(host_id)
     store = Store(state_dir / "config.db")
-    lab.configure_guest_rx(guest_cpus if args.receive_steering == "on" else frozenset())
+    provision.configure_guest_rx(guest_cpus if args.receive_steering == "on" else frozenset())
     if fwd_cpu is not None and guest_cpus:
         # Everything but the forwarding thread (API, management) stays off the forwarding CPU; the forwarding
         # thread pins itself when it starts. Threads inherit this thread's affinity.
@@ -240,14 +241,14 @@ def run(args: argparse.Namespace) -> int:
             sorted(guest_cpus) or "any",
         )
         engine.start()
-        service = Service(store, engine, lab, pool)
+        service = Service(store, engine, provision, pool)
         service.start()
         if guest_cpus and args.receive_steering == "auto":
             steering = ReceiveSteering(
                 busy_seconds=lambda: engine.busy_s,
                 guest_nics=lambda: [(n.netns, n.peer) for n in nic_specs(service.config).values()],
-                steer=lab.steer_receive,
-                set_default=lab.configure_guest_rx,
+                steer=steer_receive,
+                set_default=provision.configure_guest_rx,
                 cpus=guest_cpus,
             )
             steering.start()

@@ -4,7 +4,8 @@ The source daemon (A) drives; the destination (B) answers two calls. A VM here i
 whose switch-side ends live in the daemon's network namespace, so "moving the VM" is moving those ends into B's
 namespace: the VM, its addresses and its open sockets never notice.
 
-1. ``POST /v1/migrations {vm, to}`` on A. ``to`` is a lab host name (``lab.hosts.lookup_host``) or B's socket.
+1. ``POST /v1/migrations {vm, to, socket}`` on A. ``to`` names B; ``socket`` is B's API socket (the CLI resolves a
+   lab host name to it; the daemon knows no lab). ``to`` alone may be B's socket path.
 2. A -> B ``POST /v1/migrations/validate`` with the VM and its ports as A resolved them (interface names, MACs,
    VLAN, security, ACLs, extended ACLs, QoS...). B checks them against its configuration (the switch of the same
    name must exist) and offers each connected port to its extensions as a *validation port*: they see it
@@ -30,7 +31,6 @@ after the move, A pulls the veths back itself from B's namespace (``/proc/<pid>/
 from __future__ import annotations
 
 import base64
-import importlib
 import logging
 import os
 import threading
@@ -174,26 +174,15 @@ class HttpPeer:
 
 
 def resolve_target(to: str) -> str:
-    """A lab host name (``lab.hosts.lookup_host``) or a socket path -> the destination's API socket."""
+    """The destination's API socket when ``to`` is one (a path). A host name is resolved by whoever knows the
+    hosts (the CLI, from a lab's registry) and sent as ``socket``: the daemon depends on no lab."""
     if "/" in to:
         return to
-    try:
-        # The multi-host lab's registry (lab/hosts.py); imported by name, so a daemon without it still runs.
-        hosts: Any = importlib.import_module("pyvswitch.lab.hosts")
-    except ImportError:
-        raise NotFound("to", f"no host {to!r}: give the destination's socket path") from None
-    try:
-        found: Any = hosts.lookup_host(to)
-    except Exception as exc:  # LabError: no lab, no such host
-        raise NotFound("to", f"no host {to!r}: {exc}") from None
-    if found is None:
-        raise NotFound("to", f"no host {to!r}")
-    if isinstance(found, tuple | list):
-        return str(found[0])
-    for attr in ("socket", "socket_path", "api_socket"):
-        if getattr(found, attr, None):
-            return str(getattr(found, attr))
-    raise NotFound("to", f"host {to!r} has no API socket in the lab registry")
+    raise NotFound(
+        "to",
+        f"no host {to!r} known to this daemon: give the destination daemon's API socket path "
+        "(the pyvswitch CLI resolves lab host names when a lab is up)",
+    )
 
 
 class LinkMover(Protocol):
@@ -262,10 +251,11 @@ class Migrations:
 
     # ---- source ----
 
-    def migrate(self, name: str, to: str) -> dict[str, Any]:
-        """Live-migrate VM ``name`` to host ``to``; the answer has the timings (see the module docstring)."""
+    def migrate(self, name: str, to: str, socket: str | None = None) -> dict[str, Any]:
+        """Live-migrate VM ``name`` to host ``to`` (its API at ``socket`` when given); the answer has the timings
+        (see the module docstring)."""
         self.service.vm(name)  # 404 before anything is resolved
-        peer = self._peer_for(to)
+        peer: Peer = HttpPeer(socket) if socket else self._peer_for(to)
         try:
             return self._migrate(name, to, peer)
         finally:
@@ -472,6 +462,7 @@ class MigrationRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
     vm: str
     to: str
+    socket: str | None = None  # the destination's API socket; without it, ``to`` must be that path
 
 
 def add_migration_routes(app: FastAPI, service: Service, migrations: Migrations | None = None) -> Migrations:
@@ -482,7 +473,7 @@ def add_migration_routes(app: FastAPI, service: Service, migrations: Migrations 
     def migrate(body: MigrationRequest) -> dict[str, Any]:
         """Move-VM -Name VM -DestinationHost HOST: live-migrate the VM's adapters to another host."""
         try:
-            return mig.migrate(body.vm, body.to)
+            return mig.migrate(body.vm, body.to, body.socket)
         except MigrationError as exc:
             # The destination's own field paths, under "destination" (a veto names the port it refused).
             raise ConfigError(

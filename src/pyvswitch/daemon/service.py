@@ -7,7 +7,7 @@ Every change, whether it comes from the REST API or from start-up, goes through 
    (``eth<N>`` inside a VM, ``pvh`` + 8 hex for a host vNIC) and dynamic MACs from the pool;
 3. validate the whole candidate (``config.validate``) plus what only the OS can tell (a bound interface
    exists); any problem rejects the request whole, naming each field;
-4. provision new OS objects (namespaces, veths) through the injected lab;
+4. provision new OS objects (namespaces, veths) through the injected provisioner;
 5. ``engine.apply`` the candidate;
 6. save it in the store with a summary for the audit history.
 
@@ -16,12 +16,12 @@ changed back, the engine gets the old configuration again), so a request is appl
 OS objects the candidate no longer needs are removed only after the save, when nothing can roll back any more.
 
 Start-up (``start``) runs the same steps from the stored configuration with nothing assumed to exist: every
-namespace and veth is converged (the lab is idempotent) and the engine gets the whole configuration. A port
+namespace and veth is converged (provisioning is idempotent) and the engine gets the whole configuration. A port
 whose device cannot be opened at start-up (a NIC that vanished) does not keep the daemon down: it is left
 disconnected in the engine, reported by ``degraded()``, and retried when a request touches it or at the next
 start. The store always keeps the desired state.
 
-Engine and lab are injected (``Engine`` / ``pyvswitch.lab.netns`` in the daemon, fakes in tests). Calls are
+Engine and provisioner are injected (``Engine`` / ``pyvswitch.daemon.provision`` in the daemon, fakes in tests). Calls are
 serialised by one lock; reads use the last committed HostConfig, which is immutable, and need no lock.
 """
 
@@ -82,8 +82,8 @@ log = logging.getLogger(__name__)
 M = TypeVar("M", bound=BaseModel)
 
 
-class Lab(Protocol):
-    """The OS side (``pyvswitch.lab.netns`` satisfies it)."""
+class Provisioner(Protocol):
+    """The OS side (``pyvswitch.daemon.provision`` satisfies it)."""
 
     def create_vm_nic(self, netns: str, host_if: str, vm_if: str, mac: str, ips: list[str]) -> None: ...
     def create_host_vnic(self, host_if: str, switch_if: str, mac: str, ips: list[str]) -> None: ...
@@ -129,7 +129,7 @@ class Conflict(ConflictError):
 
 @dataclass(frozen=True, slots=True)
 class NicSpec:
-    """A veth pair the daemon owns, as the lab creates it."""
+    """A veth pair the daemon owns, as provisioning creates it."""
 
     kind: PortKind  # VM or HOST
     netns: str | None  # the VM's namespace; None for a host vNIC
@@ -194,13 +194,13 @@ class Service:
         self,
         store: Store,
         engine: EngineLike,
-        lab: Lab,
+        provisioner: Provisioner,
         macpool: MacPool,
         new_ifname: Callable[[str], str] | None = None,
     ) -> None:
         self._store = store
         self._engine = engine
-        self._lab = lab
+        self._os = provisioner
         self._pool = macpool
         self._new_ifname = new_ifname or (lambda prefix: prefix + secrets.token_hex(4))
         self._lock = threading.RLock()
@@ -210,7 +210,7 @@ class Service:
         # namespace of a VM leaving by live migration (daemon/migration.py), which another host adopts.
         self._keep: set[str] = set()
         # Veths (and VM namespaces) a live migration just moved into this namespace: they exist as configured,
-        # so provisioning leaves them alone (the engine's device brings the link up), which keeps the lab's
+        # so provisioning leaves them alone (the engine's device brings the link up), which keeps the
         # namespace round trips (~35-100 ms) out of the blackout.
         self._adopting: set[str] = set()
         # Capture sessions and NetEvent session definitions: run-time state, not persisted.
@@ -1005,7 +1005,7 @@ class Service:
 
     def has_link(self, ifname: str) -> bool:
         """Whether ``ifname`` exists in this daemon's namespace."""
-        return self._lab.link_exists(ifname)
+        return self._os.link_exists(ifname)
 
     def check_incoming_vm(self, vm: VmConfig, ports: list[PortConfig]) -> None:
         """Would ``vm`` with ``ports`` be accepted here? Configuration only (the validation port is the
@@ -1014,13 +1014,13 @@ class Service:
             candidate = self._with_vm(vm, ports)
             problems = validate(candidate, self._cfg)
             for p in ports:
-                if p.interface is not None and self._lab.link_exists(p.interface):
+                if p.interface is not None and self._os.link_exists(p.interface):
                     problems.append(("ports", f"interface {p.interface!r} of {p.name!r} exists on this host"))
             if problems:
                 raise ConfigError(problems)
 
     def adopt_vm(self, vm: VmConfig, ports: list[PortConfig], summary: str) -> VmConfig:
-        """Add ``vm`` whose veths already exist in this namespace (moved here by a live migration): the lab
+        """Add ``vm`` whose veths already exist in this namespace (moved here by a live migration): provisioning
         converges the existing pair (no new veth), the engine opens it, the store records it."""
         with self._lock:
             self._adopting = {vm.namespace, *(p.interface for p in ports if p.interface)}
@@ -1064,7 +1064,7 @@ class Service:
                 raise ConfigError(problems)
             self._degraded = {}
             for ns in sorted(vm_namespaces(cfg)):
-                self._lab.ensure_netns(ns)
+                self._os.ensure_netns(ns)
             for name, spec in nic_specs(cfg).items():
                 try:
                     self._make(spec)
@@ -1074,7 +1074,7 @@ class Service:
             for p in cfg.ports:
                 bound = p.kind in (PortKind.INTERFACE, PortKind.UPLINK) and p.switch and p.interface
                 is_team = any(t.name == p.interface for t in cfg.teams)  # the engine opens its members
-                if bound and p.interface and not is_team and not self._lab.link_exists(p.interface):
+                if bound and p.interface and not is_team and not self._os.link_exists(p.interface):
                     log.error("port %s: interface %s missing; leaving it disconnected", p.name, p.interface)
                     self._degraded[p.name] = f"interface {p.interface!r} does not exist"
             self._apply_degrading(cfg)
@@ -1223,7 +1223,7 @@ class Service:
     def _fresh_ifname(self, prefix: str, taken: set[str]) -> str:
         for _ in range(100):
             name = self._new_ifname(prefix)
-            if name not in taken and not self._lab.link_exists(name):
+            if name not in taken and not self._os.link_exists(name):
                 taken.add(name)
                 return name
         raise DeviceError(f"could not find a free interface name with prefix {prefix!r}")
@@ -1241,7 +1241,7 @@ class Service:
                 continue
             if any(t.name == p.interface for t in cfg.teams):
                 continue  # a team is made of NICs, not a kernel interface of its own: checked below
-            if not self._lab.link_exists(p.interface):
+            if not self._os.link_exists(p.interface):
                 field = f"ports[{i}].interface"
                 if p.kind is PortKind.UPLINK and p.interface in adapters:
                     field = f"switches[{adapters[p.interface]}].net_adapter"
@@ -1251,7 +1251,7 @@ class Service:
         for ti, t in enumerate(cfg.teams):
             had = old_teams.get(t.name)
             for j, m in enumerate(t.members):
-                if (had is None or m not in had.members) and not self._lab.link_exists(m):
+                if (had is None or m not in had.members) and not self._os.link_exists(m):
                     out.append((f"teams[{ti}].members[{j}]", f"no interface {m!r} on this host"))
         # Team interfaces new to the host are TAPs the engine makes: their names must be free. (A name that
         # is configured elsewhere, as a member or a port's interface, is reported by ``validate``.)
@@ -1261,7 +1261,7 @@ class Service:
             owner = hidden_owner(p.name)
             if owner is None or owner[1] is None or p.interface in old_tnics or p.interface is None:
                 continue
-            if self._lab.link_exists(p.interface):
+            if self._os.link_exists(p.interface):
                 out.append(
                     (_team_nic_field(cfg, *owner), f"interface {p.interface!r} already exists on this host")
                 )
@@ -1270,18 +1270,18 @@ class Service:
     def _make(self, spec: NicSpec) -> None:
         if spec.kind is PortKind.VM:
             assert spec.netns is not None
-            self._lab.create_vm_nic(spec.netns, spec.interface, spec.peer, spec.mac, list(spec.ips))
+            self._os.create_vm_nic(spec.netns, spec.interface, spec.peer, spec.mac, list(spec.ips))
         else:
-            self._lab.create_host_vnic(spec.peer, spec.interface, spec.mac, list(spec.ips))
+            self._os.create_host_vnic(spec.peer, spec.interface, spec.mac, list(spec.ips))
 
     def _provision(self, old: HostConfig, new: HostConfig, undo: list[Callable[[], None]]) -> None:
         """Create or change the OS objects ``new`` adds, appending how to undo each step to ``undo``."""
-        lab = self._lab
+        os_ = self._os
         for ns in sorted(vm_namespaces(new) - vm_namespaces(old) - self._adopting):
-            existed = lab.netns_exists(ns)
-            lab.ensure_netns(ns)
+            existed = os_.netns_exists(ns)
+            os_.ensure_netns(ns)
             if not existed:
-                undo.append(lambda ns=ns: lab.delete_netns(ns))  # type: ignore[misc]
+                undo.append(lambda ns=ns: os_.delete_netns(ns))  # type: ignore[misc]
         old_specs = nic_specs(old)
         for name, spec in nic_specs(new).items():
             before = old_specs.get(name)
@@ -1291,10 +1291,10 @@ class Service:
                 self._make(spec)
                 undo.append(lambda before=before: self._make(before))  # type: ignore[misc]
                 continue
-            existed = lab.link_exists(spec.interface)
+            existed = os_.link_exists(spec.interface)
             self._make(spec)
             if not existed:
-                undo.append(lambda ifname=spec.interface: lab.delete_link(ifname))  # type: ignore[misc]
+                undo.append(lambda ifname=spec.interface: os_.delete_link(ifname))  # type: ignore[misc]
 
     def _remove_unused(self, old: HostConfig, new: HostConfig) -> None:
         """Delete OS objects only ``old`` needed; failures are logged (the change itself is already made)."""
@@ -1306,12 +1306,12 @@ class Service:
                 continue
             if (now is None or now.identity != spec.identity) and spec.interface not in new_ifs:
                 try:
-                    self._lab.delete_link(spec.interface)
+                    self._os.delete_link(spec.interface)
                 except Exception:
                     log.exception("deleting %s of removed port %s", spec.interface, name)
         for ns in sorted(vm_namespaces(old) - vm_namespaces(new) - self._keep):
             try:
-                self._lab.delete_netns(ns)
+                self._os.delete_netns(ns)
             except Exception:
                 log.exception("deleting namespace %s", ns)
 
@@ -1350,19 +1350,19 @@ def switch_ports(sw: SwitchConfig, ports: list[PortConfig]) -> list[PortConfig]:
 
 
 def _culprit(cfg: HostConfig, exc: DeviceError, exclude: Any = ()) -> PortConfig | None:
-    """The connected port a DeviceError is about: the longest interface or port name its message mentions
-    (for a port on a team, also the team's member names). ``cfg`` is what the engine was given."""
-    text = str(exc)
+    """The connected port a DeviceError is about: the port it names, or the one whose interface it names (for a
+    port on a team, a member's name counts as the team's). ``cfg`` is what the engine was given."""
+    if exc.port is None and exc.interface is None:
+        return None
     members = {t.name: t.members for t in cfg.teams}
-    best: PortConfig | None = None
-    best_len = 0
     for p in cfg.ports:
         if p.switch is None or p.name in exclude:
             continue
-        for word in (p.interface, p.name, *members.get(p.interface or "", ())):
-            if word and len(word) > best_len and re.search(rf"(?<![\w.-]){re.escape(word)}(?![\w.-])", text):
-                best, best_len = p, len(word)
-    return best
+        if exc.port == p.name or (
+            exc.interface is not None and exc.interface in (p.interface, *members.get(p.interface or "", ()))
+        ):
+            return p
+    return None
 
 
 def _team_nic_field(cfg: HostConfig, team: str, nic: str | None) -> str:

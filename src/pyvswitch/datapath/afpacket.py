@@ -142,7 +142,9 @@ class AfPacketDevice:
             self._rings(ring)
         except Exception as e:
             self.close()
-            raise DeviceError(f"cannot open AF_PACKET rings on interface {ifname!r}: {e}") from e
+            raise DeviceError(
+                f"cannot open AF_PACKET rings on interface {ifname!r}: {e}", interface=ifname
+            ) from e
         if attach:
             self.attach()
 
@@ -153,7 +155,7 @@ class AfPacketDevice:
             self.ifindex = socket.if_nametoindex(ifname)
         except OSError as e:
             self.close()
-            raise DeviceError(f"no interface {ifname!r}") from e
+            raise DeviceError(f"no interface {ifname!r}", interface=ifname) from e
         self.mtu = link.mtu(ifname)
         try:
             self._bind()
@@ -161,7 +163,9 @@ class AfPacketDevice:
                 link.set_up(ifname)
         except Exception as e:
             self.close()
-            raise DeviceError(f"cannot open AF_PACKET rings on interface {ifname!r}: {e}") from e
+            raise DeviceError(
+                f"cannot open AF_PACKET rings on interface {ifname!r}: {e}", interface=ifname
+            ) from e
 
     def _rings(self, ring: RingSpec) -> None:
         # Protocol 0 until the rings exist, so nothing is queued outside them; bind() then starts reception.

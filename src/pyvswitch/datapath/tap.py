@@ -44,13 +44,13 @@ class TapDevice:
 
     def __init__(self, ifname: str, up: bool = True) -> None:
         if not ifname or len(ifname.encode()) >= IFNAMSIZ:
-            raise DeviceError(f"bad TAP interface name {ifname!r}")
+            raise DeviceError(f"bad TAP interface name {ifname!r}", interface=ifname)
         self.name = ifname
         self.counters = DeviceCounters()
         try:
             self._fd = os.open("/dev/net/tun", os.O_RDWR | os.O_NONBLOCK | os.O_CLOEXEC)
         except OSError as e:
-            raise DeviceError(f"cannot open /dev/net/tun for TAP {ifname!r}: {e}") from e
+            raise DeviceError(f"cannot open /dev/net/tun for TAP {ifname!r}: {e}", interface=ifname) from e
         try:
             ifr = struct.pack("16sH22x", ifname.encode(), IFF_TAP | IFF_NO_PI | IFF_VNET_HDR)
             fcntl.ioctl(self._fd, TUNSETIFF, ifr)
@@ -61,7 +61,7 @@ class TapDevice:
         except Exception as e:
             os.close(self._fd)
             self._fd = -1
-            raise DeviceError(f"cannot create TAP interface {ifname!r}: {e}") from e
+            raise DeviceError(f"cannot create TAP interface {ifname!r}: {e}", interface=ifname) from e
         self.mtu = link.mtu(ifname)
 
     def fileno(self) -> int:

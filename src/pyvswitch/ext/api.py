@@ -166,6 +166,13 @@ class Gate:
             raise ValueError("exclude is an egress decision; on ingress, drop or change pkt.dsts")
         self._excluded[id(pkt)] = reason
 
+    def decisions(self) -> dict[int, str]:
+        """Every packet this batch will not deliver, by id, with its reason: drops and excludes together (a drop
+        wins when a filter did both to one packet, as it is the stronger decision)."""
+        if not self._excluded:
+            return self._drops
+        return {**self._excluded, **self._drops}
+
     def replace(self, pkt: Packet, data: Buffer) -> None:
         """Change a packet's bytes (copy-on-write: the received data is read-only)."""
         pkt.data = bytes(data)

@@ -278,7 +278,7 @@ class ExtensionStack:
                 return []
             return pkts  # bypass: as if the extension were not there
         self.pending.extend(gate._injected)
-        decided = gate._drops or gate._excluded
+        decided = gate.decisions()
         if not decided:
             return pkts
         out: list[Packet] = []

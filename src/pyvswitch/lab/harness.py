@@ -38,7 +38,7 @@ from typing import Protocol
 
 import httpx
 
-from pyvswitch.lab.netns import steer_receive
+from pyvswitch.datapath.rps import steer_receive
 from pyvswitch.lab.traffic import TrafficError, run_ping
 from pyvswitch.testing.netns import NetnsPool, sh, unique, wait_for
 

@@ -196,7 +196,7 @@ class Engine:
             if port.switch is None or port.switch not in switch_names:
                 continue
             if port.interface is None:
-                raise DeviceError(f"port {port.name!r} has no interface")
+                raise DeviceError(f"port {port.name!r} has no interface", port=port.name)
             kind = "team" if port.interface in teams else device_kind(port)
             wanted[port.name] = (DeviceKey(port.name, kind, port.interface), port)
         opened: dict[DeviceKey, Device] = {}
@@ -273,10 +273,13 @@ class Engine:
             if key.kind == "team":
                 return self._open_team(self._team_configs[key.ifname])
             return self._open_device(key.kind, key.ifname)
-        except DeviceError:
+        except DeviceError as e:
+            if e.interface is None and e.port is None:
+                e.interface = key.ifname  # a team's: its own member names it; anything else is about this one
             raise
         except OSError as e:
-            raise DeviceError(f"cannot open {key.kind} device on interface {key.ifname!r}: {e}") from e
+            msg = f"cannot open {key.kind} device on interface {key.ifname!r}: {e}"
+            raise DeviceError(msg, interface=key.ifname) from e
 
     def _open_members(self, names: list[str], standby: str | None) -> list[Member]:
         """Team members, each an AF_PACKET device (all or none)."""

@@ -1,4 +1,5 @@
-"""OS objects for VMs and host vNICs: network namespaces and veth pairs, made idempotently with pyroute2.
+"""The daemon's provisioning: OS objects for VMs and host vNICs, i.e. network namespaces and veth pairs, made
+idempotently with pyroute2.
 
 A "VM" is a named network namespace (``/run/netns/<name>``); each of its network adapters is a veth pair whose
 switch-side end stays in the daemon's namespace and whose other end is ``eth<N>`` inside the VM. A host vNIC
@@ -7,7 +8,7 @@ OS uses. Every function converges: calling it again with the same arguments (as 
 start-up) leaves things as they are, and with different MAC or addresses it changes just those.
 
 Netlink is pyroute2's synchronous ``IPRoute`` (``IPRoute(netns=...)`` for inside a namespace) and
-``pyroute2.netns`` for creating/removing namespaces; no subprocesses. Offloads are left at the kernel's
+``pyroute2.netns`` for creating/removing namespaces; a subprocess only for RPS (datapath/rps.py). Offloads are left at the kernel's
 defaults (TSO/GSO/GRO on): the switch's devices carry them with virtio-net headers.
 """
 
@@ -17,12 +18,12 @@ import errno
 import ipaddress
 import logging
 import os
-import subprocess
 
 from pyroute2 import IPRoute
 from pyroute2 import netns as pr_netns
 from pyroute2.netlink.exceptions import NetlinkError
 
+from pyvswitch.datapath.rps import steer_receive
 from pyvswitch.errors import DeviceError
 
 log = logging.getLogger(__name__)
@@ -39,20 +40,6 @@ def configure_guest_rx(cpus: frozenset[int]) -> None:
     (why and when: daemon/steering.py)."""
     global _guest_rx_cpus
     _guest_rx_cpus = frozenset(cpus)
-
-
-def cpu_mask(cpus: frozenset[int] | set[int]) -> str:
-    return format(sum(1 << c for c in cpus), "x")  # "0" for none: RPS off
-
-
-def steer_receive(ifname: str, cpus: frozenset[int] | set[int], netns: str | None = None) -> None:
-    """Set RPS on every receive queue of ``ifname`` (no CPUs: off). The sysfs of a namespace is reachable
-    only through ``ip netns exec``, which mounts it, hence the subprocess."""
-    script = f'for q in /sys/class/net/{ifname}/queues/rx-*; do echo {cpu_mask(cpus)} > "$q/rps_cpus"; done'
-    cmd = (["ip", "netns", "exec", netns] if netns else []) + ["sh", "-c", script]
-    res = subprocess.run(cmd, capture_output=True, text=True, timeout=30)
-    if res.returncode != 0:
-        log.warning("cannot steer receive processing of %s: %s", ifname, res.stderr.strip())
 
 
 def netns_exists(name: str) -> bool:
@@ -147,7 +134,8 @@ def create_vm_nic(netns: str, host_if: str, vm_if: str, mac: str, ips: list[str]
             vm.link("set", index=inner, state="up")
             ipr.link("set", index=host, state="up")
     except NetlinkError as exc:
-        raise DeviceError(f"cannot create VM adapter {host_if} <-> {netns}:{vm_if}: {exc}") from exc
+        msg = f"cannot create VM adapter {host_if} <-> {netns}:{vm_if}: {exc}"
+        raise DeviceError(msg, interface=host_if) from exc
     if _guest_rx_cpus:
         steer_receive(vm_if, _guest_rx_cpus, netns)
 
@@ -169,7 +157,8 @@ def create_host_vnic(host_if: str, switch_if: str, mac: str, ips: list[str]) -> 
             ipr.link("set", index=host, state="up")
             ipr.link("set", index=_index(ipr, switch_if), state="up")
     except NetlinkError as exc:
-        raise DeviceError(f"cannot create host vNIC {host_if} <-> {switch_if}: {exc}") from exc
+        msg = f"cannot create host vNIC {host_if} <-> {switch_if}: {exc}"
+        raise DeviceError(msg, interface=switch_if) from exc
     if _guest_rx_cpus:
         steer_receive(host_if, _guest_rx_cpus)
 
@@ -177,7 +166,7 @@ def create_host_vnic(host_if: str, switch_if: str, mac: str, ips: list[str]) -> 
 def _index(ipr: IPRoute, ifname: str) -> int:
     idx = ipr.link_lookup(ifname=ifname)
     if not idx:
-        raise DeviceError(f"interface {ifname!r} not found")
+        raise DeviceError(f"interface {ifname!r} not found", interface=ifname)
     return int(idx[0])
 
 

@@ -1,4 +1,4 @@
-"""The lab on real namespaces and veths: creation, idempotence, convergence, deletion without errors."""
+"""The daemon's provisioning on real namespaces and veths: creation, idempotence, convergence, deletion without errors."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from pyvswitch.lab import netns as lab
+from pyvswitch.daemon import provision as lab
 from pyvswitch.testing.netns import sh, unique
 
 pytestmark = pytest.mark.system
