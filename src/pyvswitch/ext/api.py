@@ -38,7 +38,7 @@ from typing import Any, ClassVar
 from pyvswitch.ext.acl import ExtendedRule
 from pyvswitch.packet.frame import UNTAGGED, Buffer, Packet
 
-API_VERSION = "1.0"
+API_VERSION = "1.1"  # 1.1: Direction enum, Gate.decisions()/take_injected(), Context.take_originated()
 ENTRY_POINT_GROUP = "pyvswitch.extensions"
 
 
@@ -138,10 +138,26 @@ class Context:
         have a VF again. Applied by the daemon shortly after, with the port's traffic kept flowing."""
         self._vf_requests.append((port, revoke))
 
+    def take_originated(self) -> list[tuple[bytes, int | None, int]]:
+        """The frames originated since the last call (the stack forwards them with the next batch)."""
+        out = self._originated
+        if out:  # called after every batch: no new list while nothing was originated
+            self._originated = []
+        return out
+
     def take_vf_requests(self) -> list[tuple[str, bool]]:
         """The switch's side of revoke_vf: the requests since the last call."""
         out, self._vf_requests = self._vf_requests, []
         return out
+
+
+class Direction(StrEnum):
+    """Which way a batch crosses the extension stack: ``ingress`` (received from ``port``, before forwarding)
+    or ``egress`` (going to ``port``, after). A str, so code written against API 1.0 comparing with
+    "ingress"/"egress" keeps working."""
+
+    INGRESS = "ingress"
+    EGRESS = "egress"
 
 
 class Gate:
@@ -149,8 +165,8 @@ class Gate:
 
     __slots__ = ("_drops", "_excluded", "_injected", "direction", "out_port")
 
-    def __init__(self, direction: str, out_port: int | None = None) -> None:
-        self.direction = direction  # "ingress" or "egress"
+    def __init__(self, direction: Direction, out_port: int | None = None) -> None:
+        self.direction = Direction(direction)
         self.out_port = out_port  # egress: the destination port this batch is going to
         self._drops: dict[int, str] = {}  # id(pkt) -> reason
         self._excluded: dict[int, str] = {}
@@ -162,9 +178,14 @@ class Gate:
 
     def exclude(self, pkt: Packet, reason: str) -> None:
         """Egress: do not deliver ``pkt`` to this batch's destination (sticky; counted under ``reason``)."""
-        if self.direction != "egress":
+        if self.direction is not Direction.EGRESS:
             raise ValueError("exclude is an egress decision; on ingress, drop or change pkt.dsts")
         self._excluded[id(pkt)] = reason
+
+    def take_injected(self) -> list[tuple[bytes, int | None, int]]:
+        """The frames injected during the call (the stack forwards them with the next batch)."""
+        out, self._injected = self._injected, []
+        return out
 
     def decisions(self) -> dict[int, str]:
         """Every packet this batch will not deliver, by id, with its reason: drops and excludes together (a drop
@@ -227,7 +248,7 @@ class Extension:
 class CaptureExtension(Extension):
     kind = ExtensionKind.CAPTURE
 
-    def capture(self, ctx: Context, frames: Sequence[CapturedFrame], direction: str, port: int) -> None:
+    def capture(self, ctx: Context, frames: Sequence[CapturedFrame], direction: Direction, port: int) -> None:
         """Frames received from (ingress) or about to be sent to (egress) port index ``port``."""
 
 
@@ -256,6 +277,7 @@ __all__ = [
     "CaptureExtension",
     "CapturedFrame",
     "Context",
+    "Direction",
     "Extension",
     "ExtensionKind",
     "FilterExtension",

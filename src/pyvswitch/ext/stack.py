@@ -26,6 +26,7 @@ from pyvswitch.ext.api import (
     CapturedFrame,
     CaptureExtension,
     Context,
+    Direction,
     Extension,
     ExtensionKind,
     FilterExtension,
@@ -253,15 +254,17 @@ class ExtensionStack:
     def ingress(self, pkts: list[Packet], port: int) -> list[Packet]:
         """Capture then filter extensions over a batch received from ``port``; returns the survivors."""
         ctx = self.ctx
-        self._capture(self.captures, pkts, "ingress", port)
+        self._capture(self.captures, pkts, Direction.INGRESS, port)
         for slot in self.ingress_filters:
             if not pkts:
                 break
-            pkts = self._filter(slot, pkts, Gate("ingress"))
+            pkts = self._filter(slot, pkts, Gate(Direction.INGRESS))
         self._collect(ctx)
         return pkts
 
-    def _capture(self, slots: Iterable[ExtensionSlot], pkts: list[Packet], direction: str, port: int) -> None:
+    def _capture(
+        self, slots: Iterable[ExtensionSlot], pkts: list[Packet], direction: Direction, port: int
+    ) -> None:
         for slot in slots:
             ext = slot.instance
             assert isinstance(ext, CaptureExtension)
@@ -271,13 +274,13 @@ class ExtensionStack:
     def _filter(self, slot: ExtensionSlot, pkts: list[Packet], gate: Gate) -> list[Packet]:
         ext = slot.instance
         assert isinstance(ext, FilterExtension)
-        step = ext.ingress if gate.direction == "ingress" else ext.egress
+        step = ext.ingress if gate.direction is Direction.INGRESS else ext.egress
         if not self._call(slot, gate.direction, lambda: step(self.ctx, pkts, gate)):
             if ext.on_error is OnError.DROP:
                 slot.drops["extension-error"] += len(pkts)
                 return []
             return pkts  # bypass: as if the extension were not there
-        self.pending.extend(gate._injected)
+        self.pending.extend(gate.take_injected())
         decided = gate.decisions()
         if not decided:
             return pkts
@@ -322,20 +325,20 @@ class ExtensionStack:
             for slot in self.egress_filters:
                 if not keep:
                     break
-                keep = self._filter(slot, keep, Gate("egress", port))
+                keep = self._filter(slot, keep, Gate(Direction.EGRESS, port))
             if len(keep) != len(pkts):
                 kept = {id(p) for p in keep}
                 tcis = [t for p, t in zip(pkts, tcis, strict=True) if id(p) in kept]
                 pkts = keep
         if pkts:
-            self._capture(reversed(self.captures), pkts, "egress", port)
+            self._capture(reversed(self.captures), pkts, Direction.EGRESS, port)
         self._collect(self.ctx)
         return pkts, tcis
 
     def _collect(self, ctx: Context) -> None:
-        if ctx._originated:
-            self.pending.extend(ctx._originated)
-            ctx._originated.clear()
+        originated = ctx.take_originated()
+        if originated:
+            self.pending.extend(originated)
 
     def take_pending(self) -> list[tuple[bytes, int | None, int]]:
         out, self.pending = self.pending, []

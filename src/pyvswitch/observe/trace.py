@@ -11,9 +11,12 @@ from __future__ import annotations
 
 import time
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from pyvswitch.packet.frame import Packet
 from pyvswitch.packet.mac import format_mac
+from pyvswitch.pipeline.chain import Chain, Outs
 
 
 @dataclass(slots=True)
@@ -80,3 +83,47 @@ def summarize(data: bytes | bytearray | memoryview, tci: int, vlan: int) -> str:
 def drop_diff(before: Counter[tuple[str, str]], after: Counter[tuple[str, str]]) -> list[tuple[str, str]]:
     """(where, reason) of every counter that moved."""
     return [k for k, n in after.items() if n > before.get(k, 0)]
+
+
+DropSnapshot = Callable[[], Counter[tuple[str, str]]]
+
+
+def run_traced(
+    chain: Chain,
+    batch: list[Packet],
+    rec: TraceRecord,
+    snapshot: DropSnapshot,
+    egress_detail: Callable[[int, int], tuple[str, str] | None],
+) -> Outs:
+    """Run ``chain`` on ``batch`` (one traced packet) and record each step's crossing in ``rec``: "pass" with
+    the step's detail while the packet survives, then "drop" with the counters that moved in that step; after
+    fan-out and egress, a "deliver" per destination (``egress_detail(port, tci)``: its name and what it carries
+    there, None to leave it out) and any drop the egress steps counted. The same steps as ``Chain.run``, except the ones
+    that are not about this packet (``Step.traced`` false)."""
+    before: Counter[tuple[str, str]] | None = snapshot()
+    for step in chain.steps:
+        if not step.traced or not (batch or step.always):
+            continue
+        batch = step.run(batch)
+        if before is None:
+            continue
+        after = snapshot()
+        if batch:
+            rec.add(step.label, "pass", step.detail(batch[0]) if step.detail is not None else "")
+            before = after
+        else:
+            why = drop_diff(before, after)
+            rec.add(step.label, "drop", "; ".join(f"{r} ({w})" for w, r in why) or "no destination")
+            before = None
+    outs = chain.fanout(batch)
+    for edit in chain.egress:
+        edit(batch, outs)
+    if before is not None:
+        for d, (pkts, tcis) in sorted(outs.items()):
+            if pkts:
+                delivered = egress_detail(d, tcis[0])
+                if delivered is not None:
+                    rec.add(delivered[0], "deliver", delivered[1])
+        for where, reason in drop_diff(before, snapshot()):
+            rec.add(where, "drop", reason)
+    return outs

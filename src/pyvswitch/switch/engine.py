@@ -802,7 +802,7 @@ class Engine:
         """Between batches: per ingress port, the destinations the NIC switch serves (Switch.nic_switched)."""
         sw = self.switches.get(switch)
         if sw is not None:
-            self._run_in_loop(lambda: setattr(sw, "nic_switched", dict(served)))
+            self._run_in_loop(lambda: sw.set_nic_switched(served))
 
     def take_vf_requests(self) -> list[tuple[str, str, bool]]:
         """(switch, port, revoke) from extensions' Context.revoke_vf since the last call."""
@@ -892,7 +892,7 @@ class Engine:
             info = replace(port_info(sw.name, port, -1), validation=True)
             stack.deliver([(PortEvent.CREATE, info)])  # a Veto raises here, the acceptors told of the delete
             stack.abandon([info])
-            stack.refresh()
+            sw.refresh_extensions()
 
         self._run_in_loop(offer)
 
@@ -916,8 +916,7 @@ class Engine:
 
         def restore() -> None:
             orphans.extend(stack.restore_port_state(port, blobs))
-            stack.refresh()
-            sw.ext_active = stack if stack.active else None
+            sw.refresh_extensions()
 
         self._run_in_loop(restore)
         return orphans

@@ -9,12 +9,19 @@ from __future__ import annotations
 
 import ipaddress
 from collections.abc import Sequence
+from enum import StrEnum
 
 from pyvswitch.config.schema import AclAction, AclDirection, AclEntry
 from pyvswitch.ext.acl import Action, PortAclEntry, PortAclTable, ip_entry, mac_entry, packet_l3
 from pyvswitch.packet.frame import Packet
 from pyvswitch.packet.mac import parse_mac
 from pyvswitch.pipeline.element import Element
+
+
+class AclDrop(StrEnum):
+    """Why a port ACL drops a frame (``show drops``, per port and direction)."""
+
+    ACL_DENY = "acl-deny"  # the port's matching Add-VMNetworkAdapterAcl entry says Deny
 
 
 def compile_entries(entries: Sequence[AclEntry], outbound: bool) -> list[PortAclEntry]:
@@ -62,7 +69,7 @@ class PortAcl(Element):
             if ok:
                 keep.append(p)
             else:
-                self.drop("acl-deny")
+                self.drop(AclDrop.ACL_DENY)
         return keep
 
     def meters(self) -> list[dict[str, object]]:

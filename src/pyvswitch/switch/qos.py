@@ -50,6 +50,7 @@ from pyvswitch.packet.frame import UNTAGGED, Packet
 from pyvswitch.packet.pfc import MAX_QUANTA, PauseFrame, decode_mac_control, quanta_to_seconds
 from pyvswitch.pipeline.scheduler import Node, Scheduler, bucket_for
 from pyvswitch.switch.qos_policy import PolicyClassifier
+from pyvswitch.switch.wire import WIRE_KINDS
 
 LEAF_LIMIT = 512 * 1024  # bytes a flow may queue at a link (~4 ms at 1 Gbit/s); tail drop beyond
 LOSSLESS_LIMIT = 16 * 1024 * 1024  # a lossless class's leaves: PFC holds the senders long before this
@@ -57,7 +58,6 @@ XOFF_BYTES = 256 * 1024  # a lossless class above this asks its senders to pause
 XON_BYTES = 64 * 1024  # ... and below this lets them go again
 DEFAULT_CLASS = "[Default]"
 MANAGEMENT_KINDS = (PortKind.HOST, PortKind.TAP)  # the management OS's own interfaces
-WIRE = frozenset({PortKind.UPLINK, PortKind.INTERFACE})  # ports whose frames go onto a physical link
 PCP_SHIFT = 13
 
 
@@ -135,7 +135,7 @@ def mark_priority(outs: dict[int, tuple[list[Packet], list[int]]], ports: Sequen
     frame leaving on the wire gets a priority tag (VLAN 0), as Windows sends it."""
     for d, (pkts, tcis) in outs.items():
         dport = ports[d]
-        on_wire = dport is not None and dport.kind in WIRE
+        on_wire = dport is not None and dport.kind in WIRE_KINDS
         for i, p in enumerate(pkts):
             policy = p.qos
             if not isinstance(policy, QosPolicyConfig) or policy.priority_8021 is None:

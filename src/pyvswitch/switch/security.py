@@ -37,6 +37,7 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Callable, Iterable, Mapping, Sequence
+from enum import StrEnum
 from typing import Protocol
 
 from pyvswitch.clock import Clock
@@ -46,6 +47,7 @@ from pyvswitch.packet.frame import ETH_P_ARP, UNTAGGED, Buffer, Packet
 from pyvswitch.packet.mac import parse_mac
 from pyvswitch.pipeline.element import Element
 from pyvswitch.switch.fdb import MacTable
+from pyvswitch.switch.wire import WIRE_KINDS
 
 Learn = Callable[[int, int, int, float], None]
 Outs = dict[int, tuple[list[Packet], list[int]]]
@@ -53,7 +55,6 @@ Outs = dict[int, tuple[list[Packet], list[int]]]
 # Kinds of port whose MAC the switch knows from configuration: MAC spoofing is checked there.
 KNOWN_MAC_KINDS = frozenset({PortKind.VM, PortKind.HOST})
 # Kinds of port with a wire behind them: a kept priority goes there as a priority tag when untagged.
-WIRE_KINDS = frozenset({PortKind.UPLINK, PortKind.INTERFACE, PortKind.TAP})
 # The storm limit's bucket holds this many seconds of its rate (at least one token): a storm limit is a
 # rate, not a count, so no sliding second admits more than (1 + BURST_S) times the limit; and 50 ms is far
 # more than the forwarding loop takes between two batches under load, so no refill is capped away.
@@ -61,6 +62,18 @@ BURST_S = 0.05
 PCP_MASK = 0xE000
 ARP_SHA = slice(22, 28)  # sender hardware address: 14 (Ethernet) + 8 (htype, ptype, hlen, plen, oper)
 _ARP_HI, _ARP_LO = ETH_P_ARP >> 8, ETH_P_ARP & 0xFF
+
+
+class SecurityDrop(StrEnum):
+    """Why port security drops a frame received from its port (``show drops``, per port)."""
+
+    DHCP_GUARD = "dhcp-guard"  # a DHCP server message from a port not allowed to be a DHCP server (PS-02)
+    ROUTER_GUARD = (
+        "router-guard"  # a router advertisement or redirect from a port not allowed to route (PS-04)
+    )
+    MAC_SPOOFING = "mac-spoofing"  # a source MAC the port may not use (PS-01)
+    ARP_SPOOFING = "arp-spoofing"  # an ARP sender address the port may not use (PS-01)
+    STORM_LIMIT = "storm-limit"  # over the port's broadcast/multicast/unknown-unicast rate (PS-05)
 
 
 class ForwardingTables(Protocol):
@@ -93,7 +106,7 @@ class DhcpGuard(Element):
             if _ipv4_other_than(pkt.data, IPPROTO_UDP) or not is_dhcp_server_message(pkt.data)
         ]
         if len(out) != len(batch):
-            self.drop("dhcp-guard", len(batch) - len(out))
+            self.drop(SecurityDrop.DHCP_GUARD, len(batch) - len(out))
         return out
 
 
@@ -116,7 +129,7 @@ class RouterGuard(Element):
             if _ipv4_other_than(pkt.data, IPPROTO_ICMP) or not is_router_message(pkt.data)
         ]
         if len(out) != len(batch):
-            self.drop("router-guard", len(batch) - len(out))
+            self.drop(SecurityDrop.ROUTER_GUARD, len(batch) - len(out))
         return out
 
 
@@ -148,7 +161,7 @@ class MacGuard(Element):
         out = []
         for pkt in batch:
             if pkt.src not in allowed:
-                self.drop("mac-spoofing")
+                self.drop(SecurityDrop.MAC_SPOOFING)
                 continue
             data = pkt.data
             # An ARP frame with a sender address in it must name an allowed MAC (a shorter one makes no claim).
@@ -158,7 +171,7 @@ class MacGuard(Element):
                 and len(data) >= ARP_SHA.stop
                 and int.from_bytes(data[ARP_SHA], "big") not in allowed
             ):
-                self.drop("arp-spoofing")
+                self.drop(SecurityDrop.ARP_SPOOFING)
                 continue
             out.append(pkt)
         return out
@@ -213,7 +226,7 @@ class StormLimit(Element):
                 flooded = last_unknown
             if flooded:
                 if tokens < 1.0:
-                    self.drop("storm-limit")
+                    self.drop(SecurityDrop.STORM_LIMIT)
                     continue
                 tokens -= 1.0
             append(pkt)

@@ -13,10 +13,7 @@ send and the 802.1Q TCI to put on each. Forwarding follows Hyper-V (SW-07, SW-08
 from __future__ import annotations
 
 import copy
-import struct
 from collections import Counter, deque
-from collections.abc import Callable
-from dataclasses import dataclass, field
 
 from pyvswitch.clock import Clock
 from pyvswitch.config.schema import ExtendedAclEntry, PortConfig, PortKind, PortMirroring, SwitchConfig
@@ -28,193 +25,23 @@ from pyvswitch.ext.acl import prefix as acl_prefix
 from pyvswitch.ext.api import PortEvent, PortInfo
 from pyvswitch.ext.registry import Registry
 from pyvswitch.ext.stack import ExtensionStack
-from pyvswitch.observe.trace import TraceRecord, drop_diff, summarize
-from pyvswitch.packet.frame import ETH_HLEN, ETH_P_8021Q, UNTAGGED, VLAN_HLEN, Packet
+from pyvswitch.observe.trace import TraceRecord, run_traced, summarize
+from pyvswitch.packet.frame import ETH_HLEN, UNTAGGED, VLAN_HLEN, Packet
 from pyvswitch.packet.mac import parse_mac
-from pyvswitch.packet.vnet import EMPTY_VNET_HDR, shift_vnet, vnet_problem
-from pyvswitch.pipeline.element import Element
+from pyvswitch.pipeline.chain import Outs
+from pyvswitch.switch.elements.forward import Forward
+from pyvswitch.switch.elements.ingress import Ingress
 from pyvswitch.switch.fdb import MacTable
-from pyvswitch.switch.portacl import PortAcl, compile_port_acls
-from pyvswitch.switch.qos import EgressQos, HostPolicy, Pacer
-from pyvswitch.switch.security import Learn, PortSecurity, compile_security
+from pyvswitch.switch.plan import compile_chain
+from pyvswitch.switch.port import SwitchPort
+from pyvswitch.switch.portacl import compile_port_acls
+from pyvswitch.switch.security import compile_security
 from pyvswitch.switch.vlan import compile_vlan, learning_domains
+from pyvswitch.switch.wire import WIRE_KINDS
 
-# Destination MAC (16+32 bits), source MAC (16+32 bits), EtherType — one unpack per frame.
-ETH_HDR = struct.Struct(">HIHIH")
-TCI = struct.Struct(">H")
-# Kinds of port behind which unknown MACs may live; unknown unicast is sent to these only (SW-07).
-OPEN_KINDS = frozenset({PortKind.UPLINK, PortKind.INTERFACE, PortKind.TAP})
+__all__ = ["Switch", "SwitchPort", "compile_extended", "port_info"]
+
 TRACE_KEEP = 1000  # trace records kept per switch
-
-
-@dataclass(slots=True)
-class SwitchPort:
-    """A port as the data path sees it: its device and compiled policy."""
-
-    index: int
-    name: str
-    kind: PortKind
-    device: Device
-    ingress_vlans: dict[int, int]
-    egress_vlans: dict[int, int]
-    max_frame: int
-    mac: int | None = None
-    drops: Counter[str] = field(default_factory=Counter)
-    # Port security (switch/security.py): None when the port has no policy, so such a port pays nothing.
-    security: PortSecurity | None = None
-    # How ingress learns this port's sources when not simply into the MAC table (a MAC-guarded port).
-    learn: Learn | None = None
-    # Port ACLs (switch/portacl.py), None per direction without entries.
-    acl_out: PortAcl | None = None
-    acl_in: PortAcl | None = None
-    # QoS (switch/qos.py), set by the engine: the egress scheduler of a port with a line rate, the pacer of a
-    # port with a MaximumBandwidth, the host policies of a management-OS port. None = nothing to pay.
-    egress: EgressQos | None = None
-    pacer: Pacer | None = None
-    host_policy: HostPolicy | None = None
-
-
-class Ingress(Element):
-    """Validates a frame, strips an inline 802.1Q tag, assigns its VLAN and learns its source.
-
-    Drops: runt, truncated-vlan-tag, oversize, vnet-csum-out-of-frame, vnet-bad-gso-type, vnet-bad-gso,
-    source-multicast, reserved-multicast, vlan-not-admitted.
-    """
-
-    __slots__ = ("switch",)
-
-    def __init__(self, switch: Switch) -> None:
-        super().__init__("ingress")
-        self.switch = switch
-
-    def process(self, batch: list[Packet]) -> list[Packet]:
-        self.packets += len(batch)
-        sw = self.switch
-        port = sw.current_port
-        admit = port.ingress_vlans
-        max_frame = port.max_frame
-        in_port = port.index
-        fid = sw.fid
-        # A MAC-guarded port learns only the MACs it may use: a spoofed frame, dropped after ingress by its
-        # guard, must not move a MAC table entry first (switch/security.py).
-        learn = port.learn or sw.fdb.learn
-        now = sw.clock.now()
-        unpack = ETH_HDR.unpack_from
-        out: list[Packet] = []
-        append = out.append
-        last_src = last_vlan = -1
-        for pkt in batch:
-            data = pkt.data
-            n = len(data)
-            if n < ETH_HLEN:
-                self.drop("runt")
-                continue
-            dst_hi, dst_lo, src_hi, src_lo, etype = unpack(data)
-            tci = pkt.tci
-            vnet = pkt.vnet
-            if etype == ETH_P_8021Q and tci == UNTAGGED:
-                # Tag delivered inline (TAP, pcap): take it off so every frame inside the switch is untagged.
-                if n < ETH_HLEN + VLAN_HLEN:
-                    self.drop("truncated-vlan-tag")
-                    continue
-                tci = TCI.unpack_from(data, 14)[0]
-                data = bytes(data[:12]) + bytes(data[16:])
-                n -= VLAN_HLEN
-                pkt.data = data
-                pkt.tci = tci
-                if vnet is not None:
-                    vnet = pkt.vnet = shift_vnet(vnet, -VLAN_HLEN)
-            if vnet is not None and vnet != EMPTY_VNET_HDR:
-                problem = vnet_problem(vnet, n)
-                if problem is not None:
-                    self.drop(problem)
-                    continue
-                gso = vnet[1] != 0
-            else:
-                gso = False
-            if n > max_frame and not gso:
-                self.drop("oversize")
-                continue
-            if src_hi & 0x0100:
-                self.drop("source-multicast")
-                continue
-            if dst_hi == 0x0180 and dst_lo & 0xFFFFFFF0 == 0xC2000000:
-                # 01-80-C2-00-00-00..0F are link-local (802.1Q 8.6.3: STP, MAC Control/PFC, LACP, LLDP,
-                # 802.1X): a bridge never forwards them, as the Linux bridge and OVS do not.
-                self.drop("reserved-multicast")
-                continue
-            vid = tci & 0xFFF if tci != UNTAGGED else 0
-            vlan = admit.get(vid if vid else UNTAGGED)
-            if vlan is None:
-                self.drop("vlan-not-admitted")
-                continue
-            src = (src_hi << 32) | src_lo
-            pkt.vlan = vlan
-            pkt.dst = (dst_hi << 32) | dst_lo
-            pkt.src = src
-            pkt.in_port = in_port
-            # A batch is mostly one conversation: learning the same source twice in it changes nothing.
-            if src != last_src or vlan != last_vlan:
-                learn(fid.get(vlan, vlan), src, in_port, now)
-                last_src = src
-                last_vlan = vlan
-            append(pkt)
-        return out
-
-
-class Forward(Element):
-    """The built-in forwarder: sets each packet's destination ports from the MAC table (learning switch).
-
-    Drops: hairpin (destination is the source port), unknown-unicast (no port may receive it),
-    no-destination (a flood with nobody else in the VLAN).
-    """
-
-    __slots__ = ("switch",)
-
-    def __init__(self, switch: Switch) -> None:
-        super().__init__("forward")
-        self.switch = switch
-
-    def process(self, batch: list[Packet]) -> list[Packet]:
-        self.packets += len(batch)
-        sw = self.switch
-        lookup = sw.fdb.lookup
-        fid = sw.fid
-        flood = sw.flood_targets
-        unknown = sw.unknown_targets
-        out: list[Packet] = []
-        append = out.append
-        # Consecutive frames to the same destination (the common case in a batch) reuse one lookup.
-        last_key: tuple[int, int] | None = None
-        last_port: int | None = None
-        for pkt in batch:
-            vlan = pkt.vlan
-            in_port = pkt.in_port
-            dst = pkt.dst
-            if dst >> 40 & 1:
-                targets = flood(vlan)
-            else:
-                key = (dst, vlan)
-                if key == last_key:
-                    port = last_port
-                else:
-                    port = last_port = lookup(fid.get(vlan, vlan), dst)
-                    last_key = key
-                if port is not None:
-                    if port == in_port:
-                        self.drop("hairpin")
-                        continue
-                    pkt.dsts = [port]
-                    append(pkt)
-                    continue
-                targets = unknown(vlan)
-            dsts = [p for p in targets if p != in_port]
-            if not dsts:
-                self.drop("unknown-unicast" if not pkt.dst >> 40 & 1 else "no-destination")
-                continue
-            pkt.dsts = dsts
-            append(pkt)
-        return out
 
 
 class Switch:
@@ -245,12 +72,10 @@ class Switch:
         self.egress_drops: Counter[str] = Counter()
         # SR-IOV (switch/iov.py): ingress port name -> names of the destinations the emulated NIC switch already
         # served for that port's frames (a broadcast from the wire reached the VFs, a VF's broadcast reached the
-        # wire). Set by the engine; empty on a switch without VFs, which then pays one test per batch.
+        # wire). Set by the engine; a port it does not name has no such step in its chain.
         self.nic_switched: dict[str, frozenset[str]] = {}
         self._flood_cache: dict[int, tuple[int, ...]] = {}
         self._unknown_cache: dict[int, tuple[int, ...]] = {}
-        # The port whose batch is being processed (set by process; one forwarding thread, no locks).
-        self.current_port: SwitchPort = None  # type: ignore[assignment]
 
     # ---- configuration (between batches) ----
 
@@ -375,10 +200,16 @@ class Switch:
         stack.ctx.ports = {
             self.index_of[pc.name]: port_info(config.name, pc, self.index_of[pc.name]) for pc in ports
         }
-        # Port events are in: an extension that is idle now (a firewall without rules) leaves the data path.
-        stack.refresh()
-        self.ext_active = stack if stack.active else None
+        self.refresh_extensions()
         return removed
+
+    def refresh_extensions(self) -> None:
+        """After port events or restored state: an extension that is idle now (a firewall without rules) leaves
+        the data path, one that has work joins it; the chains follow."""
+        if self.ext is not None:
+            self.ext.refresh()
+        self.ext_active = self.ext if self.ext is not None and self.ext.active else None
+        self._compile()
 
     # ---- forwarding ----
 
@@ -399,88 +230,28 @@ class Switch:
             t = self._unknown_cache[vlan] = tuple(
                 p.index
                 for p in self.ports
-                if p is not None and vlan in p.egress_vlans and (flood_all or p.kind in OPEN_KINDS)
+                if p is not None and vlan in p.egress_vlans and (flood_all or p.kind in WIRE_KINDS)
             )
         return t
 
-    def process(self, port: SwitchPort, batch: list[Packet]) -> dict[int, tuple[list[Packet], list[int]]]:
-        """Run one received batch through the chain; returns per destination port (packets, TCIs)."""
+    def process(self, port: SwitchPort, batch: list[Packet]) -> Outs:
+        """Run one received batch through the port's chain; returns per destination port (packets, TCIs)."""
         if self.traced and port.index in self.traced:
             return self._process_traced(port, batch)
-        return self._run(port, batch, None)
+        chain = port.chain
+        assert chain is not None
+        return chain.run(batch)
 
-    def _run(
-        self, port: SwitchPort, batch: list[Packet], rec: TraceRecord | None
-    ) -> dict[int, tuple[list[Packet], list[int]]]:
-        """The chain. ``rec`` (tracing one packet) records each stage's verdict; None on the normal path,
-        which then pays one test per stage per batch."""
-        self.current_port = port
-        snap = self._drop_snapshot() if rec is not None else None
-        batch = self.ingress.process(batch)
-        if rec is not None:
-            snap = self._traced(rec, "ingress", batch, snap, lambda p: f"VLAN {p.vlan}")
-        # Port security (switch/security.py): the port's guards run just before forwarding (after the
-        # extensions' ingress, as Hyper-V orders its built-in ingress policies), the storm limit just after.
-        sec = port.security
-        ext = self.ext_active
-        if port.acl_out is not None and batch:
-            # Built-in ingress ACL (the port's Outbound entries) before forwarding (§1.9 step 4).
-            batch = port.acl_out.process(batch)
-            if rec is not None:
-                snap = self._traced(rec, f"port ACL outbound ({port.name})", batch, snap)
-        if ext is None:
-            if sec is not None and batch:
-                batch = sec.before_forward(batch)
-                if rec is not None and sec.before:
-                    snap = self._traced(rec, "port security", batch, snap)
-            batch = self.forward.process(batch) if batch else batch
-            if rec is not None and (batch or snap is not None):
-                snap = self._traced(rec, "forward (learning switch)", batch, snap, self._dst_names)
-            if sec is not None and batch:
-                batch = sec.after_forward(batch)
-                if rec is not None and sec.after:
-                    snap = self._traced(rec, "storm limit", batch, snap)
-        else:
-            if batch:
-                batch = ext.ingress(batch, port.index)
-                if rec is not None:
-                    names = ", ".join(s.name for s in ext.captures + ext.ingress_filters)
-                    snap = self._traced(rec, f"extensions ingress ({names})", batch, snap)
-            if sec is not None and batch:
-                batch = sec.before_forward(batch)
-                if rec is not None and sec.before:
-                    snap = self._traced(rec, "port security", batch, snap)
-            where = (
-                f"forward ({ext.forwarder.name})"
-                if ext.forwarder is not None
-                else "forward (learning switch)"
-            )
-            batch = self._forward_with(ext, batch)
-            if rec is not None:
-                snap = self._traced(rec, where, batch, snap, self._dst_names)
-            if sec is not None and batch:
-                batch = sec.after_forward(batch)
-                if rec is not None and sec.after:
-                    snap = self._traced(rec, "storm limit", batch, snap)
-            if ext.pending and rec is None:
-                batch += self._forward_with(
-                    ext, self._with_source_policies(self._injected(ext.take_pending()))
-                )
-        outs = self._group(batch)
-        if self.nic_switched:
-            self._drop_nic_switched(port.name, outs)
-        if sec is not None and sec.keep_priority:
-            sec.mark_priority(outs, self.ports)  # PS-06: the received 802.1p priority is trusted
-        if self.acl_in_ports:
-            self._inbound_acls(outs)
-        if ext is not None:
-            for d, (pkts, tcis) in list(outs.items()):
-                outs[d] = ext.egress(pkts, tcis, d)
-        if self.mirror_to:
-            self._mirror(port, batch, outs)
-        if rec is not None and snap is not None:
-            self._traced_egress(rec, outs, snap)
-        return outs
+    def set_nic_switched(self, served: dict[str, frozenset[str]]) -> None:
+        """Between batches: per ingress port name, the destinations the NIC switch serves (switch/iov.py)."""
+        self.nic_switched = dict(served)
+        self._compile()
+
+    def _compile(self) -> None:
+        """Each port's chain from the configuration installed now (switch/plan.py)."""
+        for p in self.ports:
+            if p is not None:
+                p.chain = compile_chain(self, p)
 
     # ---- tracing (observe/trace.py): only for packets of traced ports and what-if traces ----
 
@@ -512,48 +283,21 @@ class Switch:
                     snap[(f"extension {slot.name}", r)] = n
         return snap
 
-    def _traced(
-        self,
-        rec: TraceRecord,
-        stage: str,
-        survivors: list[Packet],
-        before: Counter[tuple[str, str]] | None,
-        detail: Callable[[Packet], str] | None = None,
-    ) -> Counter[tuple[str, str]] | None:
-        """Record one stage for the traced packet; returns the snapshot for the next stage (None: it is gone)."""
-        if before is None:
-            return None
-        after = self._drop_snapshot()
-        if survivors:
-            rec.add(stage, "pass", detail(survivors[0]) if detail is not None else "")
-            return after
-        why = drop_diff(before, after)
-        rec.add(stage, "drop", "; ".join(f"{r} ({w})" for w, r in why) or "no destination")
-        return None
-
-    def _dst_names(self, pkt: Packet) -> str:
+    def dst_names(self, pkt: Packet) -> str:
         names = [self.ports[d].name for d in pkt.dsts or () if self.ports[d] is not None]  # type: ignore[union-attr]
         return "to " + (", ".join(names) or "nobody")
 
-    def _traced_egress(
-        self,
-        rec: TraceRecord,
-        outs: dict[int, tuple[list[Packet], list[int]]],
-        before: Counter[tuple[str, str]],
-    ) -> None:
-        for d, (pkts, tcis) in sorted(outs.items()):
-            dport = self.ports[d]
-            if dport is None or not pkts:
-                continue
-            tci = tcis[0]
-            tag = (
-                "untagged"
-                if tci == UNTAGGED
-                else f"tagged VLAN {tci & 0xFFF}" + (f" PCP {tci >> 13}" if tci >> 13 else "")
-            )
-            rec.add(dport.name, "deliver", tag)
-        for where, reason in drop_diff(before, self._drop_snapshot()):
-            rec.add(where, "drop", reason)
+    def _egress_detail(self, d: int, tci: int) -> tuple[str, str] | None:
+        """A traced packet's delivery: the port's name and the tag it leaves with."""
+        dport = self.ports[d]
+        if dport is None:
+            return None
+        tag = (
+            "untagged"
+            if tci == UNTAGGED
+            else f"tagged VLAN {tci & 0xFFF}" + (f" PCP {tci >> 13}" if tci >> 13 else "")
+        )
+        return dport.name, tag
 
     def _process_traced(
         self, port: SwitchPort, batch: list[Packet]
@@ -565,7 +309,7 @@ class Switch:
         for pkt in traced:
             rec = TraceRecord(self.name, port.name, summarize(pkt.data, pkt.tci, pkt.vlan))
             pkt.trace = rec
-            self._merge(outs, self._run(port, [pkt], rec))
+            self._merge(outs, self._run_traced(port, pkt, rec))
             self.trace_records.append(rec)
         left = budget - len(traced)
         if left > 0:
@@ -573,8 +317,15 @@ class Switch:
         else:
             self.traced.pop(port.index, None)
         if rest:
-            self._merge(outs, self._run(port, rest, None))
+            chain = port.chain
+            assert chain is not None
+            self._merge(outs, chain.run(rest))
         return outs
+
+    def _run_traced(self, port: SwitchPort, pkt: Packet, rec: TraceRecord) -> Outs:
+        chain = port.chain
+        assert chain is not None
+        return run_traced(chain, [pkt], rec, self._drop_snapshot, self._egress_detail)
 
     @staticmethod
     def _merge(
@@ -602,138 +353,13 @@ class Switch:
                     memo[id(q)] = q  # QoS state neither: the what-if stops at the switch's decision
         twin = copy.deepcopy(self, memo)
         twin.traced = {}
+        twin._compile()  # the copied chains' steps would still be bound to this switch's objects
         port = twin.ports[idx]
         assert port is not None
         pkt = Packet(bytes(frame), tci)
         rec = TraceRecord(self.name, port_name, summarize(frame, tci, 0), what_if=True)
-        twin._run(port, [pkt], rec)
+        twin._run_traced(port, pkt, rec)
         return rec
-
-    def _mirror(
-        self, port: SwitchPort, accepted: list[Packet], outs: dict[int, tuple[list[Packet], list[int]]]
-    ) -> None:
-        """PM-01/02: copies of what a Source port sends and receives go to every Destination port, with the tag
-        they carry on the Source port's wire, added last so that they hold even when a forwarding extension
-        decided the destinations. A frame already going to a Destination port is not sent there twice."""
-        copies: list[tuple[Packet, int]] = []
-        if port.index in self.mirror_from:
-            copies += [(p, p.tci) for p in accepted]
-        for d in self.mirror_from.intersection(outs):
-            pkts, tcis = outs[d]
-            copies += zip(pkts, tcis, strict=True)
-        if not copies:
-            return
-        for m in self.mirror_to:
-            if m == port.index:
-                continue
-            slot = outs.get(m)
-            if slot is None:
-                slot = outs[m] = ([], [])
-            already = {id(p) for p in slot[0]}
-            for p, tci in copies:
-                if id(p) not in already:
-                    already.add(id(p))
-                    slot[0].append(p)
-                    slot[1].append(tci)
-
-    def _inbound_acls(self, outs: dict[int, tuple[list[Packet], list[int]]]) -> None:
-        """Built-in egress ACL (each destination's Inbound entries), before the extensions' egress."""
-        for d in self.acl_in_ports.intersection(outs):
-            dport = self.ports[d]
-            assert dport is not None and dport.acl_in is not None
-            pkts, tcis = outs[d]
-            kept = dport.acl_in.process(pkts)
-            if len(kept) != len(pkts):
-                ids = {id(p) for p in kept}
-                outs[d] = (kept, [t for p, t in zip(pkts, tcis, strict=True) if id(p) in ids])
-
-    def _forward_with(self, ext: ExtensionStack, batch: list[Packet]) -> list[Packet]:
-        if not batch:
-            return batch
-        if ext.forwarder is not None:
-            return ext.forward(batch, len(self.ports))
-        return self.forward.process(batch)
-
-    def _injected(self, frames: list[tuple[bytes, int | None, int]]) -> list[Packet]:
-        """Frames originated or injected by extensions, as packets entering at ``source`` (None: the trusted
-        default port, index -1, which no policy applies to, as in Hyper-V)."""
-        out: list[Packet] = []
-        unpack = ETH_HDR.unpack_from
-        for frame, source, vlan in frames:
-            if len(frame) < ETH_HLEN:
-                self.egress_drops["injected-runt"] += 1
-                continue
-            dst_hi, dst_lo, src_hi, src_lo, _etype = unpack(frame)
-            pkt = Packet(frame, UNTAGGED, None, -1 if source is None else source)
-            pkt.vlan = vlan
-            pkt.dst = (dst_hi << 32) | dst_lo
-            pkt.src = (src_hi << 32) | src_lo
-            out.append(pkt)
-        return out
-
-    def _with_source_policies(self, injected: list[Packet]) -> list[Packet]:
-        """EX-08: an injected packet with a real source port gets that port's ingress policies (ACL, guards);
-        one from the default port (-1) is trusted and skips them, as in Hyper-V."""
-        out: list[Packet] = []
-        for p in injected:
-            if p.in_port < 0:
-                out.append(p)
-                continue
-            src = self.ports[p.in_port] if p.in_port < len(self.ports) else None
-            if src is None:
-                self.egress_drops["injected-bad-source"] += 1
-                continue
-            kept = [p]
-            if src.acl_out is not None:
-                kept = src.acl_out.process(kept)
-            if kept and src.security is not None:
-                kept = src.security.before_forward(kept)
-            out += kept
-        return out
-
-    def _drop_nic_switched(self, port: str, outs: dict[int, tuple[list[Packet], list[int]]]) -> None:
-        """Remove the destinations the NIC switch delivered to already (switch/iov.py), counted."""
-        served = self.nic_switched.get(port)
-        if not served:
-            return
-        for name in served:
-            idx = self.index_of.get(name)
-            if idx is not None and idx in outs:
-                self.egress_drops["nic-switch-delivered"] += len(outs.pop(idx)[0])
-
-    def _group(self, batch: list[Packet]) -> dict[int, tuple[list[Packet], list[int]]]:
-        """Fan-out: per destination port, the packets and the TCI each gets there."""
-        outs: dict[int, tuple[list[Packet], list[int]]] = {}
-        ports = self.ports
-        last: tuple[int, int] | None = None  # (port, vlan) of the previous single-destination packet
-        last_pkts: list[Packet] = []
-        last_tcis: list[int] = []
-        last_tci = UNTAGGED
-        for pkt in batch:
-            vlan = pkt.vlan
-            dsts = pkt.dsts
-            assert dsts is not None
-            if len(dsts) == 1 and last == (dsts[0], vlan):
-                last_pkts.append(pkt)
-                last_tcis.append(last_tci)
-                continue
-            for d in dsts:
-                dport = ports[d]
-                if dport is None:
-                    continue
-                tci = dport.egress_vlans.get(vlan)
-                if tci is None:
-                    # Known unicast to a port outside the frame's VLAN: the VLAN boundary holds.
-                    self.egress_drops["vlan-egress-filtered"] += 1
-                    continue
-                slot = outs.get(d)
-                if slot is None:
-                    slot = outs[d] = ([], [])
-                slot[0].append(pkt)
-                slot[1].append(tci)
-                if len(dsts) == 1:
-                    last, last_pkts, last_tcis, last_tci = (d, vlan), slot[0], slot[1], tci
-        return outs
 
     def macs_behind(self, port: int) -> list[tuple[int, int]]:
         """(MAC, port index) the switch reaches through ports other than ``port`` (configured and learned):
