@@ -10,13 +10,9 @@ Waiting for frames: after traffic the loop keeps polling the rings without sleep
 (a sleeping forwarder loses frames to wake-up latency on a shared 2-vCPU host, platform.md), then blocks
 in poll() with a short timeout so an idle switch costs no CPU.
 
-Supervision (issue 10): the loop never dies silently. Whatever escapes it, BaseException included, is logged and
-counted and the loop starts again (extensions' own errors are contained earlier, in ext/stack.py). Every
-SUPERVISE_S the loop asks the kernel, with one poll(), which ports are readable; a port that stays readable for
-STUCK_CHECKS checks in a row without delivering a frame has a receive ring out of step with the kernel and is
-resynchronised (datapath/afpacket.py). ``health()`` says why forwarding is degraded: the thread is gone, a
-pass has not completed for HEARTBEAT_STALE_S (a slow extension or a wedge), the loop restarted or an
-extension was benched recently.
+Supervision (issue 10, switch/supervision.py): the loop never dies silently; whatever escapes it is recorded and
+the loop restarts; ports readable without progress are resynchronised; ``health()`` says why forwarding is
+degraded.
 
 Capture sessions (observe/capture.py) are added and removed through the forwarding thread like a configuration
 change. The loop holds a ``CaptureTaps`` only while some session covers a port, so without one a batch costs a
@@ -34,13 +30,13 @@ import threading
 import time
 from collections import deque
 from collections.abc import Callable
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from functools import partial
 from time import perf_counter
 from typing import Any
 
 from pyvswitch.clock import Clock, MonotonicClock
-from pyvswitch.config.schema import HostConfig, LacpTimer, PortConfig, PortKind, SwitchConfig, TeamConfig
+from pyvswitch.config.schema import HostConfig, PortConfig, PortKind, SwitchConfig, TeamConfig
 from pyvswitch.datapath import link
 from pyvswitch.datapath.device import Device
 from pyvswitch.errors import ConfigError, DeviceError
@@ -51,36 +47,26 @@ from pyvswitch.observe.capture import CaptureSession, CaptureTaps, build_taps
 from pyvswitch.packet.frame import UNTAGGED, Packet
 from pyvswitch.packet.pfc import encode_pfc
 from pyvswitch.switch import qos
+from pyvswitch.switch.devices import (
+    DeviceKey,
+    DeviceOpener,
+    OpenDevice,
+    close_all,
+    device_kind,
+    team_settings,
+)
 from pyvswitch.switch.security import team_macs
+from pyvswitch.switch.supervision import Supervisor
 from pyvswitch.switch.switch import Switch, SwitchPort, port_info
-from pyvswitch.switch.team import Member, TeamDevice, TeamSettings
+from pyvswitch.switch.team import Member, TeamDevice
 
 log = logging.getLogger(__name__)
 
-OpenDevice = Callable[[str, str], Device]
 AGING_INTERVAL_S = 1.0
 # Team carrier is polled this often (sysfs; netlink notifications come late, see datapath.link.LinkEvents):
 # the failover detection time. Two sysfs reads per member per tick: ~0.5 % of a CPU for a 2-member team.
 TEAM_TICK_S = 0.005
 IDLE_POLL_MS = 10
-PREPARED_TTL_S = 30.0  # rings prepared for a migration that never came
-SUPERVISE_S = 0.05  # how often the loop checks for ports readable without progress
-STUCK_CHECKS = 3  # consecutive such checks before a port's receive ring is resynchronised (>= 100 ms)
-HEARTBEAT_STALE_S = 1.0  # a loop pass older than this: forwarding is not progressing
-RECENT_S = 60.0  # restarts and resyncs this recent are reported by health()
-
-
-@dataclass(frozen=True, slots=True)
-class DeviceKey:
-    """What identifies an open device: the port and the OS endpoint it is bound to."""
-
-    port: str
-    kind: str
-    ifname: str
-
-
-def device_kind(port: PortConfig) -> str:
-    return "tap" if port.kind is PortKind.TAP else "afpacket"
 
 
 class Engine:
@@ -96,7 +82,7 @@ class Engine:
         registry: Registry | None = None,
     ) -> None:
         self.clock: Clock = clock or MonotonicClock()
-        self._open_device = open_device
+        self.opener = DeviceOpener(self.clock, open_device)
         self.batch_size = batch_size
         self.busy_poll_s = busy_poll_s
         self.cpu = cpu
@@ -113,10 +99,7 @@ class Engine:
         self._running = False
         self._next_aging = 0.0
         self.loop_errors = 0
-        self._team_configs: dict[str, TeamConfig] = {}
         self._teams: list[TeamDevice] = []
-        # The configuration each open team was built from: a changed one is applied to the live team.
-        self._team_built: dict[int, TeamConfig] = {}
         # QoS (switch/qos.py): egress schedulers by (switch, port), kept across configuration changes that do
         # not touch them; the ports that have one, drained after every round of receiving.
         self._qos: dict[tuple[str, str], tuple[object, qos.EgressQos]] = {}
@@ -129,17 +112,8 @@ class Engine:
         # Wall time the forwarding thread spent on batches that had frames (not idle polling): how loaded the
         # forwarding CPU is, for the receive-steering controller and for operators.
         self.busy_s = 0.0
-        # AF_PACKET devices whose rings were allocated ahead of their interface (prepare_device), by ifname.
-        self._prepared: dict[str, tuple[Device, float]] = {}
         # Supervision (wall-clock time.monotonic: it watches real progress, whatever clock the switch runs on).
-        self.loop_restarts = 0
-        self.resyncs = 0
-        self._crashes: deque[tuple[float, str]] = deque(maxlen=16)
-        self._resynced: deque[tuple[float, str]] = deque(maxlen=16)
-        self._heartbeat = time.monotonic()
-        self._next_supervise = 0.0
-        self._strikes: dict[int, int] = {}  # fd -> consecutive checks readable without progress
-        self._rx_seen: dict[int, int] = {}  # fd -> rx_frames at the last check
+        self.supervisor = Supervisor()
 
     # ---- life cycle ----
 
@@ -160,12 +134,9 @@ class Engine:
             session.close()
         self._captures = ()
         self._taps = None
-        for dev in self._devices.values():
-            _close_quietly(dev)
+        close_all(list(self._devices.values()))
         self._devices = {}
-        for dev, _ in self._prepared.values():
-            _close_quietly(dev)
-        self._prepared = {}
+        self.opener.close_prepared()
         self._rx = []
         self.switches = {}
 
@@ -190,7 +161,7 @@ class Engine:
             raise ConfigError(problems)
         wanted: dict[str, tuple[DeviceKey, PortConfig]] = {}
         teams = {t.name: t for t in cfg.teams}
-        self._team_configs = teams
+        self.opener.team_configs = teams
         switch_names = {s.name for s in cfg.switches}
         for port in cfg.ports:
             if port.switch is None or port.switch not in switch_names:
@@ -206,19 +177,16 @@ class Engine:
         try:
             for key, _ in wanted.values():
                 if key not in self._devices:
-                    opened[key] = self._open(key)
+                    opened[key] = self.opener.open(key)
                 elif key.kind == "team":
                     live = self._devices[key]
                     assert isinstance(live, TeamDevice)
-                    if self._team_built.get(id(live)) != teams[key.ifname]:
-                        retuned.append(self._retune_team(live, teams[key.ifname]))
+                    if self.opener.team_built.get(id(live)) != teams[key.ifname]:
+                        retuned.append(self.opener.retune_team(live, teams[key.ifname]))
         except Exception:
-            for dev in opened.values():
-                _close_quietly(dev)
+            close_all(list(opened.values()))
             for team, _, members, _ in retuned:
-                for m in members:
-                    if m not in team.members:
-                        _close_quietly(m.device)
+                close_all([m.device for m in members if m not in team.members])
             raise
         devices = {
             **{k: d for k, d in self._devices.items() if k in {w[0] for w in wanted.values()}},
@@ -238,99 +206,24 @@ class Engine:
         def install() -> None:
             for team, tc, members, _ in retuned:
                 team.reconfigure(members, team_settings(tc))
-                self._team_built[id(team)] = tc
+                self.opener.team_built[id(team)] = tc
             self._install(cfg, wanted, devices)
 
         try:
             self._run_in_loop(install)
         except ExtensionVeto as veto:
-            for dev in opened.values():
-                _close_quietly(dev)
+            close_all(list(opened.values()))
             index = next((i for i, p in enumerate(cfg.ports) if p.name == veto.port), None)
             raise ConfigError([(f"ports[{index}]" if index is not None else "ports", str(veto))]) from veto
         for dev in stale:
-            self._team_built.pop(id(dev), None)
-            if not any(dev is b for b in background):
-                _close_quietly(dev)
+            self.opener.team_built.pop(id(dev), None)
+        close_all([dev for dev in stale if not any(dev is b for b in background)])
         if background:
             threading.Thread(
-                target=_close_all, args=(background,), name="pyvswitch-close", daemon=True
+                target=close_all, args=(background,), name="pyvswitch-close", daemon=True
             ).start()
         for _, _, _, removed in retuned:
-            for dev in removed:
-                _close_quietly(dev)
-
-    def _open(self, key: DeviceKey) -> Device:
-        if self._open_device is None:
-            from pyvswitch.datapath import open_device
-
-            self._open_device = open_device
-        try:
-            ready = self._prepared.pop(key.ifname, None) if key.kind == "afpacket" else None
-            if ready is not None:
-                ready[0].attach()  # type: ignore[attr-defined]
-                return ready[0]
-            if key.kind == "team":
-                return self._open_team(self._team_configs[key.ifname])
-            return self._open_device(key.kind, key.ifname)
-        except DeviceError as e:
-            if e.interface is None and e.port is None:
-                e.interface = key.ifname  # a team's: its own member names it; anything else is about this one
-            raise
-        except OSError as e:
-            msg = f"cannot open {key.kind} device on interface {key.ifname!r}: {e}"
-            raise DeviceError(msg, interface=key.ifname) from e
-
-    def _open_members(self, names: list[str], standby: str | None) -> list[Member]:
-        """Team members, each an AF_PACKET device (all or none)."""
-        assert self._open_device is not None
-        opened: list[Device] = []
-        try:
-            for name in names:
-                opened.append(self._open_device("afpacket", name))
-        except Exception:
-            for dev in opened:
-                _close_quietly(dev)
-            raise
-        return [
-            Member(dev, carrier=partial(link.carrier, name), standby=name == standby, mac=link.mac(name))
-            for dev, name in zip(opened, names, strict=True)
-        ]
-
-    def _open_team(self, team: TeamConfig) -> Device:
-        """A team's members as one TeamDevice (switch/team.py)."""
-        s = team_settings(team)
-        device = TeamDevice(
-            team.name,
-            self._open_members(team.members, team.standby_member),
-            s.mode,
-            s.algorithm,
-            system_mac=link.mac(team.members[0]) or 0x020000000000,
-            lacp_fast=s.lacp_fast,
-            clock=self.clock.now,
-            up_delay_s=s.up_delay_s,
-            down_delay_s=s.down_delay_s,
-            lacp_fallback=s.lacp_fallback,
-            link_events=link.LinkEvents,
-        )
-        self._team_built[id(device)] = team
-        return device
-
-    def _retune_team(
-        self, live: TeamDevice, team: TeamConfig
-    ) -> tuple[TeamDevice, TeamConfig, list[Member], list[Device]]:
-        """The member list for ``team`` on the live device: kept members (their state, LACP included), new
-        ones opened now; and the devices of members that leave, closed once the change is in."""
-        by_name = {m.device.name: m for m in live.members}
-        new = [n for n in team.members if n not in by_name]
-        fresh = {m.device.name: m for m in self._open_members(new, team.standby_member)}
-        members = []
-        for name in team.members:
-            m = by_name.get(name) or fresh[name]
-            m.standby = name == team.standby_member
-            members.append(m)
-        removed = [m.device for m in live.members if m.device.name not in team.members]
-        return live, team, members, removed
+            close_all(removed)
 
     def _install(
         self,
@@ -605,53 +498,13 @@ class Engine:
             except BaseException as e:  # the data path must outlive any bug, even SystemExit from a plug-in
                 if not self._running:
                     break
-                now = time.monotonic()
-                self.loop_restarts += 1
-                recent = sum(1 for at, _ in self._crashes if now - at < 10)
-                self._crashes.append((now, f"{type(e).__name__}: {e}"))
-                log.critical(
-                    "forwarding loop died (%s), restarting it (restart %d)",
-                    type(e).__name__,
-                    self.loop_restarts,
-                    exc_info=True,
-                )
+                backoff = self.supervisor.crashed(e)
                 for dev, _, _ in self._rx:
                     try:
                         dev.release()  # slots of the interrupted batch, or the ring stays full
                     except Exception:
                         log.exception("releasing %s after a loop failure", dev.name)
-                time.sleep(min(1.0, 0.001 * 2**recent))  # no hot crash loop: back off when it keeps dying
-
-    def _supervise(self) -> None:
-        """Resynchronise the receive ring of any port that stays readable without delivering a frame."""
-        skip = self._throttled() if (self._paced() or self._held) else set()
-        devices = {dev.fileno(): dev for dev, _, _ in self._rx}
-        devices = {fd: dev for fd, dev in devices.items() if fd >= 0 and fd not in skip}
-        probe = select.poll()
-        for fd in devices:
-            probe.register(fd, select.POLLIN)
-        readable = {fd for fd, ev in probe.poll(0) if ev & select.POLLIN}
-        strikes = self._strikes
-        seen = self._rx_seen
-        for fd, dev in devices.items():
-            frames = dev.counters.rx_frames
-            if fd in readable and seen.get(fd) == frames:
-                strikes[fd] = strikes.get(fd, 0) + 1
-                if strikes[fd] >= STUCK_CHECKS:
-                    strikes[fd] = 0
-                    if dev.resync():
-                        self.resyncs += 1
-                        self._resynced.append((time.monotonic(), dev.name))
-                        log.warning(
-                            "port device %s was readable without progress: receive ring resynchronised",
-                            dev.name,
-                        )
-            else:
-                strikes.pop(fd, None)
-            seen[fd] = frames
-        for fd in [fd for fd in seen if fd not in devices]:
-            del seen[fd]
-            strikes.pop(fd, None)
+                time.sleep(backoff)
 
     def _forward(self) -> None:
         poller = select.poll()
@@ -660,10 +513,9 @@ class Engine:
         last_traffic = self.clock.now()
         while self._running:
             t0 = perf_counter()
-            mono = self._heartbeat = time.monotonic()
-            if mono >= self._next_supervise:
-                self._next_supervise = mono + SUPERVISE_S
-                self._supervise()
+            if self.supervisor.beat():
+                skip = self._throttled() if (self._paced() or self._held) else set()
+                self.supervisor.check([dev for dev, _, _ in self._rx], skip)
             if self.run_once():
                 self.busy_s += perf_counter() - t0
                 last_traffic = self.clock.now()
@@ -756,21 +608,7 @@ class Engine:
 
     def health(self) -> dict[str, object]:
         """Whether forwarding is progressing, and if not why (read from any thread; no lock needed)."""
-        mono = time.monotonic()
-        problems: list[str] = []
-        thread = self._thread
-        if thread is not None and not thread.is_alive():
-            problems.append("the forwarding thread is not running")
-        elif thread is not None and mono - self._heartbeat > HEARTBEAT_STALE_S:
-            problems.append(
-                f"forwarding has not completed a pass for {mono - self._heartbeat:.1f} s "
-                "(a slow extension or a stuck device)"
-            )
-        problems += [
-            f"forwarding loop restarted {mono - at:.0f} s ago after {what}"
-            for at, what in list(self._crashes)
-            if mono - at < RECENT_S
-        ]
+        problems = self.supervisor.problems(self._thread)
         now = self.clock.now()
         for sw in list(self.switches.values()):
             if sw.ext is not None:
@@ -778,15 +616,16 @@ class Engine:
         return {
             "state": "degraded" if problems else "ok",
             "problems": problems,
-            "loop_restarts": self.loop_restarts,
-            "resyncs": self.resyncs,
-            "recent_resyncs": [
-                {"device": name, "ago_s": round(mono - at, 1)}
-                for at, name in list(self._resynced)
-                if mono - at < RECENT_S
-            ],
-            "heartbeat_age_s": round(mono - self._heartbeat, 3) if thread is not None else None,
+            **self.supervisor.status(self._thread),
         }
+
+    @property
+    def loop_restarts(self) -> int:
+        return self.supervisor.loop_restarts
+
+    @property
+    def resyncs(self) -> int:
+        return self.supervisor.resyncs
 
     # ---- SR-IOV (daemon/iov.py drives these; switch/iov.py, datapath/nicswitch.py) ----
 
@@ -862,20 +701,8 @@ class Engine:
     # ---- live migration (daemon/migration.py; hyperv-networking.md §2.4-2.5) ----
 
     def prepare_device(self, ifname: str) -> None:
-        """Allocate the AF_PACKET rings of an interface that is about to arrive (a migrating VM's veth), so that
-        opening it then only binds: the ~20 ms of ring allocation leave the migration's blackout. Unused ones
-        are closed after PREPARED_TTL_S. A no-op with an injected device opener (tests)."""
-        from pyvswitch.datapath import open_device
-        from pyvswitch.datapath.afpacket import AfPacketDevice
-
-        if self._open_device not in (None, open_device):
-            return
-        now = self.clock.now()
-        for name, (dev, since) in list(self._prepared.items()):
-            if now - since > PREPARED_TTL_S or name == ifname:
-                del self._prepared[name]
-                _close_quietly(dev)
-        self._prepared[ifname] = (AfPacketDevice(ifname, attach=False), now)
+        """Rings for an interface about to arrive by live migration (DeviceOpener.prepare)."""
+        self.opener.prepare(ifname)
 
     def validate_port(self, port: PortConfig) -> None:
         """Offer ``port`` to its switch's extensions as a *validation port* (Hyper-V §2.4): they see it created
@@ -980,27 +807,3 @@ class Engine:
             for mac, idx in list(sw.fdb.static.items())
         ]
         return rows
-
-
-def _close_all(devices: list[Device]) -> None:
-    for dev in devices:
-        _close_quietly(dev)
-
-
-def _close_quietly(dev: Device) -> None:
-    try:
-        dev.close()
-    except Exception:
-        log.exception("closing device %s", getattr(dev, "name", "?"))
-
-
-def team_settings(team: TeamConfig) -> TeamSettings:
-    """The part of a team's configuration the data path uses (and Set-NetLbfoTeam may change live)."""
-    return TeamSettings(
-        team.teaming_mode,
-        team.load_balancing,
-        team.lacp_timer is LacpTimer.FAST,
-        team.up_delay_ms / 1000,
-        team.down_delay_ms / 1000,
-        team.lacp_fallback,
-    )
