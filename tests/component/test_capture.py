@@ -41,9 +41,9 @@ def frame(dst: str, src: str, size: int = 60) -> bytes:
 
 
 def test_no_session_no_taps_and_uncovered_sessions_cost_nothing(h: SwitchHarness, tmp_path: Path) -> None:
-    assert h.engine._taps is None
+    assert h.engine.runner.taps is None
     s = h.capture(tmp_path / "c.pcapng", ports=["nonexistent"])
-    assert h.engine._taps is None  # covers no connected port
+    assert h.engine.runner.taps is None  # covers no connected port
     h.send("a", frame(BCAST, A))
     h.stop_capture(s)
     assert s.captured == 0 and read_pcapng(tmp_path / "c.pcapng").records == []
@@ -119,7 +119,7 @@ def test_all_ports_includes_ports_connected_later_and_stop_ends_recording(
     h.configure([EXT], [*PORTS, vm("d", "02:00:00:00:00:0d")])
     h.send("d", frame(BCAST, "02:00:00:00:00:0d"))
     h.stop_capture(s)
-    assert h.engine._taps is None
+    assert h.engine.runner.taps is None
     h.send("d", frame(BCAST, "02:00:00:00:00:0d"))  # after the stop: not recorded
     cap = read_pcapng(path)
     assert [r.interface for r in cap.records] == [[i.name for i in cap.interfaces].index("ext/d")]

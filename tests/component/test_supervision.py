@@ -81,7 +81,7 @@ def test_an_extension_over_its_budget_is_benched_then_tried_again() -> None:
 
 def test_anything_escaping_the_loop_restarts_it_and_health_says_so(monkeypatch: pytest.MonkeyPatch) -> None:
     engine = Engine(registry=Registry({}))
-    real = engine.run_once
+    real = engine.runner.run_once
     failures = [KeyboardInterrupt("injected")]
 
     def run_once() -> int:
@@ -89,7 +89,7 @@ def test_anything_escaping_the_loop_restarts_it_and_health_says_so(monkeypatch: 
             raise failures.pop()
         return real()
 
-    monkeypatch.setattr(engine, "run_once", run_once)
+    monkeypatch.setattr(engine.runner, "run_once", run_once)
     engine.start()
     try:
         wait_for(lambda: engine.loop_restarts == 1, timeout_s=5, what="the loop restarted")

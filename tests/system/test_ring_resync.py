@@ -62,7 +62,7 @@ def test_a_reader_ahead_of_the_kernel_is_resynchronised(rig: tuple[Engine, str])
         for dev in devices:
             dev._rx_idx = (dev._rx_idx + 100) % len(dev._rx_slots)
 
-    engine._run_in_loop(skip_ahead)  # between batches, in the forwarding thread
+    engine.runner.call(skip_ahead)  # between batches, in the forwarding thread
     wait_for(lambda: pings(ns1, 1), timeout_s=10, interval_s=0.1, what="forwarding resumed")
     assert engine.resyncs >= 1
     assert sum(d.counters.resyncs for d in devices) == engine.resyncs

@@ -1,18 +1,14 @@
-"""The engine: owns switches and devices, runs the forwarding loop, and applies configuration between batches.
+"""The engine: the facade of one host's data path over its switches, devices and forwarding loop.
 
-One forwarding thread polls every device, pushes each received batch through its switch to completion,
-sends the results, and only then gives the receive slots back. Management calls (apply, counters, fdb)
-come from other threads: ``apply`` opens devices in the caller's thread (netlink and syscalls never stall
-forwarding), then hands the swap to the forwarding thread and waits until it has happened between two
-batches. Readers see structures that are replaced, never mutated in place, so they need no lock.
+- ``runner`` (switch/runner.py) is the forwarding thread and what only it touches;
+- ``opener`` (switch/devices.py) opens devices in the caller's thread (netlink and system calls never stall
+  forwarding);
+- each ``Switch`` (switch/switch.py) holds its ports, MAC table and compiled chains.
 
-Waiting for frames: after traffic the loop keeps polling the rings without sleeping for ``busy_poll_s``
-(a sleeping forwarder loses frames to wake-up latency on a shared 2-vCPU host, platform.md), then blocks
-in poll() with a short timeout so an idle switch costs no CPU.
-
-Supervision (issue 10, switch/supervision.py): the loop never dies silently; whatever escapes it is recorded and
-the loop restarts; ports readable without progress are resynchronised; ``health()`` says why forwarding is
-degraded.
+Management calls (apply, counters, fdb, traces, live migration) come from other threads. ``apply`` opens what
+is new, then hands the swap to the forwarding thread and waits until it has happened between two batches;
+readers see structures that are replaced, never mutated in place, so they need no lock. Supervision
+(switch/supervision.py): the loop never dies silently, and ``health()`` says why forwarding is degraded.
 
 Capture sessions (observe/capture.py) are added and removed through the forwarding thread like a configuration
 change. The loop holds a ``CaptureTaps`` only while some session covers a port, so without one a batch costs a
@@ -23,21 +19,14 @@ with) and each destination's batch just before its device sends it (the tag the 
 from __future__ import annotations
 
 import logging
-import math
-import os
-import select
 import threading
-import time
-from collections import deque
 from collections.abc import Callable
 from dataclasses import replace
 from functools import partial
-from time import perf_counter
 from typing import Any
 
 from pyvswitch.clock import Clock, MonotonicClock
 from pyvswitch.config.schema import HostConfig, PortConfig, PortKind, SwitchConfig, TeamConfig
-from pyvswitch.datapath import link
 from pyvswitch.datapath.device import Device
 from pyvswitch.errors import ConfigError, DeviceError
 from pyvswitch.ext.api import PortEvent, PortInfo
@@ -45,7 +34,6 @@ from pyvswitch.ext.registry import Registry
 from pyvswitch.ext.stack import ExtensionStack, ExtensionVeto, settings_problems
 from pyvswitch.observe.capture import CaptureSession, CaptureTaps, build_taps
 from pyvswitch.packet.frame import UNTAGGED, Packet
-from pyvswitch.packet.pfc import encode_pfc
 from pyvswitch.switch import qos
 from pyvswitch.switch.devices import (
     DeviceKey,
@@ -55,8 +43,8 @@ from pyvswitch.switch.devices import (
     device_kind,
     team_settings,
 )
+from pyvswitch.switch.runner import Runner
 from pyvswitch.switch.security import team_macs
-from pyvswitch.switch.supervision import Supervisor
 from pyvswitch.switch.switch import Switch, SwitchPort, port_info
 from pyvswitch.switch.team import Member, TeamDevice
 
@@ -83,62 +71,55 @@ class Engine:
     ) -> None:
         self.clock: Clock = clock or MonotonicClock()
         self.opener = DeviceOpener(self.clock, open_device)
-        self.batch_size = batch_size
-        self.busy_poll_s = busy_poll_s
-        self.cpu = cpu
+        self.runner = Runner(self.clock, batch_size, busy_poll_s, cpu)
         self._registry = registry
         self.switches: dict[str, Switch] = {}
         self._devices: dict[DeviceKey, Device] = {}
-        self._rx: list[tuple[Device, Switch, SwitchPort]] = []
-        self._control: deque[Callable[[], None]] = deque()
         self._captures: tuple[CaptureSession, ...] = ()
-        # None unless a capture session covers a port: all the forwarding loop asks about capture.
-        self._taps: CaptureTaps | None = None
-        self._wake_r, self._wake_w = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
-        self._thread: threading.Thread | None = None
-        self._running = False
-        self._next_aging = 0.0
-        self.loop_errors = 0
-        self._teams: list[TeamDevice] = []
         # QoS (switch/qos.py): egress schedulers by (switch, port), kept across configuration changes that do
-        # not touch them; the ports that have one, drained after every round of receiving.
+        # not touch them (the runner drains the ports that have one after every round of receiving).
         self._qos: dict[tuple[str, str], tuple[object, qos.EgressQos]] = {}
-        self._egress: list[tuple[Switch, SwitchPort, qos.EgressQos]] = []
-        self._held: set[int] = set()  # id() of ports not read now: PFC-paused (lossless class over XOFF)
-        self._qos_deadline: float | None = None
         self._port_cfgs: dict[str, list[PortConfig]] = {}
-        self._port_macs: dict[str, int] = {}  # MAC Control frames' source, by interface
-        self._next_team_tick = 0.0
-        # Wall time the forwarding thread spent on batches that had frames (not idle polling): how loaded the
-        # forwarding CPU is, for the receive-steering controller and for operators.
-        self.busy_s = 0.0
-        # Supervision (wall-clock time.monotonic: it watches real progress, whatever clock the switch runs on).
-        self.supervisor = Supervisor()
 
     # ---- life cycle ----
 
     def start(self) -> None:
-        if self._thread is not None:
-            return
-        self._running = True
-        self._thread = threading.Thread(target=self._loop, name="pyvswitch-forwarding", daemon=True)
-        self._thread.start()
+        self.runner.start()
 
     def stop(self) -> None:
-        if self._thread is not None:
-            self._running = False
-            self._wake()
-            self._thread.join(timeout=5)
-            self._thread = None
+        self.runner.stop()
         for session in self._captures:
             session.close()
         self._captures = ()
-        self._taps = None
+        self.runner.taps = None
         close_all(list(self._devices.values()))
         self._devices = {}
         self.opener.close_prepared()
-        self._rx = []
         self.switches = {}
+
+    def run_once(self) -> int:
+        """One pass of the forwarding loop (Runner.run_once); tests call this directly."""
+        return self.runner.run_once()
+
+    def _run_in_loop(self, fn: Callable[[], None]) -> None:
+        self.runner.call(fn)
+
+    # What operators, the receive-steering controller and tests read of the loop.
+    @property
+    def busy_poll_s(self) -> float:
+        return self.runner.busy_poll_s
+
+    @busy_poll_s.setter
+    def busy_poll_s(self, value: float) -> None:
+        self.runner.busy_poll_s = value
+
+    @property
+    def busy_s(self) -> float:
+        return self.runner.busy_s
+
+    @property
+    def loop_errors(self) -> int:
+        return self.runner.loop_errors
 
     # ---- configuration ----
 
@@ -199,7 +180,7 @@ class Engine:
         # runs through this call). TAPs and teams close in line: re-creating a TAP needs the old one gone.
         background = (
             [d for k, d in self._devices.items() if k not in devices and k.kind == "afpacket"]
-            if self._thread is not None
+            if self.runner.thread is not None
             else []
         )
 
@@ -274,22 +255,23 @@ class Engine:
             qos_kept.update(qos.install(cfg, sc, placed, self._qos, now))
         self._qos = qos_kept
         self._port_cfgs = {sc.name: ports for _, sc, ports, _, _ in prepared}
-        self._egress = [
+        run = self.runner
+        run.egress = [
             (sw, p, p.egress)
             for sw in switches.values()
             for p in sw.ports
             if p is not None and p.egress is not None
         ]
-        self._held = set()
-        self.switches = switches
+        run.held = set()
+        self.switches = run.switches = switches
         self._devices = devices
-        self._rx = rx
-        self._teams = [d for d in devices.values() if isinstance(d, TeamDevice)]
+        run.rx = rx
+        run.teams = [d for d in devices.values() if isinstance(d, TeamDevice)]
         for sw in switches.values():
             for p in sw.ports:
                 if p is not None and isinstance(p.device, TeamDevice):
                     p.device.announce = partial(sw.macs_behind, p.index)
-        self._taps = self._build_taps()
+        run.taps = self._build_taps()
 
     # ---- capture sessions ----
 
@@ -298,7 +280,7 @@ class Engine:
 
         def install() -> None:
             self._captures = (*self._captures, session)
-            self._taps = self._build_taps()
+            self.runner.taps = self._build_taps()
 
         self._run_in_loop(install)
 
@@ -309,7 +291,7 @@ class Engine:
         def uninstall() -> None:
             found.extend(s for s in self._captures if s.id == session_id)
             self._captures = tuple(s for s in self._captures if s.id != session_id)
-            self._taps = self._build_taps()
+            self.runner.taps = self._build_taps()
 
         self._run_in_loop(uninstall)
         for session in found:
@@ -330,224 +312,6 @@ class Engine:
             if p is not None
         ]
         return build_taps(self._captures, ports)
-
-    def _run_in_loop(self, fn: Callable[[], None]) -> None:
-        """Run ``fn`` in the forwarding thread between batches and wait for it (inline if not started)."""
-        if self._thread is None or threading.current_thread() is self._thread:
-            fn()
-            return
-        done = threading.Event()
-        error: list[BaseException] = []
-
-        def wrapped() -> None:
-            try:
-                fn()
-            except BaseException as e:  # handed back to the caller
-                error.append(e)
-            finally:
-                done.set()
-
-        self._control.append(wrapped)
-        self._wake()
-        if not done.wait(timeout=30):
-            raise DeviceError("forwarding thread did not take the configuration within 30 s")
-        if error:
-            raise error[0]
-
-    def _wake(self) -> None:
-        try:
-            os.write(self._wake_w, b"x")
-        except BlockingIOError:
-            pass
-
-    # ---- forwarding ----
-
-    def run_once(self) -> int:
-        """Process whatever every device has waiting, once; returns frames received. Tests call this directly."""
-        while self._control:
-            self._control.popleft()()
-        total = 0
-        batch_size = self.batch_size
-        taps = self._taps
-        now = self.clock.now()
-        held = self._held
-        for dev, sw, port in self._rx:
-            pacer = port.pacer
-            if pacer is not None and not pacer.ready(now):
-                continue  # MaximumBandwidth: its frames wait in its ring until it may send again
-            if held and id(port) in held:
-                continue  # PFC: a lossless class it feeds is over XOFF
-            pkts = dev.recv(batch_size if pacer is None else pacer.allowance(batch_size))
-            if not pkts:
-                continue
-            total += len(pkts)
-            try:
-                if pacer is not None:
-                    pacer.took(pkts)
-                if port.egress is not None:
-                    pkts = port.egress.received_control(pkts, now)  # PFC/PAUSE from the link
-                if port.host_policy is not None:
-                    port.host_policy.apply(pkts)
-                # A traced port's batch is recorded after processing, so its trace can be the packets' comment.
-                traced = taps is not None and bool(sw.traced) and port.index in sw.traced
-                if taps is not None and not traced:
-                    taps.received(port.name, pkts)
-                outs = sw.process(port, pkts)
-                if traced and taps is not None:
-                    taps.received(port.name, pkts)
-                ports = sw.ports
-                if port.host_policy is not None and port.host_policy.marks_priority:
-                    qos.mark_priority(outs, ports)
-                for idx, (out_pkts, tcis) in outs.items():
-                    dport = ports[idx]
-                    if dport is not None:
-                        egress = dport.egress
-                        if egress is not None:
-                            before = egress.last_enqueue_drops
-                            out_pkts, tcis = egress.enqueue(out_pkts, tcis, now)  # the rest: _drain
-                            if egress.last_enqueue_drops != before:
-                                dport.drops["qos-queue-full"] += egress.last_enqueue_drops - before
-                            if not out_pkts:
-                                continue
-                        if taps is not None:
-                            taps.sent(dport.name, out_pkts, tcis)
-                        dport.device.send(out_pkts, tcis)
-            except BaseException:
-                # A bug must not take the data path down: count, log (rate-limited by count), drop the batch.
-                self.loop_errors += 1
-                port.drops["internal-error"] += len(pkts)
-                if self.loop_errors <= 10 or self.loop_errors % 1000 == 0:
-                    log.exception(
-                        "error processing a batch from port %s (%d so far)", port.name, self.loop_errors
-                    )
-            finally:
-                dev.release()
-        if self._egress:
-            self._drain(now)
-        now = self.clock.now()
-        if self._teams and now >= self._next_team_tick:
-            # Carrier and LACP timers of teams (switch/team.py), every TEAM_TICK_S even without traffic.
-            self._next_team_tick = now + TEAM_TICK_S
-            for team in self._teams:
-                team.tick(now)
-        if now >= self._next_aging:
-            self._next_aging = now + AGING_INTERVAL_S
-            for sw in self.switches.values():
-                sw.age(now)
-        return total
-
-    def _drain(self, now: float) -> None:
-        """Send what each egress scheduler lets go now; PFC to the ports that feed a congested lossless class."""
-        taps = self._taps
-        held: set[int] = set()
-        deadline: float | None = None
-        for sw, port, egress in self._egress:
-            device = port.device
-            if egress.per_member and isinstance(device, TeamDevice):
-                egress.set_capacity(egress.per_member * len(device.active()), now)
-            pkts, tcis = egress.pull(now)
-            if pkts:
-                if taps is not None:
-                    taps.sent(port.name, pkts, tcis)
-                port.device.send(pkts, tcis)
-            for in_port, quanta in egress.pfc_frames(now):
-                src = sw.ports[in_port] if 0 <= in_port < len(sw.ports) else None
-                if src is not None:
-                    # From the switch port's own address, as a bridge port sends MAC Control frames.
-                    mac = self._port_macs.get(src.device.name)
-                    if mac is None:
-                        mac = self._port_macs[src.device.name] = link.mac(src.device.name) or 0x020000000001
-                    src.device.send([Packet(encode_pfc(mac, quanta))], [UNTAGGED])
-            held.update(id(sw.ports[i]) for i in egress.held if 0 <= i < len(sw.ports))
-            d = egress.deadline(now)
-            if d is not None and (deadline is None or d < deadline):
-                deadline = d
-        self._held = held
-        self._qos_deadline = deadline
-
-    def _idle_timeout_ms(self) -> int:
-        """How long the idle loop may block: until a queued frame or a paced port may go, at most IDLE_POLL_MS."""
-        now = self.clock.now()
-        deadline = self._qos_deadline
-        for _, _, port in self._rx:
-            if port.pacer is not None and not port.pacer.ready(now):
-                d = now + port.pacer.wait()
-                deadline = d if deadline is None else min(deadline, d)
-        if deadline is None:
-            return IDLE_POLL_MS
-        return max(0, min(IDLE_POLL_MS, math.ceil((deadline - now) * 1000)))
-
-    def _throttled(self) -> set[int]:
-        """fds of ports the loop does not read now (paced or PFC-held): polling them would only spin."""
-        now = self.clock.now()
-        return {
-            dev.fileno()
-            for dev, _, port in self._rx
-            if (port.pacer is not None and not port.pacer.ready(now)) or id(port) in self._held
-        }
-
-    def _loop(self) -> None:
-        if self.cpu is not None:
-            try:
-                os.sched_setaffinity(0, {self.cpu})  # 0 = this thread only, on Linux
-            except OSError as e:
-                log.warning("cannot pin the forwarding thread to CPU %d: %s", self.cpu, e)
-        while self._running:
-            try:
-                self._forward()
-            except BaseException as e:  # the data path must outlive any bug, even SystemExit from a plug-in
-                if not self._running:
-                    break
-                backoff = self.supervisor.crashed(e)
-                for dev, _, _ in self._rx:
-                    try:
-                        dev.release()  # slots of the interrupted batch, or the ring stays full
-                    except Exception:
-                        log.exception("releasing %s after a loop failure", dev.name)
-                time.sleep(backoff)
-
-    def _forward(self) -> None:
-        poller = select.poll()
-        registered: list[int] = []
-        rx_seen: list[tuple[Device, Switch, SwitchPort]] | None = None
-        last_traffic = self.clock.now()
-        while self._running:
-            t0 = perf_counter()
-            if self.supervisor.beat():
-                skip = self._throttled() if (self._paced() or self._held) else set()
-                self.supervisor.check([dev for dev, _, _ in self._rx], skip)
-            if self.run_once():
-                self.busy_s += perf_counter() - t0
-                last_traffic = self.clock.now()
-                continue
-            if self.clock.now() - last_traffic < self.busy_poll_s:
-                continue
-            if self._taps is not None:
-                self._taps.flush()  # idle: what was captured so far is in the file(s), readable while running
-            if rx_seen is not self._rx:
-                for fd in registered:
-                    poller.unregister(fd)
-                registered = [self._wake_r] + [d.fileno() for d, _, _ in self._rx if d.fileno() >= 0]
-                for fd in registered:
-                    poller.register(fd, select.POLLIN)
-                rx_seen = self._rx
-            timeout = self._idle_timeout_ms() if (self._egress or self._paced()) else IDLE_POLL_MS
-            active = poller
-            skip = self._throttled() if (self._paced() or self._held) else set()
-            if skip:
-                active = select.poll()
-                for fd in registered:
-                    if fd not in skip:
-                        active.register(fd, select.POLLIN)
-            for fd, _ in active.poll(timeout):
-                if fd == self._wake_r:
-                    try:
-                        os.read(self._wake_r, 4096)
-                    except BlockingIOError:
-                        pass
-
-    def _paced(self) -> bool:
-        return any(port.pacer is not None for _, _, port in self._rx)
 
     # ---- observation ----
 
@@ -608,7 +372,7 @@ class Engine:
 
     def health(self) -> dict[str, object]:
         """Whether forwarding is progressing, and if not why (read from any thread; no lock needed)."""
-        problems = self.supervisor.problems(self._thread)
+        problems = self.runner.supervisor.problems(self.runner.thread)
         now = self.clock.now()
         for sw in list(self.switches.values()):
             if sw.ext is not None:
@@ -616,16 +380,16 @@ class Engine:
         return {
             "state": "degraded" if problems else "ok",
             "problems": problems,
-            **self.supervisor.status(self._thread),
+            **self.runner.supervisor.status(self.runner.thread),
         }
 
     @property
     def loop_restarts(self) -> int:
-        return self.supervisor.loop_restarts
+        return self.runner.supervisor.loop_restarts
 
     @property
     def resyncs(self) -> int:
-        return self.supervisor.resyncs
+        return self.runner.supervisor.resyncs
 
     # ---- SR-IOV (daemon/iov.py drives these; switch/iov.py, datapath/nicswitch.py) ----
 
@@ -778,7 +542,7 @@ class Engine:
 
     def team_status(self, name: str) -> dict[str, object] | None:
         """A team's members, their use and LACP state (None if no switch uses the team)."""
-        team = next((t for t in self._teams if t.name == name), None)
+        team = next((t for t in self.runner.teams if t.name == name), None)
         return team.show() if team is not None else None
 
     def installed_extensions(self) -> list[dict[str, object]]:
