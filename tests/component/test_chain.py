@@ -40,7 +40,11 @@ def labels(h: SwitchHarness, port: str) -> list[str]:
 def test_a_plain_port_runs_only_ingress_and_forward() -> None:
     h = SwitchHarness([SwitchConfig(name="s")], [vm("a", A, mac_spoofing=True), vm("b", B)])
     assert labels(h, "a") == ["ingress", "forward (learning switch)"]
-    assert labels(h, "b") == ["ingress", "port security", "forward (learning switch)"]  # the MAC guard (PS-01)
+    assert labels(h, "b") == [
+        "ingress",
+        "port security",
+        "forward (learning switch)",
+    ]  # the MAC guard (PS-01)
     sw = h.engine.switches["s"]
     chain = sw.ports[sw.index_of["a"]].chain  # type: ignore[union-attr]
     assert chain is not None and chain.egress == ()  # no ACL, extension, mirror: nothing after fan-out

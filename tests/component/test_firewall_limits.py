@@ -10,9 +10,9 @@ from typing import Any
 
 import pytest
 
+from pyvswitch.builtin.extended_acl import EXPIRE_BUDGET, MAX_CONNECTIONS, MAX_CONNECTIONS_PER_PORT
 from pyvswitch.builtin.firewall import Firewall
 from pyvswitch.config.schema import ExtendedAclEntry, PortConfig, PortKind, SwitchConfig
-from pyvswitch.ext.acl import EXPIRE_BUDGET, MAX_CONNECTIONS, MAX_CONNECTIONS_PER_PORT
 from pyvswitch.ext.registry import Registry
 from pyvswitch.testing.frames import eth, icmp, ipv4, udp
 from pyvswitch.testing.harness import SwitchHarness

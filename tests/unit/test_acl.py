@@ -5,22 +5,10 @@ from __future__ import annotations
 import ipaddress
 import struct
 
-from pyvswitch.ext.acl import (
-    L3L4,
-    NON_IP,
-    TCP_ACK,
-    TCP_SYN,
-    Action,
-    Direction,
-    ExtendedAcl,
-    ExtendedRule,
-    PortAclTable,
-    ip_entry,
-    mac_entry,
-    parse_l3l4,
-    port_range,
-    prefix,
-)
+from pyvswitch.builtin.extended_acl import TCP_ACK, TCP_SYN, ExtendedAcl
+from pyvswitch.ext.rules import Action, Direction, ExtendedRule, port_range, prefix
+from pyvswitch.packet.l3l4 import L3L4, NON_IP, parse_l3l4
+from pyvswitch.switch.portacl import PortAclTable, ip_entry, mac_entry
 from pyvswitch.testing.frames import eth
 
 
@@ -151,7 +139,7 @@ def test_rule_index_gives_the_same_answer_as_a_scan_by_weight() -> None:
     """The index is an optimisation only: random rule sets and packets, compared with a plain scan."""
     import random
 
-    from pyvswitch.ext.acl import RuleIndex, _matches
+    from pyvswitch.builtin.extended_acl import RuleIndex, _matches
 
     rng = random.Random(7)
     nets = ["10.0.0.0/8", "10.1.0.0/16", "10.1.2.0/24", "10.1.2.3/32", "ANY", "192.168.0.0/16"]

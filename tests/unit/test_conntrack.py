@@ -12,27 +12,20 @@ import time
 from hypothesis import given
 from hypothesis import strategies as st
 
-from pyvswitch.ext.acl import (
+from pyvswitch.builtin.extended_acl import (
     DENY,
-    L3L4,
-    PROTO_ICMP,
-    PROTO_ICMPV6,
-    PROTO_TCP,
-    PROTO_UDP,
     TABLE_FULL,
     TCP_ACK,
     TCP_FIN,
     TCP_RST,
     TCP_SYN,
-    Action,
     ConnTable,
-    Direction,
     ExtendedAcl,
-    ExtendedRule,
     FlowId,
     FlowState,
-    parse_l3l4,
 )
+from pyvswitch.ext.rules import Action, Direction, ExtendedRule
+from pyvswitch.packet.l3l4 import L3L4, PROTO_ICMP, PROTO_ICMPV6, PROTO_TCP, PROTO_UDP, parse_l3l4
 from pyvswitch.testing.frames import eth, icmp, ipv4, ipv6
 
 OUT, IN = Direction.OUTBOUND, Direction.INBOUND

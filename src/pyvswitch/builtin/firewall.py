@@ -12,7 +12,7 @@ Resource bounds (issue 10): the connection table of the switch holds at most ``m
 ``max_connections_per_port`` for any one port (class defaults, changed per instance with ``set_limits``). A
 packet that would open a flow over a limit is dropped as ``conn-table-full``; flows already open are not
 touched, so a VM flooding new 5-tuples loses only its own new connections. Idle flows are reaped a bounded
-number per batch (``ext.acl.ConnTable``), never by scanning the table. Drops: ``extended-acl-deny``,
+number per batch (``builtin/extended_acl.py ConnTable``), never by scanning the table. Drops: ``extended-acl-deny``,
 ``conn-table-full``.
 """
 
@@ -24,19 +24,17 @@ from collections.abc import Sequence
 from dataclasses import asdict
 from typing import Any, ClassVar
 
-from pyvswitch.ext.acl import (
+from pyvswitch.builtin.extended_acl import (
     MAX_CONNECTIONS,
     MAX_CONNECTIONS_PER_PORT,
-    Action,
     ConnTable,
-    Direction,
     ExtendedAcl,
-    ExtendedRule,
     FlowState,
-    packet_l3,
 )
 from pyvswitch.ext.api import Context, FilterExtension, Gate, OnError, PortEvent, PortInfo
+from pyvswitch.ext.rules import Action, Direction, ExtendedRule
 from pyvswitch.packet.frame import Packet
+from pyvswitch.packet.l3l4 import packet_l3
 
 log = logging.getLogger(__name__)
 

@@ -35,7 +35,7 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any, ClassVar
 
-from pyvswitch.ext.acl import ExtendedRule
+from pyvswitch.ext.rules import ExtendedRule
 from pyvswitch.packet.frame import UNTAGGED, Buffer, Packet
 
 API_VERSION = "1.1"  # 1.1: Direction enum, Gate.decisions()/take_injected(), Context.take_originated()

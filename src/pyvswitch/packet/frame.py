@@ -59,7 +59,7 @@ class Packet:
         self.src = 0
         # Set by forwarding: destination port indices (None = not yet decided).
         self.dsts: list[int] | None = None
-        # The parsed IP header fields, filled in by the first policy that needs them (ext.acl.packet_l3) so
+        # The parsed IP header fields, filled in by the first policy that needs them (packet/l3l4.py packet_l3) so
         # that ACLs and the firewall parse a frame once; None until then. Whoever changes ``data`` resets it.
         self.l3: object | None = None
         # The trace record following this packet (observe/trace.py) when its port is traced; captures write it

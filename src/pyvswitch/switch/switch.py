@@ -19,11 +19,11 @@ from pyvswitch.clock import Clock
 from pyvswitch.config.schema import ExtendedAclEntry, PortConfig, PortKind, PortMirroring, SwitchConfig
 from pyvswitch.datapath import link
 from pyvswitch.datapath.device import Device
-from pyvswitch.ext.acl import Action, ExtendedRule, port_range
-from pyvswitch.ext.acl import Direction as AclDir
-from pyvswitch.ext.acl import prefix as acl_prefix
 from pyvswitch.ext.api import PortEvent, PortInfo
 from pyvswitch.ext.registry import Registry
+from pyvswitch.ext.rules import Action, ExtendedRule, port_range
+from pyvswitch.ext.rules import Direction as AclDir
+from pyvswitch.ext.rules import prefix as acl_prefix
 from pyvswitch.ext.stack import ExtensionStack
 from pyvswitch.observe.trace import TraceRecord, run_traced, summarize
 from pyvswitch.packet.frame import ETH_HLEN, UNTAGGED, VLAN_HLEN, Packet
