@@ -12,7 +12,9 @@ import pytest
 
 from pyvswitch.builtin.extended_acl import EXPIRE_BUDGET, MAX_CONNECTIONS, MAX_CONNECTIONS_PER_PORT
 from pyvswitch.builtin.firewall import Firewall
-from pyvswitch.config.schema import ExtendedAclEntry, PortConfig, PortKind, SwitchConfig
+from pyvswitch.config.schema import ExtendedAclEntry, ExtensionSetting, PortConfig, PortKind, SwitchConfig
+from pyvswitch.errors import ConfigError
+from pyvswitch.ext.api import FilterExtension
 from pyvswitch.ext.registry import Registry
 from pyvswitch.testing.frames import eth, icmp, ipv4, udp
 from pyvswitch.testing.harness import SwitchHarness
@@ -159,6 +161,45 @@ def test_the_switch_limit_is_shared_by_its_ports() -> None:
     status = fw_counters(h)["status"]
     assert (status["connections"], status["table_full_drops"]) == (5, 2)
     assert fw_counters(h)["drops"] == {"conn-table-full": 2}
+
+
+def test_the_limits_come_from_the_switch_configuration_and_bad_ones_are_refused_whole() -> None:
+    """Typed extension settings (issue 16 item 5, issue 10 item 4): a switch's configuration sets its firewall's
+    limits; taking the setting away restores the default; an invalid one is rejected naming the field, and
+    changes nothing."""
+    ports = [vm("a", A, extended_acls=rules("UDP")), vm("b", B)]
+
+    def fw_setting(**settings: object) -> SwitchConfig:
+        return SwitchConfig(name="s", extensions=[ExtensionSetting(name=Firewall.name, settings=settings)])
+
+    h = SwitchHarness([fw_setting(max_connections_per_port=3)], ports, FW)
+    for sport in range(5):
+        h.send("a", dgram(A, B, sport, 53))
+    assert len(h.take("b")) == 3
+    assert fw_counters(h)["status"]["max_connections_per_port"] == 3
+    for bad, field in (
+        ({"max_connections": 0}, "max_connections"),
+        ({"max_conections": 5}, "max_conections"),
+        ({"max_connections_per_port": "many"}, "max_connections_per_port"),
+    ):
+        with pytest.raises(ConfigError) as err:
+            h.configure([fw_setting(**bad)], ports)
+        assert [p for p, _ in err.value.problems] == [f"switches[0].extensions[0].settings.{field}"]
+        assert fw_counters(h)["status"]["max_connections_per_port"] == 3  # nothing changed
+    h.configure([fw_setting()], ports)
+    assert fw_counters(h)["status"]["max_connections_per_port"] == MAX_CONNECTIONS_PER_PORT
+
+
+def test_an_extension_without_a_settings_model_takes_no_settings() -> None:
+    class Plain(FilterExtension):
+        name = "plain"
+
+    sw = SwitchConfig(name="s", extensions=[ExtensionSetting(name="plain", settings={"x": 1})])
+    with pytest.raises(ConfigError) as err:
+        SwitchHarness([sw], [vm("a", A)], Registry.of(Plain))
+    assert err.value.problems == [
+        ("switches[0].extensions[0].settings", "extension 'plain' takes no settings")
+    ]
 
 
 def test_expiry_work_per_firewall_call_is_bounded() -> None:

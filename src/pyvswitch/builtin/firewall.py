@@ -24,6 +24,8 @@ from collections.abc import Sequence
 from dataclasses import asdict
 from typing import Any, ClassVar
 
+from pydantic import BaseModel, ConfigDict, Field
+
 from pyvswitch.builtin.extended_acl import (
     MAX_CONNECTIONS,
     MAX_CONNECTIONS_PER_PORT,
@@ -39,11 +41,22 @@ from pyvswitch.packet.l3l4 import packet_l3
 log = logging.getLogger(__name__)
 
 
+class FirewallSettings(BaseModel):
+    """What a switch's configuration may set on its firewall (``extensions[i].settings``)."""
+
+    model_config = ConfigDict(extra="forbid")
+    #: Tracked connections on the switch; None: the class default (262,144).
+    max_connections: int | None = Field(None, ge=1, le=16_777_216)
+    #: Tracked connections opened by one port; None: the class default (65,536).
+    max_connections_per_port: int | None = Field(None, ge=1, le=16_777_216)
+
+
 class Firewall(FilterExtension):
     name = "pyvswitch-firewall"
     description = "stateful firewall enforcing extended port ACLs (Hyper-V's WFP extension)"
     enabled_by_default = True
     on_error = OnError.DROP
+    settings_model = FirewallSettings
     #: Tracked connections on the switch / on one port, unless ``set_limits`` says otherwise.
     max_connections: ClassVar[int] = MAX_CONNECTIONS
     max_connections_per_port: ClassVar[int] = MAX_CONNECTIONS_PER_PORT
@@ -58,6 +71,15 @@ class Firewall(FilterExtension):
         # nothing here, so they are put on ours at the next batch.
         self._rebase: list[FlowState] = []
         self._now = 0.0  # the engine clock's last reading: save_state measures remaining idle time on it
+
+    def configure(self, settings: BaseModel) -> None:
+        """Settings (``{"max_connections": N, "max_connections_per_port": M}``); one left out is the class
+        default again."""
+        assert isinstance(settings, FirewallSettings)
+        self.set_limits(
+            settings.max_connections or type(self).max_connections,
+            settings.max_connections_per_port or type(self).max_connections_per_port,
+        )
 
     def set_limits(
         self, max_connections: int | None = None, max_connections_per_port: int | None = None

@@ -10,7 +10,7 @@ from __future__ import annotations
 import ipaddress
 import re
 from enum import StrEnum
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
@@ -154,6 +154,8 @@ class ExtensionSetting(Model):
 
     name: str
     enabled: bool = True
+    # The extension's own settings (its settings_model, ext/api.py), validated by the daemon against it.
+    settings: dict[str, Any] = {}
 
 
 class MinimumBandwidthMode(StrEnum):

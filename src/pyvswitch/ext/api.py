@@ -35,6 +35,8 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any, ClassVar
 
+from pydantic import BaseModel
+
 from pyvswitch.ext.rules import ExtendedRule
 from pyvswitch.packet.frame import UNTAGGED, Buffer, Packet
 
@@ -220,9 +222,18 @@ class Extension:
     on_error: ClassVar[OnError] = OnError.BYPASS
     #: Built-ins that ship enabled (Hyper-V's WFP filter); third-party extensions start disabled.
     enabled_by_default: ClassVar[bool] = False
+    #: The settings the extension takes, as a pydantic model (API 1.1). A switch's configuration carries them
+    #: per extension (``{"name": ..., "settings": {...}}``); the daemon validates them against this model, so a
+    #: bad value rejects the whole change with the field named, and hands the result to ``configure``. None:
+    #: the extension takes no settings (giving some is then an error).
+    settings_model: ClassVar[type[BaseModel] | None] = None
 
     def __init__(self, switch: str) -> None:
         self.switch = switch
+
+    def configure(self, settings: BaseModel) -> None:
+        """Apply validated settings (an instance of ``settings_model``), between batches: after construction,
+        and whenever the switch's configuration changes them (defaults when none are given)."""
 
     def port_event(self, event: PortEvent, port: PortInfo) -> None:
         """A port was created/connected/disconnected/deleted. Filters and forwarders may raise Veto on

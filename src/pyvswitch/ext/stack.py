@@ -17,10 +17,12 @@ from __future__ import annotations
 import logging
 import sys
 from collections import Counter
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import partial
-from typing import Protocol
+from typing import Any, Protocol
+
+from pydantic import BaseModel, ValidationError
 
 from pyvswitch.ext.api import (
     CapturedFrame,
@@ -71,6 +73,18 @@ class ExtensionSettingLike(Protocol):
     @property
     def enabled(self) -> bool: ...
 
+    # and optionally ``settings``: a mapping validated against the extension's settings_model
+
+
+def settings_of(setting: ExtensionSettingLike | None) -> Mapping[str, Any]:
+    return getattr(setting, "settings", None) or {}
+
+
+def validated_settings(cls: type[Extension], data: Mapping[str, Any]) -> BaseModel | None:
+    """``data`` as the extension's settings model (defaults for what is missing); raises ValidationError."""
+    model = cls.settings_model
+    return None if model is None else model.model_validate(dict(data))
+
 
 @dataclass(slots=True)
 class ExtensionSlot:
@@ -87,6 +101,7 @@ class ExtensionSlot:
     benched_until: float = 0.0  # until then the extension is handled as failed without being called
     problem: str | None = None  # the last failure or overrun, for health and `extension show`
     failed_at: float = 0.0
+    settings: BaseModel | None = None  # what configure() was last given
 
     @property
     def kind(self) -> ExtensionKind:
@@ -141,6 +156,17 @@ def settings_problems(registry: Registry, settings: Sequence[ExtensionSettingLik
             problems.append((f"extensions[{i}].name", f"no extension {s.name!r} is installed"))
         elif inst.cls is None:
             problems.append((f"extensions[{i}].name", f"extension {s.name!r} cannot be used: {inst.problem}"))
+        elif settings_of(s) and inst.cls.settings_model is None:
+            problems.append((f"extensions[{i}].settings", f"extension {s.name!r} takes no settings"))
+        else:
+            try:
+                validated_settings(inst.cls, settings_of(s))
+            except ValidationError as exc:
+                for err in exc.errors():
+                    where = ".".join(str(part) for part in err["loc"])
+                    problems.append(
+                        (f"extensions[{i}].settings" + (f".{where}" if where else ""), err["msg"])
+                    )
     forwarders = [
         n for n, cls, on in stack_order(registry, settings) if on and cls.kind is ExtensionKind.FORWARDING
     ]
@@ -190,15 +216,27 @@ class ExtensionStack:
         previous: ExtensionStack | None = None,
     ) -> ExtensionStack:
         old = {s.name: s for s in previous.slots} if previous is not None else {}
+        given = {s.name: s for s in settings}
         slots: list[ExtensionSlot] = []
         for pos, (name, ext_cls, enabled) in enumerate(stack_order(registry, settings)):
             prev = old.get(name)
             if prev is not None and type(prev.instance) is ext_cls:
                 prev.enabled = enabled
                 prev.position = pos
-                slots.append(prev)
+                slot = prev
             else:
-                slots.append(ExtensionSlot(name, ext_cls(switch), enabled, pos))
+                slot = ExtensionSlot(name, ext_cls(switch), enabled, pos)
+            # Validated before (settings_problems): only a change reaches configure().
+            wanted = validated_settings(ext_cls, settings_of(given.get(name)))
+            if wanted is not None and (slot.settings is None or wanted != slot.settings):
+                try:
+                    slot.instance.configure(wanted)
+                    slot.settings = wanted
+                except Exception as exc:  # contained like any extension failure: the switch still applies
+                    slot.errors += 1
+                    slot.problem = f"configure raised {type(exc).__name__}: {exc}"
+                    log.exception("extension %r on switch %r: configure failed", name, switch)
+            slots.append(slot)
         return cls(switch, slots, now)
 
     # ---- containment ----
