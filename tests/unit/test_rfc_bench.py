@@ -30,19 +30,21 @@ from pyvswitch.lab.generator import (
     udp_frame,
 )
 from pyvswitch.lab.pktgen import Phase, Spec, due_frames
-from pyvswitch.lab.rfc2544 import (
+from pyvswitch.lab.recovery import (
     Received,
     analyse_recovery,
+    latency_back,
+    parse_bench_frame,
+    parse_pcap,
+    send_times,
+)
+from pyvswitch.lab.rfc2544 import (
     bracket,
     frame_loss_summary,
-    latency_back,
     load_steps,
     next_rate,
     next_size,
-    parse_bench_frame,
-    parse_pcap,
     rate_search,
-    send_times,
     size_search,
     throughput_for_recovery,
 )
