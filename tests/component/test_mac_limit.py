@@ -12,7 +12,7 @@ import pytest
 from pydantic import ValidationError
 
 from pyvswitch.cli.main import main
-from pyvswitch.cli.verbs import counters_text
+from pyvswitch.cli.views import counters_text
 from pyvswitch.config.schema import PortConfig, PortKind, SwitchConfig
 from pyvswitch.testing.frames import BCAST, eth, ipv4, udp
 from pyvswitch.testing.harness import SwitchHarness

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from pyvswitch.cli.verbs import drop_rows
+from pyvswitch.cli.views import drop_rows
 from pyvswitch.config.schema import AclEntry, PortConfig, PortKind, SwitchConfig
 from pyvswitch.testing.frames import eth, ipv4, udp
 from pyvswitch.testing.harness import SwitchHarness

@@ -16,16 +16,11 @@ from pyvswitch.cli.acls import (
     remove_xacl,
     weight_in_use,
 )
-from pyvswitch.cli.cmdlets import (
-    CmdletUsageError,
-    acl_entries_from_args,
-    bind,
-    find,
-    switch_extension_obj,
-    system_extension_obj,
-    xacl_entry_from_args,
-)
+from pyvswitch.cli.cmdlet.framework import CmdletUsageError, bind
+from pyvswitch.cli.cmdlets import find
 from pyvswitch.cli.extensions import enabled_settings, ordered_settings
+from pyvswitch.cli.vmacl import acl_entries_from_args, xacl_entry_from_args
+from pyvswitch.cli.vmextension import switch_extension_obj, system_extension_obj
 
 
 def acl(action: str, direction: str, **address: str) -> dict[str, Any]:

@@ -6,10 +6,12 @@ import click
 import pytest
 
 from pyvswitch.cli import cmdlets
-from pyvswitch.cli.cmdlets import Args, CmdletUsageError, bind, find, vlan_from_args
+from pyvswitch.cli.cmdlet.framework import Args, CmdletUsageError, bind
+from pyvswitch.cli.cmdlets import find
 from pyvswitch.cli.format import hyperv_mac, ps_table
 from pyvswitch.cli.main import _cmdlet_words, _leading_globals
 from pyvswitch.cli.vlanspec import VlanSpecError, format_vlan, parse_vlan_spec, vlan_option_callback
+from pyvswitch.cli.vmadapter import vlan_from_args
 from pyvswitch.config.schema import VlanConfig
 
 

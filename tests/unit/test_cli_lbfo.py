@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from pyvswitch.cli.cmdlets import Args, CmdletError, CmdletUsageError, bind, find
+from pyvswitch.cli.cmdlet.framework import Args, CmdletError, CmdletUsageError, bind
+from pyvswitch.cli.cmdlets import find
 from pyvswitch.cli.lbfo import (
     add_nic_body,
     member_objs,

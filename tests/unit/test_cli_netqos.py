@@ -4,25 +4,14 @@ from __future__ import annotations
 
 import pytest
 
-from pyvswitch.cli.cmdlets import (
-    Args,
-    CmdletError,
-    CmdletUsageError,
-    _format_list,
-    bind,
-    find,
-    security_from_args,
-    switch_obj,
-)
-from pyvswitch.cli.netqos import (
-    class_body,
-    flow_control_priorities,
-    parse_bandwidth,
-    policy_body,
-    policy_obj,
-    ps_list,
-)
+from pyvswitch.cli.cmdlet.framework import Args, CmdletError, CmdletUsageError, bind
+from pyvswitch.cli.cmdlet.output import ps_list
+from pyvswitch.cli.cmdlets import _format_list, find
+from pyvswitch.cli.netqos import class_body, flow_control_priorities, policy_body, policy_obj
 from pyvswitch.cli.qos import parse_priorities, policy_add_body, qos_text
+from pyvswitch.cli.units import parse_bandwidth
+from pyvswitch.cli.vmadapter import security_from_args
+from pyvswitch.cli.vmswitch import switch_obj
 
 
 def args(cmdlet: str, *argv: str) -> Args:

@@ -28,7 +28,7 @@ from pydantic import BaseModel, ValidationError
 
 from pyvswitch.cli.client import JsonObj
 from pyvswitch.cli.format import echo_json, table
-from pyvswitch.cli.verbs import State, json_flag, pass_state
+from pyvswitch.cli.verbkit import State, json_flag, pass_state
 from pyvswitch.config.schema import AclEntry, ExtendedAclEntry
 
 F = TypeVar("F", bound=Callable[..., Any])

@@ -17,7 +17,7 @@ import click
 
 from pyvswitch.cli.client import JsonObj
 from pyvswitch.cli.format import detail, echo_json, table
-from pyvswitch.cli.verbs import State, json_flag, pass_state
+from pyvswitch.cli.verbkit import State, json_flag, pass_state
 
 _SIZE_RE = re.compile(r"^\s*(\d+)\s*([kmgt]?)(i?b)?\s*$", re.IGNORECASE)
 _UNITS = {"": 1, "k": 1 << 10, "m": 1 << 20, "g": 1 << 30, "t": 1 << 40}

@@ -9,7 +9,7 @@ import click
 
 from pyvswitch.cli.client import Client, JsonObj
 from pyvswitch.cli.format import echo_json, table
-from pyvswitch.cli.verbs import State, json_flag, pass_state
+from pyvswitch.cli.verbkit import State, json_flag, pass_state
 
 
 @click.group("extension")

@@ -13,21 +13,19 @@ Where Linux makes us differ from Windows:
   ``<team>.<vlan>`` (``t1.10``) and Windows' name ``t1 - VLAN 10`` is shown as ``DisplayName`` (given as
   ``-Name`` it means the default name).
 
-Like ``cli.netevent``, the table is built by :func:`lbfo_cmdlets` and this module imports ``cli.cmdlets``
-only inside functions.
+Floor: a cmdlet family, on the framework (``cli.cmdlet``); ``cli.cmdlets`` puts :data:`CMDLETS` in the table.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any
+from typing import Any
 from urllib.parse import quote
 
 from pyvswitch.cli.client import JsonObj
-from pyvswitch.cli.format import echo_json, ps_table
-
-if TYPE_CHECKING:
-    from pyvswitch.cli.cmdlets import Args, Cmdlet, Session
+from pyvswitch.cli.cmdlet.framework import Args, Cmdlet, CmdletError, Param, PType, Session
+from pyvswitch.cli.cmdlet.output import show_table
+from pyvswitch.cli.format import echo_json
 
 MODES = ("SwitchIndependent", "Static", "Lacp")
 ALGORITHMS = ("TransportPorts", "IPAddresses", "MacAddresses", "HyperVPort", "Dynamic")
@@ -38,8 +36,6 @@ ADMIN_MODES = ("Active", "Standby")
 
 
 def _error(a: Args, message: str) -> Exception:
-    from pyvswitch.cli.cmdlets import CmdletError
-
     return CmdletError(a.cmdlet, message)
 
 
@@ -60,13 +56,6 @@ def _team_obj(t: Mapping[str, Any]) -> JsonObj:
         "LacpTimer": t["lacp_timer"],
         "Status": status if st else "Down",
     }
-
-
-def _print(s: Session, objs: list[JsonObj], columns: tuple[str, ...]) -> None:
-    if s.json:
-        echo_json(objs)
-    elif objs:
-        print(ps_table(columns, [[o[c] for c in columns] for o in objs]))
 
 
 def new_team_body(a: Args) -> dict[str, object]:
@@ -91,13 +80,13 @@ def new_team_body(a: Args) -> dict[str, object]:
 
 
 def new_netlbfoteam(a: Args, s: Session) -> None:
-    _print(s, [_team_obj(s.client.request("POST", "/teams", json=new_team_body(a)))], TEAM_COLUMNS)
+    show_table(s, [_team_obj(s.client.request("POST", "/teams", json=new_team_body(a)))], TEAM_COLUMNS)
 
 
 def get_netlbfoteam(a: Args, s: Session) -> None:
     name = a.text("Name")
     teams = [t for t in s.client.request("GET", "/teams") if name is None or t["name"] == name]
-    _print(s, [_team_obj(t) for t in teams], TEAM_COLUMNS)
+    show_table(s, [_team_obj(t) for t in teams], TEAM_COLUMNS)
 
 
 def remove_netlbfoteam(a: Args, s: Session) -> None:
@@ -151,7 +140,7 @@ def get_netlbfoteammember(a: Args, s: Session) -> None:
         for o in member_objs(t)
         if name is None or o["Name"] == name
     ]
-    _print(s, objs, MEMBER_COLUMNS)
+    show_table(s, objs, MEMBER_COLUMNS)
 
 
 def set_team_body(a: Args) -> dict[str, object]:
@@ -191,7 +180,7 @@ def add_netlbfoteammember(a: Args, s: Session) -> None:
     team = a.text("Team")
     body = {"name": a.text("Name"), "administrative_mode": a.text("AdministrativeMode") or "Active"}
     t = s.client.request("POST", f"/teams/{_seg(team)}/members", json=body)
-    _print(s, [o for o in member_objs(t) if o["Name"] == body["name"]], MEMBER_COLUMNS)
+    show_table(s, [o for o in member_objs(t) if o["Name"] == body["name"]], MEMBER_COLUMNS)
 
 
 def set_netlbfoteammember(a: Args, s: Session) -> None:
@@ -233,7 +222,7 @@ def add_nic_body(a: Args) -> dict[str, object]:
 
 def add_netlbfoteamnic(a: Args, s: Session) -> None:
     n = s.client.request("POST", f"/teams/{_seg(a.text('Team'))}/nics", json=add_nic_body(a))
-    _print(s, [nic_obj(n)], NIC_COLUMNS)
+    show_table(s, [nic_obj(n)], NIC_COLUMNS)
 
 
 def _team_nics(a: Args, s: Session) -> list[JsonObj]:
@@ -251,7 +240,7 @@ def _team_nics(a: Args, s: Session) -> list[JsonObj]:
 
 
 def get_netlbfoteamnic(a: Args, s: Session) -> None:
-    _print(s, _team_nics(a, s), NIC_COLUMNS)
+    show_table(s, _team_nics(a, s), NIC_COLUMNS)
 
 
 def _one_nic(a: Args, s: Session) -> JsonObj:
@@ -289,115 +278,111 @@ def remove_netlbfoteamnic(a: Args, s: Session) -> None:
     s.client.request("DELETE", f"/teams/{_seg(n['Team'])}/nics/{_seg(n['Name'])}")
 
 
-def lbfo_cmdlets() -> tuple[Cmdlet, ...]:
-    """The NetLbfo cmdlets, for ``cli.cmdlets.CMDLETS``."""
-    from pyvswitch.cli.cmdlets import Cmdlet, Param, PType
+# The NetLbfo cmdlets, gathered by ``cli.cmdlets``.
 
-    vlan = Param("VlanID", type=PType.UINT32, range=(0, 4094))
-    return (
-        Cmdlet(
-            "New-NetLbfoTeam",
-            (
-                Param("Name", position=0, mandatory=True),
-                Param("TeamMembers", position=1, mandatory=True),
-                Param("TeamNicName"),
-                Param("TeamingMode", choices=MODES),
-                Param("LoadBalancingAlgorithm", choices=ALGORITHMS),
-                Param("LacpTimer", choices=("Fast", "Slow")),
-                Param("Confirm"),
-            ),
-            new_netlbfoteam,
-            "Create a NIC team; use it with New-VMSwitch -NetAdapterName.",
-            "Unused by a switch, the team is a host interface of its name (the primary team interface).",
+_VLAN_ID = Param("VlanID", type=PType.UINT32, range=(0, 4094))
+CMDLETS: tuple[Cmdlet, ...] = (
+    Cmdlet(
+        "New-NetLbfoTeam",
+        (
+            Param("Name", position=0, mandatory=True),
+            Param("TeamMembers", position=1, mandatory=True),
+            Param("TeamNicName"),
+            Param("TeamingMode", choices=MODES),
+            Param("LoadBalancingAlgorithm", choices=ALGORITHMS),
+            Param("LacpTimer", choices=("Fast", "Slow")),
+            Param("Confirm"),
         ),
-        Cmdlet(
-            "Get-NetLbfoTeam", (Param("Name", position=0),), get_netlbfoteam, "List teams and their status."
+        new_netlbfoteam,
+        "Create a NIC team; use it with New-VMSwitch -NetAdapterName.",
+        "Unused by a switch, the team is a host interface of its name (the primary team interface).",
+    ),
+    Cmdlet("Get-NetLbfoTeam", (Param("Name", position=0),), get_netlbfoteam, "List teams and their status."),
+    Cmdlet(
+        "Set-NetLbfoTeam",
+        (
+            Param("Name", position=0, mandatory=True),
+            Param("TeamingMode", choices=MODES),
+            Param("LoadBalancingAlgorithm", choices=ALGORITHMS),
+            Param("LacpTimer", choices=("Fast", "Slow")),
+            Param("Confirm"),
         ),
-        Cmdlet(
-            "Set-NetLbfoTeam",
-            (
-                Param("Name", position=0, mandatory=True),
-                Param("TeamingMode", choices=MODES),
-                Param("LoadBalancingAlgorithm", choices=ALGORITHMS),
-                Param("LacpTimer", choices=("Fast", "Slow")),
-                Param("Confirm"),
-            ),
-            set_netlbfoteam,
-            "Change a team's mode, algorithm or LACP timer (live, also while a switch uses it).",
+        set_netlbfoteam,
+        "Change a team's mode, algorithm or LACP timer (live, also while a switch uses it).",
+    ),
+    Cmdlet(
+        "Remove-NetLbfoTeam",
+        (Param("Name", position=0, mandatory=True), Param("Confirm")),
+        remove_netlbfoteam,
+        "Remove a team (not while a switch uses it).",
+    ),
+    Cmdlet(
+        "Add-NetLbfoTeamMember",
+        (
+            Param("Name", position=0, mandatory=True),
+            Param("Team", position=1, mandatory=True),
+            Param("AdministrativeMode", choices=ADMIN_MODES),
+            Param("Confirm"),
         ),
-        Cmdlet(
-            "Remove-NetLbfoTeam",
-            (Param("Name", position=0, mandatory=True), Param("Confirm")),
-            remove_netlbfoteam,
-            "Remove a team (not while a switch uses it).",
+        add_netlbfoteammember,
+        "Add a NIC to a team (-AdministrativeMode Standby: at most one a team).",
+    ),
+    Cmdlet(
+        "Get-NetLbfoTeamMember",
+        (Param("Team"), Param("Name", position=0)),
+        get_netlbfoteammember,
+        "Members with their operational status and failure reason.",
+    ),
+    Cmdlet(
+        "Set-NetLbfoTeamMember",
+        (
+            Param("Name", position=0, mandatory=True),
+            Param("Team"),
+            Param("AdministrativeMode", choices=ADMIN_MODES, mandatory=True),
+            Param("Confirm"),
         ),
-        Cmdlet(
-            "Add-NetLbfoTeamMember",
-            (
-                Param("Name", position=0, mandatory=True),
-                Param("Team", position=1, mandatory=True),
-                Param("AdministrativeMode", choices=ADMIN_MODES),
-                Param("Confirm"),
-            ),
-            add_netlbfoteammember,
-            "Add a NIC to a team (-AdministrativeMode Standby: at most one a team).",
+        set_netlbfoteammember,
+        "Make a member Active or Standby.",
+    ),
+    Cmdlet(
+        "Remove-NetLbfoTeamMember",
+        (Param("Name", position=0, mandatory=True), Param("Team", position=1), Param("Confirm")),
+        remove_netlbfoteammember,
+        "Remove a NIC from its team (not the last one: remove the team).",
+    ),
+    Cmdlet(
+        "Add-NetLbfoTeamNic",
+        (
+            Param("Team", position=0, mandatory=True),
+            Param("VlanID", type=PType.UINT32, range=(0, 4094), position=1, mandatory=True),
+            Param("Name"),
+            Param("Confirm"),
         ),
-        Cmdlet(
-            "Get-NetLbfoTeamMember",
-            (Param("Team"), Param("Name", position=0)),
-            get_netlbfoteammember,
-            "Members with their operational status and failure reason.",
+        add_netlbfoteamnic,
+        "Add a VLAN team interface (a host interface, default name <team>.<vlan>).",
+        "VlanID 0 receives untagged and priority-tagged frames. Only on a team no switch uses.",
+    ),
+    Cmdlet(
+        "Get-NetLbfoTeamNic",
+        (Param("Name", position=0), Param("Team")),
+        get_netlbfoteamnic,
+        "Team interfaces: the primary (named as the team) and the VLAN ones.",
+    ),
+    Cmdlet(
+        "Set-NetLbfoTeamNic",
+        (Param("Name", position=0), Param("Team"), _VLAN_ID, Param("Default", type=PType.SWITCH)),
+        set_netlbfoteamnic,
+        "Change a team interface's VLAN, or put the primary one back in Default mode.",
+    ),
+    Cmdlet(
+        "Remove-NetLbfoTeamNic",
+        (
+            Param("Team", position=0),
+            Param("VlanID", type=PType.UINT32, range=(0, 4094), position=1),
+            Param("Name"),
+            Param("Confirm"),
         ),
-        Cmdlet(
-            "Set-NetLbfoTeamMember",
-            (
-                Param("Name", position=0, mandatory=True),
-                Param("Team"),
-                Param("AdministrativeMode", choices=ADMIN_MODES, mandatory=True),
-                Param("Confirm"),
-            ),
-            set_netlbfoteammember,
-            "Make a member Active or Standby.",
-        ),
-        Cmdlet(
-            "Remove-NetLbfoTeamMember",
-            (Param("Name", position=0, mandatory=True), Param("Team", position=1), Param("Confirm")),
-            remove_netlbfoteammember,
-            "Remove a NIC from its team (not the last one: remove the team).",
-        ),
-        Cmdlet(
-            "Add-NetLbfoTeamNic",
-            (
-                Param("Team", position=0, mandatory=True),
-                Param("VlanID", type=PType.UINT32, range=(0, 4094), position=1, mandatory=True),
-                Param("Name"),
-                Param("Confirm"),
-            ),
-            add_netlbfoteamnic,
-            "Add a VLAN team interface (a host interface, default name <team>.<vlan>).",
-            "VlanID 0 receives untagged and priority-tagged frames. Only on a team no switch uses.",
-        ),
-        Cmdlet(
-            "Get-NetLbfoTeamNic",
-            (Param("Name", position=0), Param("Team")),
-            get_netlbfoteamnic,
-            "Team interfaces: the primary (named as the team) and the VLAN ones.",
-        ),
-        Cmdlet(
-            "Set-NetLbfoTeamNic",
-            (Param("Name", position=0), Param("Team"), vlan, Param("Default", type=PType.SWITCH)),
-            set_netlbfoteamnic,
-            "Change a team interface's VLAN, or put the primary one back in Default mode.",
-        ),
-        Cmdlet(
-            "Remove-NetLbfoTeamNic",
-            (
-                Param("Team", position=0),
-                Param("VlanID", type=PType.UINT32, range=(0, 4094), position=1),
-                Param("Name"),
-                Param("Confirm"),
-            ),
-            remove_netlbfoteamnic,
-            "Remove a VLAN team interface (its host interface goes).",
-        ),
-    )
+        remove_netlbfoteamnic,
+        "Remove a VLAN team interface (its host interface goes).",
+    ),
+)

@@ -24,6 +24,7 @@ from pyvswitch.cli import cmdlets
 from pyvswitch.cli.acls import acl_group, xacl_group
 from pyvswitch.cli.capture import capture_group
 from pyvswitch.cli.client import DEFAULT_SOCKET, ApiError, Client, DaemonUnreachable
+from pyvswitch.cli.cmdlet.framework import CmdletError, CmdletUsageError, Session
 from pyvswitch.cli.extensions import extension_group
 from pyvswitch.cli.lab import lab_group
 from pyvswitch.cli.migrate import migrate_command
@@ -32,7 +33,8 @@ from pyvswitch.cli.sriov import sriov_group
 from pyvswitch.cli.status import status_command
 from pyvswitch.cli.team import team_group
 from pyvswitch.cli.trace import trace_group
-from pyvswitch.cli.verbs import COMMANDS, State, port_group
+from pyvswitch.cli.verbkit import State
+from pyvswitch.cli.verbs import COMMANDS, port_group
 from pyvswitch.lab.hosts import LabError, lookup_host
 
 CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 110}
@@ -110,10 +112,10 @@ def _guarded(run: Callable[[], int]) -> int:
     """Run a command; map the failures every command can have onto the contract's exit codes."""
     try:
         return run()
-    except cmdlets.CmdletUsageError as exc:
+    except CmdletUsageError as exc:
         click.echo(str(exc), err=True)
         return 2
-    except cmdlets.CmdletError as exc:
+    except CmdletError as exc:
         click.echo(str(exc), err=True)
         return 1
     except DaemonUnreachable as exc:
@@ -166,8 +168,8 @@ def main(argv: Sequence[str] | None = None, *, transport: httpx.BaseTransport | 
     if words is not None:
         path = socket_path or os.environ.get("PYVSWITCH_SOCKET") or DEFAULT_SOCKET
 
-        def session() -> cmdlets.Session:
-            return cmdlets.Session(Client(path, transport=transport), json=json_out)
+        def session() -> Session:
+            return Session(Client(path, transport=transport), json=json_out)
 
         return _guarded(lambda: cmdlets.run(words[0], words[1:], session))
     return _guarded(lambda: _run_click(args, transport))

@@ -4,21 +4,21 @@
 HOST is a lab host name (``pyvswitch lab up``; resolved here, in the lab's registry, to the destination daemon's
 API socket, which is sent with the name: the daemon knows no lab) or the destination daemon's socket path. The answer's timings are printed: validation on the destination, the blackout
 (from taking the ports off the source switch to the destination having them), and the total.
+
+Like ``cli.sriov`` it stands on both front ends' floors (``cli.verbkit``, ``cli.cmdlet``).
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import click
 
 from pyvswitch.cli.client import Client, JsonObj
+from pyvswitch.cli.cmdlet.framework import Args, Cmdlet, Param, Session
 from pyvswitch.cli.format import echo_json, ps_table
-from pyvswitch.cli.verbs import State, json_flag, pass_state
+from pyvswitch.cli.verbkit import State, json_flag, pass_state
 from pyvswitch.lab.hosts import LabError, lookup_host
-
-if TYPE_CHECKING:
-    from pyvswitch.cli.cmdlets import Args, Cmdlet, Session
 
 
 def migrate_vm(client: Client, vm: str, to: str) -> JsonObj:
@@ -75,21 +75,19 @@ def move_vm(a: Args, s: Session) -> None:
     click.echo(ps_table(list(row), [list(row.values())]))
 
 
-def migrate_cmdlets() -> tuple[Cmdlet, ...]:
-    """Move-VM, for ``cli.cmdlets.CMDLETS``."""
-    from pyvswitch.cli.cmdlets import Cmdlet, Param
+# Move-VM, gathered by ``cli.cmdlets``.
 
-    return (
-        Cmdlet(
-            "Move-VM",
-            (
-                Param("Name", position=0, mandatory=True, aliases=("VMName",)),
-                Param("DestinationHost", position=1, mandatory=True, aliases=("ComputerName",)),
-            ),
-            move_vm,
-            "Live-migrate a VM's network adapters (policies, extension state) to another host.",
-            "-DestinationHost is a lab host name or the destination pyvswitchd's socket path.\n"
-            "The destination validates first (its extensions may veto); then the VM's interface moves,\n"
-            "its MAC is announced on the destination's uplink, and the blackout is printed.",
+CMDLETS: tuple[Cmdlet, ...] = (
+    Cmdlet(
+        "Move-VM",
+        (
+            Param("Name", position=0, mandatory=True, aliases=("VMName",)),
+            Param("DestinationHost", position=1, mandatory=True, aliases=("ComputerName",)),
         ),
-    )
+        move_vm,
+        "Live-migrate a VM's network adapters (policies, extension state) to another host.",
+        "-DestinationHost is a lab host name or the destination pyvswitchd's socket path.\n"
+        "The destination validates first (its extensions may veto); then the VM's interface moves,\n"
+        "its MAC is announced on the destination's uplink, and the blackout is printed.",
+    ),
+)

@@ -17,8 +17,7 @@ only ``SaveToFile`` is supported; ``-Level``, ``-MultiLayer``, ``-TraceBufferSiz
 act on the one session (or ``-SessionName``); ``-VMName`` picks a VM's adapters (the adapter ``-Name`` is then
 optional).
 
-The cmdlet table is built by :func:`netevent_cmdlets`, which ``cli.cmdlets`` calls at the end of its own
-table; this module imports ``cli.cmdlets`` only inside functions, so either module can be imported first.
+Floor: a cmdlet family, on the framework (``cli.cmdlet``); ``cli.cmdlets`` puts :data:`CMDLETS` in the table.
 """
 
 from __future__ import annotations
@@ -26,17 +25,14 @@ from __future__ import annotations
 import fnmatch
 import os
 import tempfile
-from collections.abc import Mapping, Sequence
-from typing import TYPE_CHECKING, Any
+from collections.abc import Mapping
+from typing import Any
 from urllib.parse import quote
 
-import click
-
 from pyvswitch.cli.client import JsonObj
-from pyvswitch.cli.format import echo_json, ps_table
-
-if TYPE_CHECKING:
-    from pyvswitch.cli.cmdlets import Args, Cmdlet, Session
+from pyvswitch.cli.cmdlet.framework import Args, Cmdlet, CmdletError, Param, PType, Session
+from pyvswitch.cli.cmdlet.objects import adapter_name
+from pyvswitch.cli.cmdlet.output import show_table
 
 PROVIDER_NAME = "Microsoft-Windows-NDIS-PacketCapture"  # the provider Add-NetEventPacketCaptureProvider adds
 DEFAULT_FILE = "NetTrace.pcapng"
@@ -48,8 +44,6 @@ VM_DIRECTIONS = ("Ingress", "Egress", "IngressAndEgress")
 
 
 def _error(a: Args, message: str) -> Exception:
-    from pyvswitch.cli.cmdlets import CmdletError
-
     return CmdletError(a.cmdlet, message)
 
 
@@ -101,13 +95,6 @@ def provider_obj(s: Mapping[str, Any]) -> JsonObj:
     }
 
 
-def _print(s: Session, objs: Sequence[JsonObj], columns: Sequence[str]) -> None:
-    if s.json:
-        echo_json(list(objs))
-    elif objs:
-        click.echo(ps_table(columns, [[o[c] for c in columns] for o in objs]))
-
-
 def _sessions(s: Session) -> list[JsonObj]:
     return list(s.client.request("GET", "/netevent/sessions"))
 
@@ -134,7 +121,7 @@ def new_neteventsession(a: Args, s: Session) -> None:
     if a.has("CaptureMode"):
         body["capture_mode"] = a.text("CaptureMode")
     created = s.client.request("POST", "/netevent/sessions", json=body)
-    _print(s, [session_obj(created)], SESSION_COLUMNS)
+    show_table(s, [session_obj(created)], SESSION_COLUMNS)
 
 
 def get_neteventsession(a: Args, s: Session) -> None:
@@ -146,14 +133,14 @@ def get_neteventsession(a: Args, s: Session) -> None:
             raise _error(
                 a, f"No MSFT_NetEventSession objects found with property 'Name' equal to '{pattern}'."
             )
-    _print(s, [session_obj(x) for x in sessions], SESSION_COLUMNS)
+    show_table(s, [session_obj(x) for x in sessions], SESSION_COLUMNS)
 
 
 def _session_action(a: Args, s: Session, action: str) -> None:
     name = str(a.text("Name"))
     result = s.client.request("POST", f"/netevent/sessions/{_seg(name)}/{action}")
     if a.flag("PassThru"):
-        _print(s, [session_obj(result)], SESSION_COLUMNS)
+        show_table(s, [session_obj(result)], SESSION_COLUMNS)
 
 
 def start_neteventsession(a: Args, s: Session) -> None:
@@ -169,7 +156,7 @@ def remove_neteventsession(a: Args, s: Session) -> None:
     before = s.client.request("GET", f"/netevent/sessions/{_seg(name)}")
     s.client.request("DELETE", f"/netevent/sessions/{_seg(name)}")
     if a.flag("PassThru"):
-        _print(s, [session_obj(before)], SESSION_COLUMNS)
+        show_table(s, [session_obj(before)], SESSION_COLUMNS)
 
 
 def add_neteventpacketcaptureprovider(a: Args, s: Session) -> None:
@@ -190,7 +177,7 @@ def add_neteventpacketcaptureprovider(a: Args, s: Session) -> None:
         if values:
             body[field] = values
     result = s.client.request("POST", f"/netevent/sessions/{_seg(name)}/provider", json=body)
-    _print(s, [provider_obj(result)], PROVIDER_COLUMNS)
+    show_table(s, [provider_obj(result)], PROVIDER_COLUMNS)
 
 
 def remove_neteventpacketcaptureprovider(a: Args, s: Session) -> None:
@@ -203,15 +190,7 @@ def add_neteventvmswitch(a: Args, s: Session) -> None:
     result = s.client.request(
         "POST", f"/netevent/sessions/{_seg(session)}/provider/vm-switches", json={"name": a.text("Name")}
     )
-    _print(s, [provider_obj(result)], PROVIDER_COLUMNS)
-
-
-def _adapter_name(port: Mapping[str, Any]) -> str:
-    name = str(port.get("name"))
-    vm = port.get("vm")
-    if vm and name.startswith(f"{vm}-") and len(name) > len(vm) + 1:
-        return name[len(vm) + 1 :]
-    return name
+    show_table(s, [provider_obj(result)], PROVIDER_COLUMNS)
 
 
 def add_neteventvmnetworkadapter(a: Args, s: Session) -> None:
@@ -222,7 +201,7 @@ def add_neteventvmnetworkadapter(a: Args, s: Session) -> None:
     ports: list[JsonObj] = list(s.client.request("GET", "/ports", params={"vm": vm} if vm else None))
     if name is not None:
         exact = [p for p in ports if p.get("name") == name]
-        ports = exact or [p for p in ports if p.get("vm") and _adapter_name(p) == name]
+        ports = exact or [p for p in ports if p.get("vm") and adapter_name(p) == name]
     if not ports:
         what = f"a network adapter named '{name}'" if name else "any network adapter"
         where = f" on VM '{vm}'" if vm else ""
@@ -240,97 +219,95 @@ def add_neteventvmnetworkadapter(a: Args, s: Session) -> None:
             f"/netevent/sessions/{_seg(session)}/provider/vm-network-adapters",
             json={"name": p.get("name")},
         )
-    _print(s, [provider_obj(result)], PROVIDER_COLUMNS)
+    show_table(s, [provider_obj(result)], PROVIDER_COLUMNS)
 
 
 # ---------------------------------------------------------------- the table
 
 
-def netevent_cmdlets() -> tuple[Cmdlet, ...]:
-    """The NetEvent cmdlets, for ``cli.cmdlets.CMDLETS``."""
-    from pyvswitch.cli.cmdlets import Cmdlet, Param, PType
+# The NetEvent cmdlets, gathered by ``cli.cmdlets``.
 
-    flag = PType.SWITCH
-    return (
-        Cmdlet(
-            "New-NetEventSession",
-            (
-                Param("Name", position=0, mandatory=True),
-                Param("LocalFilePath"),
-                Param("MaxFileSize", PType.UINT32, range=(0, 1024 * 1024)),
-                Param("CaptureMode", choices=CAPTURE_MODES),
-                Param("TraceBufferSize", PType.UINT32, range=(0, 1024)),
-                Param("MaxNumberOfBuffers", PType.UINT32),
-            ),
-            new_neteventsession,
-            "Define a capture session (one at a time) writing a pcapng file.",
-            "-LocalFilePath defaults to $TMPDIR/NetTrace.pcapng; -MaxFileSize MB (default 250, 0 = no limit)\n"
-            "makes the capture circular over two files of half the size each (<name>_00001.pcapng, _00002).\n"
-            "Only -CaptureMode SaveToFile; -TraceBufferSize and -MaxNumberOfBuffers have no effect.",
+_FLAG = PType.SWITCH
+CMDLETS: tuple[Cmdlet, ...] = (
+    Cmdlet(
+        "New-NetEventSession",
+        (
+            Param("Name", position=0, mandatory=True),
+            Param("LocalFilePath"),
+            Param("MaxFileSize", PType.UINT32, range=(0, 1024 * 1024)),
+            Param("CaptureMode", choices=CAPTURE_MODES),
+            Param("TraceBufferSize", PType.UINT32, range=(0, 1024)),
+            Param("MaxNumberOfBuffers", PType.UINT32),
         ),
-        Cmdlet(
-            "Get-NetEventSession",
-            (Param("Name", position=0),),
-            get_neteventsession,
-            "List NetEvent sessions (status, file, packets captured with --json).",
+        new_neteventsession,
+        "Define a capture session (one at a time) writing a pcapng file.",
+        "-LocalFilePath defaults to $TMPDIR/NetTrace.pcapng; -MaxFileSize MB (default 250, 0 = no limit)\n"
+        "makes the capture circular over two files of half the size each (<name>_00001.pcapng, _00002).\n"
+        "Only -CaptureMode SaveToFile; -TraceBufferSize and -MaxNumberOfBuffers have no effect.",
+    ),
+    Cmdlet(
+        "Get-NetEventSession",
+        (Param("Name", position=0),),
+        get_neteventsession,
+        "List NetEvent sessions (status, file, packets captured with --json).",
+    ),
+    Cmdlet(
+        "Start-NetEventSession",
+        (Param("Name", position=0, mandatory=True), Param("PassThru", _FLAG)),
+        start_neteventsession,
+        "Start capturing with the session's packet capture provider.",
+    ),
+    Cmdlet(
+        "Stop-NetEventSession",
+        (Param("Name", position=0, mandatory=True), Param("PassThru", _FLAG)),
+        stop_neteventsession,
+        "Stop a running session and flush its file.",
+    ),
+    Cmdlet(
+        "Remove-NetEventSession",
+        (Param("Name", position=0, mandatory=True), Param("PassThru", _FLAG)),
+        remove_neteventsession,
+        "Remove a session and its provider (a running one is stopped first).",
+    ),
+    Cmdlet(
+        "Add-NetEventPacketCaptureProvider",
+        (
+            Param("SessionName", position=0, mandatory=True),
+            Param("Level", PType.INT, range=(0, 255)),
+            Param("CaptureType", choices=CAPTURE_TYPES),
+            Param("MultiLayer", PType.BOOL),
+            Param("LinkLayerAddress"),
+            Param("EtherType"),
+            Param("IpAddresses"),
+            Param("IpProtocols"),
+            Param("TruncationLength", PType.UINT32, range=(0, 65535)),
+            Param("VmCaptureDirection", choices=VM_DIRECTIONS),
         ),
-        Cmdlet(
-            "Start-NetEventSession",
-            (Param("Name", position=0, mandatory=True), Param("PassThru", flag)),
-            start_neteventsession,
-            "Start capturing with the session's packet capture provider.",
-        ),
-        Cmdlet(
-            "Stop-NetEventSession",
-            (Param("Name", position=0, mandatory=True), Param("PassThru", flag)),
-            stop_neteventsession,
-            "Stop a running session and flush its file.",
-        ),
-        Cmdlet(
-            "Remove-NetEventSession",
-            (Param("Name", position=0, mandatory=True), Param("PassThru", flag)),
-            remove_neteventsession,
-            "Remove a session and its provider (a running one is stopped first).",
-        ),
-        Cmdlet(
-            "Add-NetEventPacketCaptureProvider",
-            (
-                Param("SessionName", position=0, mandatory=True),
-                Param("Level", PType.INT, range=(0, 255)),
-                Param("CaptureType", choices=CAPTURE_TYPES),
-                Param("MultiLayer", PType.BOOL),
-                Param("LinkLayerAddress"),
-                Param("EtherType"),
-                Param("IpAddresses"),
-                Param("IpProtocols"),
-                Param("TruncationLength", PType.UINT32, range=(0, 65535)),
-                Param("VmCaptureDirection", choices=VM_DIRECTIONS),
-            ),
-            add_neteventpacketcaptureprovider,
-            "Give a session its packet capture provider: ports, direction, filters, truncation.",
-            "CaptureType Physical (default) = uplinks and bound interfaces, Switch = VM, host vNIC and TAP\n"
-            "ports, BothPhysicalAndSwitch = all. VmCaptureDirection Ingress = VM -> switch, Egress = switch -> VM.\n"
-            "Lists are comma-separated: -EtherType 0x0800,0x86DD -IpAddresses 10.0.0.1,fd00::/64\n"
-            "-IpProtocols 6,17 (or tcp,udp) -LinkLayerAddress 02-15-5D-00-00-01; values of one parameter\n"
-            "are OR-ed, parameters AND-ed. TruncationLength defaults to 128 bytes (0 = whole frames).\n"
-            "-Level and -MultiLayer have no effect.",
-        ),
-        Cmdlet(
-            "Remove-NetEventPacketCaptureProvider",
-            (Param("SessionName", position=0, mandatory=True),),
-            remove_neteventpacketcaptureprovider,
-            "Remove a session's packet capture provider (and its switch/adapter filters).",
-        ),
-        Cmdlet(
-            "Add-NetEventVmSwitch",
-            (Param("Name", position=0, mandatory=True), Param("SessionName")),
-            add_neteventvmswitch,
-            "Capture only ports of this switch (repeat for more switches).",
-        ),
-        Cmdlet(
-            "Add-NetEventVmNetworkAdapter",
-            (Param("Name", position=0), Param("VMName"), Param("SessionName")),
-            add_neteventvmnetworkadapter,
-            "Capture only this VM network adapter (repeat for more; -VMName: that VM's adapters).",
-        ),
-    )
+        add_neteventpacketcaptureprovider,
+        "Give a session its packet capture provider: ports, direction, filters, truncation.",
+        "CaptureType Physical (default) = uplinks and bound interfaces, Switch = VM, host vNIC and TAP\n"
+        "ports, BothPhysicalAndSwitch = all. VmCaptureDirection Ingress = VM -> switch, Egress = switch -> VM.\n"
+        "Lists are comma-separated: -EtherType 0x0800,0x86DD -IpAddresses 10.0.0.1,fd00::/64\n"
+        "-IpProtocols 6,17 (or tcp,udp) -LinkLayerAddress 02-15-5D-00-00-01; values of one parameter\n"
+        "are OR-ed, parameters AND-ed. TruncationLength defaults to 128 bytes (0 = whole frames).\n"
+        "-Level and -MultiLayer have no effect.",
+    ),
+    Cmdlet(
+        "Remove-NetEventPacketCaptureProvider",
+        (Param("SessionName", position=0, mandatory=True),),
+        remove_neteventpacketcaptureprovider,
+        "Remove a session's packet capture provider (and its switch/adapter filters).",
+    ),
+    Cmdlet(
+        "Add-NetEventVmSwitch",
+        (Param("Name", position=0, mandatory=True), Param("SessionName")),
+        add_neteventvmswitch,
+        "Capture only ports of this switch (repeat for more switches).",
+    ),
+    Cmdlet(
+        "Add-NetEventVmNetworkAdapter",
+        (Param("Name", position=0), Param("VMName"), Param("SessionName")),
+        add_neteventvmnetworkadapter,
+        "Capture only this VM network adapter (repeat for more; -VMName: that VM's adapters).",
+    ),
+)

@@ -1,4 +1,4 @@
-"""The NetQos and DCB cmdlets (hyperv-networking.md §5.4, §5.5) and the bandwidth values every QoS cmdlet takes.
+"""The NetQos and DCB cmdlets (hyperv-networking.md §5.4, §5.5): host QoS policies, traffic classes, PFC, DCBX.
 
 Host QoS policies: ``New/Get/Set/Remove-NetQosPolicy`` (templates -SMB -iSCSI -NFS -LiveMigration -Cluster -FCOE
 -Default, each alone; conditions -IPProtocolMatchCondition, -IP{Src,Dst}PrefixMatchCondition,
@@ -12,90 +12,42 @@ Bandwidths are bits per second, as Hyper-V's Int64 parameters; for convenience a
 accepted (``100M`` = 100,000,000 bit/s, ``1.5G``). A ``B`` (bytes) suffix is refused rather than guessed.
 ``-PolicyStore`` is accepted and ignored: every policy is kept by pyvswitchd (there is no GPO store).
 
-Like ``cli.lbfo``, the table is built by :func:`netqos_cmdlets` and this module imports ``cli.cmdlets`` only
-inside functions.
+Floor: a cmdlet family, on the framework (``cli.cmdlet``); ``cli.cmdlets`` puts :data:`CMDLETS` in the table.
+The bandwidth parser is ``cli.units``' (the binder's).
 """
 
 from __future__ import annotations
 
-import re
 from collections.abc import Mapping, Sequence
-from typing import TYPE_CHECKING, Any
+from typing import Any
 from urllib.parse import quote
 
-import click
-
 from pyvswitch.cli.client import JsonObj
-from pyvswitch.cli.format import cell, echo_json, ps_table
-
-if TYPE_CHECKING:
-    from pyvswitch.cli.cmdlets import Args, Cmdlet, Session
-
-_BW_RE = re.compile(r"^\s*(\d+(?:\.\d*)?|\.\d+)\s*([kKmMgGtT]?)\s*(?:bit/s|bps|b/s)?\s*$")
-_UNITS = {"": 1, "k": 10**3, "m": 10**6, "g": 10**9, "t": 10**12}
-
-
-def parse_bandwidth(text: str) -> int:
-    """'100000000', '100M', '1G', '1.5g', '10k' -> bit/s. Raises ValueError saying what is accepted."""
-    m = _BW_RE.match(text)
-    if m is None:
-        hint = (
-            " (bytes are not accepted: give bit/s, e.g. 800M for 100 MB/s)"
-            if text.strip()[-1:] in "bB"
-            else ""
-        )
-        raise ValueError(
-            f"{text!r} is not a bandwidth in bit/s: a number, optionally with a k, M, G or T suffix (1G){hint}"
-        )
-    value = float(m.group(1)) * _UNITS[m.group(2).lower()]
-    if value != int(value):
-        raise ValueError(f"{text!r} is not a whole number of bit/s")
-    return int(value)
-
-
-def ps_list(objs: Sequence[Mapping[str, Any]]) -> str:
-    """PowerShell's Format-List (``| fl``): ``Name : value`` per property, a blank line between objects."""
-    blocks = []
-    for o in objs:
-        w = max((len(k) for k in o), default=0)
-        lines = []
-        for k, v in o.items():
-            text = "{" + ", ".join(cell(x) for x in v) + "}" if isinstance(v, list) else cell(v)
-            lines.append(f"{k:<{w}} : {text}".rstrip())
-        blocks.append("\n".join(lines))
-    return "\n\n".join(blocks)
+from pyvswitch.cli.cmdlet.framework import (
+    Args,
+    Cmdlet,
+    CmdletError,
+    CmdletUsageError,
+    Param,
+    PType,
+    Session,
+    has_wildcard,
+    like,
+)
+from pyvswitch.cli.cmdlet.output import show
+from pyvswitch.cli.format import echo_json
 
 
 def _error(a: Args, message: str) -> Exception:
-    from pyvswitch.cli.cmdlets import CmdletError
-
     return CmdletError(a.cmdlet, message)
 
 
 def _usage(a: Args, message: str) -> Exception:
-    from pyvswitch.cli.cmdlets import CmdletUsageError
-
     return CmdletUsageError(a.cmdlet, message)
 
 
 def _seg(name: object) -> str:
     return quote(str(name), safe="")
-
-
-def _print(s: Session, objs: list[JsonObj], columns: Sequence[str] | None) -> None:
-    """A table of ``columns`` (None: Format-List, as Windows prints these objects), or --json."""
-    if s.json:
-        echo_json(objs)
-    elif not objs:
-        return
-    elif columns is None or s.format_list:
-        click.echo(ps_list(objs))
-    else:
-        rows = [
-            ["{" + ",".join(map(cell, o[c])) + "}" if isinstance(o[c], list) else o[c] for c in columns]
-            for o in objs
-        ]
-        click.echo(ps_table(columns, rows))
 
 
 # ---------------------------------------------------------------- NetQosPolicy
@@ -171,25 +123,23 @@ def policy_obj(q: Mapping[str, Any]) -> JsonObj:
 
 def new_netqospolicy(a: Args, s: Session) -> None:
     q = s.client.request("POST", "/qos/policies", json=policy_body(a, new=True))
-    _print(s, [policy_obj(q)], None)
+    show(s, [policy_obj(q)], None, list_sep=",")
 
 
 def get_netqospolicy(a: Args, s: Session) -> None:
-    from pyvswitch.cli.cmdlets import _has_wildcard, _like
-
     name = a.text("Name")
-    pols = [q for q in s.client.request("GET", "/qos/policies") if name is None or _like(q["name"], name)]
-    if name is not None and not _has_wildcard(name) and not pols:
+    pols = [q for q in s.client.request("GET", "/qos/policies") if name is None or like(q["name"], name)]
+    if name is not None and not has_wildcard(name) and not pols:
         raise _error(
             a, f"No MSFT_NetQosPolicySettingData objects found with property 'Name' equal to '{name}'."
         )
-    _print(s, [policy_obj(q) for q in pols], None)
+    show(s, [policy_obj(q) for q in pols], None, list_sep=",")
 
 
 def set_netqospolicy(a: Args, s: Session) -> None:
     q = s.client.request("PATCH", f"/qos/policies/{_seg(a.text('Name'))}", json=policy_body(a, new=False))
     if a.flag("PassThru") or s.json:
-        _print(s, [policy_obj(q)], None)
+        show(s, [policy_obj(q)], None, list_sep=",")
 
 
 def remove_netqospolicy(a: Args, s: Session) -> None:
@@ -243,17 +193,15 @@ def class_obj(c: Mapping[str, Any]) -> JsonObj:
 
 def new_netqostrafficclass(a: Args, s: Session) -> None:
     c = s.client.request("POST", "/qos/traffic-classes", json=class_body(a, new=True))
-    _print(s, [class_obj(c)], CLASS_COLUMNS)
+    show(s, [class_obj(c)], CLASS_COLUMNS, list_sep=",")
 
 
 def get_netqostrafficclass(a: Args, s: Session) -> None:
-    from pyvswitch.cli.cmdlets import _like
-
     name = a.text("Name")
     classes = [
-        c for c in s.client.request("GET", "/qos/traffic-classes") if name is None or _like(c["name"], name)
+        c for c in s.client.request("GET", "/qos/traffic-classes") if name is None or like(c["name"], name)
     ]
-    _print(s, [class_obj(c) for c in classes], CLASS_COLUMNS)
+    show(s, [class_obj(c) for c in classes], CLASS_COLUMNS, list_sep=",")
 
 
 def set_netqostrafficclass(a: Args, s: Session) -> None:
@@ -296,7 +244,7 @@ def disable_netqosflowcontrol(a: Args, s: Session) -> None:
 def get_netqosflowcontrol(a: Args, s: Session) -> None:
     enabled = set(s.client.request("GET", "/qos/dcb")["flow_control_priorities"])
     wanted = priorities(a) if a.has("Priority") else list(range(8))
-    _print(s, [{"Priority": p, "Enabled": p in enabled} for p in wanted], ("Priority", "Enabled"))
+    show(s, [{"Priority": p, "Enabled": p in enabled} for p in wanted], ("Priority", "Enabled"), list_sep=",")
 
 
 def set_netqosdcbxsetting(a: Args, s: Session) -> None:
@@ -305,7 +253,7 @@ def set_netqosdcbxsetting(a: Args, s: Session) -> None:
 
 def get_netqosdcbxsetting(a: Args, s: Session) -> None:
     dcb = s.client.request("GET", "/qos/dcb")
-    _print(s, [{"Willing": bool(dcb["willing"]), "PolicySet": "Global"}], None)
+    show(s, [{"Willing": bool(dcb["willing"]), "PolicySet": "Global"}], None, list_sep=",")
 
 
 def adapter_qos_obj(ad: Mapping[str, Any]) -> JsonObj:
@@ -333,153 +281,149 @@ def _names(a: Args) -> list[str]:
 
 
 def get_netadapterqos(a: Args, s: Session) -> None:
-    from pyvswitch.cli.cmdlets import _like
-
     name = a.text("Name")
-    ads = [ad for ad in s.client.request("GET", "/qos/adapters") if name is None or _like(ad["name"], name)]
+    ads = [ad for ad in s.client.request("GET", "/qos/adapters") if name is None or like(ad["name"], name)]
     if name is not None and not ads:
         raise _error(
             a, f"No MSFT_NetAdapterQosSettingData objects found with property 'Name' equal to '{name}'."
         )
-    _print(s, [adapter_qos_obj(ad) for ad in ads], ("Name", "Enabled", "Kind", "SwitchName"))
+    show(s, [adapter_qos_obj(ad) for ad in ads], ("Name", "Enabled", "Kind", "SwitchName"), list_sep=",")
 
 
-def netqos_cmdlets() -> tuple[Cmdlet, ...]:
-    """The NetQos and DCB cmdlets, for ``cli.cmdlets.CMDLETS``."""
-    from pyvswitch.cli.cmdlets import Cmdlet, Param, PType
+# The NetQos and DCB cmdlets, gathered by ``cli.cmdlets``.
 
-    S = PType.SWITCH
-    port = (0, 65535)
-    policy_params = (
-        *(Param(t, S) for t in TEMPLATES),
-        Param("IPProtocolMatchCondition", choices=("TCP", "UDP", "Both")),
-        Param("IPSrcPrefixMatchCondition"),
-        Param("IPDstPrefixMatchCondition"),
-        Param("IPSrcPortMatchCondition", PType.UINT32, range=port),
-        Param("IPDstPortMatchCondition", PType.UINT32, range=port),
-        Param("IPPortMatchCondition", PType.UINT32, range=port),
-        Param("IPSrcPortStartMatchCondition", PType.UINT32, range=port),
-        Param("IPSrcPortEndMatchCondition", PType.UINT32, range=port),
-        Param("IPDstPortStartMatchCondition", PType.UINT32, range=port),
-        Param("IPDstPortEndMatchCondition", PType.UINT32, range=port),
-        Param("MinBandwidthWeightAction", PType.UINT32, range=(1, 100)),
-        Param("ThrottleRateActionBitsPerSecond", PType.UINT64),
-        Param("DSCPAction", PType.UINT32, range=(0, 63)),
-        Param("PriorityValue8021Action", PType.UINT32, range=(0, 7)),
-        Param("Precedence", PType.UINT32, range=(0, 255)),
-        Param("PolicyStore"),
-        Param("Confirm", S),
-    )
-    bw_note = "Bandwidths are bit/s; k, M, G, T suffixes are accepted for convenience (100M, 1G)."
-    return (
-        Cmdlet(
-            "New-NetQosPolicy",
-            (Param("Name", position=0, mandatory=True), *policy_params),
-            new_netqospolicy,
-            "Create a host QoS policy: classify by template or conditions, act by weight, throttle, DSCP, 802.1p.",
-            "Templates: -SMB (TCP 445), -iSCSI (3260), -NFS (2049), -LiveMigration (6600), -Cluster (3343),\n"
-            "-FCOE (EtherType 0x8906), -Default (what no other policy matches); a template is used alone.\n"
-            + bw_note
-            + " -PolicyStore is ignored: policies are always persistent.",
+_S = PType.SWITCH
+_PORT = (0, 65535)
+_POLICY_PARAMS = (
+    *(Param(t, _S) for t in TEMPLATES),
+    Param("IPProtocolMatchCondition", choices=("TCP", "UDP", "Both")),
+    Param("IPSrcPrefixMatchCondition"),
+    Param("IPDstPrefixMatchCondition"),
+    Param("IPSrcPortMatchCondition", PType.UINT32, range=_PORT),
+    Param("IPDstPortMatchCondition", PType.UINT32, range=_PORT),
+    Param("IPPortMatchCondition", PType.UINT32, range=_PORT),
+    Param("IPSrcPortStartMatchCondition", PType.UINT32, range=_PORT),
+    Param("IPSrcPortEndMatchCondition", PType.UINT32, range=_PORT),
+    Param("IPDstPortStartMatchCondition", PType.UINT32, range=_PORT),
+    Param("IPDstPortEndMatchCondition", PType.UINT32, range=_PORT),
+    Param("MinBandwidthWeightAction", PType.UINT32, range=(1, 100)),
+    Param("ThrottleRateActionBitsPerSecond", PType.UINT64),
+    Param("DSCPAction", PType.UINT32, range=(0, 63)),
+    Param("PriorityValue8021Action", PType.UINT32, range=(0, 7)),
+    Param("Precedence", PType.UINT32, range=(0, 255)),
+    Param("PolicyStore"),
+    Param("Confirm", _S),
+)
+_BW_NOTE = "Bandwidths are bit/s; k, M, G, T suffixes are accepted for convenience (100M, 1G)."
+CMDLETS: tuple[Cmdlet, ...] = (
+    Cmdlet(
+        "New-NetQosPolicy",
+        (Param("Name", position=0, mandatory=True), *_POLICY_PARAMS),
+        new_netqospolicy,
+        "Create a host QoS policy: classify by template or conditions, act by weight, throttle, DSCP, 802.1p.",
+        "Templates: -SMB (TCP 445), -iSCSI (3260), -NFS (2049), -LiveMigration (6600), -Cluster (3343),\n"
+        "-FCOE (EtherType 0x8906), -Default (what no other policy matches); a template is used alone.\n"
+        + _BW_NOTE
+        + " -PolicyStore is ignored: policies are always persistent.",
+    ),
+    Cmdlet(
+        "Get-NetQosPolicy",
+        (Param("Name", position=0), Param("PolicyStore")),
+        get_netqospolicy,
+        "List host QoS policies (-Name takes wildcards).",
+    ),
+    Cmdlet(
+        "Set-NetQosPolicy",
+        (Param("Name", position=0, mandatory=True), *_POLICY_PARAMS, Param("PassThru", _S)),
+        set_netqospolicy,
+        "Change a host QoS policy's conditions, actions or precedence.",
+        _BW_NOTE,
+    ),
+    Cmdlet(
+        "Remove-NetQosPolicy",
+        (Param("Name", position=0, mandatory=True), Param("PolicyStore"), Param("Confirm", _S)),
+        remove_netqospolicy,
+        "Remove a host QoS policy.",
+    ),
+    Cmdlet(
+        "New-NetQosTrafficClass",
+        (
+            Param("Name", position=0, mandatory=True),
+            Param("Priority", position=1, mandatory=True),
+            Param("Algorithm", position=2, choices=("ETS", "Strict")),
+            Param("BandwidthPercentage", PType.UINT32, range=(1, 99)),
+            Param("Confirm", _S),
         ),
-        Cmdlet(
-            "Get-NetQosPolicy",
-            (Param("Name", position=0), Param("PolicyStore")),
-            get_netqospolicy,
-            "List host QoS policies (-Name takes wildcards).",
+        new_netqostrafficclass,
+        "Create a DCB traffic class of 802.1p priorities (ETS share or Strict).",
+        "-Priority 3,5 takes the priorities from [Default]; ETS classes may take 99 % together.",
+    ),
+    Cmdlet(
+        "Get-NetQosTrafficClass",
+        (Param("Name", position=0),),
+        get_netqostrafficclass,
+        "List traffic classes, [Default] first.",
+    ),
+    Cmdlet(
+        "Set-NetQosTrafficClass",
+        (
+            Param("Name", position=0, mandatory=True),
+            Param("Priority"),
+            Param("Algorithm", choices=("ETS", "Strict")),
+            Param("BandwidthPercentage", PType.UINT32, range=(1, 99)),
+            Param("Confirm", _S),
         ),
-        Cmdlet(
-            "Set-NetQosPolicy",
-            (Param("Name", position=0, mandatory=True), *policy_params, Param("PassThru", S)),
-            set_netqospolicy,
-            "Change a host QoS policy's conditions, actions or precedence.",
-            bw_note,
-        ),
-        Cmdlet(
-            "Remove-NetQosPolicy",
-            (Param("Name", position=0, mandatory=True), Param("PolicyStore"), Param("Confirm", S)),
-            remove_netqospolicy,
-            "Remove a host QoS policy.",
-        ),
-        Cmdlet(
-            "New-NetQosTrafficClass",
-            (
-                Param("Name", position=0, mandatory=True),
-                Param("Priority", position=1, mandatory=True),
-                Param("Algorithm", position=2, choices=("ETS", "Strict")),
-                Param("BandwidthPercentage", PType.UINT32, range=(1, 99)),
-                Param("Confirm", S),
-            ),
-            new_netqostrafficclass,
-            "Create a DCB traffic class of 802.1p priorities (ETS share or Strict).",
-            "-Priority 3,5 takes the priorities from [Default]; ETS classes may take 99 % together.",
-        ),
-        Cmdlet(
-            "Get-NetQosTrafficClass",
-            (Param("Name", position=0),),
-            get_netqostrafficclass,
-            "List traffic classes, [Default] first.",
-        ),
-        Cmdlet(
-            "Set-NetQosTrafficClass",
-            (
-                Param("Name", position=0, mandatory=True),
-                Param("Priority"),
-                Param("Algorithm", choices=("ETS", "Strict")),
-                Param("BandwidthPercentage", PType.UINT32, range=(1, 99)),
-                Param("Confirm", S),
-            ),
-            set_netqostrafficclass,
-            "Change a traffic class's priorities, algorithm or bandwidth.",
-        ),
-        Cmdlet(
-            "Remove-NetQosTrafficClass",
-            (Param("Name", position=0, mandatory=True), Param("Confirm", S)),
-            remove_netqostrafficclass,
-            "Remove a traffic class; its priorities and bandwidth return to [Default].",
-        ),
-        Cmdlet(
-            "Enable-NetQosFlowControl",
-            (Param("Priority", position=0),),
-            enable_netqosflowcontrol,
-            "Enable PFC on 802.1p priorities (all without -Priority).",
-        ),
-        Cmdlet(
-            "Disable-NetQosFlowControl",
-            (Param("Priority", position=0),),
-            disable_netqosflowcontrol,
-            "Disable PFC on 802.1p priorities (all without -Priority).",
-        ),
-        Cmdlet(
-            "Get-NetQosFlowControl",
-            (Param("Priority", position=0),),
-            get_netqosflowcontrol,
-            "PFC state per priority.",
-        ),
-        Cmdlet(
-            "Set-NetQosDcbxSetting",
-            (Param("Willing", PType.BOOL, mandatory=True), Param("Confirm", S)),
-            set_netqosdcbxsetting,
-            "DCBX willing: $true takes DCB settings from the peer; $false enforces the local ones.",
-            "The default is $true, as on Windows: local classes and PFC apply only after -Willing $false.",
-        ),
-        Cmdlet("Get-NetQosDcbxSetting", (), get_netqosdcbxsetting, "Show the DCBX willing setting."),
-        Cmdlet(
-            "Enable-NetAdapterQos",
-            (Param("Name", position=0, mandatory=True), Param("NoRestart", S)),
-            enable_netadapterqos,
-            "Enable DCB on an adapter (an uplink or bound NIC, or a team).",
-        ),
-        Cmdlet(
-            "Disable-NetAdapterQos",
-            (Param("Name", position=0, mandatory=True), Param("NoRestart", S)),
-            disable_netadapterqos,
-            "Disable DCB on an adapter.",
-        ),
-        Cmdlet(
-            "Get-NetAdapterQos",
-            (Param("Name", position=0),),
-            get_netadapterqos,
-            "Adapters DCB can be enabled on, and whether it is.",
-        ),
-    )
+        set_netqostrafficclass,
+        "Change a traffic class's priorities, algorithm or bandwidth.",
+    ),
+    Cmdlet(
+        "Remove-NetQosTrafficClass",
+        (Param("Name", position=0, mandatory=True), Param("Confirm", _S)),
+        remove_netqostrafficclass,
+        "Remove a traffic class; its priorities and bandwidth return to [Default].",
+    ),
+    Cmdlet(
+        "Enable-NetQosFlowControl",
+        (Param("Priority", position=0),),
+        enable_netqosflowcontrol,
+        "Enable PFC on 802.1p priorities (all without -Priority).",
+    ),
+    Cmdlet(
+        "Disable-NetQosFlowControl",
+        (Param("Priority", position=0),),
+        disable_netqosflowcontrol,
+        "Disable PFC on 802.1p priorities (all without -Priority).",
+    ),
+    Cmdlet(
+        "Get-NetQosFlowControl",
+        (Param("Priority", position=0),),
+        get_netqosflowcontrol,
+        "PFC state per priority.",
+    ),
+    Cmdlet(
+        "Set-NetQosDcbxSetting",
+        (Param("Willing", PType.BOOL, mandatory=True), Param("Confirm", _S)),
+        set_netqosdcbxsetting,
+        "DCBX willing: $true takes DCB settings from the peer; $false enforces the local ones.",
+        "The default is $true, as on Windows: local classes and PFC apply only after -Willing $false.",
+    ),
+    Cmdlet("Get-NetQosDcbxSetting", (), get_netqosdcbxsetting, "Show the DCBX willing setting."),
+    Cmdlet(
+        "Enable-NetAdapterQos",
+        (Param("Name", position=0, mandatory=True), Param("NoRestart", _S)),
+        enable_netadapterqos,
+        "Enable DCB on an adapter (an uplink or bound NIC, or a team).",
+    ),
+    Cmdlet(
+        "Disable-NetAdapterQos",
+        (Param("Name", position=0, mandatory=True), Param("NoRestart", _S)),
+        disable_netadapterqos,
+        "Disable DCB on an adapter.",
+    ),
+    Cmdlet(
+        "Get-NetAdapterQos",
+        (Param("Name", position=0),),
+        get_netadapterqos,
+        "Adapters DCB can be enabled on, and whether it is.",
+    ),
+)

@@ -23,7 +23,7 @@ import click
 
 from pyvswitch.cli.client import Client, JsonObj
 from pyvswitch.cli.format import detail, echo_json, table
-from pyvswitch.cli.verbs import BW_HELP, State, bandwidth_callback, json_flag, pass_state
+from pyvswitch.cli.verbkit import BW_HELP, State, bandwidth_callback, json_flag, pass_state
 from pyvswitch.config.schema import format_bps
 
 

@@ -2,22 +2,24 @@
 
 Both front ends use the /v1/sriov routes (daemon/iov.py). A VF is the kernel switching the VM's frames (the
 emulated NIC switch): ACLs, QoS, port guards and extensions do not apply to them, which ``show`` says.
+
+It stands on both front ends' floors (``cli.verbkit``, ``cli.cmdlet``) and imports no other verb or family
+module; ``port show`` (``cli.verbs``) and ``Get-VMNetworkAdapter`` (``cli.vmadapter``) read a port's path here.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any
+from typing import Any
 from urllib.parse import quote
 
 import click
 
-from pyvswitch.cli.client import Client, JsonObj
-from pyvswitch.cli.format import echo_json, ps_table, table
-from pyvswitch.cli.verbs import State, json_flag, pass_state
-
-if TYPE_CHECKING:
-    from pyvswitch.cli.cmdlets import Args, Cmdlet, Session
+from pyvswitch.cli.client import ApiError, Client, JsonObj
+from pyvswitch.cli.cmdlet.framework import Args, Cmdlet, Param, PType, Session
+from pyvswitch.cli.cmdlet.output import show_table
+from pyvswitch.cli.format import echo_json, table
+from pyvswitch.cli.verbkit import State, json_flag, pass_state
 
 ADAPTER_COLUMNS = ("Name", "Enabled", "NumVFs", "VFsInUse", "SriovSupport")
 VF_COLUMNS = ("FunctionID", "Name", "VMName", "MacAddress", "VPortID")
@@ -36,8 +38,6 @@ def path_text(p: Mapping[str, Any]) -> str:
 
 def iov_path(c: Client, port: str) -> str | None:
     """`port show`'s SR-IOV line; None from a daemon without the SR-IOV routes."""
-    from pyvswitch.cli.client import ApiError
-
     try:
         return path_text(c.request("GET", f"/sriov/ports/{_seg(port)}"))
     except ApiError as exc:
@@ -185,13 +185,6 @@ def _adapter_obj(a: Mapping[str, Any]) -> JsonObj:
     }
 
 
-def _print(s: Session, objs: list[JsonObj], columns: tuple[str, ...]) -> None:
-    if s.json:
-        echo_json(objs)
-    elif objs:
-        print(ps_table(columns, [[o[c] for c in columns] for o in objs]))
-
-
 def enable_sriov(a: Args, s: Session) -> None:
     body: dict[str, object] = {"enabled": True}
     if a.has("NumVFs"):
@@ -219,7 +212,7 @@ def get_sriov(a: Args, s: Session) -> None:
         for x in s.client.request("GET", "/sriov/adapters")
         if name is None or x["name"] == name
     ]
-    _print(s, objs, ADAPTER_COLUMNS)
+    show_table(s, objs, ADAPTER_COLUMNS)
 
 
 def get_sriov_vf(a: Args, s: Session) -> None:
@@ -236,14 +229,12 @@ def get_sriov_vf(a: Args, s: Session) -> None:
         }
         for v in s.client.request("GET", "/sriov/vfs", params=params)
     ]
-    _print(s, objs, VF_COLUMNS)
+    show_table(s, objs, VF_COLUMNS)
 
 
 def add_iov_fields(s: Session, ports: list[JsonObj], objs: list[JsonObj]) -> None:
     """Get-VMNetworkAdapter: each adapter's SR-IOV path (IovPath, e.g. 'VF 0 (policies bypassed)') and
     VirtualFunction; a daemon without the SR-IOV routes leaves them out."""
-    from pyvswitch.cli.client import ApiError
-
     try:
         status = s.client.request("GET", "/sriov/status")
     except ApiError as exc:
@@ -257,40 +248,38 @@ def add_iov_fields(s: Session, ports: list[JsonObj], objs: list[JsonObj]) -> Non
         obj["VirtualFunction"] = st.get("vf") if st else None
 
 
-def sriov_cmdlets() -> tuple[Cmdlet, ...]:
-    """The NetAdapterSriov cmdlets, for ``cli.cmdlets.CMDLETS``."""
-    from pyvswitch.cli.cmdlets import Cmdlet, Param, PType
+# The NetAdapterSriov cmdlets, gathered by ``cli.cmdlets``.
 
-    name = Param("Name", position=0, mandatory=True)
-    vfs = Param("NumVFs", PType.UINT32, range=(0, 256))
-    return (
-        Cmdlet(
-            "Enable-NetAdapterSriov",
-            (name, vfs, Param("NoRestart", PType.SWITCH)),
-            enable_sriov,
-            "Offer VFs on an External switch's uplink NIC (the emulated NIC switch).",
-            "-NumVFs N (default 8). Ports with -IovWeight > 0 on an IOV switch (New-VMSwitch -EnableIov $true) get one.",
-        ),
-        Cmdlet(
-            "Disable-NetAdapterSriov",
-            (name, Param("NoRestart", PType.SWITCH)),
-            disable_sriov,
-            "Revoke every VF of the NIC: its ports fall back to the switch, connections kept.",
-            "",
-        ),
-        Cmdlet(
-            "Set-NetAdapterSriov",
-            (name, vfs, Param("Enabled", PType.BOOL), Param("NoRestart", PType.SWITCH)),
-            set_sriov,
-            "Change how many VFs the NIC offers; the heaviest IovWeight keeps its VF when they shrink.",
-            "",
-        ),
-        Cmdlet("Get-NetAdapterSriov", (Param("Name", position=0),), get_sriov, "SR-IOV adapters.", ""),
-        Cmdlet(
-            "Get-NetAdapterSriovVf",
-            (Param("Name", position=0),),
-            get_sriov_vf,
-            "The VFs in use: function id, VM, MAC.",
-            "",
-        ),
-    )
+_NAME = Param("Name", position=0, mandatory=True)
+_VFS = Param("NumVFs", PType.UINT32, range=(0, 256))
+CMDLETS: tuple[Cmdlet, ...] = (
+    Cmdlet(
+        "Enable-NetAdapterSriov",
+        (_NAME, _VFS, Param("NoRestart", PType.SWITCH)),
+        enable_sriov,
+        "Offer VFs on an External switch's uplink NIC (the emulated NIC switch).",
+        "-NumVFs N (default 8). Ports with -IovWeight > 0 on an IOV switch (New-VMSwitch -EnableIov $true) get one.",
+    ),
+    Cmdlet(
+        "Disable-NetAdapterSriov",
+        (_NAME, Param("NoRestart", PType.SWITCH)),
+        disable_sriov,
+        "Revoke every VF of the NIC: its ports fall back to the switch, connections kept.",
+        "",
+    ),
+    Cmdlet(
+        "Set-NetAdapterSriov",
+        (_NAME, _VFS, Param("Enabled", PType.BOOL), Param("NoRestart", PType.SWITCH)),
+        set_sriov,
+        "Change how many VFs the NIC offers; the heaviest IovWeight keeps its VF when they shrink.",
+        "",
+    ),
+    Cmdlet("Get-NetAdapterSriov", (Param("Name", position=0),), get_sriov, "SR-IOV adapters.", ""),
+    Cmdlet(
+        "Get-NetAdapterSriovVf",
+        (Param("Name", position=0),),
+        get_sriov_vf,
+        "The VFs in use: function id, VM, MAC.",
+        "",
+    ),
+)

@@ -13,7 +13,7 @@ from urllib.parse import quote
 import click
 
 from pyvswitch.cli.format import echo_json, table
-from pyvswitch.cli.verbs import BW_HELP, State, bandwidth_callback, json_flag, pass_state
+from pyvswitch.cli.verbkit import BW_HELP, State, bandwidth_callback, json_flag, pass_state
 
 MODES = {"switchindependent": "SwitchIndependent", "static": "Static", "lacp": "Lacp"}
 ALGORITHMS = {

@@ -12,7 +12,7 @@ from typing import Any
 import click
 
 from pyvswitch.cli.format import echo_json
-from pyvswitch.cli.verbs import State, json_flag, pass_state
+from pyvswitch.cli.verbkit import State, json_flag, pass_state
 
 
 class TraceGroup(click.Group):

@@ -3,264 +3,54 @@
 Each command is one or two API calls; the daemon validates, so options are only checked here where a mistake
 can be named better as a usage error (which option, exit 2) than as the daemon's field path. With ``--json``
 a command prints the daemon's answer unchanged, so scripts see the API's schema and nothing else.
+
+The commands only: the global state, ``--json`` and the list/show/del factory are ``cli.verbkit``'s (the floor
+every verb module stands on), the text views ``cli.views``'.
 """
 
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
-from typing import Any, TypeVar
 
 import click
-import httpx
 
-from pyvswitch.cli.client import DEFAULT_SOCKET, Client, JsonObj
-from pyvswitch.cli.format import counter_rows, detail, echo_json, table
-from pyvswitch.cli.vlanspec import GRAMMAR, format_vlan, vlan_option_callback
-
-F = TypeVar("F", bound=Callable[..., Any])
-
-
-@dataclass
-class State:
-    """What the global options decided, shared by every command through click's context object."""
-
-    socket: str = DEFAULT_SOCKET
-    json: bool = False
-    # Tests put an httpx.MockTransport here to talk to an in-process app instead of a socket.
-    transport: httpx.BaseTransport | None = None
-
-    def client(self) -> Client:
-        return Client(self.socket, transport=self.transport)
-
-
-pass_state = click.make_pass_decorator(State, ensure=True)
-
-
-def _set_json(ctx: click.Context, param: click.Parameter, value: bool) -> None:
-    if value:
-        ctx.ensure_object(State).json = True
-
-
-def json_flag(f: F) -> F:
-    """``--json`` after the verb too (``pyvswitch vm show web01 --json``), same as the global option."""
-    return click.option(
-        "--json",
-        "json_flag",
-        is_flag=True,
-        expose_value=False,
-        callback=_set_json,
-        help="Print the daemon's answer as JSON.",
-    )(f)
-
+from pyvswitch.cli.client import Client, JsonObj
+from pyvswitch.cli.format import echo_json, table
+from pyvswitch.cli.sriov import iov_path
+from pyvswitch.cli.verbkit import BW_HELP, State, bandwidth_callback, crud_group, emit, json_flag, pass_state
+from pyvswitch.cli.views import (
+    config_text,
+    counters_text,
+    drop_rows,
+    fdb_table,
+    port_detail,
+    port_table,
+    switch_detail,
+    switch_table,
+    vm_detail,
+    vm_table,
+)
+from pyvswitch.cli.vlanspec import GRAMMAR, vlan_option_callback
 
 VLAN_HELP = f"VLAN setting: {GRAMMAR}."
 
-
-def bandwidth_callback(ctx: click.Context, param: click.Parameter, value: str | None) -> int | None:
-    """click option callback for bit/s: a number, or with a decimal k/M/G/T suffix (100M, 1G), as
-    ``cli.netqos.parse_bandwidth`` (a callback, not a ParamType: see ``vlanspec.vlan_option_callback``)."""
-    if value is None:
-        return None
-    from pyvswitch.cli.netqos import parse_bandwidth
-
-    try:
-        return parse_bandwidth(value)
-    except ValueError as exc:
-        raise click.BadParameter(str(exc), ctx=ctx, param=param) from None
-
-
-BW_HELP = "bit/s; k, M, G, T suffixes accepted (100M, 1G)"
-
-
-def _bits(v: object) -> str:
-    from pyvswitch.config.schema import format_bps
-
-    return format_bps(int(v)) if isinstance(v, int) and v else "-"
-
-
-# ---------------------------------------------------------------- human views
-
-
-def _names(items: Sequence[Any]) -> str:
-    return ", ".join(str(i) for i in items)
-
-
-def _ips(port: Mapping[str, Any]) -> str:
-    return _names(port.get("ip") or [])
-
-
-def switch_detail(sw: Mapping[str, Any]) -> str:
-    return detail(
-        [
-            ("name", sw.get("name")),
-            ("type", sw.get("type")),
-            ("uplink", sw.get("net_adapter") or "-"),
-            ("management os", sw.get("allow_management_os")),
-            ("flood unknown unicast", sw.get("flood_unknown_unicast")),
-            ("mac aging (s)", sw.get("mac_aging_s")),
-            ("mac table size", sw.get("mac_table_size")),
-            ("notes", sw.get("notes")),
-            ("min bandwidth mode", sw.get("minimum_bandwidth_mode") or "Default"),
-            ("default flow weight", sw.get("default_flow_minimum_bandwidth_weight", 1)),
-            (
-                "default flow absolute",
-                _bits(sw.get("default_flow_minimum_bandwidth_absolute"))
-                if sw.get("default_flow_minimum_bandwidth_absolute") is not None
-                else "- (10 % of capacity)",
-            ),
-            ("ports", _names(sw.get("ports") or [])),
-        ]
-    )
-
-
-def switch_table(switches: Sequence[Mapping[str, Any]]) -> str:
-    return table(
-        ["name", "type", "uplink", "management-os", "flood-unknown", "ports"],
-        [
-            [
-                s.get("name"),
-                s.get("type"),
-                s.get("net_adapter") or "-",
-                s.get("allow_management_os"),
-                s.get("flood_unknown_unicast"),
-                _names(s.get("ports") or []),
-            ]
-            for s in switches
-        ],
-    )
-
-
-def port_table(ports: Sequence[Mapping[str, Any]]) -> str:
-    return table(
-        ["name", "kind", "switch", "vm", "interface", "mac", "ip", "vlan"],
-        [
-            [
-                p.get("name"),
-                p.get("kind"),
-                p.get("switch") or "-",
-                p.get("vm") or "-",
-                p.get("interface") or "-",
-                p.get("mac") or "-",
-                _ips(p) or "-",
-                format_vlan(p.get("vlan")),
-            ]
-            for p in ports
-        ],
-    )
-
-
-def port_detail(p: Mapping[str, Any]) -> str:
-    return detail(
-        [
-            ("name", p.get("name")),
-            ("kind", p.get("kind")),
-            ("switch", p.get("switch") or "- (not connected)"),
-            ("vm", p.get("vm") or "-"),
-            ("interface", p.get("interface") or "-"),
-            ("peer interface", p.get("peer_interface") or "-"),
-            ("mac", p.get("mac") or "- (learned)"),
-            ("ip", _ips(p) or "-"),
-            ("vlan", format_vlan(p.get("vlan"))),
-            ("mac spoofing", p.get("mac_spoofing")),
-            ("dhcp guard", p.get("dhcp_guard")),
-            ("router guard", p.get("router_guard")),
-            ("allow teaming", p.get("allow_teaming")),
-            ("storm limit (pps)", p.get("storm_limit") or "- (off)"),
-            ("mac limit", p.get("mac_limit") or "- (none)"),
-            ("ieee priority tag", p.get("ieee_priority_tag")),
-            ("acl entries", len(p.get("acls") or [])),
-            ("extended acl entries", len(p.get("extended_acls") or [])),
-            ("maximum bandwidth", _bits(p.get("maximum_bandwidth"))),
-            ("minimum weight", p.get("minimum_bandwidth_weight") or "- (default flow)"),
-            ("minimum absolute", _bits(p.get("minimum_bandwidth_absolute"))),
-            ("link speed", _bits(p.get("link_speed")) if p.get("kind") in ("uplink", "interface") else "-"),
-            *([("iov weight", p.get("iov_weight") or 0), ("sr-iov path", p["iov"])] if p.get("iov") else []),
-        ]
-    )
-
-
-def vm_table(vms: Sequence[Mapping[str, Any]]) -> str:
-    rows: list[list[object]] = []
-    for vm in vms:
-        ports = vm.get("ports") or []
-        if not ports:
-            rows.append([vm.get("name"), vm.get("netns"), "-", "-", "-", "-", "-"])
-        for p in ports:
-            rows.append(
-                [
-                    vm.get("name"),
-                    vm.get("netns"),
-                    f"{p.get('name')} ({p.get('peer_interface') or '?'})",
-                    p.get("switch") or "-",
-                    p.get("mac") or "-",
-                    _ips(p) or "-",
-                    format_vlan(p.get("vlan")),
-                ]
-            )
-    return table(["vm", "netns", "adapter", "switch", "mac", "ip", "vlan"], rows)
-
-
-def vm_detail(vm: Mapping[str, Any]) -> str:
-    head = detail([("name", vm.get("name")), ("netns", vm.get("netns"))])
-    ports = vm.get("ports") or []
-    if not ports:
-        return head + "\nadapters: none"
-    return head + "\n\n" + port_table(ports)
-
-
-def fdb_table(rows: Sequence[Mapping[str, Any]]) -> str:
-    return table(
-        ["mac", "vlan", "port", "age (s)", "static"],
-        [[r.get("mac"), r.get("vlan"), r.get("port"), r.get("age_s"), r.get("static")] for r in rows],
-    )
-
-
-def counters_text(data: Mapping[str, Any]) -> str:
-    out: list[str] = []
-    switches = data.get("switches") or {}
-    for name, sw in switches.items() if isinstance(switches, Mapping) else ():
-        if not isinstance(sw, Mapping):
-            continue
-        out.append(f"switch {name}")
-        headers, rows = counter_rows(sw.get("ports") or {})
-        out.append(table(headers, rows) if rows else "  no ports")
-        drops = sw.get("drops") or {}
-        if isinstance(drops, Mapping) and drops:
-            out.append("drops: " + ", ".join(f"{k}={v}" for k, v in sorted(drops.items())))
-        else:
-            out.append("drops: none")
-        fdb = sw.get("fdb")
-        if isinstance(fdb, Mapping) and fdb:
-            limits = fdb.get("mac_limits") or {}
-            out.append("fdb: " + ", ".join(f"{k}={v}" for k, v in fdb.items() if k != "mac_limits"))
-            for port, lim in sorted(limits.items()) if isinstance(limits, Mapping) else ():
-                out.append(
-                    f"mac limit {port}: {lim.get('limit')} (learned {lim.get('learned')}, "
-                    f"not learned {lim.get('not_learned')})"
-                )
-        out.append("")
-    if not out:
-        out.append("no switches")
-    if data.get("loop_errors"):
-        out.append(f"forwarding loop errors: {data['loop_errors']}")
-    return "\n".join(out).rstrip()
-
-
-def _emit(state: State, data: Any, human: Callable[[Any], str]) -> None:
-    if state.json:
-        echo_json(data)
-    else:
-        click.echo(human(data))
-
-
 # ---------------------------------------------------------------- switch
 
-
-@click.group("switch")
-def switch_group() -> None:
-    """Virtual switches: External (with an uplink), Internal (with a host vNIC), Private."""
+switch_group = crud_group(
+    "switch",
+    "Virtual switches: External (with an uplink), Internal (with a host vNIC), Private.",
+    noun="switch",
+    read_all=Client.switches,
+    read=Client.switch,
+    delete=Client.delete_switch,
+    table=switch_table,
+    detail=switch_detail,
+    helps=(
+        "List switches (Get-VMSwitch).",
+        "Show switch NAME and its ports.",
+        "Remove switch NAME; its VM ports stay, disconnected (Remove-VMSwitch).",
+    ),
+)
 
 
 @switch_group.command("add")
@@ -333,46 +123,26 @@ def switch_add(
     if min_bandwidth_mode is not None:
         body["minimum_bandwidth_mode"] = min_bandwidth_mode.capitalize()
     with state.client() as c:
-        _emit(state, c.add_switch(body), switch_detail)
-
-
-@switch_group.command("list")
-@json_flag
-@pass_state
-def switch_list(state: State) -> None:
-    """List switches (Get-VMSwitch)."""
-    with state.client() as c:
-        _emit(state, c.switches(), switch_table)
-
-
-@switch_group.command("show")
-@click.argument("name")
-@json_flag
-@pass_state
-def switch_show(state: State, name: str) -> None:
-    """Show switch NAME and its ports."""
-    with state.client() as c:
-        _emit(state, c.switch(name), switch_detail)
-
-
-@switch_group.command("del")
-@click.argument("name")
-@json_flag
-@pass_state
-def switch_del(state: State, name: str) -> None:
-    """Remove switch NAME; its VM ports stay, disconnected (Remove-VMSwitch)."""
-    with state.client() as c:
-        c.delete_switch(name)
-    if not state.json:
-        click.echo(f"removed switch {name}")
+        emit(state, c.add_switch(body), switch_detail)
 
 
 # ---------------------------------------------------------------- vm
 
-
-@click.group("vm")
-def vm_group() -> None:
-    """VMs: network namespaces whose adapters are switch ports."""
+vm_group = crud_group(
+    "vm",
+    "VMs: network namespaces whose adapters are switch ports.",
+    noun="VM",
+    read_all=Client.vms,
+    read=Client.vm,
+    delete=Client.delete_vm,
+    table=vm_table,
+    detail=vm_detail,
+    helps=(
+        "List VMs and their adapters.",
+        "Show VM NAME: its namespace and adapters.",
+        "Remove VM NAME, its adapters and its namespace.",
+    ),
+)
 
 
 @vm_group.command("add")
@@ -408,38 +178,7 @@ def vm_add(
         body["adapter"] = False
     body.update(given)
     with state.client() as c:
-        _emit(state, c.add_vm(body), vm_detail)
-
-
-@vm_group.command("list")
-@json_flag
-@pass_state
-def vm_list(state: State) -> None:
-    """List VMs and their adapters."""
-    with state.client() as c:
-        _emit(state, c.vms(), vm_table)
-
-
-@vm_group.command("show")
-@click.argument("name")
-@json_flag
-@pass_state
-def vm_show(state: State, name: str) -> None:
-    """Show VM NAME: its namespace and adapters."""
-    with state.client() as c:
-        _emit(state, c.vm(name), vm_detail)
-
-
-@vm_group.command("del")
-@click.argument("name")
-@json_flag
-@pass_state
-def vm_del(state: State, name: str) -> None:
-    """Remove VM NAME, its adapters and its namespace."""
-    with state.client() as c:
-        c.delete_vm(name)
-    if not state.json:
-        click.echo(f"removed VM {name}")
+        emit(state, c.add_vm(body), vm_detail)
 
 
 @vm_group.command("exec", context_settings={"allow_interspersed_args": False, "ignore_unknown_options": True})
@@ -465,9 +204,33 @@ def vm_exec(state: State, name: str, command: tuple[str, ...]) -> None:
 # ---------------------------------------------------------------- port
 
 
-@click.group("port")
-def port_group() -> None:
-    """Ports: VM adapters, host vNICs, uplinks, bound interfaces and TAPs."""
+def _port_with_iov(c: Client, name: str) -> JsonObj:
+    """The port, with a VM adapter's SR-IOV path: VF (policies bypassed) or Software, and why (cli/sriov.py)."""
+    port = c.port(name)
+    if port.get("kind") == "vm":
+        port["iov"] = iov_path(c, name)
+    return port
+
+
+port_group = crud_group(
+    "port",
+    "Ports: VM adapters, host vNICs, uplinks, bound interfaces and TAPs.",
+    noun="port",
+    read_all=Client.ports,
+    read=_port_with_iov,
+    delete=Client.delete_port,
+    table=port_table,
+    detail=port_detail,
+    helps=(
+        "List ports.",
+        "Show port NAME.",
+        "Remove port NAME (an uplink goes with its switch's uplink setting instead).",
+    ),
+    list_filters=(
+        click.option("--switch", "switch", metavar="SW", help="Only ports of this switch."),
+        click.option("--vm", metavar="VM", help="Only adapters of this VM."),
+    ),
+)
 
 
 @port_group.command("add")
@@ -498,33 +261,7 @@ def port_add(
     if vlan is not None:
         body["vlan"] = vlan
     with state.client() as c:
-        _emit(state, c.add_port(body), port_detail)
-
-
-@port_group.command("list")
-@click.option("--switch", "switch", metavar="SW", help="Only ports of this switch.")
-@click.option("--vm", metavar="VM", help="Only adapters of this VM.")
-@json_flag
-@pass_state
-def port_list(state: State, switch: str | None, vm: str | None) -> None:
-    """List ports."""
-    with state.client() as c:
-        _emit(state, c.ports(switch=switch, vm=vm), port_table)
-
-
-@port_group.command("show")
-@click.argument("name")
-@json_flag
-@pass_state
-def port_show(state: State, name: str) -> None:
-    """Show port NAME."""
-    with state.client() as c:
-        port = c.port(name)
-        if port.get("kind") == "vm":  # SR-IOV: VF (policies bypassed) or Software, and why (cli/sriov.py)
-            from pyvswitch.cli.sriov import iov_path  # sriov imports this module
-
-            port["iov"] = iov_path(c, name)
-        _emit(state, port, port_detail)
+        emit(state, c.add_port(body), port_detail)
 
 
 @port_group.command("set")
@@ -651,19 +388,7 @@ def port_set(
             "--link-speed)"
         )
     with state.client() as c:
-        _emit(state, c.update_port(name, changes), port_detail)
-
-
-@port_group.command("del")
-@click.argument("name")
-@json_flag
-@pass_state
-def port_del(state: State, name: str) -> None:
-    """Remove port NAME (an uplink goes with its switch's uplink setting instead)."""
-    with state.client() as c:
-        c.delete_port(name)
-    if not state.json:
-        click.echo(f"removed port {name}")
+        emit(state, c.update_port(name, changes), port_detail)
 
 
 # ---------------------------------------------------------------- observation
@@ -681,7 +406,7 @@ def fdb_group() -> None:
 def fdb_show(state: State, switch: str) -> None:
     """Show what switch SWITCH has learned: MAC, VLAN, port, age."""
     with state.client() as c:
-        _emit(state, c.fdb(switch), fdb_table)
+        emit(state, c.fdb(switch), fdb_table)
 
 
 @click.command("counters")
@@ -691,31 +416,10 @@ def fdb_show(state: State, switch: str) -> None:
 def counters_cmd(state: State, switch: str | None) -> None:
     """Per-port frame and byte counters and drops by reason."""
     with state.client() as c:
-        _emit(state, c.counters(switch), counters_text)
+        emit(state, c.counters(switch), counters_text)
 
 
 SHOW_OBJECTS = ("drops", "config", "switch", "switches", "vm", "vms", "port", "ports")
-
-
-def config_text(cfg: Mapping[str, Any]) -> str:
-    ports = list(cfg.get("ports") or [])
-    switches = [
-        {**s, "ports": [p.get("name") for p in ports if p.get("switch") == s.get("name")]}
-        for s in cfg.get("switches") or []
-    ]
-    vms = [{"name": v.get("name"), "netns": v.get("netns") or v.get("name")} for v in cfg.get("vms") or []]
-    return "\n".join(
-        [
-            "Switches",
-            switch_table(switches),
-            "",
-            "VMs",
-            table(["name", "netns"], [[v["name"], v["netns"]] for v in vms]),
-            "",
-            "Ports",
-            port_table(ports),
-        ]
-    )
 
 
 @click.command("show")
@@ -736,17 +440,17 @@ def show_cmd(state: State, obj: str | None, name: str | None) -> None:
         raise click.UsageError(f"show {obj} takes no NAME")
     with state.client() as c:
         if obj == "config":
-            _emit(state, c.config(), config_text)
+            emit(state, c.config(), config_text)
         elif obj == "switch":
-            _emit(state, c.switch(str(name)), switch_detail)
+            emit(state, c.switch(str(name)), switch_detail)
         elif obj == "switches":
-            _emit(state, c.switches(), switch_table)
+            emit(state, c.switches(), switch_table)
         elif obj == "vm":
-            _emit(state, c.vm(str(name)), vm_detail)
+            emit(state, c.vm(str(name)), vm_detail)
         elif obj == "vms":
-            _emit(state, c.vms(), vm_table)
+            emit(state, c.vms(), vm_table)
         elif obj == "port":
-            _emit(state, c.port(str(name)), port_detail)
+            emit(state, c.port(str(name)), port_detail)
         elif obj == "drops":
             rows = drop_rows(dict(c.request("GET", "/counters")))
             if state.json:
@@ -754,27 +458,7 @@ def show_cmd(state: State, obj: str | None, name: str | None) -> None:
             else:
                 click.echo(table(["switch", "where", "reason", "count"], rows) if rows else "no drops")
         else:
-            _emit(state, c.ports(), port_table)
-
-
-def drop_rows(counters: dict[str, Any]) -> list[list[object]]:
-    """Every drop counter by switch, element (ingress, forward, a port's guards or ACLs, an extension, the
-    device) and reason, largest first: where frames died and why (VPP's ``show errors``)."""
-    rows: list[list[object]] = []
-    for sw, data in (counters.get("switches") or {}).items():
-        for element, e in (data.get("elements") or {}).items():
-            rows += [[sw, element, r, n] for r, n in (e.get("drops") or {}).items()]
-        for port, p in (data.get("ports") or {}).items():
-            rows += [[sw, f"{port} device", r, n] for r, n in (p.get("drops") or {}).items()]
-            for element, e in (p.get("security") or {}).items():
-                rows += [[sw, f"{port} {element}", r, n] for r, n in (e.get("drops") or {}).items()]
-            for direction, a in (p.get("acl") or {}).items():
-                rows += [[sw, f"{port} ACL {direction}", r, n] for r, n in (a.get("drops") or {}).items()]
-        for ext in data.get("extensions") or []:
-            rows += [[sw, f"extension {ext['name']}", r, n] for r, n in (ext.get("drops") or {}).items()]
-            if ext.get("errors"):
-                rows.append([sw, f"extension {ext['name']}", "raised", ext["errors"]])
-    return sorted((r for r in rows if r[3]), key=lambda r: -int(r[3]))  # type: ignore[call-overload]
+            emit(state, c.ports(), port_table)
 
 
 # ---------------------------------------------------------------- lab

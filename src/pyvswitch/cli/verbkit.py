@@ -1,0 +1,131 @@
+"""The floor of the Linux-style verbs: the global options' state, ``--json`` after a verb, bandwidth options,
+and the factory of the create/list/show/delete groups (``switch``, ``vm``, ``port``).
+
+Every verb module (``cli.verbs``, ``cli.acls``, ``cli.qos``, ``cli.sriov``, ...) imports this one and none
+imports another verb module for these names, so the verbs form no import cycle; ``cli.main`` adds the groups
+to the ``pyvswitch`` command.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+import click
+import httpx
+
+from pyvswitch.cli.client import DEFAULT_SOCKET, Client
+from pyvswitch.cli.format import echo_json
+from pyvswitch.cli.units import parse_bandwidth
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+@dataclass
+class State:
+    """What the global options decided, shared by every command through click's context object."""
+
+    socket: str = DEFAULT_SOCKET
+    json: bool = False
+    # Tests put an httpx.MockTransport here to talk to an in-process app instead of a socket.
+    transport: httpx.BaseTransport | None = None
+
+    def client(self) -> Client:
+        return Client(self.socket, transport=self.transport)
+
+
+pass_state = click.make_pass_decorator(State, ensure=True)
+
+
+def _set_json(ctx: click.Context, param: click.Parameter, value: bool) -> None:
+    if value:
+        ctx.ensure_object(State).json = True
+
+
+def json_flag(f: F) -> F:
+    """``--json`` after the verb too (``pyvswitch vm show web01 --json``), same as the global option."""
+    return click.option(
+        "--json",
+        "json_flag",
+        is_flag=True,
+        expose_value=False,
+        callback=_set_json,
+        help="Print the daemon's answer as JSON.",
+    )(f)
+
+
+def bandwidth_callback(ctx: click.Context, param: click.Parameter, value: str | None) -> int | None:
+    """click option callback for bit/s: a number, or with a decimal k/M/G/T suffix (100M, 1G), as
+    ``cli.units.parse_bandwidth`` (a callback, not a ParamType: see ``vlanspec.vlan_option_callback``)."""
+    if value is None:
+        return None
+    try:
+        return parse_bandwidth(value)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), ctx=ctx, param=param) from None
+
+
+BW_HELP = "bit/s; k, M, G, T suffixes accepted (100M, 1G)"
+
+
+def emit(state: State, data: Any, human: Callable[[Any], str]) -> None:
+    """The daemon's answer unchanged with ``--json`` (scripts see the API's schema), else ``human(data)``."""
+    if state.json:
+        echo_json(data)
+    else:
+        click.echo(human(data))
+
+
+def crud_group(
+    name: str,
+    doc: str,
+    *,
+    noun: str,
+    read_all: Callable[..., Any],
+    read: Callable[[Client, str], Any],
+    delete: Callable[[Client, str], None],
+    table: Callable[[Any], str],
+    detail: Callable[[Any], str],
+    helps: tuple[str, str, str],
+    list_filters: Sequence[Callable[[Any], Any]] = (),
+) -> click.Group:
+    """Group ``name`` with ``list``, ``show NAME`` and ``del NAME``; the caller adds ``add`` and the rest.
+
+    ``read_all(client, **filters)`` lists (the ``list_filters`` options are its keyword arguments), ``read``
+    fetches one, ``delete`` removes one (``removed <noun> NAME`` unless ``--json``); ``table`` and ``detail``
+    render them for people. ``helps`` are the list, show and del commands' help lines. One factory, so the
+    three groups cannot drift apart in options, ``--json`` handling or messages.
+    """
+    group = click.Group(name, help=doc)
+    list_help, show_help, del_help = helps
+
+    def list_(state: State, /, **filters: Any) -> None:
+        with state.client() as c:
+            emit(state, read_all(c, **filters), table)
+
+    # Applied as decorators would be, bottom up, so the options show in --help in the order given.
+    cmd: Callable[..., Any] = json_flag(pass_state(list_))
+    for option in reversed(list_filters):
+        cmd = option(cmd)
+    group.command("list", help=list_help)(cmd)
+
+    @group.command("show", help=show_help)
+    @click.argument("name")
+    @json_flag
+    @pass_state
+    def show(state: State, name: str) -> None:
+        with state.client() as c:
+            emit(state, read(c, name), detail)
+
+    @group.command("del", help=del_help)
+    @click.argument("name")
+    @json_flag
+    @pass_state
+    def delete_(state: State, name: str) -> None:
+        with state.client() as c:
+            delete(c, name)
+        if not state.json:
+            click.echo(f"removed {noun} {name}")
+
+    return group
