@@ -1,0 +1,89 @@
+"""The REST API of pyvswitchd (docs/contracts.md): FastAPI routes over the Service, errors as field lists.
+
+``create_app(service)`` builds a fresh app; there is no module-level app. Handlers are plain ``def`` so
+FastAPI runs them in its thread pool: netlink and SQLite work never blocks the event loop, and the engine's
+forwarding thread is only touched through ``engine.apply`` (thread-safe) and its read-only snapshots.
+
+Every rejected request answers ``{"errors": [{"field": path, "message": text}]}``: 400 for invalid requests
+(including bodies FastAPI itself rejects), 404 for a missing object, 409 for a conflict. The handlers that say
+so are here; the routes are one router per resource (``host``, ``switches``, ``vms``, ``ports``, ``teams``,
+``diagnostics``, ``qos``, ``dcb``), plus the capture, SR-IOV and migration routes their own modules add.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+
+import pyvswitch
+from pyvswitch.config.validate import problems_from_errors
+from pyvswitch.daemon.api import dcb, diagnostics, host, ports, qos, switches, teams, vms
+from pyvswitch.daemon.api.common import Request_, patch_changes
+from pyvswitch.daemon.capture_api import add_capture_routes
+from pyvswitch.daemon.iov import add_iov_routes
+from pyvswitch.daemon.migration import add_migration_routes
+from pyvswitch.daemon.service import Service
+from pyvswitch.errors import ConfigError, ConflictError, DeviceError, NotFoundError
+
+__all__ = ["Request_", "create_app", "patch_changes"]
+
+log = logging.getLogger(__name__)
+
+# The OpenAPI document lists the paths in this order.
+ROUTERS = (host, switches, vms, ports, teams, diagnostics, qos, dcb)
+
+
+def _errors(status: int, problems: list[tuple[str, str]]) -> JSONResponse:
+    return JSONResponse(
+        status_code=status, content={"errors": [{"field": f, "message": m} for f, m in problems]}
+    )
+
+
+def add_error_handlers(app: FastAPI) -> None:
+    """Answer every refusal as ``{"errors": [{"field", "message"}]}`` with its status."""
+
+    @app.exception_handler(RequestValidationError)
+    def _invalid_request(request: Request, exc: RequestValidationError) -> JSONResponse:
+        # loc starts with where the value came from ("body", "query", "path"); the rest is the field path.
+        problems = problems_from_errors(list(exc.errors()), skip=1)
+        return _errors(400, [(f or "body", m) for f, m in problems])
+
+    @app.exception_handler(ConfigError)
+    def _config_error(request: Request, exc: ConfigError) -> JSONResponse:
+        return _errors(400, exc.problems)
+
+    @app.exception_handler(NotFoundError)
+    def _not_found(request: Request, exc: NotFoundError) -> JSONResponse:
+        return _errors(404, [(getattr(exc, "field", "name"), str(exc))])
+
+    @app.exception_handler(ConflictError)
+    def _conflict(request: Request, exc: ConflictError) -> JSONResponse:
+        return _errors(409, [(getattr(exc, "field", "name"), str(exc))])
+
+    @app.exception_handler(DeviceError)
+    def _device_error(request: Request, exc: DeviceError) -> JSONResponse:
+        log.error("device error: %s", exc)
+        return _errors(500, [("interface", str(exc))])
+
+    @app.exception_handler(Exception)
+    def _internal(request: Request, exc: Exception) -> JSONResponse:
+        # The change was rolled back by the service; say so in the usual shape instead of plain text.
+        log.error("%s %s failed", request.method, request.url.path, exc_info=exc)
+        return _errors(500, [("", f"internal error: {type(exc).__name__}: {exc}")])
+
+
+def create_app(service: Service) -> FastAPI:
+    """A FastAPI app serving ``service`` under /v1, OpenAPI at /openapi.json."""
+    app = FastAPI(title="pyvswitchd", version=pyvswitch.__version__)
+    add_error_handlers(app)
+    for resource in ROUTERS:
+        app.include_router(resource.router(service))
+    add_capture_routes(app, service.captures)
+    if service.iov is not None:  # SR-IOV (daemon/iov.py)
+        add_iov_routes(app, service.iov)
+        service.iov.start()
+    add_migration_routes(app, service)  # live migration (daemon/migration.py)
+    return app

@@ -1,0 +1,50 @@
+"""Routes about the daemon as a whole: health, the whole configuration, the audit history."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, Query
+from pydantic import BaseModel, Field
+
+import pyvswitch
+from pyvswitch.config.schema import HostConfig
+from pyvswitch.daemon.service import Service
+
+
+class Health(BaseModel):
+    """``status`` is "degraded" when forwarding is not progressing or recently failed (``forwarding.problems``
+    says why), "ok" otherwise; ``degraded`` lists ports the engine could not open."""
+
+    status: str
+    version: str
+    degraded: dict[str, str] = Field(default_factory=dict)
+    forwarding: dict[str, Any] = Field(default_factory=dict)
+
+
+def router(service: Service) -> APIRouter:
+    r = APIRouter()
+
+    @r.get("/v1/health")
+    def health() -> Health:
+        forwarding = service.forwarding()
+        return Health(
+            status=str(forwarding.get("state", "ok")),
+            version=pyvswitch.__version__,
+            degraded=service.degraded(),
+            forwarding=forwarding,
+        )
+
+    @r.get("/v1/config")
+    def get_config() -> HostConfig:
+        return service.config
+
+    @r.put("/v1/config")
+    def put_config(cfg: HostConfig) -> HostConfig:
+        return service.replace_config(cfg)
+
+    @r.get("/v1/history")
+    def history(limit: int = Query(100, ge=1, le=10000)) -> list[dict[str, Any]]:
+        return service.history(limit)
+
+    return r

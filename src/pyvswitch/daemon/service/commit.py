@@ -1,0 +1,290 @@
+"""The one write path of pyvswitchd: request -> candidate config -> validate -> provision -> apply -> persist.
+
+Every change, whether it comes from the REST API or from start-up, goes through ``Transaction._commit``:
+
+1. build the candidate HostConfig from the current one and the request (pydantic validates each object; the
+   resource modules' candidate builders do this and hand over a ``Change``);
+2. resolve what the daemon chooses: interface names (``pv`` + 8 hex, <= 15 characters), the peer name
+   (``eth<N>`` inside a VM, ``pvh`` + 8 hex for a host vNIC) and dynamic MACs from the pool (``resolve.py``);
+3. validate the whole candidate (``config.validate``) plus what only the OS can tell (a bound interface
+   exists); any problem rejects the request whole, naming each field;
+4. provision new OS objects (namespaces, veths) through the injected provisioner (``provisioning.py``);
+5. ``engine.apply`` the candidate;
+6. save it in the store with a summary for the audit history.
+
+If a step fails, the steps before it are undone in reverse (objects created are deleted, objects changed are
+changed back, the engine gets the old configuration again), so a request is applied entirely or not at all.
+OS objects the candidate no longer needs are removed only after the save, when nothing can roll back any more.
+
+Start-up (``start``) runs the same steps from the stored configuration with nothing assumed to exist: every
+namespace and veth is converged (provisioning is idempotent) and the engine gets the whole configuration. A port
+whose device cannot be opened at start-up (a NIC that vanished) does not keep the daemon down: it is left
+disconnected in the engine, reported by ``degraded()``, and retried when a request touches it or at the next
+start. The store always keeps the desired state.
+
+Engine and provisioner are injected (``Engine`` / ``pyvswitch.daemon.provision`` in the daemon, fakes in tests). Calls are
+serialised by one lock; reads use the last committed HostConfig, which is immutable, and need no lock.
+"""
+
+from __future__ import annotations
+
+import logging
+import secrets
+import threading
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from pyvswitch.config.schema import HostConfig, PortKind
+from pyvswitch.config.store import Store
+from pyvswitch.config.team_nics import realize
+from pyvswitch.config.validate import validate
+from pyvswitch.daemon.macpool import MacPool
+from pyvswitch.daemon.service.paths import culprit, device_field, request_paths
+from pyvswitch.daemon.service.provisioning import (
+    Provisioner,
+    make,
+    nic_specs,
+    os_problems,
+    provision,
+    remove_unused,
+    vm_namespaces,
+)
+from pyvswitch.daemon.service.resolve import resolve
+from pyvswitch.errors import ConfigError, DeviceError
+from pyvswitch.observe.capture import CaptureSession
+
+log = logging.getLogger(__name__)
+
+
+class EngineLike(Protocol):
+    """What the service needs of ``pyvswitch.switch.engine.Engine``."""
+
+    def apply(self, cfg: HostConfig) -> None: ...
+    def counters(self) -> dict[str, object]: ...
+    def health(self) -> dict[str, object]: ...
+    def fdb(self, switch: str) -> list[dict[str, object]]: ...
+    def installed_extensions(self) -> list[dict[str, object]]: ...
+    def team_status(self, name: str) -> dict[str, object] | None: ...
+    def trace_start(self, switch: str, port: str, count: int) -> None: ...
+    def trace_stop(self, switch: str, port: str) -> None: ...
+    def traces(self, switch: str | None, port: str | None, limit: int = 100) -> list[dict[str, object]]: ...
+    def what_if(self, switch: str, port: str, frame: bytes, tci: int) -> dict[str, object]: ...
+    def add_capture(self, session: CaptureSession) -> None: ...
+    def remove_capture(self, session_id: str) -> CaptureSession | None: ...
+
+
+@dataclass(frozen=True, slots=True)
+class Change:
+    """What a candidate builder hands the commit: the whole candidate and how to speak of it.
+
+    ``summary`` goes to the audit history. ``focus`` = (collection, name) of the object the request is about:
+    problems with that object name the request's own fields (``vlan.access_vlan_id``), not its place in the
+    whole configuration. ``fields`` then renames paths within that object to the request's fields (a new team
+    member's ``members[2]`` is the request's ``name``).
+    """
+
+    candidate: HostConfig
+    summary: str
+    focus: tuple[str, str] | None = None
+    fields: Mapping[str, str] | None = None
+
+
+def changed(changes: Mapping[str, Any]) -> str:
+    """The fields a PATCH request sets, for the summary: ``set port web01-eth0: ip, vlan``."""
+    return ", ".join(sorted(changes)) or "nothing"
+
+
+def fixed_at_creation(cfg: HostConfig, old: HostConfig) -> list[tuple[str, str]]:
+    """New-VMSwitch -MinimumBandwidthMode is not a Set-VMSwitch parameter: the mode of an existing switch stays."""
+    before = {s.name: s for s in old.switches}
+    out: list[tuple[str, str]] = []
+    for i, sw in enumerate(cfg.switches):
+        was = before.get(sw.name)
+        if was is not None and was.minimum_bandwidth_mode is not sw.minimum_bandwidth_mode:
+            out.append(
+                (
+                    f"switches[{i}].minimum_bandwidth_mode",
+                    f"switch {sw.name!r} was created in {was.minimum_bandwidth_mode.value} mode; the minimum-"
+                    "bandwidth mode is fixed at creation (remove and re-create the switch to change it)",
+                )
+            )
+    return out
+
+
+class Transaction:
+    """Desired state, its validation and its realisation: the daemon's only writer.
+
+    The resource modules (``switches.py``, ``ports.py``, ...) extend it with their requests; ``Service`` is all
+    of them together."""
+
+    def __init__(
+        self,
+        store: Store,
+        engine: EngineLike,
+        provisioner: Provisioner,
+        macpool: MacPool,
+        new_ifname: Callable[[str], str] | None = None,
+    ) -> None:
+        self._store = store
+        self._engine = engine
+        self._os = provisioner
+        self._pool = macpool
+        self._new_ifname = new_ifname or (lambda prefix: prefix + secrets.token_hex(4))
+        self._lock = threading.RLock()
+        self._cfg = HostConfig()
+        self._degraded: dict[str, str] = {}
+        # OS objects a commit must leave in place although the new configuration drops them: the veths and
+        # namespace of a VM leaving by live migration (daemon/migration.py), which another host adopts.
+        self._keep: set[str] = set()
+        # Veths (and VM namespaces) a live migration just moved into this namespace: they exist as configured,
+        # so provisioning leaves them alone (the engine's device brings the link up), which keeps the
+        # namespace round trips (~35-100 ms) out of the blackout.
+        self._adopting: set[str] = set()
+
+    # ---- reads (the committed config is immutable) ----
+
+    @property
+    def config(self) -> HostConfig:
+        return self._cfg
+
+    @property
+    def engine(self) -> EngineLike:
+        return self._engine
+
+    def degraded(self) -> dict[str, str]:
+        """Ports the engine could not open at start-up, with the reason; they are retried when touched."""
+        return dict(self._degraded)
+
+    def history(self, limit: int = 100) -> list[dict[str, Any]]:
+        return self._store.history(limit)
+
+    # ---- writes ----
+
+    def replace_config(self, cfg: HostConfig, summary: str = "replace configuration") -> HostConfig:
+        """Make ``cfg`` the whole desired state (taken as given: no ports are added for switch types)."""
+        with self._lock:
+            return self._commit(Change(cfg, summary))
+
+    # ---- start-up ----
+
+    def start(self) -> None:
+        """Load the store and make the OS and the engine match it (idempotent; run once at start-up)."""
+        with self._lock:
+            stored = self._store.load()
+            cfg = self._resolve(stored)
+            problems = validate(cfg)
+            if problems:
+                raise ConfigError(problems)
+            self._degraded = {}
+            for ns in sorted(vm_namespaces(cfg)):
+                self._os.ensure_netns(ns)
+            for name, spec in nic_specs(cfg).items():
+                try:
+                    make(self._os, spec)
+                except DeviceError as exc:
+                    log.error("port %s: %s; leaving it disconnected", name, exc)
+                    self._degraded[name] = str(exc)
+            for p in cfg.ports:
+                bound = p.kind in (PortKind.INTERFACE, PortKind.UPLINK) and p.switch and p.interface
+                is_team = any(t.name == p.interface for t in cfg.teams)  # the engine opens its members
+                if bound and p.interface and not is_team and not self._os.link_exists(p.interface):
+                    log.error("port %s: interface %s missing; leaving it disconnected", p.name, p.interface)
+                    self._degraded[p.name] = f"interface {p.interface!r} does not exist"
+            self._apply_degrading(cfg)
+            if cfg != stored:
+                self._store.save(cfg, "start-up: resolved interface names and MACs")
+            self._cfg = cfg
+            log.info(
+                "reconciled %d switches, %d ports, %d VMs%s",
+                len(cfg.switches),
+                len(cfg.ports),
+                len(cfg.vms),
+                f"; degraded ports: {', '.join(sorted(self._degraded))}" if self._degraded else "",
+            )
+
+    def _apply_degrading(self, cfg: HostConfig) -> None:
+        """engine.apply, leaving out (and recording) each port whose device fails to open."""
+        while True:
+            try:
+                self._engine.apply(self._engine_view(cfg))
+                return
+            except DeviceError as exc:
+                port = culprit(self._engine_view(cfg), exc, exclude=self._degraded.keys())
+                if port is None:
+                    raise
+                log.error("port %s: %s; leaving it disconnected", port.name, exc)
+                self._degraded[port.name] = str(exc)
+
+    # ---- the write path ----
+
+    def _commit(self, change: Change) -> HostConfig:
+        """Validate, provision, apply and store ``change.candidate`` as a whole, or change nothing; problems are
+        named as ``change`` says (its ``focus`` and ``fields``)."""
+        try:
+            return self._commit_whole(change.candidate, change.summary)
+        except ConfigError as exc:
+            if change.focus is None:
+                raise
+            problems = request_paths(exc.problems, change.candidate, *change.focus)
+            if change.fields:
+                fields = change.fields
+                problems = [(fields.get(path, path), msg) for path, msg in problems]
+            raise ConfigError(problems) from exc
+
+    def _commit_whole(self, candidate: HostConfig, summary: str) -> HostConfig:
+        old = self._cfg
+        candidate = self._resolve(candidate)
+        problems = validate(candidate, old)
+        problems += fixed_at_creation(candidate, old)
+        problems += os_problems(self._os, candidate, old)
+        if problems:
+            raise ConfigError(problems)
+        degraded_before = dict(self._degraded)
+        # A port the request touches is retried (a team port also when its team changes); one it removes is
+        # forgotten. Hidden team-interface ports count as ports here.
+        old_view, new_view = realize(old), realize(candidate)
+        old_ports = {p.name: p for p in old_view.ports}
+        old_teams = {t.name: t for t in old_view.teams}
+        new_teams = {t.name: t for t in new_view.teams}
+        for p in new_view.ports:
+            team = new_teams.get(p.interface or "")
+            if old_ports.get(p.name) != p or (team is not None and old_teams.get(team.name) != team):
+                self._degraded.pop(p.name, None)
+        names = {p.name for p in new_view.ports}
+        self._degraded = {n: r for n, r in self._degraded.items() if n in names}
+
+        undo: list[Callable[[], None]] = []
+        try:
+            provision(self._os, old, candidate, undo, self._adopting)
+            try:
+                self._engine.apply(self._engine_view(candidate))
+            except DeviceError as exc:
+                raise ConfigError([(device_field(candidate, exc), str(exc))]) from exc
+            undo.append(lambda: self._engine.apply(self._engine_view(old, degraded_before)))
+            self._store.save(candidate, summary)
+        except BaseException:
+            self._degraded = degraded_before
+            for action in reversed(undo):
+                try:
+                    action()
+                except Exception:
+                    log.exception("rolling back %r", summary)
+            raise
+        self._cfg = candidate
+        log.info("applied: %s", summary)
+        remove_unused(self._os, old, candidate, self._keep)
+        return candidate
+
+    def _engine_view(self, cfg: HostConfig, degraded: Mapping[str, str] | None = None) -> HostConfig:
+        """``cfg`` with its team interfaces realized (``config.team_nics``) and degraded ports disconnected:
+        what the engine can actually run."""
+        degraded = self._degraded if degraded is None else degraded
+        cfg = realize(cfg)
+        if not degraded:
+            return cfg
+        ports = [p.model_copy(update={"switch": None}) if p.name in degraded else p for p in cfg.ports]
+        return cfg.model_copy(update={"ports": ports})
+
+    def _resolve(self, cfg: HostConfig) -> HostConfig:
+        return resolve(cfg, self._pool, self._new_ifname, self._os.link_exists)

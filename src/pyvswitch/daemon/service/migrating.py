@@ -1,0 +1,78 @@
+"""The configuration half of live migration: a VM arriving with its ports, a VM leaving without its veths.
+
+``daemon/migration.py`` drives a migration (hyperv-networking.md §8) and calls these: the destination checks an
+arriving VM (``check_incoming_vm``) and then adopts it with the veths the source moved into its namespace
+(``adopt_vm``); the source drops the VM from its configuration but leaves its veths and namespace to the
+destination (``release_vm``). Both go through the one commit, which the ``_adopting``/``_keep`` sets tell which
+OS objects to leave alone.
+"""
+
+from __future__ import annotations
+
+from pyvswitch.config.schema import HostConfig, PortConfig, VmConfig
+from pyvswitch.config.validate import validate
+from pyvswitch.daemon.service import vms
+from pyvswitch.daemon.service.commit import Change, Transaction
+from pyvswitch.daemon.service.errors import Conflict, NotFound
+from pyvswitch.errors import ConfigError
+
+
+def with_vm(cfg: HostConfig, vm: VmConfig, ports: list[PortConfig]) -> HostConfig:
+    """``cfg`` plus an arriving VM and its ports (resolved on the source), or Conflict."""
+    if any(v.name == vm.name for v in cfg.vms):
+        raise Conflict("vm", f"VM {vm.name!r} already exists on this host")
+    names = {p.name for p in cfg.ports}
+    switches = {s.name for s in cfg.switches}
+    for p in ports:
+        if p.name in names:
+            raise Conflict("ports", f"port {p.name!r} already exists on this host")
+        if p.switch is not None and p.switch not in switches:
+            raise NotFound(
+                "ports", f"no switch {p.switch!r} on this host (port {p.name!r} needs one of that name)"
+            )
+    return cfg.model_copy(update={"vms": [*cfg.vms, vm], "ports": [*cfg.ports, *ports]})
+
+
+class MigrationOps(Transaction):
+    """What daemon/migration.py asks of the service."""
+
+    def has_link(self, ifname: str) -> bool:
+        """Whether ``ifname`` exists in this daemon's namespace."""
+        return self._os.link_exists(ifname)
+
+    def check_incoming_vm(self, vm: VmConfig, ports: list[PortConfig]) -> None:
+        """Would ``vm`` with ``ports`` be accepted here? Configuration only (the validation port is the
+        engine's, ``migration``): raises ConfigError/Conflict/NotFound, changes nothing."""
+        with self._lock:
+            candidate = with_vm(self._cfg, vm, ports)
+            problems = validate(candidate, self._cfg)
+            for p in ports:
+                if p.interface is not None and self._os.link_exists(p.interface):
+                    problems.append(("ports", f"interface {p.interface!r} of {p.name!r} exists on this host"))
+            if problems:
+                raise ConfigError(problems)
+
+    def adopt_vm(self, vm: VmConfig, ports: list[PortConfig], summary: str) -> VmConfig:
+        """Add ``vm`` whose veths already exist in this namespace (moved here by a live migration): provisioning
+        converges the existing pair (no new veth), the engine opens it, the store records it."""
+        with self._lock:
+            self._adopting = {vm.namespace, *(p.interface for p in ports if p.interface)}
+            try:
+                self._commit(Change(with_vm(self._cfg, vm, ports), summary))
+            finally:
+                self._adopting = set()
+            return vms.get(self._cfg, vm.name)
+
+    def release_vm(self, name: str, summary: str) -> tuple[VmConfig, list[PortConfig]]:
+        """Drop VM ``name`` from this host's configuration and switches but leave its veths and namespace
+        alone (another host adopts them). Returns what was dropped."""
+        with self._lock:
+            cfg = self._cfg
+            vm = vms.get(cfg, name)
+            ports = [p for p in cfg.ports if p.vm == name]
+            self._keep = {vm.namespace, *(p.interface for p in ports if p.interface)}
+            try:
+                self._commit(Change(vms.without(cfg, name), summary))
+            finally:
+                self._keep = set()
+            return vm, ports
