@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections import Counter
+
 from pyvswitch.builtin.firewall import Firewall
 from pyvswitch.config.schema import (
     AclEntry,
@@ -120,7 +122,6 @@ def test_steps_skip_an_empty_batch_unless_they_always_run() -> None:
 
 
 def test_the_trace_runner_records_each_crossing_and_skips_untraced_steps() -> None:
-    from collections import Counter
 
     drops: Counter[tuple[str, str]] = Counter()
     ran: list[str] = []

@@ -81,5 +81,5 @@ class Chain:
         return outs
 
     def labels(self) -> list[str]:
-        """The steps' labels in order (``show chain``, tests)."""
+        """The steps' labels in order (what a trace can record, for tests)."""
         return [s.label for s in self.steps]
