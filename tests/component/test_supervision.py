@@ -4,6 +4,7 @@ overrunning their per-batch budget, and anything escaping the loop; health says 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 import pytest
 
@@ -77,6 +78,38 @@ def test_an_extension_over_its_budget_is_benched_then_tried_again() -> None:
     h.send("a", eth(B, A))
     h.expect("b", eth(B, A))
     assert Slow.calls == 2
+
+
+def test_an_overrun_spent_waiting_for_a_cpu_is_not_the_extensions_fault(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Under a flood on a machine with a CPU hog the forwarding thread was preempted for >0.1 s in one firewall
+    call and the firewall (on_error drop) was benched: every switch's frames dropped for 5 s. Time the kernel
+    says the thread stood runnable but waiting (schedstat run delay) is subtracted from the budget."""
+    waited = [0.0]
+    monkeypatch.setattr("pyvswitch.ext.stack.cpu_wait", lambda: waited[0])
+
+    class Preempted(FilterExtension):
+        name = "preempted"
+        calls = 0
+
+        def ingress(self, ctx: Context, pkts: Sequence[Packet], gate: Gate) -> None:
+            Preempted.calls += 1
+            CLOCKS[-1].advance(2.0)
+            waited[0] += 1.95  # of the 2 s, 1.95 spent waiting for a CPU: 50 ms of its own
+
+    sw = SwitchConfig(name="s", extensions=[ExtensionSetting(name="preempted")])
+    ports = [PortConfig(name=n, kind=PortKind.VM, vm=n, switch="s", mac=m) for n, m in (("a", A), ("b", B))]
+    h = SwitchHarness([sw], ports, Registry.of(Preempted))
+    CLOCKS.append(h.clock)
+    for _ in range(3):
+        h.send("a", eth(B, A))
+        h.expect("b", eth(B, A))
+    assert Preempted.calls == 3  # never benched
+    rows: Any = h.engine.counters()["switches"]["s"]["extensions"]  # type: ignore[index]
+    row = next(r for r in rows if r["name"] == "preempted")
+    assert row["overruns"] == 0 and row["preempted"] == 3
+    assert h.engine.health()["state"] == "ok"
 
 
 def test_anything_escaping_the_loop_restarts_it_and_health_says_so(monkeypatch: pytest.MonkeyPatch) -> None:
