@@ -82,7 +82,36 @@ class FlowState:
     packets: int = 0
     queued: float = 0.0
     fid: FlowId = (0, 0, 0, 0, 0, 0)
-    owner: dict[FlowId, FlowState] | None = None  # the port's flows
+    owner: dict[FlowId, FlowState] | None = None  # the port's flows; None once the table forgot it
+
+    def hit(self, now: float) -> bool:
+        """A packet of this flow replayed from the switch's flow cache (a FlowToken): what ``verdict`` does for
+        an established flow. False, changing nothing, if the flow is gone or idled out."""
+        if self.owner is None or self.expires < now:
+            return False
+        self.expires = now + self.timeout
+        self.packets += 1
+        return True
+
+
+class Stateless:
+    """A FlowToken for a packet that no tracked flow admitted: replayed, it counts the rule hit (if a rule
+    matched), unless the flow has been opened since (by a SYN, or the other direction): then the packet must
+    take the firewall again, which would refresh that flow."""
+
+    __slots__ = ("acl", "counts", "flow")
+
+    def __init__(self, acl: ExtendedAcl, flow: FlowId | None, counts: bool) -> None:
+        self.acl = acl
+        self.flow = flow
+        self.counts = counts
+
+    def hit(self, now: float) -> bool:
+        if self.flow is not None and self.flow in self.acl.flows:
+            return False
+        if self.counts:
+            self.acl.hits += 1
+        return True
 
 
 class ConnTable:
@@ -148,6 +177,7 @@ class ConnTable:
         owner = state.owner
         if owner is not None and owner.get(state.fid) is state:
             del owner[state.fid]
+        state.owner = None
         if not queue:
             del self._queues[state.timeout]
 
@@ -177,6 +207,7 @@ class ConnTable:
                     owner = state.owner
                     if owner is not None and owner.get(state.fid) is state:
                         del owner[state.fid]
+                    state.owner = None
                 else:  # it saw packets since it was queued: look again one timeout after its last one
                     state.queued = now
                     queue.move_to_end(state)
@@ -283,6 +314,9 @@ class ExtendedAcl:
     _index: dict[Direction, RuleIndex] = field(default_factory=dict)
     hits: int = 0
     full_drops: int = 0  # packets dropped because they would have opened a flow over a limit
+    # What the last allowing ``verdict`` would do again for the next packets of that flow (the switch's flow
+    # cache replays it, ext/api.py API 1.2): the flow it refreshed or opened, or a Stateless.
+    replay: FlowState | Stateless | None = None
 
     @classmethod
     def compile(
@@ -335,10 +369,12 @@ class ExtendedAcl:
                 if state.expires >= now:
                     state.expires = now + state.timeout
                     state.packets += 1
+                    self.replay = state
                     return None
                 self.table.remove(state)
         index = self._index.get(direction)
         if index is None:
+            self.replay = Stateless(self, flow, False)
             return None
         key = (direction, match, vlan)
         if key in self._cache:
@@ -349,6 +385,7 @@ class ExtendedAcl:
                 self._cache.clear()
             self._cache[key] = rule
         if rule is None:
+            self.replay = Stateless(self, flow, False)
             return None
         self.hits += 1
         if rule.action is Action.DENY:
@@ -358,4 +395,7 @@ class ExtendedAcl:
             if not self.table.add(self.flows, flow, state, now):
                 self.full_drops += 1
                 return TABLE_FULL
+            self.replay = state
+            return None
+        self.replay = Stateless(self, flow, True)
         return None

@@ -57,6 +57,9 @@ class Firewall(FilterExtension):
     enabled_by_default = True
     on_error = OnError.DROP
     settings_model = FirewallSettings
+    # Its decisions hang on IP addresses, protocol, ports, TCP flags, ICMP query ids and its connection table;
+    # what a cached packet must still do (refresh its connection, count its rule) it hands over as tokens.
+    flow_cacheable = True
     #: Tracked connections on the switch / on one port, unless ``set_limits`` says otherwise.
     max_connections: ClassVar[int] = MAX_CONNECTIONS
     max_connections_per_port: ClassVar[int] = MAX_CONNECTIONS_PER_PORT
@@ -149,6 +152,8 @@ class Firewall(FilterExtension):
                 drop = verdict(direction, l3, l3.dst, l3.src, l3.dport, l3.sport, p.vlan, now)
             if drop is not None:
                 gate.drop(p, drop)
+            elif p.flow is not None and acl.replay is not None:
+                gate.cache(p, acl.replay)
 
     def status(self) -> dict[str, Any]:
         """The connection table's size, limits and refusals, and per port: rules, flows, rule hits, refusals."""
@@ -169,14 +174,17 @@ class Firewall(FilterExtension):
         """The port's connection table (live migration): each flow with its rule and remaining idle time.
 
         JSON, version 1: ``{"v": 1, "flows": [[flow id], remaining_s, timeout_s, packets, rule]]}``. The
-        remaining time is measured against the last batch's clock reading (flows are refreshed only then)."""
+        remaining time is measured against the latest clock reading the firewall knows: its last batch's, or
+        a later packet's that the switch's flow cache replayed (which refreshed its flow to then + timeout)."""
         acl = self.acls.get(port)
         if acl is None or not acl.flows:
             return None
+        states = list(acl.flows.items())  # read from the migration's thread: a copy first
+        now = max([self._now, *(st.expires - st.timeout for _, st in states)])
         flows = [
-            [list(fid), max(0.0, st.expires - self._now), st.timeout, st.packets, _rule_json(st.rule)]
-            for fid, st in acl.flows.items()
-            if st.expires >= self._now  # idled out, not reaped yet: nothing to carry
+            [list(fid), max(0.0, st.expires - now), st.timeout, st.packets, _rule_json(st.rule)]
+            for fid, st in states
+            if st.expires >= now  # idled out, not reaped yet: nothing to carry
         ]
         return json.dumps({"v": 1, "flows": flows}).encode()
 

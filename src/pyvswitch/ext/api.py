@@ -1,4 +1,4 @@
-"""The public extension API (version 1.0): what a third-party capture, filter or forwarding extension writes against.
+"""The public extension API (version 1.2): what a third-party capture, filter or forwarding extension writes against.
 
 An extension is a class registered in the entry-point group ``pyvswitch.extensions``::
 
@@ -19,7 +19,18 @@ switch enforces them by what it hands over:
   decides.
 
 The stack runs capture* -> filter* -> forwarding on ingress and the reverse on egress; the order within a kind is
-the switch's configuration. An exception escaping an extension is contained: counted, logged with a rate limit,
+the switch's configuration.
+
+The flow cache (API 1.2): a switch remembers what its chain did to a packet per flow key and replays it for the
+next packets of that flow without running the chain (switch/flowcache.py). It does so on a port only while every
+enabled extension declares ``flow_cacheable = True``: a promise that what it decides about a packet depends only on
+the packet's Ethernet, VLAN and IPv4/TCP/UDP/ICMP header fields and on state it keeps, and that whatever per-packet
+work a replay must still do (a connection's idle timer) it hands over with ``Gate.cache(pkt, token)``; ``token.hit(now)``
+is then called for each cached packet of the flow and returns False when the decision no longer holds. An extension
+that drops, excludes, replaces or injects for a packet, or fails, makes that packet's flow uncached for the moment.
+Capture extensions, which must see every frame, are never flow-cacheable.
+
+An exception escaping an extension is contained: counted, logged with a rate limit,
 and then ``on_error`` decides: ``"bypass"`` (the batch continues as if the extension were not there) or
 ``"drop"`` (the batch is dropped with reason ``extension-error``).
 
@@ -38,9 +49,11 @@ from typing import Any, ClassVar
 from pydantic import BaseModel
 
 from pyvswitch.ext.rules import ExtendedRule
-from pyvswitch.packet.frame import UNTAGGED, Buffer, Packet
+from pyvswitch.packet.frame import UNTAGGED, Buffer, FlowToken, Packet
 
-API_VERSION = "1.1"  # 1.1: Direction enum, Gate.decisions()/take_injected(), Context.take_originated()
+# 1.1: Direction enum, Gate.decisions()/take_injected(), Context.take_originated(); 1.2: flow cache (flow_cacheable,
+# Gate.cache)
+API_VERSION = "1.2"
 ENTRY_POINT_GROUP = "pyvswitch.extensions"
 
 
@@ -177,12 +190,22 @@ class Gate:
     def drop(self, pkt: Packet, reason: str) -> None:
         """Drop ``pkt`` here; counted under ``reason``."""
         self._drops[id(pkt)] = reason
+        if pkt.flow is not None:
+            pkt.flow.ok = False  # drops are counted where they happen: never replayed from the flow cache
+
+    def cache(self, pkt: Packet, token: FlowToken) -> None:
+        """A flow-cacheable extension's per-packet work for the packets of ``pkt``'s flow that the flow cache
+        will replay (see the module doc); a no-op when the switch is not recording ``pkt``."""
+        if pkt.flow is not None:
+            pkt.flow.tokens.append(token)
 
     def exclude(self, pkt: Packet, reason: str) -> None:
         """Egress: do not deliver ``pkt`` to this batch's destination (sticky; counted under ``reason``)."""
         if self.direction is not Direction.EGRESS:
             raise ValueError("exclude is an egress decision; on ingress, drop or change pkt.dsts")
         self._excluded[id(pkt)] = reason
+        if pkt.flow is not None:
+            pkt.flow.ok = False
 
     def take_injected(self) -> list[tuple[bytes, int | None, int]]:
         """The frames injected during the call (the stack forwards them with the next batch)."""
@@ -199,6 +222,7 @@ class Gate:
     def replace(self, pkt: Packet, data: Buffer) -> None:
         """Change a packet's bytes (copy-on-write: the received data is read-only)."""
         pkt.data = bytes(data)
+        pkt.flow = None  # the next packets of its flow need the extension again
         pkt.vnet = None  # offsets of the old header no longer describe the new bytes
         pkt.l3 = None  # nor does what was parsed from the old bytes
 
@@ -227,6 +251,9 @@ class Extension:
     #: bad value rejects the whole change with the field named, and hands the result to ``configure``. None:
     #: the extension takes no settings (giving some is then an error).
     settings_model: ClassVar[type[BaseModel] | None] = None
+    #: API 1.2: the extension lets the switch cache its decisions per flow (see the module doc). Capture
+    #: extensions never do.
+    flow_cacheable: ClassVar[bool] = False
 
     def __init__(self, switch: str) -> None:
         self.switch = switch
@@ -292,6 +319,7 @@ __all__ = [
     "Extension",
     "ExtensionKind",
     "FilterExtension",
+    "FlowToken",
     "ForwardingExtension",
     "Gate",
     "OnError",

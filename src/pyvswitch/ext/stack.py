@@ -42,7 +42,7 @@ from pyvswitch.ext.api import (
     Veto,
 )
 from pyvswitch.ext.registry import Registry
-from pyvswitch.packet.frame import Packet
+from pyvswitch.packet.frame import Packet, uncache
 
 log = logging.getLogger(__name__)
 
@@ -326,8 +326,12 @@ class ExtensionStack:
             if ext.on_error is OnError.DROP:
                 slot.drops["extension-error"] += len(pkts)
                 return []
+            uncache(pkts)  # bypassed this time: the next packets of these flows must meet it again
             return pkts  # bypass: as if the extension were not there
-        self.pending.extend(gate.take_injected())
+        injected = gate.take_injected()
+        if injected:
+            self.pending.extend(injected)
+            uncache(pkts)  # it may have injected in answer to any of them: a replay would not
         decided = gate.decisions()
         if not decided:
             return pkts
@@ -339,6 +343,16 @@ class ExtensionStack:
             else:
                 slot.drops[reason] += 1
         return out
+
+    @property
+    def flow_cacheable(self) -> bool:
+        """Whether the switch may cache this stack's decisions per flow (ext/api.py, API 1.2): every enabled
+        extension says so, and none is a capture extension."""
+        return not self.captures and all(
+            s.instance.flow_cacheable
+            for s in (*self.ingress_filters, *self.egress_filters, self.forwarder)
+            if s
+        )
 
     def forward(self, pkts: list[Packet], port_count: int) -> list[Packet]:
         """The forwarding extension sets destinations; packets left without any are dropped."""

@@ -15,6 +15,8 @@ Conventions every layer relies on:
 from __future__ import annotations
 
 import struct
+from collections.abc import Iterable
+from typing import Protocol
 
 ETH_P_IPV4 = 0x0800
 ETH_P_ARP = 0x0806
@@ -36,10 +38,37 @@ def tag_bytes(tci: int) -> bytes:
     return TAG.pack(ETH_P_8021Q, tci & 0xFFFF)
 
 
+class FlowToken(Protocol):
+    """Per-packet work a flow-cacheable extension still has to do on a cache hit (switch/flowcache.py): the
+    firewall's connection refreshed, a rule's hit counted. ``hit`` returns False, changing nothing, when the
+    decision it stands for no longer holds (the connection expired): the packet then takes the whole chain."""
+
+    def hit(self, now: float) -> bool: ...
+
+
+class FlowNote:
+    """What the flow cache records while the chain runs a packet it missed: ``ok`` until anything decides
+    something about the packet that a replay of the outcome would not reproduce (a drop towards one of several
+    destinations, an extension's failure, changed bytes); the extensions' tokens to replay on hits."""
+
+    __slots__ = ("ok", "tokens")
+
+    def __init__(self) -> None:
+        self.ok = True
+        self.tokens: list[FlowToken] = []
+
+
+def uncache(pkts: Iterable[Packet]) -> None:
+    """What happened to these packets must not be replayed from the flow cache (switch/flowcache.py)."""
+    for p in pkts:
+        if p.flow is not None:
+            p.flow.ok = False
+
+
 class Packet:
     """One frame and its forwarding context (Hyper-V's out-of-band NBL context)."""
 
-    __slots__ = ("data", "dst", "dsts", "in_port", "l3", "qos", "src", "tci", "trace", "vlan", "vnet")
+    __slots__ = ("data", "dst", "dsts", "flow", "in_port", "l3", "qos", "src", "tci", "trace", "vlan", "vnet")
 
     def __init__(
         self,
@@ -67,6 +96,9 @@ class Packet:
         self.trace: object | None = None
         # The host QoS policy (New-NetQosPolicy) a management-OS frame matched (switch/qos.py), else None.
         self.qos: object | None = None
+        # While the switch records what the chain does to this packet for its flow cache (switch/flowcache.py):
+        # the record (a FlowNote), which elements may veto and extensions add tokens to; None otherwise.
+        self.flow: FlowNote | None = None
 
     def detach(self) -> Packet:
         """Return a copy whose data no longer refers to a device ring."""

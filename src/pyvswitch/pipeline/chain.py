@@ -20,6 +20,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from pyvswitch.packet.frame import Packet
+from pyvswitch.pipeline.element import Element
 
 # Per destination port index: the packets to send there and the TCI to put on each (UNTAGGED for none).
 Outs = dict[int, tuple[list[Packet], list[int]]]
@@ -32,9 +33,11 @@ class Step:
     ``always``: the step runs on an empty batch too (it may add packets: the extensions' injections).
     ``traced``: a trace records the crossing (a step that only adds packets of other origins records
     nothing about the traced one, and does not run for it).
+    ``counts``: the elements whose ``packets`` counter the step moves for every packet it is offered (what the
+    flow cache moves for the packets it replays, switch/flowcache.py).
     """
 
-    __slots__ = ("always", "detail", "label", "run", "traced")
+    __slots__ = ("always", "counts", "detail", "label", "run", "traced")
 
     def __init__(
         self,
@@ -44,8 +47,10 @@ class Step:
         detail: Callable[[Packet], str] | None = None,
         always: bool = False,
         traced: bool = True,
+        counts: tuple[Element, ...] = (),
     ) -> None:
         self.run = run
+        self.counts = counts
         self.label = label
         self.detail = detail
         self.always = always

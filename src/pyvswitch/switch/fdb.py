@@ -34,6 +34,7 @@ class MacTable:
     __slots__ = (
         "aging_s",
         "evictions",
+        "generation",
         "learned",
         "max_entries",
         "moves",
@@ -55,6 +56,9 @@ class MacTable:
         self.port_limits: dict[int, int] = {}  # port -> most learned entries it may have
         self.per_port: Counter[int] = Counter()  # port -> learned entries on it (kept for every port)
         self.not_learned: Counter[int] = Counter()  # port -> sources not learned because of its limit
+        # Bumped by every change of what a lookup answers (an entry added, moved or removed; not a refresh):
+        # the flow caches (switch/flowcache.py) forget their decisions when it moves.
+        self.generation = 0
 
     def learn(self, fid: int, mac: int, port: int, now: float) -> None:
         """Record that ``mac`` was seen on ``port`` in learning domain ``fid`` (unless the port is at its
@@ -71,6 +75,7 @@ class MacTable:
                 self.per_port[port] += 1
                 entry.port = port
                 self.moves += 1
+                self.generation += 1
             elif now - entry.seen < self.refresh_s:
                 return
             entry.seen = now
@@ -84,6 +89,7 @@ class MacTable:
             self.evictions += 1
         self.learned[key] = FdbEntry(port, now)
         self.per_port[port] += 1
+        self.generation += 1
 
     def _at_limit(self, port: int) -> bool:
         limit = self.port_limits.get(port)
@@ -116,6 +122,8 @@ class MacTable:
             del learned[key]
             per_port[entry.port] -= 1
             removed += 1
+        if removed:
+            self.generation += 1
         return removed
 
     def flush_port(self, port: int) -> None:
@@ -124,9 +132,11 @@ class MacTable:
             del self.learned[key]
         self.per_port.pop(port, None)
         self.not_learned.pop(port, None)
+        self.generation += 1
 
     def set_static(self, entries: dict[int, int]) -> None:
         """Replace the static entries (mac -> port); learned copies of those MACs are dropped."""
         self.static = dict(entries)
         for key in [k for k in self.learned if k[1] in self.static]:
             self.per_port[self.learned.pop(key).port] -= 1
+        self.generation += 1

@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from pyvswitch.config.schema import PortKind
 from pyvswitch.datapath.device import Device
 from pyvswitch.pipeline.chain import Chain
+from pyvswitch.switch.flowcache import FlowCache
 from pyvswitch.switch.portacl import PortAcl
 from pyvswitch.switch.qos import EgressQos, HostPolicy, Pacer
 from pyvswitch.switch.security import Learn, PortSecurity
@@ -38,5 +39,7 @@ class SwitchPort:
     egress: EgressQos | None = None
     pacer: Pacer | None = None
     host_policy: HostPolicy | None = None
-    # Its compiled chain (switch/plan.py), set by the switch after every reconfiguration.
+    # Its compiled chain (switch/plan.py), set by the switch after every reconfiguration, and the flow cache in
+    # front of it (switch/flowcache.py), None where the chain cannot be cached.
     chain: Chain | None = None
+    flows: FlowCache | None = None

@@ -206,6 +206,8 @@ class PortAcl(Element):
                 keep.append(p)
             else:
                 self.drop(AclDrop.ACL_DENY)
+                if p.flow is not None:
+                    p.flow.ok = False  # inbound: one destination of several may refuse it
         return keep
 
     def meters(self) -> list[dict[str, object]]:

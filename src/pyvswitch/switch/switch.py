@@ -32,7 +32,7 @@ from pyvswitch.pipeline.chain import Outs
 from pyvswitch.switch.elements.forward import Forward
 from pyvswitch.switch.elements.ingress import Ingress
 from pyvswitch.switch.fdb import MacTable
-from pyvswitch.switch.plan import compile_chain
+from pyvswitch.switch.plan import compile_chain, compile_flow_cache
 from pyvswitch.switch.port import SwitchPort
 from pyvswitch.switch.portacl import compile_port_acls
 from pyvswitch.switch.security import compile_security
@@ -42,6 +42,7 @@ from pyvswitch.switch.wire import WIRE_KINDS
 __all__ = ["Switch", "SwitchPort", "compile_extended", "port_info"]
 
 TRACE_KEEP = 1000  # trace records kept per switch
+FLOW_CACHE = True  # new switches cache their ports' decisions per flow
 
 
 class Switch:
@@ -75,6 +76,8 @@ class Switch:
         # wire). Set by the engine; a port it does not name has no such step in its chain.
         self.nic_switched: dict[str, frozenset[str]] = {}
         self._flood_cache: dict[int, tuple[int, ...]] = {}
+        # The flow caches in front of the ports' chains (switch/flowcache.py); off only to compare (tests, benches).
+        self.flow_cache = FLOW_CACHE
         self._unknown_cache: dict[int, tuple[int, ...]] = {}
 
     # ---- configuration (between batches) ----
@@ -238,6 +241,9 @@ class Switch:
         """Run one received batch through the port's chain; returns per destination port (packets, TCIs)."""
         if self.traced and port.index in self.traced:
             return self._process_traced(port, batch)
+        flows = port.flows
+        if flows is not None:
+            return flows.run(batch)
         chain = port.chain
         assert chain is not None
         return chain.run(batch)
@@ -252,6 +258,9 @@ class Switch:
         for p in self.ports:
             if p is not None:
                 p.chain = compile_chain(self, p)
+                old, p.flows = p.flows, compile_flow_cache(self, p, p.chain)
+                if old is not None and p.flows is not None:
+                    p.flows.carry_over(old)  # counters are the port's, not one configuration's
 
     # ---- tracing (observe/trace.py): only for packets of traced ports and what-if traces ----
 
@@ -394,6 +403,7 @@ class Switch:
                     entry["security"] = sec.counters()
                 if acls:
                     entry["acl"] = {d: a.counters() for d, a in acls.items()}
+                entry["flow_cache"] = p.flows.counters() if p.flows is not None else None
                 ports[p.name] = entry
         drops = (
             Counter(self.ingress.drops) + Counter(self.forward.drops) + Counter(self.egress_drops) + per_port

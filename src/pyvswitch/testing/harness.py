@@ -3,16 +3,29 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 
 from pyvswitch.config.schema import HostConfig, PortConfig, SwitchConfig
 from pyvswitch.datapath.memory import MemoryDevice
 from pyvswitch.ext.registry import Registry
 from pyvswitch.observe.capture import DEFAULT_SNAPLEN, CaptureDirection, CaptureFilter, CaptureSession
 from pyvswitch.packet.frame import UNTAGGED
+from pyvswitch.switch import switch as switch_module
 from pyvswitch.switch.engine import Engine
 from pyvswitch.testing.clock import FakeClock
 from pyvswitch.testing.frames import strip_tag
+
+
+@contextmanager
+def flow_cache(on: bool) -> Iterator[None]:
+    """Switches created inside have their flow cache on or off (switch/flowcache.py): to compare."""
+    was = switch_module.FLOW_CACHE
+    switch_module.FLOW_CACHE = on
+    try:
+        yield
+    finally:
+        switch_module.FLOW_CACHE = was
 
 
 class SwitchHarness:

@@ -5,7 +5,8 @@ system calls), with its real elements and the built-in firewall extension. Every
 source port changes) across ``flows`` distinct flows, so the flow caches see misses as a busy port would, not
 just one conversation. "N rules" means N extended ACL entries (the firewall) plus N port ACL entries (the
 switch's built-in policy) on the sending port; a low-weight Allow and a subnet Allow let the traffic through
-after every rule has been considered. Run: ``python -m pyvswitch.testing.rulebench`` (``make bench-rules``).
+after every rule has been considered. The switch's flow cache (switch/flowcache.py) is on, as in the daemon;
+two rows without it show what it buys. Run: ``python -m pyvswitch.testing.rulebench`` (``make bench-rules``).
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ from pyvswitch.config.schema import (
 from pyvswitch.ext.registry import Registry
 from pyvswitch.testing.frames import eth, ipv4, udp
 from pyvswitch.testing.harness import SwitchHarness
+from pyvswitch.testing.harness import flow_cache as cache_on
 
 A, B = "02:00:00:00:00:0a", "02:00:00:00:00:0b"
 BATCH = 256
@@ -63,7 +65,7 @@ def rules(n: int) -> tuple[list[AclEntry], list[ExtendedAclEntry]]:
     return acls, ext
 
 
-def harness(n: int | None) -> SwitchHarness:
+def harness(n: int | None, flow_cache: bool = True) -> SwitchHarness:
     """n=None: the bare switch (firewall disabled, no ACLs)."""
     fw = [ExtensionSetting(name="pyvswitch-firewall", enabled=n is not None)]
     acls, ext = rules(n or 0)
@@ -71,15 +73,16 @@ def harness(n: int | None) -> SwitchHarness:
         PortConfig(name="a", kind=PortKind.VM, vm="a", switch="s", mac=A, acls=acls, extended_acls=ext),
         PortConfig(name="b", kind=PortKind.VM, vm="b", switch="s", mac=B),
     ]
-    return SwitchHarness([SwitchConfig(name="s", extensions=fw)], ports, Registry.of(Firewall))
+    with cache_on(flow_cache):
+        return SwitchHarness([SwitchConfig(name="s", extensions=fw)], ports, Registry.of(Firewall))
 
 
 def frames(flows: int) -> list[bytes]:
     return [eth(B, A, ipv4("10.0.0.1", "10.0.0.2", 17, udp(1024 + i, 53, b"x" * 18))) for i in range(flows)]
 
 
-def rate(n: int | None, flows: int, seconds: float) -> float:
-    h = harness(n)
+def rate(n: int | None, flows: int, seconds: float, flow_cache: bool = True) -> float:
+    h = harness(n, flow_cache)
     dev_a, dev_b = h.port_device("a"), h.port_device("b")
     pool = frames(flows)
     sent = 0
@@ -145,18 +148,21 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--json", dest="json_path")
     p.add_argument("--real", action="store_true", help="also TCP through a real pyvswitchd (needs root)")
     args = p.parse_args(argv)
-    configs: list[tuple[str, int | None]] = [("bare switch", None), ("10 rules", 10), ("100 rules (default stack)", 100),
-                                             ("10,000 rules", 10_000)]  # fmt: skip
-    results: dict[str, list[float]] = {name: [] for name, _ in configs}
+    configs: list[tuple[str, int | None, bool]] = [
+        ("bare switch", None, True), ("10 rules", 10, True), ("100 rules (default stack)", 100, True),
+        ("10,000 rules", 10_000, True),
+        ("bare, no flow cache", None, False), ("100 rules, no flow cache", 100, False),
+    ]  # fmt: skip
+    results: dict[str, list[float]] = {name: [] for name, _, _ in configs}
     for _ in range(args.reps):  # interleaved, so drift affects every configuration alike
-        for name, n in configs:
-            results[name].append(rate(n, args.flows, args.seconds))
+        for name, n, cache in configs:
+            results[name].append(rate(n, args.flows, args.seconds, cache))
     med = {name: statistics.median(v) for name, v in results.items()}
     bare = med["bare switch"]
     print(
         f"frames/s through the switch, {args.flows} flows, medians of {args.reps} (in-process, memory devices)"
     )
-    for name, _ in configs:
+    for name, _, _ in configs:
         print(f"  {name:<28} {med[name]:>10,.0f}   {med[name] / bare:.2f} x bare")
     print(f"  10,000 rules / 10 rules: {med['10,000 rules'] / med['10 rules']:.2f} (must be >= 0.5)")
     report: dict[str, object] = {"flows": args.flows, "reps": args.reps, "runs": results, "medians": med}

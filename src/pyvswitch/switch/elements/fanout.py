@@ -14,7 +14,7 @@ from collections.abc import Sequence
 from enum import StrEnum
 
 from pyvswitch.ext.stack import ExtensionStack
-from pyvswitch.packet.frame import UNTAGGED, Packet
+from pyvswitch.packet.frame import UNTAGGED, Packet, uncache
 from pyvswitch.pipeline.chain import Outs
 from pyvswitch.switch.port import SwitchPort
 
@@ -59,6 +59,8 @@ class FanOut:
                 tci = dport.egress_vlans.get(vlan)
                 if tci is None:
                     self.drops[EgressDrop.VLAN_EGRESS_FILTERED] += 1
+                    if pkt.flow is not None:
+                        pkt.flow.ok = False  # counted per destination: not replayable
                     continue
                 slot = outs.get(d)
                 if slot is None:
@@ -82,7 +84,9 @@ class NicSwitched:
     def __call__(self, batch: list[Packet], outs: Outs) -> None:
         for idx in self.served:
             if idx in outs:
-                self.drops[EgressDrop.NIC_SWITCH_DELIVERED] += len(outs.pop(idx)[0])
+                pkts = outs.pop(idx)[0]
+                self.drops[EgressDrop.NIC_SWITCH_DELIVERED] += len(pkts)
+                uncache(pkts)
 
 
 class KeepPriority:

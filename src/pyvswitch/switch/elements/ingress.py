@@ -69,7 +69,9 @@ class Ingress(Element):
         self.switch = switch
 
     def step(self, port: PortView) -> Step:
-        return Step(partial(self.process_from, port), "ingress", detail=lambda p: f"VLAN {p.vlan}")
+        return Step(
+            partial(self.process_from, port), "ingress", detail=lambda p: f"VLAN {p.vlan}", counts=(self,)
+        )
 
     def process(self, batch: list[Packet]) -> list[Packet]:
         raise TypeError("Ingress runs bound to a port: process_from(port, batch)")
