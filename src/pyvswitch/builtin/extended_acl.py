@@ -14,6 +14,7 @@ from collections import OrderedDict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
+from pyvswitch.drops import DropReason
 from pyvswitch.ext.rules import CACHE_MAX, Action, Direction, ExtendedRule
 from pyvswitch.packet.l3l4 import L3L4, PROTO_ICMP, PROTO_ICMPV6, PROTO_TCP
 
@@ -52,8 +53,20 @@ EXPIRE_BUDGET = 512
 # When the table is full, a new connection first reaps this many due entries, so connections that have
 # expired but not been reaped yet never keep a new one out.
 REAP_WHEN_FULL = 64
-DENY = "extended-acl-deny"
-TABLE_FULL = "conn-table-full"
+
+
+class FirewallDrop(DropReason):
+    """Why the built-in firewall drops a frame (``show drops``, extension pyvswitch-firewall)."""
+
+    DENY = (
+        "extended-acl-deny",
+        "the port's matching extended ACL entry (Add-VMNetworkAdapterExtendedAcl) says Deny",
+    )
+    TABLE_FULL = "conn-table-full", "it would open a connection over the firewall's switch or port limit"
+
+
+DENY = FirewallDrop.DENY
+TABLE_FULL = FirewallDrop.TABLE_FULL
 
 TCP_FIN, TCP_SYN, TCP_RST, TCP_ACK = 0x01, 0x02, 0x04, 0x10
 _OPENING = TCP_FIN | TCP_SYN | TCP_RST | TCP_ACK  # of these, a connection opens with SYN alone

@@ -454,9 +454,12 @@ def show_cmd(state: State, obj: str | None, name: str | None) -> None:
         elif obj == "drops":
             rows = drop_rows(dict(c.request("GET", "/counters")))
             if state.json:
-                echo_json([dict(zip(("switch", "where", "reason", "count"), r, strict=True)) for r in rows])
+                keys = ("switch", "where", "reason", "count", "description")
+                echo_json([dict(zip(keys, r, strict=True)) for r in rows])
             else:
-                click.echo(table(["switch", "where", "reason", "count"], rows) if rows else "no drops")
+                click.echo(
+                    table(["switch", "where", "reason", "count", "meaning"], rows) if rows else "no drops"
+                )
         else:
             emit(state, c.ports(), port_table)
 

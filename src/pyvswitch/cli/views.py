@@ -207,7 +207,8 @@ def config_text(cfg: Mapping[str, Any]) -> str:
 
 def drop_rows(counters: dict[str, Any]) -> list[list[object]]:
     """Every drop counter by switch, element (ingress, forward, a port's guards or ACLs, an extension, the
-    device) and reason, largest first: where frames died and why (VPP's ``show errors``)."""
+    device) and reason, largest first, with what the reason means: where frames died and why (VPP's ``show
+    errors``)."""
     rows: list[list[object]] = []
     for sw, data in (counters.get("switches") or {}).items():
         for element, e in (data.get("elements") or {}).items():
@@ -222,4 +223,6 @@ def drop_rows(counters: dict[str, Any]) -> list[list[object]]:
             rows += [[sw, f"extension {ext['name']}", r, n] for r, n in (ext.get("drops") or {}).items()]
             if ext.get("errors"):
                 rows.append([sw, f"extension {ext['name']}", "raised", ext["errors"]])
-    return sorted((r for r in rows if r[3]), key=lambda r: -int(r[3]))  # type: ignore[call-overload]
+    meaning = counters.get("drop_reasons") or {}
+    rows = [[*r, meaning.get(r[2], "")] for r in rows if r[3]]
+    return sorted(rows, key=lambda r: -int(r[3]))  # type: ignore[call-overload]

@@ -40,7 +40,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from pyvswitch.datapath import link
-from pyvswitch.datapath.device import DeviceCounters
+from pyvswitch.datapath.device import DeviceCounters, DeviceDrop
 from pyvswitch.datapath.wire import TAG, VLAN_HLEN, out_vnet, wire_parts
 from pyvswitch.errors import DeviceError
 from pyvswitch.packet.frame import ETH_P_8021Q, UNTAGGED, Buffer, Packet
@@ -88,7 +88,6 @@ STATS_EVERY = 1024  # recv() calls between reads of the kernel's ring-drop count
 # A hole (empty head slot, a frame in the next one) older than this is jumped: a fill in flight takes
 # microseconds, the holes measured after floods stayed until the kernel lapped the ring (see the docstring).
 HOLE_GRACE_S = 0.002
-RING_OVERRUN = "ring-overrun"  # drop reason: the kernel found the RX ring full (PACKET_STATISTICS tp_drops)
 
 
 @dataclass(frozen=True, slots=True)
@@ -258,10 +257,10 @@ class AfPacketDevice:
             if status & TP_STATUS_COPY:
                 pkt = self._recv_copied()
                 if pkt is None:
-                    counters.drops["rx-truncated"] += 1
+                    counters.drops[DeviceDrop.RX_TRUNCATED] += 1
                     continue
             elif snaplen < tp_len:
-                counters.drops["rx-truncated"] += 1
+                counters.drops[DeviceDrop.RX_TRUNCATED] += 1
                 continue
             else:
                 start = base + mac
@@ -334,7 +333,7 @@ class AfPacketDevice:
             return
         _packets, drops = TPACKET_STATS.unpack(raw)
         if drops:
-            self.counters.drops[RING_OVERRUN] += drops
+            self.counters.drops[DeviceDrop.RING_OVERRUN] += drops
 
     def resync(self) -> bool:
         """Move the reader to the oldest frame waiting in the ring when its head slot is empty (see the module
@@ -365,7 +364,7 @@ class AfPacketDevice:
     def send(self, pkts: Sequence[Packet], tcis: Sequence[int]) -> None:
         mm = self._mm
         if mm is None:
-            self.counters.drops["tx-closed"] += len(pkts)
+            self.counters.drops[DeviceDrop.TX_CLOSED] += len(pkts)
             return
         mv = self._mv
         slots = self._tx_slots
@@ -386,7 +385,7 @@ class AfPacketDevice:
             wire_len = n + VLAN_HLEN if tagged else n
             vnet = EMPTY_VNET_HDR if pkt.vnet is None else out_vnet(pkt, tci)
             if wire_len > limit + (VLAN_HLEN if tagged else 0) and vnet[1] == 0:
-                counters.drops["tx-oversize"] += 1
+                counters.drops[DeviceDrop.TX_OVERSIZE] += 1
                 continue
             if wire_len > room or vnet[1]:  # large, or GSO however small: the socket path (see _open)
                 if queued:
@@ -403,10 +402,10 @@ class AfPacketDevice:
                 queued = 0
                 status = unpack_u32(mm, base)[0]
                 if status == TP_STATUS_WRONG_FORMAT:
-                    counters.drops["tx-rejected"] += 1
+                    counters.drops[DeviceDrop.TX_REJECTED] += 1
                     pack_u32(mm, base, TP_STATUS_AVAILABLE)
                 elif status != TP_STATUS_AVAILABLE:
-                    counters.drops["tx-ring-full"] += 1
+                    counters.drops[DeviceDrop.TX_RING_FULL] += 1
                     continue
             off = base + TP2_DATA_OFFSET
             mv[off : off + VNET_HDR_LEN] = vnet
@@ -439,7 +438,7 @@ class AfPacketDevice:
         except OSError as e:
             # ENOBUFS/EAGAIN: the driver is busy; the slots stay queued and go with the next flush.
             if e.errno not in (errno.ENOBUFS, errno.EAGAIN):
-                self.counters.drops["tx-error"] += 1
+                self.counters.drops[DeviceDrop.TX_ERROR] += 1
 
     def _send_large(self, data: Buffer, tci: int, vnet: bytes) -> bool:
         assert self._tx_sock is not None

@@ -7,7 +7,25 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
+from pyvswitch.drops import DropReason
 from pyvswitch.packet.frame import Packet
+
+
+class DeviceDrop(DropReason):
+    """Why a device drops a frame it received or was given to send (``show drops``, per port's device)."""
+
+    RING_OVERRUN = (
+        "ring-overrun",
+        "the kernel found the port's receive ring full (PACKET_STATISTICS tp_drops)",
+    )
+    RX_TRUNCATED = "rx-truncated", "received shorter than the kernel said it was (snap length, short read)"
+    RX_ERROR = "rx-error", "reading the device failed"
+    TX_CLOSED = "tx-closed", "sent to a device that was being closed"
+    TX_OVERSIZE = "tx-oversize", "longer than the outgoing port's MTU allows (and not a GSO super-frame)"
+    TX_REJECTED = "tx-rejected", "the kernel refused the frame (TP_STATUS_WRONG_FORMAT)"
+    TX_RING_FULL = "tx-ring-full", "the port's transmit ring was full"
+    TX_ERROR = "tx-error", "the kernel's send failed with an error other than 'busy'"
+    TX_NO_RECORD_FILE = "tx-no-record-file", "a pcap port with no file to record to"
 
 
 @dataclass(slots=True)

@@ -14,7 +14,7 @@ import time
 from collections.abc import Callable, Iterator, Sequence
 from typing import BinaryIO
 
-from pyvswitch.datapath.device import DeviceCounters
+from pyvswitch.datapath.device import DeviceCounters, DeviceDrop
 from pyvswitch.datapath.wire import wire_bytes
 from pyvswitch.errors import DeviceError
 from pyvswitch.packet.frame import UNTAGGED, Packet
@@ -126,7 +126,7 @@ class PcapDevice:
 
     def send(self, pkts: Sequence[Packet], tcis: Sequence[int]) -> None:
         if self._writer is None:
-            self.counters.drops["tx-no-record-file"] += len(pkts)
+            self.counters.drops[DeviceDrop.TX_NO_RECORD_FILE] += len(pkts)
             return
         for pkt, tci in zip(pkts, tcis, strict=True):
             frame = wire_bytes(pkt.data, tci)

@@ -18,7 +18,7 @@ import struct
 from collections.abc import Sequence
 
 from pyvswitch.datapath import link
-from pyvswitch.datapath.device import DeviceCounters
+from pyvswitch.datapath.device import DeviceCounters, DeviceDrop
 from pyvswitch.datapath.wire import VLAN_HLEN, out_vnet, wire_parts
 from pyvswitch.errors import DeviceError
 from pyvswitch.packet.frame import UNTAGGED, Buffer, Packet
@@ -79,10 +79,10 @@ class TapDevice:
             except BlockingIOError:
                 break
             except OSError:
-                self.counters.drops["rx-error"] += 1
+                self.counters.drops[DeviceDrop.RX_ERROR] += 1
                 break
             if len(buf) < VNET_HDR_LEN:
-                self.counters.drops["rx-truncated"] += 1
+                self.counters.drops[DeviceDrop.RX_TRUNCATED] += 1
                 continue
             # Tags arrive inline on a TAP; the switch's ingress takes them off.
             out.append(Packet(memoryview(buf)[VNET_HDR_LEN:], UNTAGGED, buf[:VNET_HDR_LEN]))

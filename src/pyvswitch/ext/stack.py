@@ -26,6 +26,7 @@ from typing import Any, Protocol
 from pydantic import BaseModel, ValidationError
 
 from pyvswitch.clock import cpu_wait
+from pyvswitch.drops import DropReason
 from pyvswitch.ext.api import (
     CapturedFrame,
     CaptureExtension,
@@ -53,6 +54,20 @@ BATCH_BUDGET_S = 0.1  # one extension call on one batch; a batch of 256 frames n
 BENCH_S = 5.0
 BENCH_MAX_S = 300.0
 RECENT_FAILURE_S = 60.0  # a failure this recent makes the host's health "degraded"
+
+
+class ExtensionDrop(DropReason):
+    """Why the extension stack drops frames (``show drops``, per extension; an extension's own reasons are its
+    strings)."""
+
+    EXTENSION_ERROR = (
+        "extension-error",
+        "an extension with on_error=drop raised, overran its budget or is benched",
+    )
+    NO_DESTINATION = (
+        "no-destination",
+        "a flood with nobody else in the VLAN, or a forwarding extension chose none",
+    )
 
 
 class ExtensionVeto(Exception):
@@ -324,7 +339,7 @@ class ExtensionStack:
         step = ext.ingress if gate.direction is Direction.INGRESS else ext.egress
         if not self._call(slot, gate.direction, lambda: step(self.ctx, pkts, gate)):
             if ext.on_error is OnError.DROP:
-                slot.drops["extension-error"] += len(pkts)
+                slot.drops[ExtensionDrop.EXTENSION_ERROR] += len(pkts)
                 return []
             uncache(pkts)  # bypassed this time: the next packets of these flows must meet it again
             return pkts  # bypass: as if the extension were not there
@@ -363,17 +378,17 @@ class ExtensionStack:
         for p in pkts:
             p.dsts = None
         if not self._call(slot, "forward", lambda: ext.forward(self.ctx, pkts)):
-            slot.drops["extension-error"] += len(pkts)
+            slot.drops[ExtensionDrop.EXTENSION_ERROR] += len(pkts)
             return []  # no destinations decided: nothing can be sent, whatever on_error says
         out: list[Packet] = []
         for p in pkts:
             dsts = p.dsts
             if not dsts:
-                slot.drops["no-destination"] += 1
+                slot.drops[ExtensionDrop.NO_DESTINATION] += 1
                 continue
             valid = [d for d in dsts if 0 <= d < port_count and d != p.in_port]
             if not valid:
-                slot.drops["no-destination"] += 1
+                slot.drops[ExtensionDrop.NO_DESTINATION] += 1
                 continue
             p.dsts = valid
             out.append(p)

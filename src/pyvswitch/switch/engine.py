@@ -28,6 +28,7 @@ from typing import Any
 from pyvswitch.clock import Clock, MonotonicClock
 from pyvswitch.config.schema import HostConfig, PortConfig, PortKind, SwitchConfig, TeamConfig
 from pyvswitch.datapath.device import Device
+from pyvswitch.drops import descriptions as drop_descriptions
 from pyvswitch.errors import ConfigError, DeviceError
 from pyvswitch.ext.api import PortEvent, PortInfo
 from pyvswitch.ext.registry import Registry
@@ -368,6 +369,7 @@ class Engine:
             "loop_restarts": self.loop_restarts,
             "resyncs": self.resyncs,
             "busy_s": round(self.busy_s, 3),
+            "drop_reasons": drop_descriptions(),  # what each reason means, for `show drops`
         }
 
     def health(self) -> dict[str, object]:

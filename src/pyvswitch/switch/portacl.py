@@ -21,9 +21,9 @@ from __future__ import annotations
 import ipaddress
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from enum import StrEnum
 
 from pyvswitch.config.schema import AclAction, AclDirection, AclEntry
+from pyvswitch.drops import DropReason
 from pyvswitch.ext.rules import CACHE_MAX, Action
 from pyvswitch.packet.frame import Packet
 from pyvswitch.packet.l3l4 import L3L4, packet_l3
@@ -154,10 +154,10 @@ def _stronger(old: Action | None, new: Action) -> Action:
     return Action.DENY if Action.DENY in (old, new) else new
 
 
-class AclDrop(StrEnum):
+class AclDrop(DropReason):
     """Why a port ACL drops a frame (``show drops``, per port and direction)."""
 
-    ACL_DENY = "acl-deny"  # the port's matching Add-VMNetworkAdapterAcl entry says Deny
+    ACL_DENY = "acl-deny", "the port's matching Add-VMNetworkAdapterAcl entry says Deny"
 
 
 def compile_entries(entries: Sequence[AclEntry], outbound: bool) -> list[PortAclEntry]:

@@ -26,6 +26,7 @@ from time import perf_counter
 from pyvswitch.clock import Clock
 from pyvswitch.datapath import link
 from pyvswitch.datapath.device import Device
+from pyvswitch.drops import DropReason
 from pyvswitch.errors import DeviceError
 from pyvswitch.observe.capture import CaptureTaps
 from pyvswitch.packet.frame import UNTAGGED, Packet
@@ -42,6 +43,13 @@ AGING_INTERVAL_S = 1.0
 # the failover detection time. Two sysfs reads per member per tick: ~0.5 % of a CPU for a 2-member team.
 TEAM_TICK_S = 0.005
 IDLE_POLL_MS = 10
+
+
+class PortDrop(DropReason):
+    """Why the forwarding loop drops frames of a port (``show drops``, per port)."""
+
+    QOS_QUEUE_FULL = "qos-queue-full", "the destination's egress queue (QoS) was full"
+    INTERNAL_ERROR = "internal-error", "a bug in the switch raised while processing the batch (logged)"
 
 
 class Runner:
@@ -163,7 +171,7 @@ class Runner:
                             before = egress.last_enqueue_drops
                             out_pkts, tcis = egress.enqueue(out_pkts, tcis, now)  # the rest: _drain
                             if egress.last_enqueue_drops != before:
-                                dport.drops["qos-queue-full"] += egress.last_enqueue_drops - before
+                                dport.drops[PortDrop.QOS_QUEUE_FULL] += egress.last_enqueue_drops - before
                             if not out_pkts:
                                 continue
                         if taps is not None:
@@ -172,7 +180,7 @@ class Runner:
             except BaseException:
                 # A bug must not take the data path down: count, log (rate-limited by count), drop the batch.
                 self.loop_errors += 1
-                port.drops["internal-error"] += len(pkts)
+                port.drops[PortDrop.INTERNAL_ERROR] += len(pkts)
                 if self.loop_errors <= 10 or self.loop_errors % 1000 == 0:
                     log.exception(
                         "error processing a batch from port %s (%d so far)", port.name, self.loop_errors

@@ -37,11 +37,11 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from enum import StrEnum
 from typing import Protocol
 
 from pyvswitch.clock import Clock
 from pyvswitch.config.schema import HostConfig, PortConfig, PortKind
+from pyvswitch.drops import DropReason
 from pyvswitch.packet.classify import IPPROTO_ICMP, IPPROTO_UDP, is_dhcp_server_message, is_router_message
 from pyvswitch.packet.frame import ETH_P_ARP, UNTAGGED, Buffer, Packet
 from pyvswitch.packet.mac import parse_mac
@@ -64,16 +64,17 @@ ARP_SHA = slice(22, 28)  # sender hardware address: 14 (Ethernet) + 8 (htype, pt
 _ARP_HI, _ARP_LO = ETH_P_ARP >> 8, ETH_P_ARP & 0xFF
 
 
-class SecurityDrop(StrEnum):
+class SecurityDrop(DropReason):
     """Why port security drops a frame received from its port (``show drops``, per port)."""
 
-    DHCP_GUARD = "dhcp-guard"  # a DHCP server message from a port not allowed to be a DHCP server (PS-02)
+    DHCP_GUARD = "dhcp-guard", "a DHCP server message from a port not allowed to be a DHCP server (PS-02)"
     ROUTER_GUARD = (
-        "router-guard"  # a router advertisement or redirect from a port not allowed to route (PS-04)
+        "router-guard",
+        "a router advertisement or redirect from a port not allowed to route (PS-04)",
     )
-    MAC_SPOOFING = "mac-spoofing"  # a source MAC the port may not use (PS-01)
-    ARP_SPOOFING = "arp-spoofing"  # an ARP sender address the port may not use (PS-01)
-    STORM_LIMIT = "storm-limit"  # over the port's broadcast/multicast/unknown-unicast rate (PS-05)
+    MAC_SPOOFING = "mac-spoofing", "a source MAC the port may not use (PS-01)"
+    ARP_SPOOFING = "arp-spoofing", "an ARP sender address the port may not use (PS-01)"
+    STORM_LIMIT = "storm-limit", "over the port's broadcast/multicast/unknown-unicast rate (PS-05)"
 
 
 class ForwardingTables(Protocol):

@@ -43,6 +43,7 @@ from functools import cached_property
 from pyvswitch.config.schema import LoadBalancing, TeamingMode
 from pyvswitch.datapath.device import Device, DeviceCounters
 from pyvswitch.datapath.link import LinkEvents
+from pyvswitch.drops import DropReason
 from pyvswitch.packet.frame import ETH_P_IPV4, ETH_P_IPV6, Packet
 from pyvswitch.switch.lacp import Lacpdu, MarkerPdu, PduError, decode, encode_marker, marker_response
 from pyvswitch.switch.lacp_port import ActorConfig, LacpAggregator, LacpPort, RxState
@@ -52,6 +53,22 @@ LOAD_HALF_LIFE_S = 0.1  # Dynamic: members' recent load, the least-loaded one ta
 FLOW_IDLE_S = 10.0  # Dynamic: a flow's entry is forgotten after this long without frames
 ECHO_MEMORY = 4096  # SwitchIndependent: source MACs of our own broadcasts remembered, to drop their echo
 ETH_P_ARP = 0x0806
+
+
+class TeamDrop(DropReason):
+    """Why a team drops a frame (``show drops``, on the team's port)."""
+
+    RX_MEMBER_NOT_COLLECTING = (
+        "rx-member-not-collecting",
+        "received on an LACP member not collecting (802.1AX)",
+    )
+    RX_MULTICAST_ON_SECONDARY = (
+        "rx-multicast-on-secondary",
+        "switch-independent: a flooded copy on a member other than the primary",
+    )
+    RX_OWN_MULTICAST_ECHO = "rx-own-multicast-echo", "a broadcast the team sent, come back on another member"
+    RX_BAD_SLOW_PROTOCOL = "rx-bad-slow-protocol", "an LACP or Marker PDU that does not decode"
+    TX_NO_ACTIVE_MEMBER = "tx-no-active-member", "no member of the team is up and active"
 
 
 @dataclass(eq=False)
@@ -453,16 +470,16 @@ class TeamDevice:
                     self._slow(m, p)
                     continue
                 if lacp and (m.lacp is None or not m.lacp.distributing):
-                    self.counters.drops["rx-member-not-collecting"] += 1
+                    self.counters.drops[TeamDrop.RX_MEMBER_NOT_COLLECTING] += 1
                     continue
                 if si and data[0] & 1:
                     # The physical switch floods to every member: one copy enters, on the primary; and a
                     # broadcast we sent on another member comes back here, which must not move its MAC.
                     if m is not primary:
-                        self.counters.drops["rx-multicast-on-secondary"] += 1
+                        self.counters.drops[TeamDrop.RX_MULTICAST_ON_SECONDARY] += 1
                         continue
                     if self._echo and bytes(data[6:12]) in self._echo:
-                        self.counters.drops["rx-own-multicast-echo"] += 1
+                        self.counters.drops[TeamDrop.RX_OWN_MULTICAST_ECHO] += 1
                         continue
                 out.append(p)
         self._next_rx = (self._next_rx + 1) % max(n, 1)
@@ -473,7 +490,7 @@ class TeamDevice:
         try:
             pdu = decode(bytes(p.data))
         except PduError:
-            self.counters.drops["rx-bad-slow-protocol"] += 1
+            self.counters.drops[TeamDrop.RX_BAD_SLOW_PROTOCOL] += 1
             return
         if isinstance(pdu, Lacpdu):
             if m.lacp is not None:
@@ -492,7 +509,7 @@ class TeamDevice:
     def send(self, pkts: Sequence[Packet], tcis: Sequence[int]) -> None:
         active = self._active
         if not active:
-            self.counters.drops["tx-no-active-member"] += len(pkts)
+            self.counters.drops[TeamDrop.TX_NO_ACTIVE_MEMBER] += len(pkts)
             return
         self.counters.tx_frames += len(pkts)
         if len(active) == 1:

@@ -11,21 +11,21 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Sequence
-from enum import StrEnum
 
+from pyvswitch.drops import DropReason
 from pyvswitch.ext.stack import ExtensionStack
 from pyvswitch.packet.frame import UNTAGGED, Packet, uncache
 from pyvswitch.pipeline.chain import Outs
 from pyvswitch.switch.port import SwitchPort
 
 
-class EgressDrop(StrEnum):
+class EgressDrop(DropReason):
     """Why a frame does not leave for a destination after forwarding (``show drops``, element "egress")."""
 
-    VLAN_EGRESS_FILTERED = "vlan-egress-filtered"  # known unicast to a port outside the frame's VLAN
-    NIC_SWITCH_DELIVERED = "nic-switch-delivered"  # the emulated NIC switch delivered it already (SR-IOV)
-    INJECTED_RUNT = "injected-runt"  # an extension injected fewer bytes than an Ethernet header
-    INJECTED_BAD_SOURCE = "injected-bad-source"  # an extension injected on behalf of a port that is gone
+    VLAN_EGRESS_FILTERED = "vlan-egress-filtered", "known unicast to a port outside the frame's VLAN"
+    NIC_SWITCH_DELIVERED = "nic-switch-delivered", "the emulated NIC switch delivered it already (SR-IOV)"
+    INJECTED_RUNT = "injected-runt", "an extension injected fewer bytes than an Ethernet header"
+    INJECTED_BAD_SOURCE = "injected-bad-source", "an extension injected on behalf of a port that is gone"
 
 
 class FanOut:

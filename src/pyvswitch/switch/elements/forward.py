@@ -4,21 +4,21 @@ forwarding extension when one is enabled (EX-05), which may then replace the MAC
 
 from __future__ import annotations
 
-from enum import StrEnum
 from typing import Protocol
 
+from pyvswitch.drops import DropReason
 from pyvswitch.ext.stack import ExtensionStack
 from pyvswitch.packet.frame import Packet
 from pyvswitch.pipeline.element import Element
 from pyvswitch.switch.fdb import MacTable
 
 
-class ForwardDrop(StrEnum):
+class ForwardDrop(DropReason):
     """Why the learning forwarder drops a frame (``show drops``, element "forward")."""
 
-    HAIRPIN = "hairpin"  # the destination MAC is behind the port the frame came from
-    UNKNOWN_UNICAST = "unknown-unicast"  # unknown destination and no port may receive unknown unicast (SW-07)
-    NO_DESTINATION = "no-destination"  # a flood with nobody else in the VLAN
+    HAIRPIN = "hairpin", "the destination MAC is behind the port the frame came from"
+    UNKNOWN_UNICAST = "unknown-unicast", "unknown destination and no port may receive unknown unicast (SW-07)"
+    NO_DESTINATION = "no-destination", "a flood with nobody else in the VLAN"
 
 
 class ForwardingTables(Protocol):

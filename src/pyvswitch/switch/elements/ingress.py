@@ -7,11 +7,11 @@ Everything after it may assume a well-formed, untagged Ethernet frame with ``vla
 from __future__ import annotations
 
 import struct
-from enum import StrEnum
 from functools import partial
 from typing import Protocol
 
 from pyvswitch.clock import Clock
+from pyvswitch.drops import DropReason
 from pyvswitch.packet.frame import ETH_HLEN, ETH_P_8021Q, UNTAGGED, VLAN_HLEN, Packet
 from pyvswitch.packet.vnet import EMPTY_VNET_HDR, shift_vnet, vnet_problem
 from pyvswitch.pipeline.chain import Step
@@ -24,18 +24,18 @@ ETH_HDR = struct.Struct(">HIHIH")
 TCI = struct.Struct(">H")
 
 
-class IngressDrop(StrEnum):
+class IngressDrop(DropReason):
     """Why ingress drops a frame (``show drops``, element "ingress")."""
 
-    RUNT = "runt"  # shorter than an Ethernet header
-    TRUNCATED_VLAN_TAG = "truncated-vlan-tag"  # EtherType 802.1Q but no room for the tag
-    OVERSIZE = "oversize"  # longer than the port's MTU allows (and not a GSO super-frame)
-    VNET_CSUM_OUT_OF_FRAME = "vnet-csum-out-of-frame"  # virtio-net header: checksum offsets past the frame
-    VNET_BAD_GSO_TYPE = "vnet-bad-gso-type"  # virtio-net header: a GSO type the kernel does not know
-    VNET_BAD_GSO = "vnet-bad-gso"  # virtio-net header: GSO size or header length impossible for the frame
-    SOURCE_MULTICAST = "source-multicast"  # a group address as source: never valid
-    RESERVED_MULTICAST = "reserved-multicast"  # 01-80-C2-00-00-0x: link-local, a bridge never forwards it
-    VLAN_NOT_ADMITTED = "vlan-not-admitted"  # the port's VLAN policy does not admit the frame's VLAN
+    RUNT = "runt", "shorter than an Ethernet header"
+    TRUNCATED_VLAN_TAG = "truncated-vlan-tag", "EtherType 802.1Q but no room for the tag"
+    OVERSIZE = "oversize", "longer than the port's MTU allows (and not a GSO super-frame)"
+    VNET_CSUM_OUT_OF_FRAME = "vnet-csum-out-of-frame", "virtio-net header: checksum offsets past the frame"
+    VNET_BAD_GSO_TYPE = "vnet-bad-gso-type", "virtio-net header: a GSO type the kernel does not know"
+    VNET_BAD_GSO = "vnet-bad-gso", "virtio-net header: GSO size or header length impossible for the frame"
+    SOURCE_MULTICAST = "source-multicast", "a group address as source: never valid"
+    RESERVED_MULTICAST = "reserved-multicast", "01-80-C2-00-00-0x: link-local, a bridge never forwards it"
+    VLAN_NOT_ADMITTED = "vlan-not-admitted", "the port's VLAN policy does not admit the frame's VLAN"
 
 
 class Tables(Protocol):
