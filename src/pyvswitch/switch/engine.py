@@ -46,7 +46,7 @@ from pyvswitch.switch.devices import (
 )
 from pyvswitch.switch.runner import Runner
 from pyvswitch.switch.security import team_macs
-from pyvswitch.switch.switch import Switch, SwitchPort, port_info
+from pyvswitch.switch.switch import CompiledPorts, Switch, SwitchPort, port_info
 from pyvswitch.switch.team import Member, TeamDevice
 
 log = logging.getLogger(__name__)
@@ -185,11 +185,26 @@ class Engine:
             else []
         )
 
+        # Everything configuration alone decides is compiled here, on the caller's thread; the forwarding thread
+        # only runs the extensions' port events (their API promises them that thread) and swaps.
+        switches = {
+            sc.name: self.switches.get(sc.name) or Switch(sc, self.clock, self.registry)
+            for sc in cfg.switches
+        }
+        compiled = {
+            sc.name: switches[sc.name].compile_ports(
+                sc,
+                [pc for _, pc in wanted.values() if pc.switch == sc.name],
+                {pc.name: devices[key] for key, pc in wanted.values() if pc.switch == sc.name},
+            )
+            for sc in cfg.switches
+        }
+
         def install() -> None:
             for team, tc, members, _ in retuned:
                 team.reconfigure(members, team_settings(tc))
                 self.opener.team_built[id(team)] = tc
-            self._install(cfg, wanted, devices)
+            self._install(cfg, wanted, devices, switches, compiled)
 
         try:
             self._run_in_loop(install)
@@ -212,17 +227,19 @@ class Engine:
         cfg: HostConfig,
         wanted: dict[str, tuple[DeviceKey, PortConfig]],
         devices: dict[DeviceKey, Device],
+        built: dict[str, Switch],
+        compiled: dict[str, CompiledPorts],
     ) -> None:
-        """Runs in the forwarding thread, between batches."""
+        """Runs in the forwarding thread, between batches: ``built`` and ``compiled`` were made before."""
         switches: dict[str, Switch] = {}
         rx: list[tuple[Device, Switch, SwitchPort]] = []
         # Extensions hear of every port change first, and may veto, before any switch changes.
         prepared: list[tuple[Switch, SwitchConfig, list[PortConfig], ExtensionStack, list[PortInfo]]] = []
         try:
             for sc in cfg.switches:
-                sw = self.switches.get(sc.name) or Switch(sc, self.clock, self.registry)
+                sw = built[sc.name]
                 ports = [pc for _, pc in wanted.values() if pc.switch == sc.name]
-                stack, created = sw.prepare(sc, ports)
+                stack, created = sw.prepare(sc, ports, compiled[sc.name])
                 prepared.append((sw, sc, ports, stack, created))
         except ExtensionVeto:
             for _, _, _, stack, created in prepared:
@@ -240,6 +257,7 @@ class Engine:
                 {pc.name: devices[key] for key, pc in wanted.values() if pc.switch == sc.name},
                 stack,
                 team=team,
+                compiled=compiled[sc.name],
             )
             switches[sc.name] = sw
             for p in sw.ports:
