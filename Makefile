@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 APT_PACKAGES := iperf3 tshark ethtool tcpdump netsniff-ng iproute2 iputils-ping openvswitch-switch
 
-.PHONY: setup system-deps venv demo test test-quick lint typecheck unit bench bench-rules bench-failover bench-qos bench-migration clean
+.PHONY: setup system-deps venv demo test test-quick lint typecheck unit bench bench-compare bench-rules bench-failover bench-qos bench-migration clean
 
 setup: system-deps venv
 
@@ -32,6 +32,11 @@ demo: setup
 # 4-port mesh) with the generator's own ceiling; a table, bench.json and bench.png (~15 min; --quick ~2-3 min).
 bench: setup
 	$(BIN)/pyvswitch bench --json bench.json --plot bench.png
+
+# TCP through pyvswitchd, this tree against an older revision in the same run: make bench-compare OLD=3f490ec
+OLD ?= HEAD~1
+bench-compare: setup
+	$(BIN)/python -m pyvswitch.lab.compare --old $(OLD) --json bench-compare.json
 
 # What ACL and firewall rules cost: 0/10/100/10,000 rules in-process, and TCP through pyvswitchd.
 bench-rules: setup

@@ -59,6 +59,22 @@ def test_rx_ring_recovers_8021q_tag_out_of_band(port: tuple[AfPacketDevice, str]
     assert v1 is None  # a raw frame from scapy carries no offload state, so no header is kept
 
 
+def test_received_frames_are_read_only_views_of_the_ring(port: tuple[AfPacketDevice, str]) -> None:
+    """A filter extension cannot write into the receive ring (issue 16, Extension API: received data is
+    read-only; Gate.replace makes new bytes): the view refuses the write."""
+    dev, ns = port
+    ns_python(ns, SEND_RAW.format(iface="eth0", frames=f"[Ether(dst='{B}', src='{A}')/IP()/UDP()]"))
+    pkts: list[Packet] = []
+    wait_for(lambda: bool(pkts.extend(dev.recv(16)) or pkts), timeout_s=5, what="a frame")
+    try:
+        assert isinstance(pkts[0].data, memoryview) and pkts[0].data.readonly
+        with pytest.raises(TypeError):
+            pkts[0].data[0] = 0  # type: ignore[index]
+    finally:
+        pkts.clear()
+        dev.release()
+
+
 def test_tx_inserts_tags_and_frames_arrive(port: tuple[AfPacketDevice, str]) -> None:
     dev, ns = port
     cap = Capture(ns, "eth0", "ether src " + A)

@@ -194,6 +194,9 @@ class AfPacketDevice:
         rx_bytes = rx_blocks * ring.block_size
         self._mm = mmap.mmap(rx.fileno(), rx_bytes + tx_blocks * ring.block_size, mmap.MAP_SHARED)
         self._mv = memoryview(self._mm)
+        # Received frames are views of the ring that nobody may write: a filter that wants other bytes builds
+        # them (Gate.replace), so one port's received data can never be changed under another's feet.
+        self._rx_view = self._mv.toreadonly()
         self._rx_slots = ring.offsets(rx_blocks * per_block, 0)
         self._tx_slots = ring.offsets(tx_blocks * per_block, rx_bytes)
         self._rx_idx = 0
@@ -230,7 +233,7 @@ class AfPacketDevice:
         mm = self._mm
         if mm is None:
             return []
-        mv = self._mv
+        view = self._rx_view
         slots = self._rx_slots
         nslots = len(slots)
         idx = self._rx_idx
@@ -267,9 +270,11 @@ class AfPacketDevice:
                 # A header with neither NEEDS_CSUM nor GSO says nothing the next hop needs (offloads off,
                 # the common small-frame case): drop it here so the switch and egress skip it.
                 if mm[start - VNET_HDR_LEN] & 1 or mm[start - VNET_HDR_LEN + 1]:
-                    pkt = Packet(mv[start : start + snaplen], tci, bytes(mv[start - VNET_HDR_LEN : start]))
+                    pkt = Packet(
+                        view[start : start + snaplen], tci, bytes(view[start - VNET_HDR_LEN : start])
+                    )
                 else:
-                    pkt = Packet(mv[start : start + snaplen], tci)
+                    pkt = Packet(view[start : start + snaplen], tci)
             rx_bytes += len(pkt.data)
             out.append(pkt)
         self._rx_idx = idx
@@ -459,6 +464,7 @@ class AfPacketDevice:
         mm, self._mm = self._mm, None
         if mm is not None:
             try:
+                self._rx_view.release()
                 self._mv.release()
                 mm.close()
             except BufferError:
