@@ -1,9 +1,12 @@
-"""The engine: the facade of one host's data path over its switches, devices and forwarding loop.
+"""The engine: the facade of one host's data path over its switches, devices (switch/devices.py), forwarding loop
+(switch/runner.py) and mobility (switch/mobility.py: SR-IOV's NIC switch, live migration).
 
 - ``runner`` (switch/runner.py) is the forwarding thread and what only it touches;
 - ``opener`` (switch/devices.py) opens devices in the caller's thread (netlink and system calls never stall
   forwarding);
-- each ``Switch`` (switch/switch.py) holds its ports, MAC table and compiled chains.
+- each ``Switch`` (switch/switch.py) holds its ports, MAC table and compiled chains;
+- ``mobility`` (switch/mobility.py) moves a VM's traffic off the switch and back (SR-IOV, live migration); the
+  engine keeps one-line delegates, which the daemon calls.
 
 Management calls (apply, counters, fdb, traces, live migration) come from other threads. ``apply`` opens what
 is new, then hands the swap to the forwarding thread and waits until it has happened between two batches;
@@ -21,7 +24,6 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Callable
-from dataclasses import replace
 from functools import partial
 from typing import Any
 
@@ -30,11 +32,10 @@ from pyvswitch.config.schema import HostConfig, PortConfig, PortKind, SwitchConf
 from pyvswitch.datapath.device import Device
 from pyvswitch.drops import descriptions as drop_descriptions
 from pyvswitch.errors import ConfigError, DeviceError
-from pyvswitch.ext.api import PortEvent, PortInfo
+from pyvswitch.ext.api import PortInfo
 from pyvswitch.ext.registry import Registry
 from pyvswitch.ext.stack import ExtensionStack, ExtensionVeto, settings_problems
 from pyvswitch.observe.capture import CaptureSession, CaptureTaps, build_taps
-from pyvswitch.packet.frame import UNTAGGED, Packet
 from pyvswitch.switch import qos
 from pyvswitch.switch.devices import (
     DeviceKey,
@@ -44,9 +45,10 @@ from pyvswitch.switch.devices import (
     device_kind,
     team_settings,
 )
+from pyvswitch.switch.mobility import Mobility
 from pyvswitch.switch.runner import Runner
 from pyvswitch.switch.security import team_macs
-from pyvswitch.switch.switch import CompiledPorts, Switch, SwitchPort, port_info
+from pyvswitch.switch.switch import CompiledPorts, Switch, SwitchPort
 from pyvswitch.switch.team import Member, TeamDevice
 
 log = logging.getLogger(__name__)
@@ -81,6 +83,7 @@ class Engine:
         # not touch them (the runner drains the ports that have one after every round of receiving).
         self._qos: dict[tuple[str, str], tuple[object, qos.EgressQos]] = {}
         self._port_cfgs: dict[str, list[PortConfig]] = {}
+        self.mobility = Mobility(lambda: self.switches, self._run_in_loop, self.opener)
 
     # ---- life cycle ----
 
@@ -421,23 +424,28 @@ class Engine:
                 return fd if fd >= 0 else None
         return None
 
+    # ---- mobility (switch/mobility.py): SR-IOV's NIC switch and live migration ----
+
     def set_nic_switched(self, switch: str, served: dict[str, frozenset[str]]) -> None:
-        """Between batches: per ingress port, the destinations the NIC switch serves (Switch.nic_switched)."""
-        sw = self.switches.get(switch)
-        if sw is not None:
-            self._run_in_loop(lambda: sw.set_nic_switched(served))
+        self.mobility.set_nic_switched(switch, served)
 
     def take_vf_requests(self) -> list[tuple[str, str, bool]]:
-        """(switch, port, revoke) from extensions' Context.revoke_vf since the last call."""
-        out: list[tuple[str, str, bool]] = []
+        return self.mobility.take_vf_requests()
 
-        def take() -> None:
-            for sw in self.switches.values():
-                if sw.ext is not None:
-                    out.extend((sw.name, port, revoke) for port, revoke in sw.ext.ctx.take_vf_requests())
+    def prepare_device(self, ifname: str) -> None:
+        self.mobility.prepare_device(ifname)
 
-        self._run_in_loop(take)
-        return out
+    def validate_port(self, port: PortConfig) -> None:
+        self.mobility.validate_port(port)
+
+    def save_port_state(self, switch: str, port: str) -> dict[str, bytes]:
+        return self.mobility.save_port_state(switch, port)
+
+    def restore_port_state(self, switch: str, port: str, blobs: dict[str, bytes]) -> list[str]:
+        return self.mobility.restore_port_state(switch, port, blobs)
+
+    def announce(self, switch: str, port: str, copies: int = 1) -> int:
+        return self.mobility.announce(switch, port, copies)
 
     # ---- tracing (observe/trace.py) ----
 
@@ -481,84 +489,6 @@ class Engine:
         result: list[dict[str, object]] = []
         self._run_in_loop(lambda: result.append(sw.what_if(port, frame, tci).as_dict()))
         return result[0]
-
-    # ---- live migration (daemon/migration.py; hyperv-networking.md §2.4-2.5) ----
-
-    def prepare_device(self, ifname: str) -> None:
-        """Rings for an interface about to arrive by live migration (DeviceOpener.prepare)."""
-        self.opener.prepare(ifname)
-
-    def validate_port(self, port: PortConfig) -> None:
-        """Offer ``port`` to its switch's extensions as a *validation port* (Hyper-V §2.4): they see it created
-        and may veto (ExtensionVeto), then see it deleted; nothing in the data path changes or is reserved."""
-        assert port.switch is not None
-        sw = self.switches.get(port.switch)
-        if sw is None:
-            raise KeyError(f"no switch {port.switch!r} in the engine")
-
-        def offer() -> None:
-            stack = sw.ext
-            if stack is None:
-                return
-            info = replace(port_info(sw.name, port, -1), validation=True)
-            stack.deliver([(PortEvent.CREATE, info)])  # a Veto raises here, the acceptors told of the delete
-            stack.abandon([info])
-            sw.refresh_extensions()
-
-        self._run_in_loop(offer)
-
-    def save_port_state(self, switch: str, port: str) -> dict[str, bytes]:
-        """Each extension's run-time state of ``port`` (save_state), by extension name, read between batches."""
-        out: dict[str, bytes] = {}
-        sw = self.switches.get(switch)
-        if sw is None or sw.ext is None:
-            return out
-        stack = sw.ext
-        self._run_in_loop(lambda: out.update(stack.save_port_state(port)))
-        return out
-
-    def restore_port_state(self, switch: str, port: str, blobs: dict[str, bytes]) -> list[str]:
-        """Hand saved state back to the extensions of ``port`` (restore_state); the names nobody took."""
-        orphans: list[str] = []
-        sw = self.switches.get(switch)
-        if sw is None or sw.ext is None:
-            return list(blobs)
-        stack = sw.ext
-
-        def restore() -> None:
-            orphans.extend(stack.restore_port_state(port, blobs))
-            sw.refresh_extensions()
-
-        self._run_in_loop(restore)
-        return orphans
-
-    def announce(self, switch: str, port: str, copies: int = 1) -> int:
-        """Send a RARP from ``port``'s MAC out of every port of its VLAN behind which MACs are not configured
-        (the uplink, bound interfaces, TAPs), tagged as that port's frames would leave, so the physical network
-        relearns where the MAC is (a VM that arrived by live migration). Returns the frames sent."""
-        from pyvswitch.switch.team import rarp
-
-        sw, idx = self._switch_port(switch, port)
-        sent: list[int] = [0]
-
-        def send() -> None:
-            src = sw.ports[idx]
-            if src is None or src.mac is None:
-                return
-            vlan = src.ingress_vlans.get(UNTAGGED)
-            if vlan is None:
-                return
-            frame = rarp(src.mac)
-            for t in sw.unknown_targets(vlan):
-                dst = sw.ports[t]
-                if dst is None or t == idx:
-                    continue
-                for _ in range(copies):
-                    dst.device.send([Packet(frame)], [dst.egress_vlans[vlan]])
-                    sent[0] += 1
-
-        self._run_in_loop(send)
-        return sent[0]
 
     def team_status(self, name: str) -> dict[str, object] | None:
         """A team's members, their use and LACP state (None if no switch uses the team)."""

@@ -33,9 +33,7 @@ announced (RARP) on the members that now carry them, so the physical switch rele
 from __future__ import annotations
 
 import select
-import struct
 import time
-import zlib
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from functools import cached_property
@@ -44,15 +42,15 @@ from pyvswitch.config.schema import LoadBalancing, TeamingMode
 from pyvswitch.datapath.device import Device, DeviceCounters
 from pyvswitch.datapath.link import LinkEvents
 from pyvswitch.drops import DropReason
-from pyvswitch.packet.frame import ETH_P_IPV4, ETH_P_IPV6, Packet
+from pyvswitch.packet.frame import Packet
 from pyvswitch.switch.lacp import Lacpdu, MarkerPdu, PduError, decode, encode_marker, marker_response
 from pyvswitch.switch.lacp_port import ActorConfig, LacpAggregator, LacpPort, RxState
+from pyvswitch.switch.team_frames import announces_location, flow_hash, rarp
 
 FLOWLET_GAP_S = 0.005  # Dynamic: a flow idle this long may move (longer than any reordering window here)
 LOAD_HALF_LIFE_S = 0.1  # Dynamic: members' recent load, the least-loaded one takes a new flowlet
 FLOW_IDLE_S = 10.0  # Dynamic: a flow's entry is forgotten after this long without frames
 ECHO_MEMORY = 4096  # SwitchIndependent: source MACs of our own broadcasts remembered, to drop their echo
-ETH_P_ARP = 0x0806
 
 
 class TeamDrop(DropReason):
@@ -101,46 +99,6 @@ class TeamSettings:
     up_delay_s: float = 0.0
     down_delay_s: float = 0.0
     lacp_fallback: bool = False
-
-
-def rarp(mac: int) -> bytes:
-    """A broadcast RARP request from ``mac`` (EtherType 0x8035): what OVS and VMware send to move a MAC."""
-    hw = mac.to_bytes(6, "big")
-    body = struct.pack(">HHBBH", 1, 0x0800, 6, 4, 3) + hw + bytes(4) + hw + bytes(4)
-    return b"\xff" * 6 + hw + b"\x80\x35" + body + bytes(60 - 14 - len(body))
-
-
-def flow_hash(pkt: Packet, algorithm: LoadBalancing) -> int:
-    """The hash that picks a member; stable for a flow, cheap (crc32 of the fields)."""
-    if algorithm is LoadBalancing.HYPERV_PORT:
-        return pkt.in_port & 0x7FFFFFFF
-    data = pkt.data
-    if algorithm is not LoadBalancing.MAC_ADDRESSES and len(data) >= 34:
-        etype = (data[12] << 8) | data[13]
-        if etype == ETH_P_IPV4:
-            ihl = (data[14] & 0xF) * 4
-            key = bytes(data[26:34])
-            proto = data[23]
-            if algorithm is not LoadBalancing.IP_ADDRESSES and proto in (6, 17) and len(data) >= 14 + ihl + 4:
-                key += bytes(data[14 + ihl : 18 + ihl]) + bytes([proto])
-            return zlib.crc32(key)
-        if etype == ETH_P_IPV6 and len(data) >= 58:
-            key = bytes(data[22:54])
-            if algorithm is not LoadBalancing.IP_ADDRESSES and data[20] in (6, 17):
-                key += bytes(data[54:58])
-            return zlib.crc32(key)
-    return zlib.crc32(bytes(data[0:12]))
-
-
-def announces_location(data: bytes | bytearray | memoryview) -> bool:
-    """Frames that tell the network where a MAC is: broadcast/multicast, ARP, IPv6 neighbour discovery."""
-    if data[0] & 1:
-        return True
-    etype = (data[12] << 8) | data[13]
-    if etype == ETH_P_ARP:
-        return True
-    # ICMPv6 router/neighbour solicitation and advertisement, redirect (133-137), no extension headers.
-    return etype == ETH_P_IPV6 and len(data) > 54 and data[20] == 58 and 133 <= data[54] <= 137
 
 
 def _with_source(p: Packet, mac: bytes) -> Packet:
