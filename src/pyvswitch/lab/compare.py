@@ -1,8 +1,8 @@
-"""TCP through pyvswitchd, this tree against an older revision, in one run (``make bench-compare OLD=rev``).
+"""TCP and latency through pyvswitchd, this tree against an older revision, in one run (``make bench-compare``).
 
 A change to the data path must show it costs nothing where it should not: this checks out ``--old`` into a
 temporary git worktree and runs the bench harness's TCP trial (iperf3 between two namespaces through a private
-switch, offloads on then off, as ``make bench`` does) alternately with each tree's pyvswitchd, ``--reps`` times,
+switch, offloads on then off, as ``make bench`` does; then 300 pings' RTT) alternately with each tree's pyvswitchd, ``--reps`` times,
 old and new in turn (the order flips every repetition, so drift in the machine's speed falls on both). Each
 trial is a child process whose ``PYTHONPATH`` selects the tree, with the same venv, harness and kernel.
 Prints the medians and new/old; ``--json`` writes every trial.
@@ -24,7 +24,7 @@ from pyvswitch.lab.harness import venv_bin
 TRIAL = r"""
 import json, sys
 from pyvswitch.lab.harness import Harness, PyvswitchForwarder
-from pyvswitch.lab.traffic import run_iperf3
+from pyvswitch.lab.traffic import run_iperf3, sample_latency
 seconds = float(sys.argv[1])
 out = {}
 with Harness() as h:
@@ -36,6 +36,8 @@ with Harness() as h:
             h.reachable()
             r = run_iperf3(h.h2.netns, h.h1.netns, h.h2.ip, seconds, server_cpu=h.gen_cpu, client_cpu=h.gen_cpu)
             out["offloads on" if on else "offloads off"] = r.gbps
+        lat = sample_latency(h.h1.netns, h.h2.ip, count=300, interval_s=0.01, cpu=h.gen_cpu)
+        out["RTT p50 ms"], out["RTT p99 ms"] = lat.p50_ms, lat.p99_ms
     finally:
         fwd.stop()
 print("RESULT " + json.dumps(out))
@@ -89,11 +91,13 @@ def main(argv: list[str] | None = None) -> int:
         finally:
             subprocess.run(["git", "-C", str(repo), "worktree", "remove", "--force", str(old_tree)],
                            capture_output=True)  # fmt: skip
-    print(f"TCP Gbit/s through pyvswitchd (bench harness), medians of {args.reps}, old {rev} vs new {head}")
-    for metric in ("offloads on", "offloads off"):
+    print(
+        f"TCP Gbit/s and RTT through pyvswitchd (bench harness), medians of {args.reps}, old {rev} vs new {head}"
+    )
+    for metric in ("offloads on", "offloads off", "RTT p50 ms", "RTT p99 ms"):
         old = statistics.median(r[metric] for r in runs["old"])
         new = statistics.median(r[metric] for r in runs["new"])
-        print(f"  {metric:<14} old {old:6.2f}   new {new:6.2f}   new/old {new / old:.2f}")
+        print(f"  {metric:<14} old {old:6.3f}   new {new:6.3f}   new/old {new / old:.2f}")
     if args.json_path:
         with open(args.json_path, "w") as f:
             json.dump({"old": rev, "new": head, "runs": runs}, f, indent=2)
