@@ -97,13 +97,13 @@ class FlowState:
     fid: FlowId = (0, 0, 0, 0, 0, 0)
     owner: dict[FlowId, FlowState] | None = None  # the port's flows; None once the table forgot it
 
-    def hit(self, now: float) -> bool:
-        """A packet of this flow replayed from the switch's flow cache (a FlowToken): what ``verdict`` does for
+    def hit(self, now: float, packets: int = 1) -> bool:
+        """Packets of this flow replayed from the switch's flow cache (a FlowToken): what ``verdict`` does for
         an established flow. False, changing nothing, if the flow is gone or idled out."""
         if self.owner is None or self.expires < now:
             return False
         self.expires = now + self.timeout
-        self.packets += 1
+        self.packets += packets
         return True
 
 
@@ -119,11 +119,11 @@ class Stateless:
         self.flow = flow
         self.counts = counts
 
-    def hit(self, now: float) -> bool:
+    def hit(self, now: float, packets: int = 1) -> bool:
         if self.flow is not None and self.flow in self.acl.flows:
             return False
         if self.counts:
-            self.acl.hits += 1
+            self.acl.hits += packets
         return True
 
 

@@ -25,8 +25,9 @@ The flow cache (API 1.2): a switch remembers what its chain did to a packet per 
 next packets of that flow without running the chain (switch/flowcache.py). It does so on a port only while every
 enabled extension declares ``flow_cacheable = True``: a promise that what it decides about a packet depends only on
 the packet's Ethernet, VLAN and IPv4/TCP/UDP/ICMP header fields and on state it keeps, and that whatever per-packet
-work a replay must still do (a connection's idle timer) it hands over with ``Gate.cache(pkt, token)``; ``token.hit(now)``
-is then called for each cached packet of the flow and returns False when the decision no longer holds. An extension
+work a replay must still do (a connection's idle timer) it hands over with ``Gate.cache(pkt, token)``; ``token.hit(now, packets)``
+is then called for the cached packets of the flow (consecutive ones of a batch in one call) and returns False
+when the decision no longer holds. An extension
 that drops, excludes, replaces or injects for a packet, or fails, makes that packet's flow uncached for the moment.
 Capture extensions, which must see every frame, are never flow-cacheable.
 

@@ -40,10 +40,11 @@ def tag_bytes(tci: int) -> bytes:
 
 class FlowToken(Protocol):
     """Per-packet work a flow-cacheable extension still has to do on a cache hit (switch/flowcache.py): the
-    firewall's connection refreshed, a rule's hit counted. ``hit`` returns False, changing nothing, when the
+    firewall's connection refreshed, a rule's hit counted. ``hit`` accounts for ``packets`` packets of the flow
+    at ``now`` (consecutive ones of a batch come as one call) and returns False, changing nothing, when the
     decision it stands for no longer holds (the connection expired): the packet then takes the whole chain."""
 
-    def hit(self, now: float) -> bool: ...
+    def hit(self, now: float, packets: int = 1) -> bool: ...
 
 
 class FlowNote:

@@ -277,19 +277,34 @@ class FlowCache:
         last_sink: tuple[int, int] | None = None
         sink_pkts: list[Packet] = []
         sink_tcis: list[int] = []
+        # The entry of the previous packet and how many packets of it followed: the same flow again at the same
+        # ``now`` with no chain run in between, so its tokens still hold and are told the count once.
+        last_entry: FlowEntry | None = None
+        repeats = 0
         for pkt, key, entry in zip(batch, keys, found, strict=True):
             if entry is not None:
-                tokens = entry.tokens
-                if tokens:
-                    for token in tokens:
-                        if not token.hit(now):
-                            break
-                    else:
-                        tokens = ()
-                    if tokens:  # one said its decision expired: the chain decides again
-                        self.entries.pop(key, None)
-                        entry = None
+                if entry is last_entry:
+                    repeats += 1
+                else:
+                    if repeats:
+                        _credit(last_entry, repeats, now)
+                        repeats = 0
+                    tokens = entry.tokens
+                    if tokens:
+                        for token in tokens:
+                            if not token.hit(now):
+                                break
+                        else:
+                            tokens = ()
+                        if tokens:  # one said its decision expired: the chain decides again
+                            self.entries.pop(key, None)
+                            entry = None
+                    last_entry = entry
             if entry is None:
+                if repeats:
+                    _credit(last_entry, repeats, now)
+                    repeats = 0
+                last_entry = None
                 misses.append(pkt)
                 miss_keys.append(key)
                 continue
@@ -327,6 +342,8 @@ class FlowCache:
                     counted.append((last_counts, run_hits))
                 last_counts = entry.counts
                 run_hits = 1
+        if repeats:
+            _credit(last_entry, repeats, now)
         if misses:
             self._miss(misses, miss_keys, outs)
         if run_hits:
@@ -383,6 +400,13 @@ class FlowCache:
                         dests = [self.sinks.setdefault(dests[0], dests[0])]
                     entries[key] = FlowEntry(tuple(dests), tuple(note.tokens), counts, pkt)
                     self.installs += 1
+
+
+def _credit(entry: FlowEntry | None, packets: int, now: float) -> None:
+    """Tell an entry's tokens of ``packets`` more packets, already known to hold at ``now``."""
+    if entry is not None:
+        for token in entry.tokens:
+            token.hit(now, packets)
 
 
 def sends_to_acl_in(ports: Sequence[object | None]) -> Callable[[int], tuple[Element, ...]]:
