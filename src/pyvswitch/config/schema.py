@@ -41,7 +41,48 @@ __all__ = [
 ]
 
 NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,31}$")
-IFNAME_RE = re.compile(r"^[^/:\s]{1,15}$")
+# Names that reach the kernel or a command line (issue 11). An interface name is at most IFNAMSIZ - 1 = 15
+# bytes; ASCII letters, digits, '_', '.', '-' only, so a name is as many bytes as characters and is data
+# wherever it lands (a path under /sys, an argv element, a netlink attribute). "." and ".." would name
+# directories under /sys/class/net, and a leading '-' would be read as an option by ip/tc/ethtool.
+IFNAME_RE = re.compile(r"[A-Za-z0-9_.][A-Za-z0-9_.-]{0,14}")
+IFNAME_RULE = "1-15 ASCII letters, digits, '_', '.' or '-', not starting with '-', not '.' or '..'"
+# A namespace name becomes /run/netns/<name> and an argv element of `ip netns exec`: iproute2 refuses "/",
+# "." and ".." and empty names; we also keep to the interface alphabet (no newline, no shell metacharacter,
+# no leading '-') and 64 bytes, ample for a VM's name yet far from NAME_MAX (255).
+NETNS_MAX = 64
+NETNS_RE = re.compile(rf"[A-Za-z0-9_.][A-Za-z0-9_.-]{{0,{NETNS_MAX - 1}}}")
+NETNS_RULE = f"1-{NETNS_MAX} ASCII letters, digits, '_', '.' or '-', not starting with '-', not '.' or '..'"
+
+
+def is_ifname(name: str) -> bool:
+    """Whether ``name`` is an interface name pyvswitch will hand to the kernel (IFNAME_RULE)."""
+    return IFNAME_RE.fullmatch(name) is not None and name not in (".", "..")
+
+
+def is_netns_name(name: str) -> bool:
+    """Whether ``name`` is a network namespace name pyvswitch will create or enter (NETNS_RULE)."""
+    return NETNS_RE.fullmatch(name) is not None and name not in (".", "..")
+
+
+def shown(v: str) -> str:
+    """``v`` quoted for an error message, cut so that a 5 MB name does not make a 5 MB answer."""
+    return repr(v) if len(v) <= 40 else repr(v[:40]) + f"... ({len(v)} characters)"
+
+
+def check_ifname(v: str | None, what: str = "an interface name") -> str | None:
+    """A field validator's body: ``v`` unchanged, or ValueError saying the rule."""
+    if v is not None and not is_ifname(v):
+        raise ValueError(f"{shown(v)} is not {what} ({IFNAME_RULE})")
+    return v
+
+
+def check_netns(v: str | None) -> str | None:
+    if v is not None and not is_netns_name(v):
+        raise ValueError(f"{shown(v)} is not a namespace name ({NETNS_RULE})")
+    return v
+
+
 VlanId = Annotated[int, Field(ge=1, le=4094)]
 
 
@@ -240,9 +281,7 @@ class SwitchConfig(Model):
     @field_validator("net_adapter")
     @classmethod
     def _ifname(cls, v: str | None) -> str | None:
-        if v is not None and not IFNAME_RE.match(v):
-            raise ValueError("not a Linux interface name (1-15 characters, no '/', ':' or spaces)")
-        return v
+        return check_ifname(v)
 
     @property
     def bandwidth_mode(self) -> MinimumBandwidthMode:
@@ -427,9 +466,7 @@ class PortConfig(Model):
     @field_validator("interface", "peer_interface")
     @classmethod
     def _ifname(cls, v: str | None) -> str | None:
-        if v is not None and not IFNAME_RE.match(v):
-            raise ValueError("not a Linux interface name (1-15 characters, no '/', ':' or spaces)")
-        return v
+        return check_ifname(v)
 
     @field_validator("ip")
     @classmethod
@@ -458,6 +495,12 @@ class VmConfig(Model):
     netns: str | None = None  # defaults to the VM name
 
     _n = field_validator("name")(classmethod(lambda cls, v: _check_name(v)))
+
+    @field_validator("netns")
+    @classmethod
+    def _netns(cls, v: str | None) -> str | None:
+        # The VM's name (the default) already fits: NAME_RE is a subset of NETNS_RE.
+        return check_netns(v)
 
     @property
     def namespace(self) -> str:
@@ -493,10 +536,7 @@ class TeamNicConfig(Model):
     @field_validator("name")
     @classmethod
     def _nic_name(cls, v: str) -> str:
-        if not IFNAME_RE.match(v):
-            raise ValueError(
-                "a team interface name is an interface name (1-15 characters, no '/', ':' or spaces)"
-            )
+        check_ifname(v, "a team interface name")
         return v
 
 
@@ -525,18 +565,15 @@ class TeamConfig(Model):
     @field_validator("name")
     @classmethod
     def _team_name(cls, v: str) -> str:
-        if not IFNAME_RE.match(v):
-            raise ValueError(
-                "a team name is used like an interface name (1-15 characters, no '/', ':' or spaces)"
-            )
+        check_ifname(v, "a team name (a team is used like an interface)")
         return v
 
     @field_validator("members")
     @classmethod
     def _members(cls, v: list[str]) -> list[str]:
-        bad = [m for m in v if not IFNAME_RE.match(m)]
+        bad = [m for m in v if not is_ifname(m)]
         if bad:
-            raise ValueError(f"not interface names: {', '.join(bad)}")
+            raise ValueError(f"not interface names ({IFNAME_RULE}): {', '.join(map(shown, bad))}")
         if len(set(v)) != len(v):
             raise ValueError("a member is listed twice")
         return v
@@ -569,8 +606,7 @@ class SriovAdapterConfig(Model):
     @field_validator("name")
     @classmethod
     def _adapter(cls, v: str) -> str:
-        if not IFNAME_RE.match(v):
-            raise ValueError("not a Linux interface name (1-15 characters, no '/', ':' or spaces)")
+        check_ifname(v)
         return v
 
 

@@ -9,13 +9,13 @@ Nothing stops at the first problem: a rejected request lists everything that is 
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
 from pydantic import ValidationError
 
 from pyvswitch.config.schema import (
-    IFNAME_RE,
+    IFNAME_RULE,
     HostConfig,
     MinimumBandwidthMode,
     PortConfig,
@@ -23,7 +23,11 @@ from pyvswitch.config.schema import (
     SwitchConfig,
     SwitchType,
     VlanMode,
+    check_ifname,
+    check_netns,
     format_bps,
+    is_ifname,
+    shown,
 )
 from pyvswitch.config.team_nics import team_users
 
@@ -88,13 +92,45 @@ def _duplicates(
             first[value] = i
 
 
+def _name_problems(cfg: HostConfig) -> list[Problem]:
+    """Issue 11: every name that reaches the kernel or a command, checked again on the whole candidate.
+
+    The models' field validators refuse a bad name in a request, but a candidate built with ``model_copy``
+    or loaded from an older store skips them; this pass is what the commit relies on.
+    """
+    out: list[Problem] = []
+
+    def check(path: str, value: str | None, rule: Callable[[str | None], str | None]) -> None:
+        try:
+            rule(value)
+        except ValueError as exc:
+            out.append((path, str(exc)))
+
+    for i, s in enumerate(cfg.switches):
+        check(f"switches[{i}].net_adapter", s.net_adapter, check_ifname)
+    for i, p in enumerate(cfg.ports):
+        check(f"ports[{i}].interface", p.interface, check_ifname)
+        check(f"ports[{i}].peer_interface", p.peer_interface, check_ifname)
+    for i, v in enumerate(cfg.vms):
+        check(f"vms[{i}].netns", v.namespace, check_netns)
+    for i, t in enumerate(cfg.teams):
+        check(f"teams[{i}].name", t.name, check_ifname)
+        for j, m in enumerate(t.members):
+            check(f"teams[{i}].members[{j}]", m, check_ifname)
+        for j, n in enumerate(t.team_nics):
+            check(f"teams[{i}].team_nics[{j}].name", n.name, check_ifname)
+    for i, a in enumerate(cfg.sriov_adapters):
+        check(f"sriov_adapters[{i}].name", a.name, check_ifname)
+    return out
+
+
 def validate(cfg: HostConfig, old: HostConfig | None = None) -> list[Problem]:
     """Every cross-object problem in ``cfg``; an empty list means the configuration can be applied.
 
     ``old`` is the configuration ``cfg`` replaces, if any: admission control then admits the reservations
     that did not change first, so that the port a request changed is the one named when capacity runs out.
     """
-    out: list[Problem] = []
+    out: list[Problem] = _name_problems(cfg)
     switches = {s.name: s for s in cfg.switches}
     vms = {v.name: v for v in cfg.vms}
 
@@ -349,8 +385,8 @@ def _qos_problems(cfg: HostConfig, old: HostConfig | None) -> list[Problem]:
         if name in seen:
             out.append((f"dcb.adapters[{k}]", f"adapter {name!r} is listed twice"))
         seen.add(name)
-        if not IFNAME_RE.match(name):
-            out.append((f"dcb.adapters[{k}]", f"{name!r} is not an interface name"))
+        if not is_ifname(name):
+            out.append((f"dcb.adapters[{k}]", f"{shown(name)} is not an interface name ({IFNAME_RULE})"))
     for k, prio in enumerate(cfg.dcb.flow_control_priorities):
         if not 0 <= prio <= 7:
             out.append(
