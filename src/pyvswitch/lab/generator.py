@@ -241,7 +241,9 @@ def _start(s: Sender, cpu: int | None, gap_overhead_ns: float) -> _Running:
         f.write(body)
     cmd = _command(s, path, gap_overhead_ns)
     if s.start_delay_s and s.pacing is not Pacing.SMOOTH:
-        cmd = ["sh", "-c", f'sleep {s.start_delay_s:.3f}; exec "$@"', "sh", *cmd]
+        # Started now, running from the deadline on (lab/launch.py: an exec after the wait, no shell).
+        at = time.monotonic() + s.start_delay_s
+        cmd = [sys.executable, "-m", "pyvswitch.lab.launch", "--at", f"{at:.6f}", "--", *cmd]
     if cpu is not None:
         cmd = ["taskset", "-c", str(cpu), *cmd]
     cmd = ["ip", "netns", "exec", s.netns, *cmd]

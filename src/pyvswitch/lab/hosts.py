@@ -17,7 +17,7 @@ daemons get ``PYVSWITCH_LAB`` / ``PYVSWITCH_LAB_HOST`` in their environment so t
 How a daemon enters its namespace matters: ``ip netns exec`` gives the process a private (slave) mount
 namespace, so the VM namespaces the daemon creates (bind mounts under /run/netns) would be invisible outside
 it. The daemon is therefore started with ``nsenter --net`` plus its own mount namespace whose propagation is
-left shared (the /run/netns mounts reach everybody) and in which only /sys is made private and re-mounted, so
+left shared (the /run/netns mounts reach everybody) and in which only /sys is made private and re-mounted (lab/launch.py), so
 sysfs (MTU, carrier, flags read by the data path) shows the host namespace's interfaces. No daemon change.
 """
 
@@ -31,6 +31,7 @@ import re
 import signal
 import string
 import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
@@ -388,12 +389,11 @@ class Lab:
         state_dir = Path(rec.state_dir)
         state_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
         # Net namespace only (nsenter), plus a mount namespace of our own that keeps /run/netns shared and
-        # re-mounts just /sys privately: see the module docstring for why not `ip netns exec`.
-        script = 'mount --make-rprivate /sys && mount -t sysfs sysfs /sys && exec "$0" "$@"'
+        # re-mounts just /sys privately (lab/launch.py, no shell): see the module docstring for why not
+        # `ip netns exec`.
         argv = [
             "nsenter", f"--net=/run/netns/{rec.netns}",
-            "unshare", "--mount", "--propagation", "unchanged",
-            "sh", "-c", script,
+            sys.executable, "-m", "pyvswitch.lab.launch", "--own-sysfs", "--",
             str(venv_bin() / "pyvswitchd"),
             "--socket", rec.socket,
             "--state-dir", rec.state_dir,
