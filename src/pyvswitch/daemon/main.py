@@ -6,7 +6,8 @@ when it is set. ``--detach`` forks into the background and returns once the daem
 
 Safety against two daemons: the state directory is locked with ``flock`` (released by the kernel even after
 kill -9), and a socket that still accepts connections belongs to a live daemon, so we refuse to start; a
-socket file nobody listens on is stale and is removed.
+socket file nobody listens on is stale and is removed. Anything at ``--socket`` that is not a socket (a
+file, a directory, a symlink) is refused, never removed; at exit only our own socket is unlinked.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ import logging
 import os
 import signal
 import socket
+import stat
 import sys
 from pathlib import Path
 from typing import IO
@@ -116,10 +118,30 @@ def _lock_state_dir(state_dir: Path) -> IO[str]:
     return f
 
 
+def _file_kind(mode: int) -> str:
+    if stat.S_ISLNK(mode):
+        return "a symbolic link"
+    if stat.S_ISDIR(mode):
+        return "a directory"
+    if stat.S_ISREG(mode):
+        return "a regular file"
+    return "a special file"
+
+
 def _bind_socket(path: Path) -> socket.socket:
     """A listening unix socket at ``path``, mode 0600; refuses if a live daemon answers there."""
     path.parent.mkdir(mode=0o755, parents=True, exist_ok=True)
-    if path.exists() or path.is_symlink():
+    try:
+        st = os.lstat(path)
+    except FileNotFoundError:
+        st = None
+    if st is not None:
+        # Only a socket can be stale. Anything else at the path (a mistyped --socket naming a file, a
+        # directory, a symlink to either) is not ours to delete (issue 11: a regular file was removed).
+        if not stat.S_ISSOCK(st.st_mode):
+            raise StartupError(
+                f"{path} exists and is {_file_kind(st.st_mode)}, not a socket; not removing it"
+            )
         probe = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         try:
             probe.connect(str(path))
@@ -140,6 +162,18 @@ def _bind_socket(path: Path) -> socket.socket:
     sock.listen(128)
     sock.setblocking(False)
     return sock
+
+
+def _unlink_own_socket(path: Path, ino: int) -> None:
+    """Remove the socket we bound, unless something else has taken its path since."""
+    try:
+        st = os.lstat(path)
+    except FileNotFoundError:
+        return
+    if stat.S_ISSOCK(st.st_mode) and st.st_ino == ino:
+        path.unlink()
+    else:
+        log.warning("%s is no longer our socket; leaving it", path)
 
 
 def _notify_systemd(message: str) -> None:
@@ -219,6 +253,7 @@ def run(args: argparse.Namespace) -> int:
     sock_path = Path(args.socket)
     lock = _lock_state_dir(state_dir)
     sock = _bind_socket(sock_path)
+    sock_ino = os.lstat(sock_path).st_ino
     host_id = args.host_id if args.host_id is not None else host_id_from(_machine_id(), str(state_dir))
     pool = MacPool(host_id)
     store = Store(state_dir / "config.db")
@@ -269,8 +304,7 @@ def run(args: argparse.Namespace) -> int:
         engine.stop()
         store.close()
         sock.close()
-        with contextlib.suppress(FileNotFoundError):
-            sock_path.unlink()
+        _unlink_own_socket(sock_path, sock_ino)
         lock.close()
 
 
