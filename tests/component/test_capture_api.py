@@ -105,7 +105,7 @@ def test_requests_are_checked_whole_naming_each_field(d: EngineDaemon, tmp_path:
     precious = tmp_path / "notes.txt"
     precious.write_text("not a capture")
     refused = d.errors("POST", "/v1/captures", 400, json={"path": str(precious)})
-    assert refused == [("path", "exists and is not a pcapng file; refusing to overwrite it")]
+    assert refused == [("path", "exists; a capture never overwrites a file: remove it or give another path")]
     assert precious.read_text() == "not a capture"
     assert d.errors("POST", "/v1/captures", 400, json={"path": "/dev/null"})[0][0] == "path"
     for field, value in (("direction", "sideways"), ("snaplen", -1), ("max_bytes", 100), ("colour", 1)):
@@ -160,7 +160,8 @@ def test_netevent_session_life_cycle(d: EngineDaemon, tmp_path: Path) -> None:
     running = d.ok("POST", f"{base}/t1/start")
     assert running["status"] == "Running"
     assert running["capture"]["ports"] == ["a-eth0"] and running["capture"]["direction"] == "in"
-    assert running["capture"]["ring_files"] == 2 and running["capture"]["max_bytes"] == 125 * 1024 * 1024
+    # Circular as in Windows: two halves of MaxFileSize, the newest always at exactly -LocalFilePath.
+    assert running["capture"]["circular"] and running["capture"]["max_bytes"] == 125 * 1024 * 1024
     assert d.errors("POST", f"{base}/t1/start", 409)[0][0] == "name"
     assert d.errors("POST", f"{base}/t1/provider/vm-switches", 409, json={"name": "ext"})[0][0] == "name"
     [cap] = d.ok("GET", "/v1/captures")
@@ -170,9 +171,8 @@ def test_netevent_session_life_cycle(d: EngineDaemon, tmp_path: Path) -> None:
     stopped = d.ok("POST", f"{base}/t1/stop")
     assert stopped["status"] == "NotRunning" and stopped["capture"]["captured"] == 1
     assert d.errors("POST", f"{base}/t1/stop", 409)[0][0] == "name"
-    [ring] = stopped["capture"]["files"]
-    assert Path(ring).name == "NetTrace_00001.pcapng"
-    assert [r.direction for r in read_pcapng(ring).records] == ["in"]
+    assert stopped["capture"]["files"] == [str(path)]  # issue 11: not NetTrace_00001.pcapng
+    assert [r.direction for r in read_pcapng(path).records] == ["in"]
     d.ok("DELETE", f"{base}/t1", 204)
     assert d.ok("GET", base) == []
     assert d.errors("GET", f"{base}/t1", 404)[0][0] == "name"

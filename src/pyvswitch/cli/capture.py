@@ -141,7 +141,7 @@ def capture_group() -> None:
     "--max-bytes",
     callback=_size_callback,
     metavar="SIZE",
-    help="Cap each file at SIZE (e.g. 100M); without --ring, stop there.",
+    help="Cap each file at SIZE (e.g. 100M; default 250M, 0 = no cap); without --ring, stop there.",
 )
 @click.option(
     "--ring", type=click.IntRange(min=1), metavar="N", help="Keep N files of --max-bytes as a ring."

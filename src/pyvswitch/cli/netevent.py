@@ -11,7 +11,9 @@ A Hyper-V admin's capture script works as typed (hyperv-networking.md §7.2)::
 The session definitions live in the daemon (not persisted); Start runs an ordinary capture session
 (``pyvswitch capture list`` shows it). The file is pcapng, not ETL. Where Windows differs: the path is a
 Linux path (made absolute here; default ``$TMPDIR/NetTrace.pcapng``); a MaxFileSize (MB, default 250, 0 =
-no limit) makes a circular capture of two files ``<name>_00001.pcapng`` / ``_00002`` of half the size each;
+no limit) makes the capture circular as in Windows, the newest frames always at exactly -LocalFilePath and the
+half before them in ``<name>_00001.pcapng`` (Get-NetEventSession lists both under Files); an existing file
+at either name is refused, never overwritten (a session started again replaces only its own files);
 only ``SaveToFile`` is supported; ``-Level``, ``-MultiLayer``, ``-TraceBufferSize`` and
 ``-MaxNumberOfBuffers`` are accepted and have no effect. ``Add-NetEventVmSwitch`` / ``Add-NetEventVmNetworkAdapter``
 act on the one session (or ``-SessionName``); ``-VMName`` picks a VM's adapters (the adapter ``-Name`` is then
@@ -242,7 +244,7 @@ CMDLETS: tuple[Cmdlet, ...] = (
         new_neteventsession,
         "Define a capture session (one at a time) writing a pcapng file.",
         "-LocalFilePath defaults to $TMPDIR/NetTrace.pcapng; -MaxFileSize MB (default 250, 0 = no limit)\n"
-        "makes the capture circular over two files of half the size each (<name>_00001.pcapng, _00002).\n"
+        "makes the capture circular: the newest frames at -LocalFilePath, the half before in <name>_00001.\n"
         "Only -CaptureMode SaveToFile; -TraceBufferSize and -MaxNumberOfBuffers have no effect.",
     ),
     Cmdlet(

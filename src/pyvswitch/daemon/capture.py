@@ -16,25 +16,36 @@ starts an ordinary capture session from it:
   BothPhysicalAndSwitch = every port (including ports added later when nothing narrows it). Default Physical.
 - VmCaptureDirection: Ingress (VM -> switch) = ``in``, Egress = ``out``, IngressAndEgress = ``both``.
 - Switch and adapter filters: values of one kind are OR-ed, the kinds AND-ed (like the provider's fields).
-- MaxFileSize (MB, default 250): the file is circular, as in Windows, made of two ring files of half the
-  size each (``<stem>_00001<suffix>``...), so the oldest half is discarded when full; 0 = one unlimited file.
+- MaxFileSize (MB, default 250): the file is circular, as in Windows: the newest frames are always at exactly
+  the LocalFilePath given; when it reaches half the size it becomes ``<stem>_00001<suffix>`` (the half before
+  it is discarded) and a new file starts at the path. 0 = one unlimited file at the path.
+
+Files (issue 11): every file of a capture is created, never overwritten: a request naming an existing file
+(the path, any ring file name it would use, the circular ``_00001``) is refused, and files are opened
+``O_EXCL | O_NOFOLLOW``, mode 0600 (pcapng.py). A capture request without ``max_bytes`` is capped at
+DEFAULT_MAX_BYTES (Windows' 250 MB default of New-NetEventSession); ``max_bytes`` 0 asks for no cap. A NetEvent
+session started again replaces the files its own earlier runs wrote, and only those.
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import os
+import re
+import stat
 import threading
 from collections import OrderedDict
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Literal, Protocol
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from pyvswitch.config.schema import HostConfig, PortKind
 from pyvswitch.errors import ConfigError, ConflictError, NotFoundError
 from pyvswitch.observe.capture import DEFAULT_SNAPLEN, MAX_SNAPLEN, CaptureFilter, CaptureSession
-from pyvswitch.observe.pcapng import BT_SHB
+from pyvswitch.observe.pcapng import ring_file_name
 
 log = logging.getLogger(__name__)
 
@@ -42,8 +53,8 @@ MIN_MAX_BYTES = 64 * 1024  # room for the headers of a few hundred ports' interf
 KEEP_STOPPED = 32
 MIB = 1024 * 1024
 DEFAULT_MAX_FILE_SIZE_MB = 250  # New-NetEventSession's default
-NETEVENT_RING_FILES = 2
-PCAPNG_MAGIC = BT_SHB.to_bytes(4, "little")  # an existing file starting so may be overwritten
+DEFAULT_MAX_BYTES = DEFAULT_MAX_FILE_SIZE_MB * MIB  # a capture request without max_bytes (0 = no cap)
+NETEVENT_RING_FILES = 2  # the circular file: the path and the half before it
 
 PHYSICAL_KINDS = frozenset({PortKind.UPLINK, PortKind.INTERFACE})
 SWITCH_KINDS = frozenset({PortKind.VM, PortKind.HOST, PortKind.TAP})
@@ -79,9 +90,18 @@ class CaptureRequest(_Request):
     ports: list[str] = []
     direction: Literal["in", "out", "both"] = "both"
     snaplen: int = Field(DEFAULT_SNAPLEN, ge=0, le=MAX_SNAPLEN)
-    max_bytes: int | None = Field(None, ge=MIN_MAX_BYTES)
+    # None: DEFAULT_MAX_BYTES; 0: no cap (an explicit choice, never the default: a forgotten capture must not
+    # fill the disk of the host it runs on).
+    max_bytes: int | None = Field(None, ge=0)
     ring_files: int = Field(0, ge=0, le=100_000)
     filter: CaptureFilterSpec | None = None
+
+    @field_validator("max_bytes")
+    @classmethod
+    def _cap(cls, v: int | None) -> int | None:
+        if v is not None and 0 < v < MIN_MAX_BYTES:
+            raise ValueError(f"must be 0 (no cap) or at least {MIN_MAX_BYTES} bytes")
+        return v
 
 
 class NetEventSessionCreate(_Request):
@@ -137,6 +157,9 @@ class _NetEvent:
         self.switches: list[str] = []
         self.adapters: list[str] = []
         self.capture_id: str | None = None
+        # The files this session's captures wrote, as they were when it stopped: the only files a new run may
+        # replace. Size and mtime too, because a file someone puts there after ours is deleted may reuse its inode.
+        self.written: set[tuple[int, int, int, int]] = set()
 
 
 def _filter(spec: CaptureFilterSpec | None) -> CaptureFilter:
@@ -163,7 +186,23 @@ def _provider_filter(p: PacketCaptureProvider) -> CaptureFilter:
     )
 
 
-def _path_problem(path: str) -> str | None:
+def _identity(st: os.stat_result) -> tuple[int, int, int, int]:
+    return (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns)
+
+
+def _file_names(path: Path, ring_files: int, circular: bool) -> list[Path]:
+    """The names a capture at ``path`` writes that exist now (a ring: every ``<stem>_<number><suffix>``)."""
+    if ring_files:
+        pattern = re.compile(re.escape(path.stem) + r"_\d{5,}" + re.escape(path.suffix))
+        try:
+            return sorted(path.parent / n for n in os.listdir(path.parent) if pattern.fullmatch(n))
+        except OSError:
+            return []
+    names = [path, ring_file_name(path, 1)] if circular else [path]
+    return [n for n in names if os.path.lexists(n)]
+
+
+def _path_problem(path: str, ring_files: int = 0, circular: bool = False) -> str | None:
     p = Path(path)
     if not p.is_absolute():
         return "must be an absolute path (the daemon does not share the client's working directory)"
@@ -171,17 +210,14 @@ def _path_problem(path: str) -> str | None:
         return f"directory {str(p.parent)!r} does not exist"
     if p.is_dir():
         return "is a directory; give a file name"
-    if p.exists() and not p.is_file():
-        return "exists and is not a regular file"
-    if p.is_file() and p.stat().st_size:
-        # The daemon runs as root: a typo must not overwrite a file that is not an earlier capture.
-        try:
-            with p.open("rb") as f:
-                magic = f.read(4)
-        except OSError as exc:
-            return f"cannot read the existing file: {exc.strerror or exc}"
-        if magic != PCAPNG_MAGIC:
-            return "exists and is not a pcapng file; refusing to overwrite it"
+    existing = _file_names(p, ring_files, circular)
+    if existing:
+        # The daemon runs as root: a capture creates its files, it never overwrites one (nor writes through a
+        # symlink); every name of a ring counts, not only the base (issue 11).
+        which = (
+            "exists" if existing == [p] else f"would write {', '.join(str(e) for e in existing)}, which exist"
+        )
+        return f"{which}; a capture never overwrites a file: remove it or give another path"
     return None
 
 
@@ -211,19 +247,25 @@ class CaptureManager:
             raise _NotFound("id", f"no capture {capture_id!r}")
         return s.status()
 
-    def start(self, req: CaptureRequest, name: str = "") -> dict[str, Any]:
-        """Check ``req`` whole, create its file and start recording; returns its status (with its id)."""
+    def start(self, req: CaptureRequest, name: str = "", circular: bool = False) -> dict[str, Any]:
+        """Check ``req`` whole, create its file and start recording; returns its status (with its id).
+        ``circular``: a NetEvent session's file (pcapng.py), the newest frames at exactly ``req.path``."""
         with self._lock:
             cfg = self._config()
             problems: list[tuple[str, str]] = []
-            path_problem = _path_problem(req.path)
+            # A running capture's own file is a conflict (409), before it counts as an existing file (400).
+            resolved = Path(req.path).resolve()
+            for other in self._running.values():
+                if other.path.resolve() == resolved:
+                    raise _Conflict("path", f"capture {other.id} is writing {req.path!r}")
+            path_problem = _path_problem(req.path, req.ring_files, circular)
             if path_problem:
                 problems.append(("path", path_problem))
             known = {p.name for p in cfg.ports}
             for i, port in enumerate(req.ports):
                 if port not in known:
                     problems.append((f"ports[{i}]", f"no port {port!r}"))
-            if req.ring_files and req.max_bytes is None:
+            if req.ring_files and not req.max_bytes:
                 problems.append(("ring_files", "needs max_bytes (the size at which the next file starts)"))
             try:
                 flt = _filter(req.filter)
@@ -232,10 +274,6 @@ class CaptureManager:
                 flt = CaptureFilter()
             if problems:
                 raise ConfigError(problems)
-            resolved = Path(req.path).resolve()
-            for other in self._running.values():
-                if other.path.resolve() == resolved:
-                    raise _Conflict("path", f"capture {other.id} is writing {req.path!r}")
             capture_id = str(self._next_id)
             try:
                 session = CaptureSession(
@@ -244,8 +282,9 @@ class CaptureManager:
                     ports=req.ports,
                     direction=req.direction,
                     snaplen=req.snaplen,
-                    max_bytes=req.max_bytes,
+                    max_bytes=DEFAULT_MAX_BYTES if req.max_bytes is None else (req.max_bytes or None),
                     ring_files=req.ring_files,
+                    circular=circular,
                     filter=flt,
                     name=name,
                 )
@@ -345,7 +384,7 @@ class CaptureManager:
             problems: list[tuple[str, str]] = []
             if spec.capture_mode != "SaveToFile":
                 problems.append(("capture_mode", f"{spec.capture_mode!r} is not supported; use SaveToFile"))
-            path_problem = _path_problem(spec.path)
+            path_problem = _path_problem(spec.path, circular=bool(spec.max_file_size_mb))
             if path_problem:
                 problems.append(("path", path_problem))
             if problems:
@@ -424,13 +463,14 @@ class CaptureManager:
                 )
             ports = self._select_ports(ne, p)
             size = ne.spec.max_file_size_mb
+            self._remove_earlier_files(ne)
             req = CaptureRequest(
                 path=ne.spec.path,
                 ports=ports,
                 direction=VM_DIRECTIONS[p.vm_capture_direction],
                 snaplen=p.truncation_length,
-                max_bytes=max(size * MIB // NETEVENT_RING_FILES, MIN_MAX_BYTES) if size else None,
-                ring_files=NETEVENT_RING_FILES if size else 0,
+                max_bytes=max(size * MIB // NETEVENT_RING_FILES, MIN_MAX_BYTES) if size else 0,
+                ring_files=0,
                 filter=CaptureFilterSpec(
                     ethertypes=p.ethertypes,
                     ips=p.ip_addresses,
@@ -438,9 +478,19 @@ class CaptureManager:
                     macs=p.link_layer_addresses,
                 ),
             )
-            status = self.start(req, name=name)
+            status = self.start(req, name=name, circular=bool(size))
             ne.capture_id = str(status["id"])
             return self._view(ne)
+
+    def _remove_earlier_files(self, ne: _NetEvent) -> None:
+        """Windows' Start-NetEventSession writes its file afresh: here the files this session wrote before
+        go, identified by inode, so that a file someone else put at the path since is refused, not removed."""
+        path = Path(ne.spec.path)
+        for name in _file_names(path, 0, circular=True):
+            with contextlib.suppress(OSError):
+                st = os.lstat(name)
+                if stat.S_ISREG(st.st_mode) and _identity(st) in ne.written:
+                    name.unlink()
 
     def _select_ports(self, ne: _NetEvent, p: PacketCaptureProvider) -> list[str]:
         """The ports the provider covers; [] (= all, ports added later too) for both types unnarrowed."""
@@ -476,13 +526,20 @@ class CaptureManager:
             ne = self._netevent_session(name)
             if self._running_capture(ne) is None or ne.capture_id is None:
                 raise _Conflict("name", f"NetEvent session {name!r} is not running")
-            self.stop(ne.capture_id)
+            self._stop_netevent_capture(ne, ne.capture_id)
             return self._view(ne)
+
+    def _stop_netevent_capture(self, ne: _NetEvent, capture_id: str) -> None:
+        status = self.stop(capture_id)
+        for f in status["files"]:
+            with contextlib.suppress(OSError):
+                st = os.lstat(f)
+                ne.written.add(_identity(st))
 
     def remove_netevent_session(self, name: str) -> None:
         """Remove-NetEventSession; a running session is stopped (its file flushed) first."""
         with self._lock:
             ne = self._netevent_session(name)
             if self._running_capture(ne) is not None and ne.capture_id is not None:
-                self.stop(ne.capture_id)
+                self._stop_netevent_capture(ne, ne.capture_id)
             del self._netevent[name]

@@ -270,7 +270,7 @@ class CaptureSession:
 
     ``ports`` are port names (empty: every port of every switch, including ports added later). ``snaplen``
     cuts each recorded frame (0: whole frames); ``max_bytes`` caps each file and ``ring_files`` keeps that
-    many files as a ring (see :mod:`pyvswitch.observe.pcapng`). The constructor creates the file: OSError when
+    many files as a ring, ``circular`` two with the newest at ``path`` (see :mod:`pyvswitch.observe.pcapng`). The constructor creates the file: OSError when
     it cannot, ValueError for arguments the writer refuses.
     """
 
@@ -284,6 +284,7 @@ class CaptureSession:
         snaplen: int = DEFAULT_SNAPLEN,
         max_bytes: int | None = None,
         ring_files: int = 0,
+        circular: bool = False,
         filter: CaptureFilter | None = None,
         name: str = "",
     ) -> None:
@@ -310,7 +311,10 @@ class CaptureSession:
         self.filtered = 0
         self.dropped = 0
         self.error: str | None = None
-        self._writer = PcapngWriter(self.path, snaplen=snaplen, max_bytes=max_bytes, ring_files=ring_files)
+        self.circular = circular
+        self._writer = PcapngWriter(
+            self.path, snaplen=snaplen, max_bytes=max_bytes, ring_files=ring_files, circular=circular
+        )
         # Port name -> its interface id, and the (switch, OS interface) that interface describes.
         self._ifaces: dict[str, int] = {}
         self._described: dict[str, tuple[str, str]] = {}
@@ -462,6 +466,7 @@ class CaptureSession:
             "snaplen": self.snaplen,
             "max_bytes": self.max_bytes,
             "ring_files": self.ring_files,
+            "circular": self.circular,
             "filter": self.filter.describe(),
             "captured": self.captured,
             "filtered": self.filtered,

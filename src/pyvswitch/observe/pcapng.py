@@ -26,8 +26,15 @@ Size cap and ring buffer (like ``dumpcap -b filesize:… -b files:…``, but cou
   ``path`` (``cap.pcapng`` → ``cap_00001.pcapng``): dumpcap's ``_NNNNN`` sequence number without its
   ``_YYYYmmddHHMMSS`` part, so names are deterministic and sort in writing order (the first packet's time is in the
   file). When a record would take the current file past ``max_bytes``, the next file is started with the SHB and all
-  IDBs again, and the oldest is deleted so that at most N files remain. A new writer numbers from 00001 again and
-  overwrites files of that name. A record that could not fit even in a fresh file is dropped and counted.
+  IDBs again, and the oldest is deleted so that at most N files remain. A record that could not fit even in a
+  fresh file is dropped and counted.
+- ``max_bytes`` set, ``circular=True``: two files, the newest records always at ``path`` itself (New-NetEventSession's
+  circular file at exactly its -LocalFilePath): when ``path`` is full it is renamed ``<stem>_00001<suffix>``
+  (replacing the previous one) and a new ``path`` is started.
+
+Every file is created, never overwritten (issue 11: the daemon runs as root and writes where a request says):
+``O_CREAT | O_EXCL | O_NOFOLLOW``, mode 0600. An existing file or symlink at a name the writer is about to
+create is ``FileExistsError`` (from the constructor, or stopping a ring that meets one when it rotates).
 
 The section header plus every interface description must fit within ``max_bytes``; otherwise the constructor or
 ``add_interface`` raises ``ValueError``, because a file without its interfaces cannot be read. Invalid arguments
@@ -124,6 +131,17 @@ def ring_file_name(path: Path, number: int) -> Path:
     return path.with_name(f"{path.stem}_{number:0{MAX_RING_DIGITS}d}{path.suffix}")
 
 
+def create_exclusive(path: Path) -> BinaryIO:
+    """A new file at ``path`` for writing, mode 0600: never an existing file, never through a symlink."""
+    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
+    fd = os.open(path, flags, 0o600)
+    try:
+        return os.fdopen(fd, "wb")
+    except BaseException:
+        os.close(fd)
+        raise
+
+
 class PcapngWriter:
     """Appends Enhanced Packet Blocks to a pcapng file, optionally capped in size and rotated as a ring.
 
@@ -139,17 +157,20 @@ class PcapngWriter:
         snaplen: int = DEFAULT_SNAPLEN,
         max_bytes: int | None = None,
         ring_files: int = 0,
+        circular: bool = False,
     ) -> None:
         _check_snaplen(snaplen)
         if ring_files < 0:
             raise ValueError(f"ring_files must be >= 0, not {ring_files}")
         if ring_files and max_bytes is None:
             raise ValueError("ring_files needs max_bytes (the size at which to start the next file)")
+        if circular and (ring_files or max_bytes is None):
+            raise ValueError("circular needs max_bytes and no ring_files (it is a ring of two at path)")
         path: Path | None = None
         stream: BinaryIO | None = None
         if isinstance(path_or_file, str | os.PathLike):
             path = Path(path_or_file)
-        elif ring_files:
+        elif ring_files or circular:
             raise ValueError("a ring of files needs a path, not a file object")
         else:
             stream = path_or_file
@@ -157,6 +178,7 @@ class PcapngWriter:
         self._snaplen = snaplen
         self._max_bytes = max_bytes
         self._ring_files = ring_files
+        self._circular = circular
 
         uname = os.uname()
         self._shb = _block(
@@ -234,7 +256,7 @@ class PcapngWriter:
         if not self._full:
             if self._fits(len(idb)):
                 self._emit(idb)
-            elif self._ring_files:
+            elif self._ring_files or self._circular:
                 self._rotate()
             else:
                 self._mark_full()
@@ -436,7 +458,7 @@ class PcapngWriter:
         if self._fits(size):
             return True
         assert self._max_bytes is not None  # _fits is always true without a cap
-        if not self._ring_files:
+        if not (self._ring_files or self._circular):
             self._mark_full()
             return False
         if self._header_bytes + size > self._max_bytes:
@@ -464,9 +486,8 @@ class PcapngWriter:
         assert self._path is not None
         self._sequence += 1
         path = ring_file_name(self._path, self._sequence) if self._ring_files else self._path
-        f = open(path, "wb")  # noqa: SIM115 - owned by the writer, closed by _rotate() or close()
+        self._f = create_exclusive(path)  # owned by the writer, closed by _rotate() or close()
         self._files.append(path)
-        self._f = f
         self._file_bytes = 0
         self._emit(self._shb)
         for idb in self._idbs:
@@ -474,8 +495,14 @@ class PcapngWriter:
 
     def _rotate(self) -> None:
         self._f.close()
+        if self._circular:
+            assert self._path is not None
+            previous = ring_file_name(self._path, 1)
+            # rename() replaces the name, never follows it: a symlink put at `previous` is what goes.
+            os.rename(self._path, previous)
+            self._files = [previous]
         self._open_next()
-        while len(self._files) > self._ring_files:
+        while len(self._files) > (self._ring_files or 2):  # circular: the previous file and path
             old = self._files.pop(0)
             try:
                 old.unlink()
