@@ -42,9 +42,13 @@ def test_peer_interface_with_shell_text_refused_by_the_api(d: Daemon) -> None:
 
 def test_accented_15_character_name_is_30_bytes(d: Daemon) -> None:
     """issue 11: 15 accented characters passed the 15-byte IFNAMSIZ limit."""
-    r = d.client.post("/v1/switches", json={"name": "s", "type": "External", "net_adapter": "\u00e9" * 15})
+    d.client.post("/v1/vms", json={"name": "v", "adapter": False})
+    r = d.client.post(
+        "/v1/ports", json={"name": "v-eth0", "kind": "vm", "vm": "v", "peer_interface": "\u00e9" * 15}
+    )
     assert r.status_code == 400
-    assert [f for f, _ in errors(r)] == ["net_adapter"]
+    assert [f for f, _ in errors(r)] == ["peer_interface"]
+    assert d.lab.links == {}
 
 
 def test_team_member_and_nic_names_refused(d: Daemon) -> None:

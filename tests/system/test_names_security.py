@@ -27,26 +27,21 @@ def test_peer_interface_with_shell_text_is_refused(host: Host) -> None:
     with --receive-steering on; now the API refuses the name and the daemon runs nothing."""
     assert host.proc is not None
     cwd = Path(os.readlink(f"/proc/{host.proc.pid}/cwd"))
-    marker = unique("Q")
+    marker = cwd / "Q"  # the issue's very name: `touch${IFS}Q` is 14 characters, a valid length
+    assert not marker.exists()
     vm = unique("pvs")
     host.vms.append(vm)
     host.cli("switch", "add", "sw", "--type", "private")
     host.cli("vm", "add", vm, "--no-adapter")
+    port = {"name": f"{vm}-e0", "kind": "vm", "vm": vm, "switch": "sw", "peer_interface": "`touch${IFS}Q`"}
     with api(host) as c:
-        r = c.post(
-            "/v1/ports",
-            json={
-                "name": f"{vm}-e0",
-                "kind": "vm",
-                "vm": vm,
-                "switch": "sw",
-                "peer_interface": f"`touch {marker}`",
-            },
-        )
+        r = c.post("/v1/ports", json=port)
+    created = marker.exists()
+    if created:
+        marker.unlink()
     assert r.status_code == 400, r.text
     assert [e["field"] for e in r.json()["errors"]] == ["peer_interface"]
-    assert not (cwd / marker).exists()
-    assert not Path(marker).exists()
+    assert not created
 
 
 def test_netns_outside_run_netns_is_refused(host: Host, tmp_path: Path) -> None:
