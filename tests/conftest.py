@@ -18,6 +18,7 @@ SERIAL_MODULES = {
     "test_demo_qos.py",
     "test_demo_team.py",
     "test_harness.py",
+    "test_hitless_restart.py",
     "test_iov.py",
     "test_lacp_ovs.py",
     "test_lacp_tshark.py",

@@ -72,9 +72,16 @@ class Host:
         self.proc.send_signal(signal.SIGKILL)
         self.proc.wait(timeout=10)
 
+    def terminate(self) -> None:
+        """SIGTERM, as systemd's restart sends: pyvswitchd exits, its forwarder keeps forwarding."""
+        assert self.proc is not None
+        self.proc.terminate()
+        self.proc.wait(timeout=10)
+
     def stop(self) -> None:
         if self.proc is not None and self.proc.poll() is None:
-            self.proc.terminate()
+            # SIGINT stops the forwarder too; SIGTERM would leave it forwarding for a successor (--restart-grace).
+            self.proc.send_signal(signal.SIGINT)
             try:
                 self.proc.wait(timeout=10)
             except subprocess.TimeoutExpired:

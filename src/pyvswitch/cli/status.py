@@ -21,6 +21,11 @@ def describe(health: dict[str, Any]) -> list[str]:
             f"  forwarding: last pass {fwd.get('heartbeat_age_s')} s ago, "
             f"{fwd.get('loop_restarts', 0)} loop restarts, {fwd.get('resyncs', 0)} receive-ring resyncs"
         )
+    proc: dict[str, Any] = fwd.get("forwarder") or {}
+    if proc:
+        lines.append(
+            f"  forwarder: pid {proc.get('pid')}, control planes attached since it started: {proc.get('attaches')}"
+        )
     lines += [f"  resynchronised {r['device']} {r['ago_s']} s ago" for r in fwd.get("recent_resyncs") or []]
     return lines
 

@@ -67,6 +67,14 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         help="run guests' receive processing on the CPUs other than the forwarding CPU: 'auto' while the "
         "forwarding CPU is saturated (default), 'on' always, 'off' never",
     )
+    p.add_argument(
+        "--restart-grace",
+        type=float,
+        default=10.0,
+        metavar="SECONDS",
+        help="after SIGTERM or a crash, the forwarder keeps forwarding this long waiting for a new pyvswitchd "
+        "(default 10; 0 stops forwarding with the daemon). SIGINT (Ctrl-C) always stops both",
+    )
     p.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
     p.add_argument("--detach", action="store_true", help="run in the background; exit once ready")
     return p.parse_args(argv)
@@ -227,28 +235,36 @@ def _exit_on_signal(signum: int, frame: object) -> None:
         # A forked helper (pyroute2 runs some netns work in a child) must not run the daemon's cleanup.
         os._exit(128 + signum)
     log.info("received %s", signal.Signals(signum).name)
+    _exit_on_signal.last = signum  # type: ignore[attr-defined]
     raise SystemExit(0)
 
 
 def run(args: argparse.Namespace) -> int:
     """Start everything, serve until signalled, stop everything. Returns the exit code."""
+    fwd_cpu, guest_cpus = cpu_plan(args.forwarding_cpu, os.sched_getaffinity(0))
+    if fwd_cpu is not None and guest_cpus:
+        # The control plane stays off the forwarding CPU from its first import on: a restarting pyvswitchd
+        # must not compete with the forwarder (which keeps forwarding through the restart) for that CPU.
+        os.sched_setaffinity(0, guest_cpus)
+
     import uvicorn
 
     from pyvswitch.config.store import Store
     from pyvswitch.daemon import provision
     from pyvswitch.daemon.api import create_app
+    from pyvswitch.daemon.forwarder_link import RemoteCaptures, RemoteEngine
+    from pyvswitch.daemon.forwarder_link import attach as attach_forwarder
     from pyvswitch.daemon.macpool import MacPool, host_id_from
     from pyvswitch.daemon.service import Service, nic_specs
     from pyvswitch.daemon.steering import ReceiveSteering
     from pyvswitch.datapath.rps import steer_receive
-    from pyvswitch.switch.engine import Engine
 
     # SIGTERM/SIGINT before serving, or re-raised by uvicorn after its graceful shutdown, end the process
     # through SystemExit so that the cleanup below always runs.
     _exit_on_signal.pid = os.getpid()  # type: ignore[attr-defined]
+    _exit_on_signal.last = None  # type: ignore[attr-defined]
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, _exit_on_signal)
-    fwd_cpu, guest_cpus = cpu_plan(args.forwarding_cpu, os.sched_getaffinity(0))
     state_dir = Path(args.state_dir).resolve()
     sock_path = Path(args.socket)
     lock = _lock_state_dir(state_dir)
@@ -258,15 +274,16 @@ def run(args: argparse.Namespace) -> int:
     pool = MacPool(host_id)
     store = Store(state_dir / "config.db")
     provision.configure_guest_rx(guest_cpus if args.receive_steering == "on" else frozenset())
-    if fwd_cpu is not None and guest_cpus:
-        # Everything but the forwarding thread (API, management) stays off the forwarding CPU; the forwarding
-        # thread pins itself when it starts. Threads inherit this thread's affinity.
-        os.sched_setaffinity(0, guest_cpus)
-    engine = Engine(cpu=fwd_cpu)
+    # The data path runs in the forwarder process (daemon/forwarder.py), which outlives this one across a
+    # restart: attaching to a running one resumes control without a gap in forwarding.
+    link = attach_forwarder(state_dir, fwd_cpu, guest_cpus, max(0.0, args.restart_grace), args.log_level)
+    engine = RemoteEngine(link)
     steering: ReceiveSteering | None = None
+    service: Service | None = None
     try:
         log.info(
-            "pyvswitchd %s: state %s, socket %s, MAC pool %s-%s, forwarding CPU %s, guest receive CPUs %s",
+            "pyvswitchd %s: state %s, socket %s, MAC pool %s-%s, forwarding CPU %s, guest receive CPUs %s, "
+            "forwarder pid %d",
             pyvswitch.__version__,
             state_dir,
             sock_path,
@@ -274,9 +291,9 @@ def run(args: argparse.Namespace) -> int:
             pool.last,
             "any" if fwd_cpu is None else fwd_cpu,
             sorted(guest_cpus) or "any",
+            link.pid,
         )
-        engine.start()
-        service = Service(store, engine, provision, pool)
+        service = Service(store, engine, provision, pool, captures=RemoteCaptures(link))  # type: ignore[arg-type]
         service.start()
         if guest_cpus and args.receive_steering == "auto":
             steering = ReceiveSteering(
@@ -301,7 +318,12 @@ def run(args: argparse.Namespace) -> int:
     finally:
         if steering is not None:
             steering.stop()
-        engine.stop()
+        if service is not None:
+            service.stop()
+        if _exit_on_signal.last == signal.SIGINT or args.restart_grace <= 0:  # type: ignore[attr-defined]
+            link.shutdown()
+        else:
+            link.detach(args.restart_grace)
         store.close()
         sock.close()
         _unlink_own_socket(sock_path, sock_ino)

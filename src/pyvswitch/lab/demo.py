@@ -38,6 +38,7 @@ import logging
 import os
 import shlex
 import shutil
+import signal
 import subprocess
 import tempfile
 from dataclasses import dataclass
@@ -306,7 +307,9 @@ class Demo:
                 self.cli("vm", "del", name, show=False, check=False)
             for sw in ("ext", "int"):
                 self.cli("switch", "del", sw, show=False, check=False)
-            self.daemon.terminate()
+            self.daemon.send_signal(
+                signal.SIGINT
+            )  # stop the forwarder too (SIGTERM keeps it for a successor)
             try:
                 self.daemon.wait(timeout=10)
             except subprocess.TimeoutExpired:

@@ -27,6 +27,7 @@ import shlex
 import subprocess
 import time
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from rich.console import Console
@@ -125,17 +126,26 @@ class IovScene:
             raise RuntimeError(f"{host.name}: no daemon pid in the lab registry")
         return pid
 
+    def daemon_cpu_s(self, host: LabHost) -> float:
+        """CPU-seconds of pyvswitchd and its forwarder process (where the software path's frames are)."""
+        total = process_cpu_s(self.daemon_pid(host))
+        # The forwarder writes its pid into forwarder.lock in the state directory (daemon/forwarder.py).
+        try:
+            fwd = int((Path(host.record.state_dir) / "forwarder.lock").read_text().split()[0])
+            return total + process_cpu_s(fwd)
+        except (OSError, ValueError, IndexError):
+            return total
+
     def stream(self, host: LabHost, label: str, port: int) -> PathRun:
         assert self.lab is not None
-        pid = self.daemon_pid(host)
-        frames0, cpu0, t0 = self.port_frames(host), process_cpu_s(pid), time.monotonic()
+        frames0, cpu0, t0 = self.port_frames(host), self.daemon_cpu_s(host), time.monotonic()
         tcp: IperfResult | None = None
         error = ""
         try:
             tcp = run_iperf3(self.lab.lan_host_netns, self.vm_ns, self.lab.lan_host_ip, SECONDS, port=port)
         except (TrafficError, TimeoutError, RuntimeError) as exc:
             error = str(exc)
-        cpu1, t1 = process_cpu_s(pid), time.monotonic()
+        cpu1, t1 = self.daemon_cpu_s(host), time.monotonic()
         run = PathRun(label, tcp, cpu1 - cpu0, t1 - t0, self.port_frames(host) - frames0, error)
         self.console.print(
             f"{label}: {run.mbps:,.0f} Mbit/s, pyvswitchd CPU {run.cpu_s:.2f} s over {run.wall_s:.1f} s "

@@ -28,6 +28,7 @@ from __future__ import annotations
 import logging
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
@@ -326,7 +327,7 @@ class PyvswitchForwarder:
             self._client.close()
             self._client = None
         if self._proc is not None and self._proc.poll() is None:
-            self._proc.terminate()
+            self._proc.send_signal(signal.SIGINT)  # stop the forwarder too (SIGTERM keeps it for a successor)
             try:
                 self._proc.wait(timeout=10)
             except subprocess.TimeoutExpired:

@@ -502,7 +502,7 @@ def _stop(h: HostRecord, timeout_s: float = 10) -> None:
         return
     assert h.pid is not None
     with contextlib.suppress(ProcessLookupError):
-        os.kill(h.pid, signal.SIGTERM)
+        os.kill(h.pid, signal.SIGINT)  # the forwarder stops too (SIGTERM keeps it for a successor)
     deadline = time.monotonic() + timeout_s
     while _daemon_alive(h) and time.monotonic() < deadline:
         time.sleep(0.05)

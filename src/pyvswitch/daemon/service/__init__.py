@@ -71,10 +71,12 @@ class Service(SwitchOps, PortOps, VmOps, TeamOps, TeamNicOps, QosOps, DcbOps, Mi
         provisioner: Provisioner,
         macpool: MacPool,
         new_ifname: Callable[[str], str] | None = None,
+        captures: CaptureManager | None = None,
     ) -> None:
         super().__init__(store, engine, provisioner, macpool, new_ifname)
-        # Capture sessions and NetEvent session definitions: run-time state, not persisted.
-        self.captures = CaptureManager(engine, lambda: self._cfg)
+        # Capture sessions and NetEvent session definitions: run-time state, not persisted. They live where the
+        # frames are: pyvswitchd passes the forwarder's (daemon/forwarder_link.py RemoteCaptures).
+        self.captures = captures if captures is not None else CaptureManager(engine, lambda: self._cfg)
         # SR-IOV (daemon/iov.py): the VF plan and the emulated NIC switch; None with an engine that cannot
         # program one (the API's test fakes).
         self.iov: IovManager | None = (
@@ -82,3 +84,8 @@ class Service(SwitchOps, PortOps, VmOps, TeamOps, TeamNicOps, QosOps, DcbOps, Mi
             if hasattr(engine, "set_nic_switched")
             else None
         )
+
+    def stop(self) -> None:
+        """Stop the service's own threads (the SR-IOV reconciler) before the engine goes away."""
+        if self.iov is not None:
+            self.iov.stop()
