@@ -18,6 +18,7 @@ from fastapi.testclient import TestClient
 
 from pyvswitch.builtin.firewall import Firewall
 from pyvswitch.cli.main import main as cli_main
+from pyvswitch.config.intents import IntentLog
 from pyvswitch.config.schema import ExtendedAclEntry, SwitchConfig, SwitchType
 from pyvswitch.config.store import Store
 from pyvswitch.daemon.api import create_app
@@ -95,8 +96,9 @@ class Host:
             self.service,
             self.engine,
             peer_for=world.peer,
-            mover=world,
+            mover=Mover(world, self),
             netns=lambda: Netns(pid, pid, name),
+            intents=IntentLog(tmp / name / "migrations"),
         )
         self.service.add_switch(
             SwitchConfig(name="ext", type=SwitchType.EXTERNAL, net_adapter="eth1", allow_management_os=False)
@@ -136,6 +138,12 @@ class World:
                     return _through_errors(lambda: _raise(ConfigError([("ports[0]", "injected failure")])))
                 return _through_errors(lambda: target.migrations.commit(body))
 
+            def abort(self, body: dict[str, Any]) -> dict[str, Any]:
+                return _through_errors(lambda: target.migrations.abort(body))
+
+            def forget(self, body: dict[str, Any]) -> dict[str, Any]:
+                return _through_errors(lambda: target.migrations.forget(body))
+
         return Direct()
 
     def move(self, ifnames: list[str], dest: Netns, src: Netns | None = None) -> None:
@@ -149,6 +157,42 @@ class World:
         )
         for i in ifnames:
             to.lab.links[i] = frm.lab.links.pop(i)
+
+    def holder(self, ifname: str) -> Host | None:
+        return next((h for h in self.hosts.values() if ifname in h.lab.links), None)
+
+
+class Mover:
+    """One host's view of the World's links: what NetlinkMover does in a daemon's namespace."""
+
+    def __init__(self, world: World, me: Host) -> None:
+        self.world, self.me = world, me
+
+    def move(self, ifnames: list[str], dest: Netns, src: Netns | None = None) -> None:
+        self.world.move(ifnames, dest, src)
+
+    def pull(self, ifnames: list[str], peers: list[Netns]) -> list[str]:
+        missing = []
+        for i in ifnames:
+            holder = self.world.holder(i)
+            if holder is None:
+                missing.append(i)
+            elif holder is not self.me:
+                self.me.lab.links[i] = holder.lab.links.pop(i)
+        return missing
+
+    def push(self, ifnames: list[str], dest: Netns) -> None:
+        to = next(h for h in self.world.hosts.values() if h.pid == dest.pid)
+        for i in ifnames:
+            if i in self.me.lab.links:
+                to.lab.links[i] = self.me.lab.links.pop(i)
+
+    def set_mark(self, ifname: str, mark: str | None) -> None:
+        self.me.lab.links[ifname]["alias"] = mark
+
+    def read_mark(self, ifname: str, peers: list[Netns]) -> str | None:
+        holder = self.world.holder(ifname)
+        return None if holder is None else holder.lab.links[ifname].get("alias")
 
 
 def _raise(exc: Exception) -> dict[str, Any]:

@@ -10,6 +10,7 @@ on hostB's validation port: the migration is refused and the VM keeps working on
 
 from __future__ import annotations
 
+import os
 import subprocess
 import time
 from collections.abc import Iterator
@@ -49,7 +50,8 @@ def lab(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, request: pytest.Fixture
     info = site / "pyvswitch_mig_veto-0.1.dist-info"
     (info / "METADATA").write_text("Metadata-Version: 2.1\nName: pyvswitch-mig-veto\nVersion: 0.1\n")
     (info / "entry_points.txt").write_text("[pyvswitch.extensions]\nnoway = pyvswitch_mig_veto:NoWay\n")
-    monkeypatch.setenv("PYTHONPATH", str(site))  # the lab's daemons inherit the environment
+    # The lab's daemons inherit the environment; keep what was there (the tree under test, when it is on it).
+    monkeypatch.setenv("PYTHONPATH", os.pathsep.join(filter(None, [str(site), os.environ.get("PYTHONPATH")])))
     yield request.getfixturevalue("two_hosts")
 
 

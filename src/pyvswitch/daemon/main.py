@@ -255,6 +255,7 @@ def run(args: argparse.Namespace) -> int:
     from pyvswitch.daemon.forwarder_link import RemoteCaptures, RemoteEngine
     from pyvswitch.daemon.forwarder_link import attach as attach_forwarder
     from pyvswitch.daemon.macpool import MacPool, host_id_from
+    from pyvswitch.daemon.migration import Migrations
     from pyvswitch.daemon.service import Service, nic_specs
     from pyvswitch.daemon.steering import ReceiveSteering
     from pyvswitch.datapath.rps import steer_receive
@@ -294,7 +295,12 @@ def run(args: argparse.Namespace) -> int:
             link.pid,
         )
         service = Service(store, engine, provision, pool, captures=RemoteCaptures(link))  # type: ignore[arg-type]
+        # Migrations a crash interrupted are settled first (issue 11): the store must say which VMs this host
+        # owns before start-up provisions them, or start-up would re-create a veth another host owns.
+        migrations = Migrations(service, engine)
+        migrations.recover()
         service.start()
+        migrations.finish_recovery()
         if guest_cpus and args.receive_steering == "auto":
             steering = ReceiveSteering(
                 busy_seconds=lambda: engine.busy_s,
@@ -305,7 +311,11 @@ def run(args: argparse.Namespace) -> int:
             )
             steering.start()
         config = uvicorn.Config(
-            create_app(service), log_config=None, log_level=args.log_level, access_log=False, lifespan="off"
+            create_app(service, migrations),
+            log_config=None,
+            log_level=args.log_level,
+            access_log=False,
+            lifespan="off",
         )
         server = uvicorn.Server(config)
         _report_ready("ok")

@@ -1,41 +1,74 @@
-"""Live migration of a VM's network adapters between hosts (issue 6 item 4; hyperv-networking.md §2.4-2.5, §8).
+"""Live migration of a VM's network adapters between hosts (issue 6 item 4; issue 11 item 4; hyperv-networking.md
+§2.4-2.5, §8).
 
-The source daemon (A) drives; the destination (B) answers two calls. A VM here is a namespace with veth pairs
-whose switch-side ends live in the daemon's network namespace, so "moving the VM" is moving those ends into B's
+The source daemon (A) drives; the destination (B) answers. A VM here is a namespace with veth pairs whose
+switch-side ends live in the daemon's network namespace, so "moving the VM" is moving those ends into B's
 namespace: the VM, its addresses and its open sockets never notice.
 
 1. ``POST /v1/migrations {vm, to, socket}`` on A. ``to`` names B; ``socket`` is B's API socket (the CLI resolves a
    lab host name to it; the daemon knows no lab). ``to`` alone may be B's socket path.
-2. A -> B ``POST /v1/migrations/validate`` with the VM and its ports as A resolved them (interface names, MACs,
-   VLAN, security, ACLs, extended ACLs, QoS...). B checks them against its configuration (the switch of the same
-   name must exist) and offers each connected port to its extensions as a *validation port*: they see it
-   created and may veto, nothing is reserved, it is deleted at once. A veto or any problem aborts: A has changed
-   nothing. B answers with its network namespace (pid and inode).
+2. A -> B ``POST /v1/migrations/validate`` with a migration id, the VM and its ports as A resolved them
+   (interface names, MACs, VLAN, security, ACLs, extended ACLs, QoS...). B checks them against its
+   configuration (the switch of the same name must exist) and offers each connected port to its extensions as
+   a *validation port*: they see it created and may veto, nothing is reserved, it is deleted at once. A veto or
+   any problem aborts: A has changed nothing. B answers with its network namespace (pid, inode, name).
 3. A takes away the port's VF (``IovManager.set_migrating``: the software path carries it, no blackout yet).
    Meanwhile B has allocated the AF_PACKET rings for the arriving veths (``Engine.prepare_device``).
 4. Blackout starts. A saves each extension's state of each port (``save_state``; the firewall's connection
    table) and moves the switch-side veth ends into B's namespace (netlink ``IFLA_NET_NS_PID``), which takes them
    out of A's data path at once; A drops the VM from its configuration, switches and store (keeping the veths
    and the namespace) on a thread while step 5 runs. (Daemons sharing one namespace: A drops the VM first.)
-5. A -> B ``POST /v1/migrations/commit`` with the VM, the ports and the saved state: B adopts the existing veths
-   (no provisioning; the prepared rings are bound), the store records the VM; B hands the state to its
-   extensions (``restore_state``), sends a RARP from each port's MAC out of its uplink so the LAN relearns the
-   MAC at once, and gives the port a VF if it has one. The blackout ends when B answers.
+5. A -> B ``POST /v1/migrations/commit`` with the saved state: B marks the first veth as its own (the commit
+   point, below), adopts the existing veths (no provisioning; the prepared rings are bound), the store records
+   the VM; B hands the state to its extensions (``restore_state``), sends a RARP from each port's MAC out of its
+   uplink so the LAN relearns the MAC at once, and gives the port a VF if it has one. The blackout ends when B
+   answers. A then tells B to forget the migration (``POST /v1/migrations/forget``).
 6. A answers with the timings: validation, blackout (switch-over), total.
 
-Failure after step 4 never loses the VM: if B cannot adopt it, B moves the veths back into A's namespace
-(it holds them), and A re-adopts the VM with its saved state, so it keeps working on A. If B is unreachable
-after the move, A pulls the veths back itself from B's namespace (``/proc/<pid>/ns/net``) and re-adopts.
+Crash consistency (issue 11): a two-phase hand-over with a recorded intent on both sides. Each daemon records
+what it is about to do in its intent log (``config/intents.py``, fsynced, beside the store) before each step:
+
+    source A:      PREPARING ──validate ok──► HANDED_OVER ──B answered commit──► COMMITTED ──B forgot──► (gone)
+                   (before 2)                 (before the move, 4)               (A's record only)
+    destination B: PREPARED ──commit arrives──► ACCEPTED ──mark, adopt──► COMMITTED ──A's forget──► (gone)
+                   (at 2)                       (before the mark, 5)        (VM in B's store)
+
+The commit point is B's *commit mark*: the alias of the VM's first veth set to ``pyvswitch-migrated <id>``
+(``daemon/handover.py``), set by B's commit request, in one netlink call, after ACCEPTED is recorded and before
+B's store records the VM. The rule, which both daemons apply to the same kernel fact and therefore agree on
+without talking: **with the mark, B owns the VM; without it, A does.** Only a live commit request sets the
+mark; recovery never does. Who settles what:
+
+* A's commit request fails (B refused, died, or answered garbage): A asks B ``POST /v1/migrations/abort``,
+  a *conditional* abort that B answers under the lock its commit holds: "committed" (B owns it) or "aborted"
+  (B gave the veths back and will refuse a late commit). If B does not answer (dead), A reads the mark where
+  the veth is (B's namespace by its /run/netns name, not through B's dead pid) and applies the rule. Owning it,
+  A pulls the veths back from wherever they are and adopts the VM again with its saved state and a RARP.
+* Start-up (``recover`` before ``Service.start``, ``finish_recovery`` after): each record left behind is settled
+  the same way. A in PREPARING: nothing moved, A owns (B is told to abort). A in HANDED_OVER: asks B, else the
+  mark; the store is made to hold the VM or not before start-up provisions anything (so start-up never
+  re-creates a veth B owns, nor forgets one A owns). B in PREPARED: owns nothing; veths here go back to A's
+  namespace. B in ACCEPTED: the mark (or the VM already in its store) says committed -> B keeps the VM (back
+  in the store if it was not yet); otherwise as PREPARED. COMMITTED records wait for the other side to forget.
+
+So after any crash of either daemon at any step, once both are up again (or the survivor alone, when it is the
+owner by the rule) the VM is in exactly one host's store with its veth in that host's namespace. One case is
+left to the rule's fencing: a B that is alive but does not answer (hung) while A decides without the mark; A
+pulls the veth away, so B's adoption fails and B aborts, unless B had already bound it.
+
+``PYVSWITCH_FAULT`` (``daemon/faults.py``, test-only) makes a daemon die at a named step; the points are the
+``fault(...)`` calls below.
 """
 
 from __future__ import annotations
 
 import base64
 import logging
-import os
+import re
 import threading
+import time
+import uuid
 from collections.abc import Callable
-from dataclasses import dataclass
 from time import perf_counter
 from typing import Any, Protocol
 
@@ -43,51 +76,51 @@ import httpx
 from fastapi import FastAPI
 from pydantic import BaseModel, ConfigDict
 
+from pyvswitch.config.intents import Intent, IntentLog, Phase, Role
 from pyvswitch.config.schema import PortConfig, VmConfig
-from pyvswitch.daemon.service import NotFound, Service
-from pyvswitch.errors import ConfigError, DeviceError, PyvswitchError
+from pyvswitch.daemon.faults import fault
+from pyvswitch.daemon.handover import (
+    NETNS_SELF,
+    LinkMover,
+    NetlinkMover,
+    Netns,
+    commit_mark,
+    netns_path,
+)
+from pyvswitch.daemon.service import Conflict, NotFound, Service
+from pyvswitch.errors import ConfigError, PyvswitchError
+
+__all__ = [
+    "NETNS_SELF",
+    "HttpPeer",
+    "LinkMover",
+    "MigrationError",
+    "Migrations",
+    "NetlinkMover",
+    "Netns",
+    "Peer",
+    "add_migration_routes",
+    "netns_path",
+]
 
 log = logging.getLogger(__name__)
 
-NETNS_SELF = "/proc/self/ns/net"
+RECOVERY_TIMEOUT_S = 5.0  # asking the other daemon at start-up or after a failure: a live one answers in ms
+_ID_RE = re.compile(r"^[0-9a-f]{32}$")
+COMMITTED = "committed"
+ABORTED = "aborted"
+UNKNOWN = "unknown"  # the destination has no record: the commit mark decides
+RETRY_FORGET_S = 1.0  # a committed migration's record waits for the destination to confirm it forgot
 
 
 class MigrationError(PyvswitchError):
-    """The destination refused or failed; ``problems`` are its (field, message) pairs."""
+    """The destination refused or failed; ``problems`` are its (field, message) pairs. ``unreachable``: it did
+    not answer at all (dead, or not listening)."""
 
-    def __init__(self, problems: list[tuple[str, str]]) -> None:
+    def __init__(self, problems: list[tuple[str, str]], unreachable: bool = False) -> None:
         self.problems = problems
+        self.unreachable = unreachable
         super().__init__("; ".join(f"{f}: {m}" if f else m for f, m in problems))
-
-
-@dataclass(frozen=True, slots=True)
-class Netns:
-    """A daemon's network namespace: its pid (to move links there), the namespace inode (to tell whether two
-    daemons share one) and its /run/netns name when it has one."""
-
-    pid: int
-    inode: int
-    name: str | None = None
-
-    @classmethod
-    def mine(cls) -> Netns:
-        inode = os.stat(NETNS_SELF).st_ino
-        name = None
-        try:
-            for entry in os.scandir("/run/netns"):
-                if os.stat(entry.path).st_ino == inode:
-                    name = entry.name
-                    break
-        except OSError:
-            pass
-        return cls(os.getpid(), inode, name)
-
-    def as_json(self) -> dict[str, Any]:
-        return {"pid": self.pid, "inode": self.inode, "name": self.name}
-
-    @classmethod
-    def of(cls, data: dict[str, Any]) -> Netns:
-        return cls(int(data["pid"]), int(data["inode"]), data.get("name"))
 
 
 class Phases:
@@ -124,10 +157,12 @@ class _Background:
 
 
 class Peer(Protocol):
-    """The destination daemon's two migration calls."""
+    """The destination daemon's migration calls."""
 
     def validate(self, body: dict[str, Any]) -> dict[str, Any]: ...
     def commit(self, body: dict[str, Any]) -> dict[str, Any]: ...
+    def abort(self, body: dict[str, Any]) -> dict[str, Any]: ...
+    def forget(self, body: dict[str, Any]) -> dict[str, Any]: ...
 
 
 class HttpPeer:
@@ -135,7 +170,7 @@ class HttpPeer:
 
     def __init__(self, socket_path: str, timeout_s: float = 60.0) -> None:
         self.socket_path = socket_path
-        # One client for both calls, made before the blackout. verify=False: a unix socket has no TLS, and
+        # One client for every call, made before the blackout. verify=False: a unix socket has no TLS, and
         # loading the CA bundle for nothing costs ~65 ms per transport.
         self._client = httpx.Client(
             base_url="http://pyvswitchd/v1",
@@ -148,7 +183,7 @@ class HttpPeer:
             resp = self._client.post(path, json=body)
         except httpx.TransportError as exc:
             raise MigrationError(
-                [("to", f"cannot reach the destination at {self.socket_path}: {exc}")]
+                [("to", f"cannot reach the destination at {self.socket_path}: {exc}")], unreachable=True
             ) from exc
         if resp.status_code >= 400:
             try:
@@ -172,6 +207,12 @@ class HttpPeer:
     def commit(self, body: dict[str, Any]) -> dict[str, Any]:
         return self._post("/migrations/commit", body)
 
+    def abort(self, body: dict[str, Any]) -> dict[str, Any]:
+        return self._post("/migrations/abort", body)
+
+    def forget(self, body: dict[str, Any]) -> dict[str, Any]:
+        return self._post("/migrations/forget", body)
+
 
 def resolve_target(to: str) -> str:
     """The destination's API socket when ``to`` is one (a path). A host name is resolved by whoever knows the
@@ -183,28 +224,6 @@ def resolve_target(to: str) -> str:
         f"no host {to!r} known to this daemon: give the destination daemon's API socket path "
         "(the pyvswitch CLI resolves lab host names when a lab is up)",
     )
-
-
-class LinkMover(Protocol):
-    def move(self, ifnames: list[str], dest: Netns, src: Netns | None = None) -> None:
-        """Move interfaces from ``src`` (None: ours) into namespace ``dest``."""
-
-
-class NetlinkMover:
-    """``ip link set dev X netns <pid>`` through pyroute2 (no subprocess: it is on the blackout's path)."""
-
-    def move(self, ifnames: list[str], dest: Netns, src: Netns | None = None) -> None:
-        from pyroute2 import IPRoute
-
-        ipr = IPRoute() if src is None else IPRoute(netns=f"/proc/{src.pid}/ns/net", flags=0)
-        try:
-            for name in ifnames:
-                idx = ipr.link_lookup(ifname=name)
-                if not idx:
-                    raise DeviceError(f"interface {name!r} is not in the namespace it should be in")
-                ipr.link("set", index=idx[0], net_ns_pid=dest.pid)
-        finally:
-            ipr.close()
 
 
 # SR-IOV (daemon/iov.py): a migrating port loses its VF before it moves (hyperv-networking.md §4.4: its traffic
@@ -232,8 +251,19 @@ def _engine_call(engine: object, method: str, *args: Any) -> Any:
     return fn(*args) if callable(fn) else None
 
 
+def _ident(body: dict[str, Any]) -> str:
+    ident = body.get("id")
+    if not isinstance(ident, str) or not _ID_RE.match(ident):
+        raise ConfigError([("id", "a migration id (32 hex digits) is required")])
+    return ident
+
+
+def _parse(rec: Intent) -> tuple[VmConfig, list[PortConfig]]:
+    return VmConfig.model_validate(rec.vm), [PortConfig.model_validate(p) for p in rec.ports]
+
+
 class Migrations:
-    """Both ends of a live migration for one daemon."""
+    """Both ends of a live migration for one daemon, and the settling of those a crash interrupted."""
 
     def __init__(
         self,
@@ -242,12 +272,27 @@ class Migrations:
         peer_for: Callable[[str], Peer] | None = None,
         mover: LinkMover | None = None,
         netns: Callable[[], Netns] = Netns.mine,
+        intents: IntentLog | None = None,
     ) -> None:
         self.service = service
         self.engine = engine
         self._peer_for = peer_for or (lambda to: HttpPeer(resolve_target(to)))
         self.mover: LinkMover = mover or NetlinkMover()
         self._netns = netns
+        self.intents = intents or IntentLog(service.state_dir / "migrations")
+        # The destination's steps (validate, commit, abort, forget) one at a time: a conditional abort waits
+        # for a commit in progress and so always gets a final answer.
+        self._dest_lock = threading.Lock()
+        self._after_start: list[Callable[[], object]] = []
+        self._retry_lock = threading.Lock()
+        self._retrying: threading.Thread | None = None
+
+    def pending(self) -> list[dict[str, Any]]:
+        """The records not settled yet (GET /v1/migrations): id, role, phase, VM, peer."""
+        return [
+            {"id": r.id, "role": r.role.value, "phase": r.phase.value, "vm": r.vm_name, "peer": r.peer}
+            for r in self.intents.all()
+        ]
 
     # ---- source ----
 
@@ -257,24 +302,38 @@ class Migrations:
         self.service.vm(name)  # 404 before anything is resolved
         peer: Peer = HttpPeer(socket) if socket else self._peer_for(to)
         try:
-            return self._migrate(name, to, peer)
+            return self._migrate(name, to, peer, socket)
         finally:
             close = getattr(peer, "close", None)
             if callable(close):
                 close()
 
-    def _migrate(self, name: str, to: str, peer: Peer) -> dict[str, Any]:
+    def _migrate(self, name: str, to: str, peer: Peer, socket: str | None) -> dict[str, Any]:
         t0 = perf_counter()
         svc = self.service
         vm = svc.vm(name)
         ports = svc.ports(vm=name)
         here = self._netns()
-        body: dict[str, Any] = {
-            "vm": vm.model_dump(mode="json"),
-            "ports": [p.model_dump(mode="json") for p in ports],
-            "source": here.as_json(),
-        }
-        answer = peer.validate(body)
+        ident = uuid.uuid4().hex
+        rec = self.intents.put(
+            Intent(
+                ident,
+                Role.SOURCE,
+                Phase.PREPARING,
+                vm=vm.model_dump(mode="json"),
+                ports=[p.model_dump(mode="json") for p in ports],
+                peer=to,
+                peer_socket=socket or (to if "/" in to else None),
+            )
+        )
+        fault("migration:source:preparing")
+        body: dict[str, Any] = {"id": ident, "vm": rec.vm, "ports": rec.ports, "source": here.as_json()}
+        try:
+            answer = peer.validate(body)
+        except Exception:
+            self._abandon(rec, peer)
+            raise
+        fault("migration:source:validated")
         dest = Netns.of(answer["netns"])
         t_valid = perf_counter()
         connected = [p for p in ports if p.switch is not None]
@@ -292,6 +351,19 @@ class Migrations:
                 for p in connected
             }
             phases.mark("save_state")
+            # Recorded before anything moves: from here a crash is settled by asking B or by its mark.
+            rec = self.intents.put(
+                rec.at(Phase.HANDED_OVER, peer_netns=dest.as_json(), state=_encode(states))
+            )
+            phases.mark("record")
+            fault("migration:source:handed_over")
+        except Exception:
+            for p in connected:  # nothing moved: the VM stays here, with its VF back
+                forget_vf(svc, p.name)
+            self._abandon(rec, peer)
+            raise
+        releasing: _Background | None = None
+        try:
             if moved:
                 # The move itself takes the ports out of this switch's data path (their sockets lose the
                 # device), so this host's own bookkeeping (configuration, engine, store: 20-60 ms under load)
@@ -302,35 +374,41 @@ class Migrations:
             else:
                 svc.release_vm(name, leave)  # one namespace: no two switches may hold the veth at once
                 phases.mark("release")
-                releasing = None
-        except Exception:
-            for p in connected:  # nothing moved: the VM stays here, with its VF back
-                forget_vf(svc, p.name)
-            raise
-        try:
-            result = peer.commit({**body, "state": _encode(states)})
+            fault("migration:source:moved")
+            result = peer.commit({**body, "state": rec.state})
             phases.mark("commit")
             t2 = perf_counter()  # the destination forwards and has announced the MAC: the blackout is over
+            fault("migration:source:answered")
         except Exception as exc:
-            log.error(
-                "migration of %s to %s failed after the switch-over began: %s; keeping it here", name, to, exc
-            )
-            if releasing is not None and releasing.wait() is not None:
-                svc.release_vm(name, leave)  # the VM's ports must go before it is adopted again
+            log.error("migration %s of %s to %s failed after the hand-over began: %s", ident, name, to, exc)
+            if releasing is not None:
+                releasing.wait()  # whatever it did, settling below makes the configuration right
             try:
-                self._take_back(vm, ports, states, ifnames, dest if moved else None, to)
+                outcome = self._settle(rec, peer)
             finally:
                 for p in connected:
                     forget_vf(svc, p.name)
-            raise
+            if outcome != COMMITTED:
+                raise
+            # B passed its commit point and then failed or died: the VM is B's (on B once it is up again).
+            log.warning("VM %s belongs to %s: the destination committed before failing", name, to)
+            return {
+                "vm": name,
+                "to": to,
+                "ports": [p.name for p in ports],
+                "timings": {"validation_s": t_valid - t0, "vf_release_s": t1 - t_valid},
+                "destination": {"error": str(exc), "committed": True},
+            }
         if releasing is not None:
             error = releasing.wait()
             phases.mark("release_joined")
             if error is not None:
                 log.error("VM %s is on %s but this host could not drop it (%s); retrying", name, to, error)
                 svc.release_vm(name, leave)
+        rec = self.intents.put(rec.at(Phase.COMMITTED))
         for p in connected:
             forget_vf(svc, p.name)  # the ports are gone from here: the hold has done its work
+        self._forget(rec, peer)
         t3 = perf_counter()
         log.info("migrated VM %s to %s: blackout %.1f ms", name, to, (t2 - t1) * 1000)
         return {
@@ -347,51 +425,138 @@ class Migrations:
             "destination": result,
         }
 
-    def _take_back(
+    def _abandon(self, rec: Intent, peer: Peer) -> None:
+        """Nothing moved: B is told to abort (if it prepared and can hear us) and the record goes."""
+        try:
+            peer.abort({"id": rec.id})
+        except Exception as exc:
+            log.info(
+                "migration %s: destination not told of the abort (%s); it aborts on its own", rec.id, exc
+            )
+        self.intents.drop(rec.id)
+
+    def _forget(self, rec: Intent, peer: Peer | None, retry: bool = True) -> bool:
+        """B may drop its record (and its mark) now; ours goes once B has heard it, else it is asked again
+        every RETRY_FORGET_S while this daemon runs, and at the next start."""
+        try:
+            if peer is None:
+                raise MigrationError([("to", f"no way to reach {rec.peer}")], unreachable=True)
+            peer.forget({"id": rec.id})
+        except Exception as exc:
+            log.warning("migration %s: destination did not confirm (%s); asking again later", rec.id, exc)
+            if retry:
+                self._schedule_forgets()
+            return False
+        self.intents.drop(rec.id)
+        return True
+
+    def _schedule_forgets(self) -> None:
+        with self._retry_lock:
+            if self._retrying is not None and self._retrying.is_alive():
+                return
+
+            def loop() -> None:
+                while True:
+                    time.sleep(RETRY_FORGET_S)
+                    left = [
+                        r for r in self.intents.all() if r.role is Role.SOURCE and r.phase is Phase.COMMITTED
+                    ]
+                    if not left:
+                        return
+                    for r in left:
+                        peer = self._recovery_peer(r)
+                        try:
+                            self._forget(r, peer, retry=False)
+                        finally:
+                            close = getattr(peer, "close", None)
+                            if callable(close):
+                                close()
+
+            self._retrying = threading.Thread(target=loop, name="pyvswitch-migration-forget", daemon=True)
+            self._retrying.start()
+
+    def _outcome(self, rec: Intent, peer: Peer | None) -> str:
+        """Who owns the VM of a handed-over migration: B's final answer when it can give one, else the rule
+        (the commit mark on the VM's first veth, wherever that veth is)."""
+        if peer is not None:
+            try:
+                answer = str(peer.abort({"id": rec.id}).get("outcome"))
+                if answer in (COMMITTED, ABORTED):
+                    log.info("migration %s: the destination says %s", rec.id, answer)
+                    return answer
+            except Exception as exc:
+                log.warning("migration %s: destination cannot say (%s); reading the commit mark", rec.id, exc)
+        peers = [Netns.of(rec.peer_netns)] if rec.peer_netns else []
+        first = rec.interfaces[:1]
+        mark = self.mover.read_mark(first[0], peers) if first else None
+        outcome = COMMITTED if mark == commit_mark(rec.id) else ABORTED
+        log.info("migration %s: commit mark %r: %s", rec.id, mark, outcome)
+        return outcome
+
+    def _settle(self, rec: Intent, peer: Peer | None) -> str:
+        """Source, while running: decide and make this host match (the VM back with its state, or gone)."""
+        svc = self.service
+        outcome = self._outcome(rec, peer)
+        vm, ports = _parse(rec)
+        leave = f"migration {rec.id} of VM {vm.name} committed by {rec.peer}"
+        if outcome == COMMITTED:
+            if any(v.name == vm.name for v in svc.config.vms):
+                svc.release_vm(vm.name, leave)
+            rec = self.intents.put(rec.at(Phase.COMMITTED))
+            self._forget(rec, peer)
+            return outcome
+        peers = [Netns.of(rec.peer_netns)] if rec.peer_netns else []
+        missing = self.mover.pull(rec.interfaces, peers)
+        if missing:
+            log.error("VM %s: veths %s found nowhere; made anew", vm.name, missing)
+        if any(v.name == vm.name for v in svc.config.vms):
+            # Still configured (the move failed before the release): its ports' sockets lost their devices.
+            svc.release_vm(vm.name, f"migration {rec.id} of VM {vm.name} aborted: re-adopting")
+        self._adopt(vm, ports, _decode(rec.state), f"migration of VM {vm.name} to {rec.peer} failed: VM back")
+        self.intents.drop(rec.id)
+        return outcome
+
+    def _adopt(
         self,
         vm: VmConfig,
         ports: list[PortConfig],
         states: dict[str, dict[str, bytes]],
-        ifnames: list[str],
-        dest: Netns | None,
-        to: str,
-    ) -> None:
-        """The destination did not take the VM: get its veths back (if the destination did not send them
-        back) and adopt it again with its saved state."""
-        if dest is not None:
-            missing = [i for i in ifnames if not self.service.has_link(i)]
-            if missing:
-                try:
-                    self.mover.move(missing, self._netns(), src=dest)
-                except Exception:
-                    log.exception("cannot pull %s back from the destination's namespace", missing)
-        self._adopt(vm, ports, states, f"migration of VM {vm.name} to {to} failed: VM back")
-
-    def _adopt(
-        self, vm: VmConfig, ports: list[PortConfig], states: dict[str, dict[str, bytes]], summary: str
+        summary: str,
     ) -> dict[str, Any]:
-        svc = self.service
         phases = Phases()
-        svc.adopt_vm(vm, ports, summary)
+        self.service.adopt_vm(vm, ports, summary, missing_ok=True)
         phases.mark("adopt")
+        return self._after_adopt(ports, states, phases)
+
+    def _after_adopt(
+        self, ports: list[PortConfig], states: dict[str, dict[str, bytes]], phases: Phases
+    ) -> dict[str, Any]:
+        """Restore the extensions' state, announce the MACs, offer VFs. The VM is already this host's: a
+        failure here is logged, never undoes that."""
         orphans: dict[str, list[str]] = {}
         announced = 0
-        for p in ports:
-            if p.switch is None:
-                continue
+        connected = [p for p in ports if p.switch is not None]
+        for p in connected:
             blobs = states.get(p.name) or {}
             if blobs:
-                orphans[p.name] = (
-                    _engine_call(self.engine, "restore_port_state", p.switch, p.name, blobs) or []
-                )
+                try:
+                    orphans[p.name] = (
+                        _engine_call(self.engine, "restore_port_state", p.switch, p.name, blobs) or []
+                    )
+                except Exception:
+                    log.exception("restoring the state of %s", p.name)
         phases.mark("restore_state")
-        for p in ports:
-            if p.switch is not None:
+        for p in connected:
+            try:
                 announced += _engine_call(self.engine, "announce", p.switch, p.name) or 0
+            except Exception:
+                log.exception("announcing %s", p.name)
         phases.mark("announce")
-        for p in ports:
-            if p.switch is not None:
-                assign_vf(svc, p.name)
+        for p in connected:
+            try:
+                assign_vf(self.service, p.name)
+            except Exception:
+                log.exception("offering a VF to %s", p.name)
         phases.mark("assign_vf")
         return {"orphaned_state": orphans, "announced": announced, "phases_s": phases.done}
 
@@ -408,7 +573,9 @@ class Migrations:
         return vm, ports
 
     def validate(self, body: dict[str, Any]) -> dict[str, Any]:
-        """Would this host take the VM? Configuration, then a validation port per connected port."""
+        """Would this host take the VM? Configuration, then a validation port per connected port; if so,
+        PREPARED is recorded (nothing is owned or reserved)."""
+        ident = _ident(body)
         vm, ports = self._incoming(body)
         self.service.check_incoming_vm(vm, ports)
         from pyvswitch.ext.stack import ExtensionVeto
@@ -424,27 +591,206 @@ class Migrations:
             if p.switch is not None and p.interface is not None:
                 # Rings allocated now, bound when the veth arrives: ~20 ms out of the blackout.
                 _engine_call(self.engine, "prepare_device", p.interface)
+        source = body.get("source") if isinstance(body.get("source"), dict) else None
+        with self._dest_lock:
+            self.intents.put(
+                Intent(
+                    ident,
+                    Role.DESTINATION,
+                    Phase.PREPARED,
+                    vm=vm.model_dump(mode="json"),
+                    ports=[p.model_dump(mode="json") for p in ports],
+                    peer_netns=source,
+                )
+            )
+        fault("migration:destination:prepared")
         return {"netns": self._netns().as_json()}
 
     def commit(self, body: dict[str, Any]) -> dict[str, Any]:
-        """Adopt the VM whose veths were just moved here; on failure send them back to the source."""
+        """Adopt the VM whose veths were just moved here (ACCEPTED, the mark, the store); on failure before the
+        store has it, give them back to the source."""
         t0 = perf_counter()
+        ident = _ident(body)
         vm, ports = self._incoming(body)
-        states = _decode(body.get("state") or {})
-        try:
-            out = self._adopt(vm, ports, states, f"VM {vm.name} arrives by live migration")
-        except Exception:
-            src = body.get("source")
-            here = self._netns()
-            if isinstance(src, dict):
-                source = Netns.of(src)
-                if source.inode != here.inode:
-                    try:
-                        self.mover.move([p.interface for p in ports if p.interface], source)
-                    except Exception:
-                        log.exception("cannot send the veths of VM %s back to the source", vm.name)
-            raise
+        with self._dest_lock:
+            rec = self.intents.get(ident)
+            if rec is None or rec.role is not Role.DESTINATION or rec.phase is not Phase.PREPARED:
+                raise Conflict(
+                    "id", f"no migration {ident} prepared here (it was aborted or never validated)"
+                )
+            rec = self.intents.put(rec.at(Phase.ACCEPTED, state=body.get("state") or {}))
+            fault("migration:destination:accepted")
+            phases = Phases()
+            try:
+                if rec.interfaces:
+                    self.mover.set_mark(rec.interfaces[0], commit_mark(ident))  # the commit point
+                fault("migration:destination:marked")
+                phases.mark("mark")
+                self.service.adopt_vm(vm, ports, f"VM {vm.name} arrives by live migration")
+                phases.mark("adopt")
+            except Exception:
+                log.exception("cannot adopt VM %s of migration %s; giving it back", vm.name, ident)
+                self._give_back(rec)
+                raise
+            fault("migration:destination:adopted")
+            out = self._after_adopt(ports, _decode(rec.state), phases)
+            self.intents.put(rec.at(Phase.COMMITTED))
+            fault("migration:destination:committed")
         return {**out, "adopt_s": perf_counter() - t0}
+
+    def _committed_here(self, rec: Intent, vms: set[str]) -> bool:
+        """Whether this host (the destination) passed the commit point: COMMITTED, or ACCEPTED with the VM
+        already in ``vms`` (the store) or the commit mark on its first veth."""
+        if rec.phase is Phase.COMMITTED:
+            return True
+        if rec.phase is not Phase.ACCEPTED:
+            return False
+        if rec.vm_name in vms:
+            return True
+        if not rec.interfaces:
+            return False
+        peers = [Netns.of(rec.peer_netns)] if rec.peer_netns else []
+        return self.mover.read_mark(rec.interfaces[0], peers) == commit_mark(rec.id)
+
+    def _give_back(self, rec: Intent) -> None:
+        """Destination, not committed: no mark, the veths that are here back to the source, no record."""
+        if rec.interfaces:
+            try:
+                if self.service.has_link(rec.interfaces[0]):
+                    self.mover.set_mark(rec.interfaces[0], None)
+            except Exception:
+                log.exception("clearing the mark of %s", rec.interfaces[0])
+            if rec.peer_netns:
+                try:
+                    self.mover.push(rec.interfaces, Netns.of(rec.peer_netns))
+                except Exception:
+                    log.exception("cannot send the veths of VM %s back to the source", rec.vm_name)
+        self.intents.drop(rec.id)
+
+    def abort(self, body: dict[str, Any]) -> dict[str, Any]:
+        """The source's conditional abort: ``committed`` if this host passed the commit point (it keeps the
+        VM), else ``aborted`` (veths sent back, a late commit refused). Final either way."""
+        ident = _ident(body)
+        with self._dest_lock:
+            rec = self.intents.get(ident)
+            if rec is None or rec.role is not Role.DESTINATION:
+                # Never heard of it, or settled and forgotten: the source reads the commit mark instead.
+                return {"outcome": UNKNOWN}
+            if self._committed_here(rec, {v.name for v in self.service.config.vms}):
+                return {"outcome": COMMITTED}
+            self._give_back(rec)
+            return {"outcome": ABORTED}
+
+    def forget(self, body: dict[str, Any]) -> dict[str, Any]:
+        """The source knows the outcome: the record (and the commit mark) can go."""
+        ident = _ident(body)
+        with self._dest_lock:
+            rec = self.intents.get(ident)
+            if rec is None or rec.role is not Role.DESTINATION:
+                return {"forgotten": False}
+            if rec.phase is not Phase.COMMITTED:
+                raise Conflict("id", f"migration {ident} is {rec.phase.value} here, not committed")
+            self._clear_mark(rec)
+            self.intents.drop(ident)
+            return {"forgotten": True}
+
+    def _clear_mark(self, rec: Intent) -> None:
+        if not rec.interfaces or not self.service.has_link(rec.interfaces[0]):
+            return
+        try:
+            if self.mover.read_mark(rec.interfaces[0], []) == commit_mark(rec.id):
+                self.mover.set_mark(rec.interfaces[0], None)
+        except Exception:
+            log.exception("clearing the mark of %s", rec.interfaces[0])
+
+    # ---- start-up: settle what a crash left (issue 11) ----
+
+    def recover(self) -> None:
+        """Before ``Service.start``: decide each recorded migration and make the store say so (the VM in it or
+        not) and the veths be where their owner is, so start-up provisions exactly what this host owns. What
+        needs the engine runs in ``finish_recovery``. A record that cannot be settled stays for the next start."""
+        for rec in self.intents.all():
+            try:
+                if rec.role is Role.SOURCE:
+                    self._recover_source(rec)
+                else:
+                    self._recover_destination(rec)
+            except Exception:
+                log.exception(
+                    "migration %s of VM %s (%s): cannot settle it now", rec.id, rec.vm_name, rec.role
+                )
+
+    def finish_recovery(self) -> None:
+        """After ``Service.start``: restore saved state, announce, offer VFs for the VMs recovery kept."""
+        todo, self._after_start = self._after_start, []
+        for fn in todo:
+            try:
+                fn()
+            except Exception:
+                log.exception("finishing the recovery of a migration")
+
+    def _recovery_peer(self, rec: Intent) -> Peer | None:
+        try:
+            if rec.peer_socket:
+                return HttpPeer(rec.peer_socket, timeout_s=RECOVERY_TIMEOUT_S)
+            return self._peer_for(rec.peer)
+        except Exception as exc:
+            log.warning("migration %s: no way to reach %s (%s)", rec.id, rec.peer, exc)
+            return None
+
+    def _recover_source(self, rec: Intent) -> None:
+        svc = self.service
+        vm, ports = _parse(rec)
+        peer = self._recovery_peer(rec)
+        try:
+            if rec.phase is Phase.PREPARING:
+                # Nothing was moved and B cannot have committed (commit is sent only after HANDED_OVER).
+                svc.put_back_stored_vm(vm, ports, f"migration {rec.id} interrupted before the hand-over")
+                log.info(
+                    "migration %s of VM %s: interrupted before the hand-over; the VM stays", rec.id, vm.name
+                )
+                if peer is not None:
+                    self._abandon(rec, peer)
+                else:
+                    self.intents.drop(rec.id)
+                return
+            outcome = COMMITTED if rec.phase is Phase.COMMITTED else self._outcome(rec, peer)
+            if outcome == COMMITTED:
+                svc.drop_stored_vm(vm.name, f"migration {rec.id} of VM {vm.name} committed by {rec.peer}")
+                log.info("migration %s: VM %s belongs to %s", rec.id, vm.name, rec.peer)
+                rec = self.intents.put(rec.at(Phase.COMMITTED))
+                self._forget(rec, peer)
+                return
+            peers = [Netns.of(rec.peer_netns)] if rec.peer_netns else []
+            missing = self.mover.pull(rec.interfaces, peers)
+            if missing:
+                log.error("VM %s: veths %s found nowhere; start-up makes them anew", vm.name, missing)
+            svc.put_back_stored_vm(vm, ports, f"migration {rec.id} of VM {vm.name} aborted: VM back")
+            log.info("migration %s: VM %s stays here (taken back)", rec.id, vm.name)
+            states = _decode(rec.state)
+            self._after_start.append(lambda: self._after_adopt(ports, states, Phases()))
+            self.intents.drop(rec.id)
+        finally:
+            close = getattr(peer, "close", None)
+            if callable(close):
+                close()
+
+    def _recover_destination(self, rec: Intent) -> None:
+        svc = self.service
+        vm, ports = _parse(rec)
+        if not self._committed_here(rec, svc.stored_vm_names()):
+            log.info("migration %s: VM %s was not committed here; giving it back", rec.id, vm.name)
+            self._give_back(rec)
+            return
+        missing = self.mover.pull(rec.interfaces, [])  # they should be here; from wherever if not
+        if missing:
+            log.error("VM %s: veths %s found nowhere; start-up makes them anew", vm.name, missing)
+        if svc.put_back_stored_vm(vm, ports, f"VM {vm.name} arrived by live migration {rec.id} (recovered)"):
+            log.info("migration %s: committed here (marked) before the store had VM %s", rec.id, vm.name)
+        if rec.phase is not Phase.COMMITTED:
+            states = _decode(rec.state)
+            self._after_start.append(lambda: self._after_adopt(ports, states, Phases()))
+            self.intents.put(rec.at(Phase.COMMITTED))  # kept until the source forgets it
 
 
 def _encode(states: dict[str, dict[str, bytes]]) -> dict[str, dict[str, str]]:
@@ -466,8 +812,14 @@ class MigrationRequest(BaseModel):
 
 
 def add_migration_routes(app: FastAPI, service: Service, migrations: Migrations | None = None) -> Migrations:
-    """POST /v1/migrations (source), /v1/migrations/validate and /v1/migrations/commit (destination)."""
+    """POST /v1/migrations (source), /v1/migrations/{validate,commit,abort,forget} (destination), and
+    GET /v1/migrations (records not settled yet)."""
     mig = migrations or Migrations(service, service.engine)
+
+    @app.get("/v1/migrations")
+    def migrations_pending() -> list[dict[str, Any]]:
+        """Migrations this host has a record of: in progress, or waiting for the other host."""
+        return mig.pending()
 
     @app.post("/v1/migrations")
     def migrate(body: MigrationRequest) -> dict[str, Any]:
@@ -487,5 +839,13 @@ def add_migration_routes(app: FastAPI, service: Service, migrations: Migrations 
     @app.post("/v1/migrations/commit")
     def migration_commit(body: dict[str, Any]) -> dict[str, Any]:
         return mig.commit(body)
+
+    @app.post("/v1/migrations/abort")
+    def migration_abort(body: dict[str, Any]) -> dict[str, Any]:
+        return mig.abort(body)
+
+    @app.post("/v1/migrations/forget")
+    def migration_forget(body: dict[str, Any]) -> dict[str, Any]:
+        return mig.forget(body)
 
     return mig

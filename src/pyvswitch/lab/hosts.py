@@ -234,6 +234,8 @@ class LabHost:
             capture_output=True,
             text=True,
             timeout=timeout,
+            # Host names in ARGS (migrate --to hostB) are this lab's, also when other labs are up.
+            env={**os.environ, "PYVSWITCH_LAB": self.record.lab},
         )
         if check and res.returncode != 0:
             raise LabError(
@@ -385,7 +387,42 @@ class Lab:
         if not any(s.get("name") == SWITCH for s in host.json("switch", "list")):
             host.cli("switch", "add", SWITCH, "--uplink", rec.uplink, "--no-management-os")
 
-    def _start_daemon(self, rec: HostRecord, timeout_s: float) -> HostRecord:
+    def restart(self, name: str, env: dict[str, str] | None = None, timeout_s: float = 30) -> LabHost:
+        """Stop host ``name``'s daemon (if it still runs) and start it again on the same state, with ``env``
+        added to its environment (tests: ``PYVSWITCH_FAULT``, daemon/faults.py)."""
+        rec = self.record.hosts[name]
+        _stop(rec)
+        rec = self._start_daemon(rec, timeout_s, env)
+        self.record.hosts[name] = rec
+        self._save()
+        return LabHost(rec)
+
+    def kill(self, name: str) -> None:
+        """kill -9 host ``name``'s daemon and wait until it is gone (its namespace, VMs and state stay)."""
+        rec = self.record.hosts[name]
+        if _daemon_alive(rec):
+            assert rec.pid is not None
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(rec.pid, signal.SIGKILL)
+        self.wait_dead(name)
+
+    def wait_dead(self, name: str, timeout_s: float = 30) -> None:
+        """Wait until host ``name``'s daemon has exited (killed, or dying at an injected fault)."""
+        rec = self.record.hosts[name]
+        if rec.pid is None:
+            return
+        pid = rec.pid
+
+        def gone() -> bool:
+            with contextlib.suppress(ChildProcessError, OSError):
+                os.waitpid(pid, os.WNOHANG)  # reap it if we started it
+            return _zombie_or_gone(pid) or not _daemon_alive(rec)
+
+        wait_for(gone, timeout_s=timeout_s, interval_s=0.02, what=f"pyvswitchd of {name} to exit")
+
+    def _start_daemon(
+        self, rec: HostRecord, timeout_s: float, extra_env: dict[str, str] | None = None
+    ) -> HostRecord:
         state_dir = Path(rec.state_dir)
         state_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
         # Net namespace only (nsenter), plus a mount namespace of our own that keeps /run/netns shared and
@@ -400,7 +437,7 @@ class Lab:
             "--host-id", str(rec.host_id),
             "--forwarding-cpu", "none",
         ]  # fmt: skip
-        env = {**os.environ, "PYVSWITCH_LAB": self.name, "PYVSWITCH_LAB_HOST": rec.name}
+        env = {**os.environ, "PYVSWITCH_LAB": self.name, "PYVSWITCH_LAB_HOST": rec.name, **(extra_env or {})}
         env.pop("PYVSWITCH_SOCKET", None)
         with open(rec.log, "ab") as logf:
             proc = subprocess.Popen(

@@ -24,7 +24,7 @@ from pyvswitch.daemon.api import dcb, diagnostics, host, ports, qos, switches, t
 from pyvswitch.daemon.api.common import Request_, patch_changes
 from pyvswitch.daemon.capture_api import add_capture_routes
 from pyvswitch.daemon.iov import add_iov_routes
-from pyvswitch.daemon.migration import add_migration_routes
+from pyvswitch.daemon.migration import Migrations, add_migration_routes
 from pyvswitch.daemon.service import Service
 from pyvswitch.errors import ConfigError, ConflictError, DeviceError, NotFoundError
 
@@ -75,7 +75,7 @@ def add_error_handlers(app: FastAPI) -> None:
         return _errors(500, [("", f"internal error: {type(exc).__name__}: {exc}")])
 
 
-def create_app(service: Service) -> FastAPI:
+def create_app(service: Service, migrations: Migrations | None = None) -> FastAPI:
     """A FastAPI app serving ``service`` under /v1, OpenAPI at /openapi.json."""
     app = FastAPI(title="pyvswitchd", version=pyvswitch.__version__)
     add_error_handlers(app)
@@ -85,5 +85,5 @@ def create_app(service: Service) -> FastAPI:
     if service.iov is not None:  # SR-IOV (daemon/iov.py)
         add_iov_routes(app, service.iov)
         service.iov.start()
-    add_migration_routes(app, service)  # live migration (daemon/migration.py)
+    add_migration_routes(app, service, migrations)  # live migration (daemon/migration.py)
     return app

@@ -9,6 +9,8 @@ OS objects to leave alone.
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from pyvswitch.config.schema import HostConfig, PortConfig, VmConfig
 from pyvswitch.config.validate import validate
 from pyvswitch.daemon.service import vms
@@ -36,6 +38,11 @@ def with_vm(cfg: HostConfig, vm: VmConfig, ports: list[PortConfig]) -> HostConfi
 class MigrationOps(Transaction):
     """What daemon/migration.py asks of the service."""
 
+    @property
+    def state_dir(self) -> Path:
+        """Where this daemon keeps its state (the store's directory; migration records go beside it)."""
+        return Path(self._store.path).parent
+
     def has_link(self, ifname: str) -> bool:
         """Whether ``ifname`` exists in this daemon's namespace."""
         return self._os.link_exists(ifname)
@@ -52,11 +59,18 @@ class MigrationOps(Transaction):
             if problems:
                 raise ConfigError(problems)
 
-    def adopt_vm(self, vm: VmConfig, ports: list[PortConfig], summary: str) -> VmConfig:
+    def adopt_vm(
+        self, vm: VmConfig, ports: list[PortConfig], summary: str, missing_ok: bool = False
+    ) -> VmConfig:
         """Add ``vm`` whose veths already exist in this namespace (moved here by a live migration): provisioning
-        converges the existing pair (no new veth), the engine opens it, the store records it."""
+        converges the existing pair (no new veth), the engine opens it, the store records it. ``missing_ok``
+        (taking a VM back after a failed migration, issue 11): a veth that could not be found anywhere is
+        provisioned anew instead of failing the adoption, so the VM is at least reachable again."""
         with self._lock:
-            self._adopting = {vm.namespace, *(p.interface for p in ports if p.interface)}
+            interfaces = [p.interface for p in ports if p.interface]
+            if missing_ok:
+                interfaces = [i for i in interfaces if self._os.link_exists(i)]
+            self._adopting = {vm.namespace, *interfaces}
             try:
                 self._commit(Change(with_vm(self._cfg, vm, ports), summary))
             finally:
@@ -76,3 +90,28 @@ class MigrationOps(Transaction):
             finally:
                 self._keep = set()
             return vm, ports
+
+    # ---- before start(): settling migrations a crash interrupted (daemon/migration.py, issue 11) ----
+
+    def stored_vm_names(self) -> set[str]:
+        """The VMs the store holds (read before ``start``, when the configuration is not loaded yet)."""
+        return {v.name for v in self._store.load().vms}
+
+    def put_back_stored_vm(self, vm: VmConfig, ports: list[PortConfig], summary: str) -> bool:
+        """Before ``start``: make the store hold ``vm`` and ``ports`` (a VM this host turned out to own after a
+        migration was interrupted), so that start-up provisions and opens it as any other. False if it
+        already did."""
+        stored = self._store.load()
+        if any(v.name == vm.name for v in stored.vms):
+            return False
+        self._store.save(with_vm(stored, vm, ports), summary)
+        return True
+
+    def drop_stored_vm(self, name: str, summary: str) -> bool:
+        """Before ``start``: make the store forget VM ``name`` (another host owns it now) without touching its
+        veths or namespace, which start-up then never sees. False if it was not there."""
+        stored = self._store.load()
+        if not any(v.name == name for v in stored.vms):
+            return False
+        self._store.save(vms.without(stored, name), summary)
+        return True
