@@ -202,6 +202,26 @@ class Forwarder:
         self.engine.stop()
 
 
+FORWARDING_NICE = -10
+
+
+def _favour(engine: Engine) -> None:
+    """Give the forwarding thread the upper hand on its CPU (nice -10: ~9x a normal task's weight).
+
+    Measured: with the CPU shared by CLI calls, a restarting pyvswitchd or a test's tools, 2 ms pings through a
+    20 Mbit/s TCP flow saw 100-370 ms gaps at nice 0; management must not be able to stall every VM's traffic.
+    The weight is not a real-time priority: a busy data path still leaves the CPU's other tasks their share.
+    """
+    thread = engine.runner.thread
+    tid = getattr(thread, "native_id", None)
+    if tid is None:
+        return
+    try:
+        os.setpriority(os.PRIO_PROCESS, tid, FORWARDING_NICE)
+    except OSError as exc:
+        log.warning("cannot raise the forwarding thread's priority: %s", exc)
+
+
 def pickle_errors() -> tuple[type[BaseException], ...]:
     import pickle
 
@@ -268,6 +288,7 @@ def main(argv: list[str] | None = None) -> int:
     signal.signal(signal.SIGTERM, lambda *_: fwd.stop())
     listener = _listen(state_dir / SOCKET_NAME)
     engine.start()
+    _favour(engine)
     log.info("forwarder %d serving %s", os.getpid(), state_dir / SOCKET_NAME)
     try:
         fwd.serve(listener)
