@@ -98,7 +98,9 @@ class EngineDaemon:
 
     def __init__(self, path: Path, registry: Registry) -> None:
         self.lab = FakeLab()
-        self.engine = Engine(clock=FakeClock(), open_device=MemoryDevice, registry=registry)
+        self.engine = Engine(
+            clock=FakeClock(), open_device=lambda kind, ifname: MemoryDevice(ifname), registry=registry
+        )
         self.store = Store(path)
         self.service = Service(self.store, self.engine, self.lab, MacPool(0x0102))  # type: ignore[arg-type]
         self.service.start()
