@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 APT_PACKAGES := iperf3 tshark ethtool tcpdump netsniff-ng iproute2 iputils-ping openvswitch-switch
 
-.PHONY: setup system-deps venv demo test test-quick lint typecheck unit bench bench-compare bench-rules bench-failover bench-qos bench-migration clean
+.PHONY: setup system-deps venv demo test test-quick fuzz lint typecheck unit bench bench-compare bench-rules bench-failover bench-qos bench-migration clean
 
 setup: system-deps venv
 
@@ -65,9 +65,17 @@ test: setup lint
 	$(BIN)/pytest -q -p no:cacheprovider -m "not serial" -n 3 --dist loadfile
 	$(BIN)/pytest -q -p no:cacheprovider -m serial
 
-# Unit and component tests only (memory devices, fake clock; no root, no namespaces): under 2 minutes.
+# Unit, component and the bounded fuzz tests (memory devices, fake clock; no root, no namespaces): under 2 minutes.
 test-quick: venv
-	$(BIN)/pytest -q -p no:cacheprovider -n 2 tests/unit tests/component
+	$(BIN)/pytest -q -p no:cacheprovider -n 2 tests/unit tests/component tests/fuzz
+
+# The long fuzz run (issue 11): >= 1M frames through a switch on memory devices, >= 10k generated API requests,
+# 10k cmdlet lines, 20k examples per grammar; a random seed (PYVSWITCH_FUZZ_SEED=N repeats one). Figures, kernel
+# and date in fuzz.json. `make test` runs the same tests bounded (about a minute).
+fuzz: venv
+	rm -f fuzz.json fuzz.json.lock
+	PYVSWITCH_FUZZ=long PYVSWITCH_FUZZ_REPORT=fuzz.json $(BIN)/pytest -q -p no:cacheprovider -n 3 --dist loadfile --timeout 3600 tests/fuzz
+	@rm -f fuzz.json.lock; cat fuzz.json
 
 unit: test-quick
 

@@ -546,6 +546,7 @@ def test_enable_disable_and_get_vmswitchextension(sh: Sh, d: Daemon) -> None:
             "Errors": 0,
             "Drops": {},
             "Status": {},
+            "Problem": "",  # why it does not run, e.g. its constructor raised (issue 11)
         }
     ]
     # No -VMSwitchName: every switch; a list of names; -Passthru shows the result.

@@ -30,9 +30,14 @@ def extension_list(state: State) -> None:
     click.echo(
         table(
             ["name", "kind", "api", "distribution", "problem"],
-            [[r["name"], r["kind"], r["api_version"], r["distribution"], r["problem"] or ""] for r in rows],
+            [[r["name"], r["kind"], r["api_version"], r["distribution"], _problems(r)] for r in rows],
         )
     )
+
+
+def _problems(row: JsonObj) -> str:
+    """An installed extension's load problem and the registrations of its name that were refused (issue 11)."""
+    return "; ".join([*([row["problem"]] if row.get("problem") else []), *(row.get("refused") or [])])
 
 
 @extension_group.command("show")
@@ -56,10 +61,13 @@ def extension_show(state: State, switch: str) -> None:
             r["errors"],
             _fmt(r["drops"]),
             _fmt(r["status"]),
+            r.get("problem") or "",
         ]
         for r in rows
     ]
-    click.echo(table(["#", "name", "kind", "enabled", "calls", "errors", "drops", "status"], rows_out))
+    click.echo(
+        table(["#", "name", "kind", "enabled", "calls", "errors", "drops", "status", "problem"], rows_out)
+    )
 
 
 def _fmt(d: dict[str, Any]) -> str:

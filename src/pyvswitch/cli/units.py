@@ -11,6 +11,8 @@ import re
 
 _BW_RE = re.compile(r"^\s*(\d+(?:\.\d*)?|\.\d+)\s*([kKmMgGtT]?)\s*(?:bit/s|bps|b/s)?\s*$")
 _UNITS = {"": 1, "k": 10**3, "m": 10**6, "g": 10**9, "t": 10**12}
+# Hyper-V's bandwidth parameters are Int64; what the daemon accepts is narrower and checked there.
+MAX_BANDWIDTH = 2**63 - 1
 
 
 def parse_bandwidth(text: str) -> int:
@@ -26,6 +28,8 @@ def parse_bandwidth(text: str) -> int:
             f"{text!r} is not a bandwidth in bit/s: a number, optionally with a k, M, G or T suffix (1G){hint}"
         )
     value = float(m.group(1)) * _UNITS[m.group(2).lower()]
+    if not value <= MAX_BANDWIDTH:  # also inf: 400 digits made int() raise OverflowError (issue 11, fuzzing)
+        raise ValueError(f"{text!r} is more than {MAX_BANDWIDTH} bit/s")
     if value != int(value):
         raise ValueError(f"{text!r} is not a whole number of bit/s")
     return int(value)

@@ -41,8 +41,11 @@ def system_extension_obj(ext: Mapping[str, Any]) -> JsonObj:
         "Version": ext.get("api_version") or "",
         "ExtensionType": EXTENSION_TYPES.get(str(ext.get("kind")), ""),
         "Description": ext.get("description") or "",
-        # Why an installed extension cannot be used (it then has no ExtensionType and is in no stack).
-        "Problem": ext.get("problem") or "",
+        # Why an installed extension cannot be used (it then has no ExtensionType and is in no stack), and
+        # other packages' registrations of its name that were refused.
+        "Problem": "; ".join(
+            [*([ext["problem"]] if ext.get("problem") else []), *(ext.get("refused") or [])]
+        ),
     }
 
 
@@ -57,13 +60,15 @@ def switch_extension_obj(switch: str, row: Mapping[str, Any], installed: Mapping
         "SwitchName": switch,
         "Enabled": enabled,
         # Every enabled extension in the stack is called for each batch; an exception it raises is
-        # contained per call (counted in Errors) and does not stop it, so Running follows Enabled.
-        "Running": enabled,
+        # contained per call (counted in Errors) and does not stop it, so Running follows Enabled, except for
+        # one whose constructor failed on this switch (issue 11): enabled, not running, Problem says why.
+        "Running": bool(row.get("running", enabled)),
         "Position": row.get("position"),
         "Calls": row.get("calls") or 0,
         "Errors": row.get("errors") or 0,
         "Drops": row.get("drops") or {},
         "Status": row.get("status") or {},
+        "Problem": row.get("problem") or "",
     }
 
 

@@ -12,7 +12,7 @@ import re
 from enum import StrEnum
 from typing import Annotated, Any, Literal
 
-from pydantic import Field, field_validator, model_validator
+from pydantic import Field, ValidationInfo, field_validator, model_validator
 
 from pyvswitch.config.model import Model
 from pyvswitch.config.qos_schema import (
@@ -84,6 +84,17 @@ def check_netns(v: str | None) -> str | None:
 
 
 VlanId = Annotated[int, Field(ge=1, le=4094)]
+# A switch's notes (Set-VMSwitch -Notes), in UTF-8 bytes (issue 11: 5 MB were accepted, stored and sent back with
+# every GET). Rows stored before the limit existed still load (the store validates with context "stored").
+NOTES_MAX_BYTES = 4096
+
+
+def check_notes(v: str, info: ValidationInfo) -> str:
+    """``v`` if it fits in NOTES_MAX_BYTES, or it comes from the store; ValueError otherwise."""
+    size = len(v.encode("utf-8", "surrogatepass"))
+    if size > NOTES_MAX_BYTES and not (isinstance(info.context, dict) and info.context.get("stored")):
+        raise ValueError(f"notes are at most {NOTES_MAX_BYTES} bytes (UTF-8), not {size}")
+    return v
 
 
 class SwitchType(StrEnum):
@@ -272,6 +283,7 @@ class SwitchConfig(Model):
     default_flow_minimum_bandwidth_absolute: BitsPerSecond | None = None
 
     _n = field_validator("name")(classmethod(lambda cls, v: _check_name(v)))
+    _notes = field_validator("notes")(classmethod(lambda cls, v, info: check_notes(v, info)))
 
     @field_validator("default_flow_minimum_bandwidth_absolute")
     @classmethod

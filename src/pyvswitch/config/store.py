@@ -42,6 +42,10 @@ from pyvswitch.errors import ConfigError
 
 log = logging.getLogger(__name__)
 
+# Validation context for rows read back: limits added later (a switch's notes, issue 11) refuse new values, not
+# what an older version stored.
+STORED = {"stored": True}
+
 Migration = Callable[[sqlite3.Connection], None]
 
 
@@ -148,14 +152,14 @@ class Store:
             parts[field] = []
             for name, doc in rows[field]:
                 try:
-                    parts[field].append(model.model_validate_json(doc))
+                    parts[field].append(model.model_validate_json(doc, context=STORED))
                 except ValidationError as exc:
                     problems.extend(problems_from_validation_error(exc, f"store.{table}[{name!r}]"))
         for name, field, model in _SETTINGS:
             if name not in settings:
                 continue
             try:
-                parts[field] = model.model_validate_json(settings[name])
+                parts[field] = model.model_validate_json(settings[name], context=STORED)
             except ValidationError as exc:
                 problems.extend(problems_from_validation_error(exc, f"store.setting[{name!r}]"))
         if problems:

@@ -26,4 +26,8 @@ def out_vnet(pkt: Packet, tci: int) -> bytes:
     vnet = pkt.vnet
     if vnet is None or vnet == EMPTY_VNET_HDR:
         return EMPTY_VNET_HDR
-    return vnet if tci == UNTAGGED else shift_vnet(vnet, VLAN_HLEN)
+    if tci == UNTAGGED:
+        return vnet
+    # Ingress admits only headers whose offsets survive +4 (packet/vnet.py vnet_problem); a send never raises, so
+    # one that does not (a packet made after ingress) goes without offload metadata rather than not at all.
+    return shift_vnet(vnet, VLAN_HLEN) or EMPTY_VNET_HDR

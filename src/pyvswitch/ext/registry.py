@@ -3,17 +3,32 @@
 Discovery happens once per process and when asked (``refresh``); a broken entry point (import error, wrong
 type, incompatible API major version) is reported with its reason and skipped, so one bad package cannot keep
 the daemon from starting.
+
+Names (issue 11): a package must not be able to replace what ships with pyvswitch, whatever order the entry
+points come in. Built-ins are the entry points our own distribution registers for a module under
+``pyvswitch.builtin``; their names, and every name starting ``pyvswitch-`` (kept for future built-ins), are
+reserved: a third party registering one is refused and logged. Third-party entry points are then taken in a fixed
+order (distribution, name, target), so when two of them claim one name the same one is kept on every host and
+start, and the other is refused and logged. Refusals are kept on the entry that holds the name (``refused``) so
+``extension list`` and the REST API show them. ``enabled_by_default`` is honoured for built-ins only: a third-party
+extension stays disabled until the operator enables it.
 """
 
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
-from importlib.metadata import entry_points
+from collections.abc import Iterable
+from dataclasses import dataclass, replace
+from importlib.metadata import EntryPoint, entry_points
 
 from pyvswitch.ext.api import API_VERSION, ENTRY_POINT_GROUP, Extension, ExtensionKind
 
 log = logging.getLogger(__name__)
+
+BUILTIN_DISTRIBUTION = "pyvswitch"
+# Where built-in extension classes live (builtin/); spelled in parts so that it is not read as an import.
+BUILTIN_PACKAGE = ".".join(("pyvswitch", "builtin"))
+RESERVED_PREFIX = "pyvswitch-"
 
 
 @dataclass(frozen=True, slots=True)
@@ -25,6 +40,10 @@ class Installed:
     source: str  # "module:attr" of the entry point
     distribution: str
     problem: str | None = None
+    #: Shipped with pyvswitch (only built-ins may be enabled by default; their names are reserved).
+    builtin: bool = False
+    #: Other registrations of this name that were refused, each with where it came from and why.
+    refused: tuple[str, ...] = ()
 
     @property
     def kind(self) -> ExtensionKind | None:
@@ -42,7 +61,14 @@ class Installed:
             "source": self.source,
             "distribution": self.distribution,
             "problem": self.problem,
+            "builtin": self.builtin,
+            "refused": list(self.refused),
         }
+
+    @property
+    def on_by_default(self) -> bool:
+        """Whether a switch that does not mention this extension runs it: built-ins that ask to, nothing else."""
+        return self.builtin and self.cls is not None and self.cls.enabled_by_default
 
 
 def check_class(name: str, obj: object) -> str | None:
@@ -60,29 +86,60 @@ def check_class(name: str, obj: object) -> str | None:
     return None
 
 
-def discover() -> dict[str, Installed]:
-    """Every extension registered in the entry-point group, by name (first registration of a name wins)."""
+def is_builtin(ep: EntryPoint) -> bool:
+    """An entry point of our own distribution that names a class in ``pyvswitch.builtin``."""
+    dist = ep.dist.name if ep.dist is not None else ""
+    return dist == BUILTIN_DISTRIBUTION and (
+        ep.module == BUILTIN_PACKAGE or ep.module.startswith(BUILTIN_PACKAGE + ".")
+    )
+
+
+def _load(ep: EntryPoint, dist: str, builtin: bool) -> Installed:
+    try:
+        obj = ep.load()
+    except Exception as exc:  # a third party's import error must not stop the daemon
+        log.warning("extension %r: cannot load %s: %r", ep.name, ep.value, exc)
+        return Installed(ep.name, None, ep.value, dist, f"cannot load: {exc!r}", builtin)
+    problem = check_class(ep.name, obj)
+    if problem is not None:
+        log.warning("extension %r (%s): %s", ep.name, ep.value, problem)
+        return Installed(ep.name, None, ep.value, dist, problem, builtin)
+    assert isinstance(obj, type) and issubclass(obj, Extension)
+    return Installed(ep.name, obj, ep.value, dist, None, builtin)
+
+
+def discover(eps: Iterable[EntryPoint] | None = None) -> dict[str, Installed]:
+    """Every extension registered in the entry-point group (or ``eps``), by name: built-ins first and always,
+    then third parties in a fixed order; reserved and duplicate names are refused (see the module doc)."""
+    listed = list(entry_points(group=ENTRY_POINT_GROUP) if eps is None else eps)
+    builtins = [ep for ep in listed if is_builtin(ep)]
+    others = sorted(
+        (ep for ep in listed if not is_builtin(ep)),
+        key=lambda ep: (ep.dist.name if ep.dist is not None else "", ep.name, ep.value),
+    )
     found: dict[str, Installed] = {}
-    for ep in entry_points(group=ENTRY_POINT_GROUP):
+    for ep in builtins:
+        if ep.name not in found:  # our own metadata twice (an editable and a regular install): same class
+            found[ep.name] = _load(ep, BUILTIN_DISTRIBUTION, builtin=True)
+    for ep in others:
         dist = ep.dist.name if ep.dist is not None else "?"
-        if ep.name in found:
-            log.warning(
-                "extension %r registered twice (%s); keeping %s", ep.name, dist, found[ep.name].distribution
-            )
+        held = found.get(ep.name)
+        if held is not None and held.builtin:
+            why = f"name {ep.name!r} is reserved for the built-in extension"
+        elif ep.name.startswith(RESERVED_PREFIX):
+            why = f"names starting {RESERVED_PREFIX!r} are reserved for built-in extensions"
+        elif held is not None:
+            why = f"name {ep.name!r} is already registered by {held.distribution} ({held.source})"
+        else:
+            # Loaded only once the name is known to be free: a refused package's module is never imported.
+            found[ep.name] = _load(ep, dist, builtin=False)
             continue
-        try:
-            obj = ep.load()
-        except Exception as exc:  # a third party's import error must not stop the daemon
-            found[ep.name] = Installed(ep.name, None, ep.value, dist, f"cannot load: {exc!r}")
-            log.warning("extension %r: cannot load %s: %r", ep.name, ep.value, exc)
-            continue
-        problem = check_class(ep.name, obj)
-        if problem is not None:
-            log.warning("extension %r (%s): %s", ep.name, ep.value, problem)
-            found[ep.name] = Installed(ep.name, None, ep.value, dist, problem)
-            continue
-        assert isinstance(obj, type) and issubclass(obj, Extension)
-        found[ep.name] = Installed(ep.name, obj, ep.value, dist)
+        log.warning("extension %r from %s (%s) refused: %s", ep.name, dist, ep.value, why)
+        entry = f"{dist} ({ep.value}): {why}"
+        if held is not None:
+            found[ep.name] = replace(held, refused=(*held.refused, entry))
+        else:
+            found[ep.name] = Installed(ep.name, None, ep.value, dist, f"refused: {why}")
     return found
 
 
@@ -93,9 +150,13 @@ class Registry:
         self._installed = installed if installed is not None else discover()
 
     @classmethod
-    def of(cls, *classes: type[Extension]) -> Registry:
+    def of(cls, *classes: type[Extension], builtin: bool = True) -> Registry:
+        """A registry of ``classes`` given in code: trusted as built-ins unless ``builtin=False``."""
         return cls(
-            {c.name: Installed(c.name, c, f"{c.__module__}:{c.__qualname__}", "test") for c in classes}
+            {
+                c.name: Installed(c.name, c, f"{c.__module__}:{c.__qualname__}", "test", builtin=builtin)
+                for c in classes
+            }
         )
 
     def refresh(self) -> None:

@@ -120,6 +120,10 @@ class ExtensionSlot:
     problem: str | None = None  # the last failure or overrun, for health and `extension show`
     failed_at: float = 0.0
     settings: BaseModel | None = None  # what configure() was last given
+    #: Why the extension could not be constructed on this switch (issue 11): it then runs nowhere (``enabled``
+    #: is False, ``instance`` a stand-in) whatever the configuration asks, which ``wanted`` keeps.
+    broken: str | None = None
+    wanted: bool | None = None
 
     @property
     def kind(self) -> ExtensionKind:
@@ -133,7 +137,9 @@ class ExtensionSlot:
         return {
             "name": self.name,
             "kind": self.kind.value,
-            "enabled": self.enabled,
+            # What the configuration asks; "running" says whether it is in the data path (not if it is broken).
+            "enabled": self.enabled if self.wanted is None else self.wanted,
+            "running": self.enabled,
             "position": self.position,
             "on_error": self.instance.on_error.value,
             "calls": self.calls,
@@ -156,7 +162,8 @@ def stack_order(
     rows: list[tuple[int, int, str, type[Extension], bool]] = []
     for inst in registry.usable():
         assert inst.cls is not None
-        pos, enabled = configured.get(inst.name, (len(configured), inst.cls.enabled_by_default))
+        # enabled_by_default counts for built-ins only (issue 11): a package cannot go live unconfigured.
+        pos, enabled = configured.get(inst.name, (len(configured), inst.on_by_default))
         rows.append((KIND_ORDER[inst.cls.kind], pos, inst.name, inst.cls, enabled))
     rows.sort(key=lambda r: (r[0], r[1], r[2]))
     return [(name, cls, enabled) for _, _, name, cls, enabled in rows]
@@ -194,6 +201,43 @@ def settings_problems(registry: Registry, settings: Sequence[ExtensionSettingLik
             ("extensions", f"at most one forwarding extension may be enabled, not {', '.join(forwarders)}")
         )
     return problems
+
+
+class _Unconstructed(Extension):
+    """Stands in, in a slot, for an extension whose constructor raised: never enabled, so never called in the data
+    path; the control-path calls made on every slot (``save_state``, ``status``) find the base class's no-ops."""
+
+    def __init__(self, switch: str, kind: ExtensionKind, on_error: OnError) -> None:
+        super().__init__(switch)
+        self.kind = kind  # type: ignore[misc]  # per instance: the kind of the class it stands in for
+        self.on_error = on_error  # type: ignore[misc]
+
+
+def _construct(
+    switch: str,
+    name: str,
+    ext_cls: type[Extension],
+    enabled: bool,
+    pos: int,
+    now: Callable[[], float],
+    prev: ExtensionSlot | None,
+) -> ExtensionSlot:
+    """A new slot for ``ext_cls`` on ``switch``. A constructor that raises (BaseException included, as in the data
+    path) disables that extension on this switch only (issue 11): the slot is kept, with the error, so the switch
+    and every configuration change still apply and Get-VMSwitchExtension shows why; the next change retries."""
+    try:
+        return ExtensionSlot(name, ext_cls(switch), enabled, pos)
+    except BaseException as exc:  # a plug-in must not stop the daemon from applying any configuration
+        problem = f"cannot start: {ext_cls.__name__}({switch!r}) raised {type(exc).__name__}: {exc}"
+        if prev is None or prev.problem != problem:  # once per distinct failure, not on every change
+            log.error("extension %r on switch %r: %s", name, switch, problem, exc_info=True)
+        stand_in = _Unconstructed(switch, ext_cls.kind, ext_cls.on_error)
+        slot = ExtensionSlot(name, stand_in, False, pos, broken=problem, wanted=enabled, problem=problem)
+        slot.failed_at = now()
+        if prev is not None:
+            slot.errors = prev.errors
+        slot.errors += 1
+        return slot
 
 
 class ExtensionStack:
@@ -244,7 +288,10 @@ class ExtensionStack:
                 prev.position = pos
                 slot = prev
             else:
-                slot = ExtensionSlot(name, ext_cls(switch), enabled, pos)
+                slot = _construct(switch, name, ext_cls, enabled, pos, now, prev)
+                if slot.broken is not None:
+                    slots.append(slot)
+                    continue
             # Validated before (settings_problems): only a change reaches configure().
             wanted = validated_settings(ext_cls, settings_of(given.get(name)))
             if wanted is not None and (slot.settings is None or wanted != slot.settings):
@@ -304,11 +351,15 @@ class ExtensionStack:
         return False
 
     def problems(self, now: float) -> list[str]:
-        """Benched extensions and ones that failed recently, for the host's health."""
+        """Benched extensions, ones that failed recently and enabled ones that could not be constructed, for the
+        host's health (a broken extension nobody enabled is shown in its stack, but does not degrade the host)."""
         return [
             f"extension {s.name!r} on switch {self.switch!r}: {s.problem}"
             for s in self.slots
-            if s.problem and (s.benched_until > now or now - s.failed_at < RECENT_FAILURE_S)
+            if s.problem
+            and (
+                bool(s.wanted) if s.broken else s.benched_until > now or now - s.failed_at < RECENT_FAILURE_S
+            )
         ]
 
     # ---- data path ----

@@ -5,18 +5,20 @@ from __future__ import annotations
 BROADCAST = 0xFFFFFFFFFFFF
 
 
+_HEX = frozenset("0123456789abcdefABCDEF")
+
+
 def parse_mac(text: str) -> int:
     """Parse 'aa:bb:cc:dd:ee:ff', 'aa-bb-cc-dd-ee-ff' or 'aabbccddeeff' (Hyper-V style) into an int.
 
     Raises ValueError with the offending text.
     """
     digits = text.strip().replace(":", "").replace("-", "").replace(".", "")
-    if len(digits) != 12:
+    # Hex digits only: int(_, 16) also takes a sign, underscores and other scripts' digits ("-00000000001"
+    # parsed as -1, which no 6-byte field can hold: issue 11's what-if fuzzing).
+    if len(digits) != 12 or not _HEX.issuperset(digits):
         raise ValueError(f"not a MAC address: {text!r}")
-    try:
-        return int(digits, 16)
-    except ValueError:
-        raise ValueError(f"not a MAC address: {text!r}") from None
+    return int(digits, 16)
 
 
 def format_mac(mac: int) -> str:

@@ -496,7 +496,21 @@ class Engine:
         return team.show() if team is not None else None
 
     def installed_extensions(self) -> list[dict[str, object]]:
-        return [i.describe() for i in self.registry.all()]
+        """The registry's view, plus the switches an extension could not be constructed on (issue 11): a
+        constructor failure is per switch, but `extension list` is where an operator looks first."""
+        broken: dict[str, list[str]] = {}
+        for name, sw in list(self.switches.items()):
+            stack = sw.ext
+            for slot in stack.slots if stack is not None else ():
+                if slot.broken:
+                    broken.setdefault(slot.name, []).append(f"switch {name!r}: {slot.broken}")
+        out = []
+        for i in self.registry.all():
+            row = i.describe()
+            if i.name in broken and not row["problem"]:
+                row["problem"] = "; ".join(broken[i.name])
+            out.append(row)
+        return out
 
     def fdb(self, switch: str) -> list[dict[str, object]]:
         from pyvswitch.packet.mac import format_mac

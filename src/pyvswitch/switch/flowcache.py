@@ -49,6 +49,7 @@ MAX_ENTRIES = 16_384  # per port; full, it starts again empty (a flood of new fl
 _V4 = struct.Struct(">12sHBB4xHxB2xIIHH")
 _V4_LEN = _V4.size  # 38
 _TCP_FLAGS = 47  # ETH_HLEN + 20 + 13
+_ICMP_ID = 39  # ETH_HLEN + 20 + 5: the identifier's second byte
 _MAC_HDR = struct.Struct(">HIHI")  # destination and source MAC, as ingress reads them
 # EtherTypes whose frames always take the chain: 802.1Q/802.1ad inline, ARP, IPv6.
 _NEVER = frozenset({0x8100, 0x88A8, 0x0806, 0x86DD})
@@ -128,8 +129,10 @@ def key_function(l4: bool, max_frame: int) -> Callable[[Packet], object | None]:
                 if proto == 17:
                     return (pkt.tci, f)
                 if proto == 1:
-                    # type and code (in f's "source port"), identifier; not the checksum (f's "destination port")
-                    return (pkt.tci, f[:9], data[38], data[39])
+                    # type and code (in f's "source port"), identifier; not the checksum (f's "destination port").
+                    # The identifier is past _V4: a 38- or 39-byte ICMP frame (a TAP guest need not pad) takes the
+                    # chain (issue 11: it raised IndexError and the batch was dropped as internal-error).
+                    return (pkt.tci, f[:9], data[38], data[39]) if n > _ICMP_ID else None
                 return (pkt.tci, f[:8])
         elif n >= ETH_HLEN:
             etype = (data[12] << 8) | data[13]

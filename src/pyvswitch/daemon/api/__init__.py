@@ -5,7 +5,8 @@ FastAPI runs them in its thread pool: netlink and SQLite work never blocks the e
 forwarding thread is only touched through ``engine.apply`` (thread-safe) and its read-only snapshots.
 
 Every rejected request answers ``{"errors": [{"field": path, "message": text}]}``: 400 for invalid requests
-(including bodies FastAPI itself rejects), 404 for a missing object, 409 for a conflict. The handlers that say
+(including bodies FastAPI itself rejects, JSON nested too deeply to parse among them), 404 for a missing object or
+path, 405, 409 for a conflict, 413 for a body over ``limits.MAX_BODY_BYTES``. The handlers that say
 so are here; the routes are one router per resource (``host``, ``switches``, ``vms``, ``ports``, ``teams``,
 ``diagnostics``, ``qos``, ``dcb``), plus the capture, SR-IOV and migration routes their own modules add.
 """
@@ -13,15 +14,18 @@ so are here; the routes are one router per resource (``host``, ``switches``, ``v
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
 import pyvswitch
 from pyvswitch.config.validate import problems_from_errors
 from pyvswitch.daemon.api import dcb, diagnostics, host, ports, qos, switches, teams, vms
 from pyvswitch.daemon.api.common import Request_, patch_changes
+from pyvswitch.daemon.api.limits import BodyLimit
 from pyvswitch.daemon.capture_api import add_capture_routes
 from pyvswitch.daemon.iov import add_iov_routes
 from pyvswitch.daemon.migration import Migrations, add_migration_routes
@@ -36,9 +40,13 @@ log = logging.getLogger(__name__)
 ROUTERS = (host, switches, vms, ports, teams, diagnostics, qos, dcb)
 
 
-def _errors(status: int, problems: list[tuple[str, str]]) -> JSONResponse:
+def _errors(
+    status: int, problems: list[tuple[str, str]], headers: Mapping[str, str] | None = None
+) -> JSONResponse:
     return JSONResponse(
-        status_code=status, content={"errors": [{"field": f, "message": m} for f, m in problems]}
+        status_code=status,
+        content={"errors": [{"field": f, "message": m} for f, m in problems]},
+        headers=headers,
     )
 
 
@@ -48,8 +56,24 @@ def add_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(RequestValidationError)
     def _invalid_request(request: Request, exc: RequestValidationError) -> JSONResponse:
         # loc starts with where the value came from ("body", "query", "path"); the rest is the field path.
-        problems = problems_from_errors(list(exc.errors()), skip=1)
-        return _errors(400, [(f or "body", m) for f, m in problems])
+        errors, bad_json = [], []
+        for e in exc.errors():
+            if e.get("type") == "json_invalid":  # its loc is ("body", character offset): no field
+                bad_json.append(("body", f"not valid JSON: {e.get('ctx', {}).get('error', e['msg'])}"))
+            else:
+                errors.append(e)
+        problems = problems_from_errors(errors, skip=1)
+        return _errors(400, bad_json + [(f or "body", m) for f, m in problems])
+
+    @app.exception_handler(StarletteHTTPException)
+    def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        # What FastAPI and Starlette refuse themselves: a body they cannot parse (JSON nested deeper than the
+        # parser recurses answered {"detail": ...}, issue 11), an unknown path, a method a path does not take.
+        field = {400: "body", 404: "path", 405: "method"}.get(exc.status_code, "")
+        message = str(exc.detail)
+        if message == "There was an error parsing the body":  # what FastAPI says for any parser exception
+            message = "the body cannot be parsed (not JSON, or nested too deeply)"
+        return _errors(exc.status_code, [(field, message)], headers=exc.headers)
 
     @app.exception_handler(ConfigError)
     def _config_error(request: Request, exc: ConfigError) -> JSONResponse:
@@ -78,6 +102,7 @@ def add_error_handlers(app: FastAPI) -> None:
 def create_app(service: Service, migrations: Migrations | None = None) -> FastAPI:
     """A FastAPI app serving ``service`` under /v1, OpenAPI at /openapi.json."""
     app = FastAPI(title="pyvswitchd", version=pyvswitch.__version__)
+    app.add_middleware(BodyLimit)
     add_error_handlers(app)
     for resource in ROUTERS:
         app.include_router(resource.router(service))

@@ -19,7 +19,8 @@ class TraceStart(Request_):
 
 class WhatIf(Request_):
     port: str
-    frame: str = ""  # e.g. "dst=02:00:00:00:00:0b vlan=10 tcp dport=80" (observe/describe.py)
+    # e.g. "dst=02:00:00:00:00:0b vlan=10 tcp dport=80" (observe/describe.py): a few words, never kilobytes
+    frame: str = Field("", max_length=1024)
 
 
 def router(service: Service) -> APIRouter:

@@ -85,5 +85,6 @@ class DiagnosticOps(Transaction):
         try:
             frame, tci = build_frame(description, default_src=port.mac)
         except DescriptionError as e:
-            raise ConfigError([("frame", str(e))]) from e
+            # The word at fault as a sub-field of the request's "frame" (issue 11): frame.dport, frame.len.
+            raise ConfigError([("frame" + (f".{e.field}" if e.field else ""), str(e))]) from e
         return self._engine.what_if(port.switch, port.name, frame, tci)

@@ -13,7 +13,7 @@ from typing import Protocol
 from pyvswitch.clock import Clock
 from pyvswitch.drops import DropReason
 from pyvswitch.packet.frame import ETH_HLEN, ETH_P_8021Q, UNTAGGED, VLAN_HLEN, Packet
-from pyvswitch.packet.vnet import EMPTY_VNET_HDR, shift_vnet, vnet_problem
+from pyvswitch.packet.vnet import EMPTY_VNET_HDR, VNET_HDR_LEN, shift_vnet, vnet_problem
 from pyvswitch.pipeline.chain import Step
 from pyvswitch.pipeline.element import Element
 from pyvswitch.switch.fdb import MacTable
@@ -33,6 +33,11 @@ class IngressDrop(DropReason):
     VNET_CSUM_OUT_OF_FRAME = "vnet-csum-out-of-frame", "virtio-net header: checksum offsets past the frame"
     VNET_BAD_GSO_TYPE = "vnet-bad-gso-type", "virtio-net header: a GSO type the kernel does not know"
     VNET_BAD_GSO = "vnet-bad-gso", "virtio-net header: GSO size or header length impossible for the frame"
+    VNET_OFFSET_IN_TAG = (
+        "vnet-offset-in-tag",
+        "virtio-net header: checksum start or header length inside the inline 802.1Q tag taken off",
+    )
+    VNET_BAD_LENGTH = "vnet-bad-length", "virtio-net header not 10 bytes long"
     SOURCE_MULTICAST = "source-multicast", "a group address as source: never valid"
     RESERVED_MULTICAST = "reserved-multicast", "01-80-C2-00-00-0x: link-local, a bridge never forwards it"
     VLAN_NOT_ADMITTED = "vlan-not-admitted", "the port's VLAN policy does not admit the frame's VLAN"
@@ -111,7 +116,11 @@ class Ingress(Element):
                 pkt.data = data
                 pkt.tci = tci
                 if vnet is not None:
-                    vnet = pkt.vnet = shift_vnet(vnet, -VLAN_HLEN)
+                    shifted = shift_vnet(vnet, -VLAN_HLEN) if len(vnet) == VNET_HDR_LEN else vnet
+                    if shifted is None:  # a guest's header that points before the untagged frame
+                        self.drop(IngressDrop.VNET_OFFSET_IN_TAG)
+                        continue
+                    vnet = pkt.vnet = shifted
             if vnet is not None and vnet != EMPTY_VNET_HDR:
                 problem = vnet_problem(vnet, n)
                 if problem is not None:
