@@ -163,3 +163,25 @@ def test_tap_device_carries_traffic_from_a_namespace(pool: NetnsPool) -> None:
         dev.close()
         if "ping" in locals():
             ping.kill()
+
+
+def test_a_device_knows_its_interface_went_away_even_when_it_came_back(pool: NetnsPool) -> None:
+    """issue 11 (hitless restart, migration recovery): an interface moved to another namespace and back keeps its
+    name and index, but the kernel unbound the packet socket; the device must say so, so the forwarder re-binds."""
+    ns = pool.netns("pvl", ipv6=False)
+    away = pool.netns("pvm", ipv6=False)
+    ifname = unique("pvl")
+    pool.veth(ifname, "eth0", b_ns=ns)
+    dev = AfPacketDevice(ifname)
+    try:
+        assert not dev.lost_interface()
+        sh("ip", "link", "set", ifname, "netns", away)
+        sh("ip", "-n", away, "link", "set", ifname, "netns", "1")
+        assert dev.lost_interface()
+        again = AfPacketDevice(ifname)
+        try:
+            assert not again.lost_interface()
+        finally:
+            again.close()
+    finally:
+        dev.close()

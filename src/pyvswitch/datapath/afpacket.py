@@ -227,6 +227,19 @@ class AfPacketDevice:
     def fileno(self) -> int:
         return self._rx_sock.fileno() if self._rx_sock is not None else -1
 
+    def lost_interface(self) -> bool:
+        """Whether the interface went away since the bind: deleted, or moved to another namespace even if it
+        came back (a live migration undone by a crash recovery). The kernel unbinds packet sockets then (the
+        name reads empty), and only a new bind receives again; a forwarder that outlived its control plane
+        finds such devices at the next apply (Engine.apply reopens them)."""
+        rx = self._rx_sock
+        if rx is None or self._tx_sock is None:  # closed, or rings prepared and not yet bound
+            return False
+        try:
+            return bool(rx.getsockname()[0] != self.name)
+        except OSError:
+            return True
+
     # ---- receive ----
 
     def recv(self, max_frames: int) -> list[Packet]:

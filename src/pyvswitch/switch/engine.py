@@ -60,6 +60,12 @@ TEAM_TICK_S = 0.005
 IDLE_POLL_MS = 10
 
 
+def _lost(dev: Device) -> bool:
+    """A device whose interface went away under it (AfPacketDevice.lost_interface): reopen it."""
+    lost = getattr(dev, "lost_interface", None)
+    return bool(lost()) if callable(lost) else False
+
+
 class Engine:
     """Switches, their devices and the forwarding loop of one host."""
 
@@ -161,8 +167,17 @@ class Engine:
         retuned: list[tuple[TeamDevice, TeamConfig, list[Member], list[Device]]] = []
         try:
             for key, _ in wanted.values():
-                if key not in self._devices:
+                live = self._devices.get(key)
+                if live is None:
                     opened[key] = self.opener.open(key)
+                elif _lost(live):
+                    # Re-bound when the interface is back; while it is not, the port stays as it was (dead), as it
+                    # would have before this check: an absent interface must not block every other change.
+                    try:
+                        opened[key] = self.opener.open(key)
+                        log.info("port %s: interface %s had gone away; re-bound", key.port, key.ifname)
+                    except DeviceError as e:
+                        log.warning("port %s: interface %s has gone away: %s", key.port, key.ifname, e)
                 elif key.kind == "team":
                     live = self._devices[key]
                     assert isinstance(live, TeamDevice)
@@ -177,13 +192,13 @@ class Engine:
             **{k: d for k, d in self._devices.items() if k in {w[0] for w in wanted.values()}},
             **opened,
         }
-        stale = [d for k, d in self._devices.items() if k not in devices]
+        stale = [d for k, d in self._devices.items() if devices.get(k) is not d]
         # Closing an AF_PACKET socket waits for an RCU grace period in the kernel (packet_release ->
         # synchronize_net: 20-50 ms measured), which nothing here needs to wait for: the port left the data
         # path at the swap. A running engine closes them off the caller's path (a live migration's blackout
         # runs through this call). TAPs and teams close in line: re-creating a TAP needs the old one gone.
         background = (
-            [d for k, d in self._devices.items() if k not in devices and k.kind == "afpacket"]
+            [d for k, d in self._devices.items() if devices.get(k) is not d and k.kind == "afpacket"]
             if self.runner.thread is not None
             else []
         )
