@@ -20,6 +20,7 @@ import logging
 import os
 import signal
 import socket
+import sqlite3
 import sys
 from pathlib import Path
 from typing import IO
@@ -200,10 +201,11 @@ def run(args: argparse.Namespace) -> int:
     """Start everything, serve until signalled, stop everything. Returns the exit code."""
     import uvicorn
 
-    from pyvswitch.config.store import Store
+    from pyvswitch.config.store import Store, open_store
     from pyvswitch.daemon import provision
     from pyvswitch.daemon.api import create_app
     from pyvswitch.daemon.macpool import MacPool, host_id_from
+    from pyvswitch.daemon.ownership import owner_id
     from pyvswitch.daemon.service import Service, nic_specs
     from pyvswitch.daemon.steering import ReceiveSteering
     from pyvswitch.datapath.rps import steer_receive
@@ -219,17 +221,20 @@ def run(args: argparse.Namespace) -> int:
     sock_path = Path(args.socket)
     lock = _lock_state_dir(state_dir)
     sock = _bind_socket(sock_path)
-    host_id = args.host_id if args.host_id is not None else host_id_from(_machine_id(), str(state_dir))
-    pool = MacPool(host_id)
-    store = Store(state_dir / "config.db")
-    provision.configure_guest_rx(guest_cpus if args.receive_steering == "on" else frozenset())
-    if fwd_cpu is not None and guest_cpus:
-        # Everything but the forwarding thread (API, management) stays off the forwarding CPU; the forwarding
-        # thread pins itself when it starts. Threads inherit this thread's affinity.
-        os.sched_setaffinity(0, guest_cpus)
-    engine = Engine(cpu=fwd_cpu)
+    store: Store | None = None
+    engine: Engine | None = None
     steering: ReceiveSteering | None = None
+    # From here on any failure must still remove the socket (issue 11): the finally below does.
     try:
+        host_id = args.host_id if args.host_id is not None else host_id_from(_machine_id(), str(state_dir))
+        pool = MacPool(host_id)
+        store = open_store(state_dir / "config.db")  # a corrupt file is moved aside, not a traceback
+        provision.configure_guest_rx(guest_cpus if args.receive_steering == "on" else frozenset())
+        if fwd_cpu is not None and guest_cpus:
+            # Everything but the forwarding thread (API, management) stays off the forwarding CPU; the forwarding
+            # thread pins itself when it starts. Threads inherit this thread's affinity.
+            os.sched_setaffinity(0, guest_cpus)
+        engine = Engine(cpu=fwd_cpu)
         log.info(
             "pyvswitchd %s: state %s, socket %s, MAC pool %s-%s, forwarding CPU %s, guest receive CPUs %s",
             pyvswitch.__version__,
@@ -241,7 +246,8 @@ def run(args: argparse.Namespace) -> int:
             sorted(guest_cpus) or "any",
         )
         engine.start()
-        service = Service(store, engine, provision, pool)
+        # The ownership mark on what it creates lets a later start collect what a crash left (issue 11).
+        service = Service(store, engine, provision.Kernel(owner_id(state_dir)), pool)
         service.start()
         if guest_cpus and args.receive_steering == "auto":
             steering = ReceiveSteering(
@@ -266,8 +272,10 @@ def run(args: argparse.Namespace) -> int:
     finally:
         if steering is not None:
             steering.stop()
-        engine.stop()
-        store.close()
+        if engine is not None:
+            engine.stop()
+        if store is not None:
+            store.close()
         sock.close()
         with contextlib.suppress(FileNotFoundError):
             sock_path.unlink()
@@ -304,7 +312,8 @@ def main(argv: list[str] | None = None) -> int:
         for field, message in exc.problems:
             log.error("  %s: %s", field, message)
         return 1
-    except PyvswitchError as exc:
+    except (PyvswitchError, OSError, sqlite3.Error) as exc:
+        # A state directory or database the daemon cannot use: one line, not a traceback (issue 11).
         _report_ready(str(exc))
         log.error("%s", exc)
         return 1
