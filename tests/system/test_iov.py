@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import shutil
+import sqlite3
 import subprocess
 import time
 from collections.abc import Iterator
@@ -238,3 +239,53 @@ def test_uplink_carrier_down_falls_back_and_returns(host: Host, iov_lan: tuple[s
     subprocess.run(["ip", "-n", lan_ns, "link", "set", "lan0", "up"], check=True)
     wait_path(host, port, "VF")
     assert ping(vm, LAN_IP).returncode == 0
+
+
+def tc_filters(dev: str) -> str:
+    return subprocess.run(
+        ["tc", "filter", "show", "dev", dev, "ingress"], capture_output=True, text=True
+    ).stdout.strip()
+
+
+def test_sriov_enablement_survives_kill9_and_can_be_disabled(host: Host, iov_lan: tuple[str, str]) -> None:
+    """issue 11: after a restart the VM showed `Software (AdapterSriovDisabled)` and `sriov disable` said SR-IOV
+    was not enabled: Enable-NetAdapterSriov was not stored."""
+    _, up = iov_lan
+    vm = host.vm_add("ext", "10.61.0.70/24")
+    port = f"{vm}-eth0"
+    host.cli("sriov", "weight", port, "50")
+    wait_path(host, port, "VF")
+    before = port_state(host, port)
+    host.kill9()
+    host.start()
+    wait_path(host, port, "VF")
+    after = port_state(host, port)
+    assert (after["path"], after["vf"], after["reason"]) == (before["path"], before["vf"], before["reason"])
+    assert ping(vm, LAN_IP).returncode == 0
+    host.cli("sriov", "disable", up)
+    wait_path(host, port, "Software")
+    assert port_state(host, port)["reason"] == "AdapterSriovDisabled"
+    assert ping(vm, LAN_IP).returncode == 0
+
+
+def test_vf_filters_left_by_a_crash_are_cleared_at_start(host: Host, iov_lan: tuple[str, str]) -> None:
+    """issue 11: tc filters are owned objects too. The daemon dies after storing that a VF port goes back to
+    software but before taking its tc filters away; the next start must clear them (else the port's frames
+    keep bypassing the switch and its policies)."""
+    vm = host.vm_add("ext", "10.61.0.71/24")
+    port = f"{vm}-eth0"
+    host.cli("sriov", "weight", port, "50")
+    wait_path(host, port, "VF")
+    iface = str(host.json("port", "show", port)["interface"])  # type: ignore[index]
+    assert tc_filters(iface)
+    host.kill9()
+    # What a crash between the save and the tc change leaves: the store says software, the kernel VF.
+    conn = sqlite3.connect(host.state_dir / "config.db")
+    conn.execute("UPDATE port SET doc = json_set(doc, '$.iov_weight', 0) WHERE name = ?", (port,))
+    conn.commit()
+    conn.close()
+    host.start()
+    wait_for(lambda: port_state(host, port)["path"] == "Software", timeout_s=10, what="software path")
+    wait_for(lambda: not tc_filters(iface), timeout_s=10, what=f"tc filters on {iface} cleared")
+    assert ping(vm, LAN_IP).returncode == 0
+    assert port_rx(host, port) > 0  # through the switch again

@@ -215,7 +215,7 @@ def test_a_version_2_database_upgrades_to_3(tmp_path: Path) -> None:
     conn.commit()
     conn.close()
     with Store(path) as store:
-        assert store.version == 3
+        assert store.version == len(MIGRATIONS)
         loaded = store.load()
         assert loaded.switches == sample().switches
         assert (loaded.qos_policies, loaded.dcb) == ([], DcbConfig())

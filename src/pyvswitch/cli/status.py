@@ -16,6 +16,7 @@ def describe(health: dict[str, Any]) -> list[str]:
     lines = [f"pyvswitchd {health.get('version', '?')}: {health.get('status', '?')}"]
     lines += [f"  problem: {p}" for p in fwd.get("problems") or []]
     lines += [f"  port {name}: {why}" for name, why in sorted((health.get("degraded") or {}).items())]
+    lines += [f"  failed {what}: {why}" for what, why in sorted((health.get("failed") or {}).items())]
     if fwd:
         lines.append(
             f"  forwarding: last pass {fwd.get('heartbeat_age_s')} s ago, "

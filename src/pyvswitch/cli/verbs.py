@@ -11,6 +11,7 @@ every verb module stands on), the text views ``cli.views``'.
 from __future__ import annotations
 
 import os
+from typing import Any
 
 import click
 
@@ -419,7 +420,7 @@ def counters_cmd(state: State, switch: str | None) -> None:
         emit(state, c.counters(switch), counters_text)
 
 
-SHOW_OBJECTS = ("drops", "config", "switch", "switches", "vm", "vms", "port", "ports")
+SHOW_OBJECTS = ("drops", "config", "switch", "switches", "vm", "vms", "port", "ports", "failed")
 
 
 @click.command("show")
@@ -428,9 +429,10 @@ SHOW_OBJECTS = ("drops", "config", "switch", "switches", "vm", "vms", "port", "p
 @json_flag
 @pass_state
 def show_cmd(state: State, obj: str | None, name: str | None) -> None:
-    """Show the whole configuration, or one OBJECT: switch|vm|port NAME, or switches|vms|ports.
+    """Show the whole configuration, or one OBJECT: switch|vm|port NAME, or switches|vms|ports|failed.
 
-    With --json and no OBJECT this is the daemon's HostConfig exactly (GET /v1/config).
+    With --json and no OBJECT this is the daemon's HostConfig exactly (GET /v1/config). ``failed``: stored
+    objects that did not validate at start-up and are not running (also listed under the configuration).
     """
     obj = obj or "config"
     single = obj in ("switch", "vm", "port")
@@ -440,7 +442,12 @@ def show_cmd(state: State, obj: str | None, name: str | None) -> None:
         raise click.UsageError(f"show {obj} takes no NAME")
     with state.client() as c:
         if obj == "config":
+            failed = [] if state.json else list(c.request("GET", "/failed"))
             emit(state, c.config(), config_text)
+            if failed:
+                click.echo("\nFailed (stored, not running)\n" + failed_table(failed))
+        elif obj == "failed":
+            emit(state, list(c.request("GET", "/failed")), failed_table)
         elif obj == "switch":
             emit(state, c.switch(str(name)), switch_detail)
         elif obj == "switches":
@@ -462,6 +469,14 @@ def show_cmd(state: State, obj: str | None, name: str | None) -> None:
                 )
         else:
             emit(state, c.ports(), port_table)
+
+
+def failed_table(rows: Any) -> str:
+    return (
+        table(["kind", "name", "error"], [[r.get("kind"), r.get("name"), r.get("error")] for r in rows])
+        if rows
+        else "no failed objects"
+    )
 
 
 # ---------------------------------------------------------------- lab

@@ -12,13 +12,19 @@ VF's filters move to the PF's default VPort before the VF goes):
 For a moment both paths may carry a frame (a duplicate, which TCP ignores), never neither. The manager polls
 the committed configuration and the uplinks' carriers every ``poll_s`` on its own thread, so the data path
 and the request path never wait for tc.
+
+Crash consistency (issue 11): each device is recorded (``TcRecord``; in the daemon the store's intents of kind
+"tc") before tc filters are put on it and forgotten when they are cleared, so the first reconcile after a
+restart clears every device an earlier run left filters on, also one the new plan does not program (a VF port
+that went back to software while the daemon was down would otherwise keep redirecting its frames past the
+switch's policies). A reconcile that keeps failing is logged once per distinct error, not once per poll.
 """
 
 from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -46,6 +52,78 @@ class KernelNicSwitch(Protocol):
     def clear(self, dev: str) -> None: ...
 
 
+class TcRecord(Protocol):
+    """Devices that may carry this daemon's tc filters, kept across restarts."""
+
+    def recorded(self) -> set[str]: ...
+    def record(self, dev: str) -> None: ...
+    def forget(self, dev: str) -> None: ...
+
+
+class IntentStore(Protocol):
+    """What ``StoreTcRecord`` needs of ``config.store.Store``."""
+
+    def begin_intent(self, kind: str, doc: dict[str, Any]) -> int: ...
+    def end_intent(self, intent_id: int) -> None: ...
+    def intents(self, kind: str | None = None) -> Sequence[Any]: ...
+
+
+class StoreTcRecord:
+    """``TcRecord`` in the store: one intent of kind "tc" per device with filters (``{"dev": name}``)."""
+
+    KIND = "tc"
+
+    def __init__(self, store: IntentStore) -> None:
+        self._store = store
+        self._ids: dict[str, int] = {str(i.doc["dev"]): i.id for i in store.intents(self.KIND)}
+
+    def recorded(self) -> set[str]:
+        return set(self._ids)
+
+    def record(self, dev: str) -> None:
+        if dev not in self._ids:
+            self._ids[dev] = self._store.begin_intent(self.KIND, {"dev": dev})
+
+    def forget(self, dev: str) -> None:
+        intent = self._ids.pop(dev, None)
+        if intent is not None:
+            self._store.end_intent(intent)
+
+
+class MemoryTcRecord:
+    """``TcRecord`` for a manager without a store (tests): remembers nothing across restarts."""
+
+    def __init__(self) -> None:
+        self._devs: set[str] = set()
+
+    def recorded(self) -> set[str]:
+        return set(self._devs)
+
+    def record(self, dev: str) -> None:
+        self._devs.add(dev)
+
+    def forget(self, dev: str) -> None:
+        self._devs.discard(dev)
+
+
+class RecordedNicSwitch:
+    """A KernelNicSwitch that records each device before programming it and forgets it once cleared."""
+
+    def __init__(self, nic: KernelNicSwitch, record: TcRecord) -> None:
+        self._nic = nic
+        self._record = record
+
+    def program(self, plan: NicSwitchPlan) -> None:
+        for dev in (plan.uplink, *(v.interface for v in plan.vfs)):
+            if dev:
+                self._record.record(dev)
+        self._nic.program(plan)
+
+    def clear(self, dev: str) -> None:
+        self._nic.clear(dev)
+        self._record.forget(dev)
+
+
 class IovEngine(Protocol):
     def port_fileno(self, port: str) -> int | None: ...
     def set_nic_switched(self, switch: str, served: dict[str, frozenset[str]]) -> None: ...
@@ -70,11 +148,13 @@ class IovManager:
         attach: Callable[[int, list[Insn] | None], None] = attach_filter,
         carrier: Callable[[str], bool] = carrier_up,
         poll_s: float = 0.2,
+        record: TcRecord | None = None,
     ) -> None:
         self._engine = engine
         self._config = config
         self._commit = commit
-        self._nic = nic or TcNicSwitch()
+        self._record = record or MemoryTcRecord()
+        self._nic = RecordedNicSwitch(nic or TcNicSwitch(), self._record)
         self._attach = attach
         self._carrier = carrier
         self.poll_s = poll_s
@@ -87,6 +167,9 @@ class IovManager:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self.errors = 0
+        self.last_error: str | None = (
+            None  # the error the reconcile loop is failing with, None when it is not
+        )
 
     # ---- run time ----
 
@@ -106,9 +189,26 @@ class IovManager:
             try:
                 self._extension_requests()
                 self.reconcile()
-            except Exception:
-                self.errors += 1
-                log.exception("SR-IOV reconcile failed")
+            except Exception as exc:
+                self._failed(exc)
+            else:
+                if self.last_error is not None:
+                    log.warning("SR-IOV reconcile works again (after: %s)", self.last_error)
+                    self.last_error = None
+
+    def _failed(self, exc: Exception) -> None:
+        """Count every failure; log one line when the error changes (a tc that keeps failing would otherwise
+        log a traceback every poll, issue 11); the traceback only at debug level."""
+        self.errors += 1
+        what = f"{type(exc).__name__}: {exc}"
+        if what != self.last_error:
+            log.error(
+                "SR-IOV reconcile failed (retrying every %g s, logged again when the error changes): %s",
+                self.poll_s,
+                what,
+            )
+            log.debug("SR-IOV reconcile failure", exc_info=exc)
+            self.last_error = what
 
     def _extension_requests(self) -> None:
         """Context.revoke_vf calls of forwarding extensions (the engine collects them between batches)."""
@@ -137,9 +237,10 @@ class IovManager:
             if self._seen is not None and self._seen[0] is cfg and self._seen[1] == facts and not force:
                 return
             if self._seen is None:
-                # Filters an earlier run left on an adapter with no VF now would steal its frames.
-                for a in cfg.sriov_adapters:
-                    self._nic.clear(a.name)
+                # Filters an earlier run left on an adapter with no VF now would steal its frames, and on a
+                # port that is no VF now would carry its frames past the switch's policies.
+                for dev in sorted({a.name for a in cfg.sriov_adapters} | self._record.recorded()):
+                    self._nic.clear(dev)
             new = plan(cfg, facts, previous=self.state.ports)
             old = self.state.ports
             changes = self.state.update(new)
@@ -325,6 +426,7 @@ class IovManager:
                 for t in self.state.history[-50:]
             ],
             "errors": self.errors,
+            "last_error": self.last_error,
         }
 
     def set_adapter(

@@ -21,6 +21,7 @@ import logging
 import os
 import signal
 import socket
+import sqlite3
 import stat
 import sys
 from pathlib import Path
@@ -249,13 +250,14 @@ def run(args: argparse.Namespace) -> int:
 
     import uvicorn
 
-    from pyvswitch.config.store import Store
+    from pyvswitch.config.store import Store, open_store
     from pyvswitch.daemon import provision
     from pyvswitch.daemon.api import create_app
-    from pyvswitch.daemon.forwarder_link import RemoteCaptures, RemoteEngine
+    from pyvswitch.daemon.forwarder_link import ForwarderLink, RemoteCaptures, RemoteEngine
     from pyvswitch.daemon.forwarder_link import attach as attach_forwarder
     from pyvswitch.daemon.macpool import MacPool, host_id_from
     from pyvswitch.daemon.migration import Migrations
+    from pyvswitch.daemon.ownership import owner_id
     from pyvswitch.daemon.service import Service, nic_specs
     from pyvswitch.daemon.steering import ReceiveSteering
     from pyvswitch.datapath.rps import steer_receive
@@ -271,17 +273,20 @@ def run(args: argparse.Namespace) -> int:
     lock = _lock_state_dir(state_dir)
     sock = _bind_socket(sock_path)
     sock_ino = os.lstat(sock_path).st_ino
-    host_id = args.host_id if args.host_id is not None else host_id_from(_machine_id(), str(state_dir))
-    pool = MacPool(host_id)
-    store = Store(state_dir / "config.db")
-    provision.configure_guest_rx(guest_cpus if args.receive_steering == "on" else frozenset())
-    # The data path runs in the forwarder process (daemon/forwarder.py), which outlives this one across a
-    # restart: attaching to a running one resumes control without a gap in forwarding.
-    link = attach_forwarder(state_dir, fwd_cpu, guest_cpus, max(0.0, args.restart_grace), args.log_level)
-    engine = RemoteEngine(link)
+    store: Store | None = None
+    link: ForwarderLink | None = None
     steering: ReceiveSteering | None = None
     service: Service | None = None
+    # From here on any failure must still remove the socket (issue 11): the finally below does.
     try:
+        host_id = args.host_id if args.host_id is not None else host_id_from(_machine_id(), str(state_dir))
+        pool = MacPool(host_id)
+        store = open_store(state_dir / "config.db")  # a corrupt file is moved aside, not a traceback
+        provision.configure_guest_rx(guest_cpus if args.receive_steering == "on" else frozenset())
+        # The data path runs in the forwarder process (daemon/forwarder.py), which outlives this one across a
+        # restart: attaching to a running one resumes control without a gap in forwarding.
+        link = attach_forwarder(state_dir, fwd_cpu, guest_cpus, max(0.0, args.restart_grace), args.log_level)
+        engine = RemoteEngine(link)
         log.info(
             "pyvswitchd %s: state %s, socket %s, MAC pool %s-%s, forwarding CPU %s, guest receive CPUs %s, "
             "forwarder pid %d",
@@ -294,7 +299,14 @@ def run(args: argparse.Namespace) -> int:
             sorted(guest_cpus) or "any",
             link.pid,
         )
-        service = Service(store, engine, provision, pool, captures=RemoteCaptures(link))  # type: ignore[arg-type]
+        # The ownership mark on what it creates lets a later start collect what a crash left (issue 11).
+        service = Service(
+            store,
+            engine,
+            provision.Kernel(owner_id(state_dir)),
+            pool,
+            captures=RemoteCaptures(link),  # type: ignore[arg-type]
+        )
         # Migrations a crash interrupted are settled first (issue 11): the store must say which VMs this host
         # owns before start-up provisions them, or start-up would re-create a veth another host owns.
         migrations = Migrations(service, engine)
@@ -330,11 +342,13 @@ def run(args: argparse.Namespace) -> int:
             steering.stop()
         if service is not None:
             service.stop()
-        if _exit_on_signal.last == signal.SIGINT or args.restart_grace <= 0:  # type: ignore[attr-defined]
-            link.shutdown()
-        else:
-            link.detach(args.restart_grace)
-        store.close()
+        if link is not None:
+            if _exit_on_signal.last == signal.SIGINT or args.restart_grace <= 0:  # type: ignore[attr-defined]
+                link.shutdown()
+            else:
+                link.detach(args.restart_grace)
+        if store is not None:
+            store.close()
         sock.close()
         _unlink_own_socket(sock_path, sock_ino)
         lock.close()
@@ -370,7 +384,8 @@ def main(argv: list[str] | None = None) -> int:
         for field, message in exc.problems:
             log.error("  %s: %s", field, message)
         return 1
-    except PyvswitchError as exc:
+    except (PyvswitchError, OSError, sqlite3.Error) as exc:
+        # A state directory or database the daemon cannot use: one line, not a traceback (issue 11).
         _report_ready(str(exc))
         log.error("%s", exc)
         return 1

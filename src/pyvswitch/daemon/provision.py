@@ -7,6 +7,10 @@ is a veth pair with both ends in the daemon's namespace: one end the switch open
 OS uses. Every function converges: calling it again with the same arguments (as the daemon does at each
 start-up) leaves things as they are, and with different MAC or addresses it changes just those.
 
+Ownership (issue 11, ``daemon/ownership.py``): ``Kernel`` is these functions with one daemon's mark set on
+what they make (alias on the veth ends in the daemon's namespace, on ``lo`` in a VM's namespace) and the
+questions start-up's garbage collection asks: which links and namespaces carry our mark, whose is this one.
+
 Netlink is pyroute2's synchronous ``IPRoute`` (``IPRoute(netns=...)`` for inside a namespace) and
 ``pyroute2.netns`` for creating/removing namespaces; a subprocess only for RPS (datapath/rps.py). Offloads are left at the kernel's
 defaults (TSO/GSO/GRO on): the switch's devices carry them with virtio-net headers.
@@ -23,6 +27,7 @@ from pyroute2 import IPRoute
 from pyroute2 import netns as pr_netns
 from pyroute2.netlink.exceptions import NetlinkError
 
+from pyvswitch.daemon.ownership import mark, owner_of
 from pyvswitch.datapath.rps import steer_receive
 from pyvswitch.errors import DeviceError
 
@@ -46,8 +51,8 @@ def netns_exists(name: str) -> bool:
     return os.path.exists(os.path.join(NETNS_DIR, name))
 
 
-def ensure_netns(name: str) -> None:
-    """Create the namespace unless it exists, and bring its loopback up."""
+def ensure_netns(name: str, alias: str | None = None) -> None:
+    """Create the namespace unless it exists, and bring its loopback up (with ``alias``, the ownership mark)."""
     if not netns_exists(name):
         try:
             pr_netns.create(name)
@@ -57,7 +62,10 @@ def ensure_netns(name: str) -> None:
             raise DeviceError(f"cannot create namespace {name!r}: {exc}") from exc
         log.info("created namespace %s", name)
     with IPRoute(netns=name) as ipr:
-        ipr.link("set", index=_index(ipr, "lo"), state="up")
+        lo = _index(ipr, "lo")
+        ipr.link("set", index=lo, state="up")
+        if alias is not None:
+            ipr.link("set", index=lo, ifalias=alias)
 
 
 def delete_netns(name: str) -> None:
@@ -108,13 +116,22 @@ def delete_link(ifname: str) -> None:
             _quiet_del(ipr, idx)
 
 
-def create_vm_nic(netns: str, host_if: str, vm_if: str, mac: str, ips: list[str]) -> None:
+def create_vm_nic(
+    netns: str,
+    host_if: str,
+    vm_if: str,
+    mac: str,
+    ips: list[str],
+    alias: str | None = None,
+    ns_alias: str | None = None,
+) -> None:
     """A VM adapter: veth ``host_if`` (daemon side) <-> ``vm_if`` in ``netns`` with ``mac`` and ``ips``.
 
-    Creates the namespace if needed. If the pair exists it is kept and its MAC and addresses are set to the
-    given ones; a half-present pair (one end gone, a stray name in the way) is replaced.
+    Creates the namespace if needed (marked ``ns_alias``). If the pair exists it is kept and its MAC and
+    addresses are set to the given ones; a half-present pair (one end gone, a stray name in the way) is
+    replaced. ``alias``: the ownership mark of ``host_if``.
     """
-    ensure_netns(netns)
+    ensure_netns(netns, ns_alias)
     try:
         with IPRoute() as ipr, IPRoute(netns=netns) as vm:
             host_idx = ipr.link_lookup(ifname=host_if)
@@ -128,6 +145,8 @@ def create_vm_nic(netns: str, host_if: str, vm_if: str, mac: str, ips: list[str]
                 ipr.link("add", ifname=host_if, kind="veth", peer={"ifname": vm_if, "net_ns_fd": netns})
                 log.info("created veth %s <-> %s:%s", host_if, netns, vm_if)
             host = _index(ipr, host_if)
+            if alias is not None:
+                ipr.link("set", index=host, ifalias=alias)
             inner = _index(vm, vm_if)
             vm.link("set", index=inner, address=mac)
             _set_addresses(vm, inner, ips)
@@ -140,8 +159,11 @@ def create_vm_nic(netns: str, host_if: str, vm_if: str, mac: str, ips: list[str]
         steer_receive(vm_if, _guest_rx_cpus, netns)
 
 
-def create_host_vnic(host_if: str, switch_if: str, mac: str, ips: list[str]) -> None:
-    """A management-OS vNIC: veth ``host_if`` (the host's, with ``mac`` and ``ips``) <-> ``switch_if``."""
+def create_host_vnic(
+    host_if: str, switch_if: str, mac: str, ips: list[str], alias: str | None = None
+) -> None:
+    """A management-OS vNIC: veth ``host_if`` (the host's, with ``mac`` and ``ips``) <-> ``switch_if``; both
+    ends get ``alias`` (the ownership mark) if given."""
     try:
         with IPRoute() as ipr:
             host_idx = ipr.link_lookup(ifname=host_if)
@@ -152,6 +174,9 @@ def create_host_vnic(host_if: str, switch_if: str, mac: str, ips: list[str]) -> 
                 ipr.link("add", ifname=switch_if, kind="veth", peer={"ifname": host_if})
                 log.info("created host vNIC %s <-> %s", host_if, switch_if)
             host = _index(ipr, host_if)
+            if alias is not None:
+                for idx in (host, _index(ipr, switch_if)):
+                    ipr.link("set", index=idx, ifalias=alias)
             ipr.link("set", index=host, address=mac)
             _set_addresses(ipr, host, ips)
             ipr.link("set", index=host, state="up")
@@ -161,6 +186,102 @@ def create_host_vnic(host_if: str, switch_if: str, mac: str, ips: list[str]) -> 
         raise DeviceError(msg, interface=switch_if) from exc
     if _guest_rx_cpus:
         steer_receive(host_if, _guest_rx_cpus)
+
+
+def link_aliases() -> dict[str, str]:
+    """Interface name -> alias, for every link with an alias in the daemon's namespace (one netlink dump)."""
+    out: dict[str, str] = {}
+    with IPRoute() as ipr:
+        for link in ipr.link("dump"):
+            alias = link.get("IFLA_IFALIAS")
+            if alias:
+                out[str(link.get("ifname"))] = str(alias)
+    return out
+
+
+def netns_alias(name: str) -> str | None:
+    """The alias of ``lo`` inside namespace ``name`` ("" if none); None if the namespace cannot be entered."""
+    if not netns_exists(name):
+        return None
+    try:
+        with IPRoute(netns=name) as ipr:
+            idx = ipr.link_lookup(ifname="lo")
+            if not idx:
+                return ""
+            return str(ipr.link("get", index=idx[0])[0].get("IFLA_IFALIAS") or "")
+    except (NetlinkError, OSError):
+        return None  # removed meanwhile, or not a namespace mount
+
+
+class Kernel:
+    """The daemon's provisioner: this module's functions, marking what they make as ``owner``'s, plus what
+    start-up's garbage collection asks (``service.provisioning.OwnedObjects``)."""
+
+    def __init__(self, owner: str) -> None:
+        self.owner = owner
+
+    def create_vm_nic(self, netns: str, host_if: str, vm_if: str, mac: str, ips: list[str]) -> None:
+        create_vm_nic(
+            netns, host_if, vm_if, mac, ips, mark(self.owner, "port", host_if), mark(self.owner, "vm", netns)
+        )
+
+    def create_host_vnic(self, host_if: str, switch_if: str, mac: str, ips: list[str]) -> None:
+        create_host_vnic(host_if, switch_if, mac, ips, mark(self.owner, "port", switch_if))
+
+    def ensure_netns(self, name: str) -> None:
+        ensure_netns(name, mark(self.owner, "vm", name))
+
+    def delete_link(self, ifname: str) -> None:
+        delete_link(ifname)
+
+    def delete_netns(self, name: str) -> None:
+        delete_netns(name)
+
+    def link_exists(self, ifname: str) -> bool:
+        return link_exists(ifname)
+
+    def netns_exists(self, name: str) -> bool:
+        return netns_exists(name)
+
+    # ---- ownership ----
+
+    def link_owner(self, ifname: str) -> str | None:
+        """The owner id a link's mark names: "" for a link without a mark, None for no such link."""
+        with IPRoute() as ipr:
+            idx = ipr.link_lookup(ifname=ifname)
+            if not idx:
+                return None
+            return owner_of(ipr.link("get", index=idx[0])[0].get("IFLA_IFALIAS")) or ""
+
+    def netns_owner(self, name: str) -> str | None:
+        """As ``link_owner``, for a namespace (the mark on its loopback device)."""
+        alias = netns_alias(name)
+        return None if alias is None else owner_of(alias) or ""
+
+    def owned_links(self) -> set[str]:
+        """Links in the daemon's namespace that carry this daemon's mark."""
+        return {n for n, a in link_aliases().items() if owner_of(a) == self.owner}
+
+    def owned_namespaces(self) -> set[str]:
+        """Namespaces under /run/netns whose loopback carries this daemon's mark (one netlink round trip
+        into each, ~10 ms: start-up only)."""
+        try:
+            names = os.listdir(NETNS_DIR)
+        except FileNotFoundError:
+            return set()
+        return {n for n in names if owner_of(netns_alias(n)) == self.owner}
+
+    def mark_link(self, ifname: str) -> None:
+        """Mark a link as ours (a veth a live migration handed to this daemon)."""
+        with IPRoute() as ipr:
+            for idx in ipr.link_lookup(ifname=ifname):
+                ipr.link("set", index=idx, ifalias=mark(self.owner, "port", ifname))
+
+    def mark_netns(self, name: str) -> None:
+        """Mark a namespace as ours (a VM a live migration handed to this daemon)."""
+        if netns_exists(name):
+            with IPRoute(netns=name) as ipr:
+                ipr.link("set", index=_index(ipr, "lo"), ifalias=mark(self.owner, "vm", name))
 
 
 def _index(ipr: IPRoute, ifname: str) -> int:

@@ -14,11 +14,13 @@ from pyvswitch.daemon.service import Service
 
 class Health(BaseModel):
     """``status`` is "degraded" when forwarding is not progressing or recently failed (``forwarding.problems``
-    says why), "ok" otherwise; ``degraded`` lists ports the engine could not open."""
+    says why) or a stored object failed to load, "ok" otherwise; ``degraded`` lists ports the engine could not
+    open, ``failed`` stored objects that did not validate at start-up ("switch sw1": why; issue 11)."""
 
     status: str
     version: str
     degraded: dict[str, str] = Field(default_factory=dict)
+    failed: dict[str, str] = Field(default_factory=dict)
     forwarding: dict[str, Any] = Field(default_factory=dict)
 
 
@@ -28,12 +30,20 @@ def router(service: Service) -> APIRouter:
     @r.get("/v1/health")
     def health() -> Health:
         forwarding = service.forwarding()
+        failed = {f"{f['kind']} {f['name']}": f["error"] for f in service.failed()}
+        status = str(forwarding.get("state", "ok"))
         return Health(
-            status=str(forwarding.get("state", "ok")),
+            status="degraded" if failed and status == "ok" else status,
             version=pyvswitch.__version__,
             degraded=service.degraded(),
+            failed=failed,
             forwarding=forwarding,
         )
+
+    @r.get("/v1/failed")
+    def failed_objects() -> list[dict[str, str]]:
+        """Stored objects not running because their row did not validate at start-up: kind, name, error."""
+        return service.failed()
 
     @r.get("/v1/config")
     def get_config() -> HostConfig:

@@ -21,7 +21,7 @@ from collections.abc import Callable
 
 from pyvswitch.config.store import Store
 from pyvswitch.daemon.capture import CaptureManager
-from pyvswitch.daemon.iov import IovManager
+from pyvswitch.daemon.iov import IovManager, StoreTcRecord
 from pyvswitch.daemon.macpool import MacPool
 from pyvswitch.daemon.service.commit import Change, EngineLike, Transaction
 from pyvswitch.daemon.service.dcb import DEFAULT_CLASS, DcbOps
@@ -80,7 +80,12 @@ class Service(SwitchOps, PortOps, VmOps, TeamOps, TeamNicOps, QosOps, DcbOps, Mi
         # SR-IOV (daemon/iov.py): the VF plan and the emulated NIC switch; None with an engine that cannot
         # program one (the API's test fakes).
         self.iov: IovManager | None = (
-            IovManager(engine, lambda: self._cfg, self.replace_config)  # type: ignore[arg-type]
+            IovManager(
+                engine,  # type: ignore[arg-type]
+                lambda: self._cfg,
+                self.replace_config,
+                record=StoreTcRecord(store),  # tc filters a crash leaves are cleared at the next start
+            )
             if hasattr(engine, "set_nic_switched")
             else None
         )

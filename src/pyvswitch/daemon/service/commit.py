@@ -16,6 +16,15 @@ If a step fails, the steps before it are undone in reverse (objects created are 
 changed back, the engine gets the old configuration again), so a request is applied entirely or not at all.
 OS objects the candidate no longer needs are removed only after the save, when nothing can roll back any more.
 
+Crash consistency (issue 11): before step 4 touches the kernel, the namespaces and veths the commit will create
+or remove are recorded in the store as an intent (``provisioning.touched``), ended once the old objects are gone.
+Start-up first garbage-collects (``provisioning.collect``): whatever an unfinished intent names, or this daemon's
+ownership mark is on, and the stored configuration does not reference, is deleted.
+
+A stored row that does not validate (by itself, or against the rest: a port on a switch whose row failed) does
+not stop the host: start-up leaves that object out, reports it in ``failed()`` (health says "degraded"), and
+the store keeps its row untouched (``Store.hold``) until an object of the same name replaces it.
+
 Start-up (``start``) runs the same steps from the stored configuration with nothing assumed to exist: every
 namespace and veth is converged (provisioning is idempotent) and the engine gets the whole configuration. A port
 whose device cannot be opened at start-up (a NIC that vanished) does not keep the daemon down: it is left
@@ -29,6 +38,7 @@ serialised by one lock; reads use the last committed HostConfig, which is immuta
 from __future__ import annotations
 
 import logging
+import re
 import secrets
 import threading
 from collections.abc import Callable, Mapping
@@ -36,18 +46,24 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from pyvswitch.config.schema import HostConfig, PortKind
-from pyvswitch.config.store import Store
+from pyvswitch.config.store import TABLE_OF_FIELD, FailedRow, Store
 from pyvswitch.config.team_nics import realize
 from pyvswitch.config.validate import validate
 from pyvswitch.daemon.macpool import MacPool
 from pyvswitch.daemon.service.paths import culprit, device_field, request_paths
 from pyvswitch.daemon.service.provisioning import (
+    INTENT_KIND,
     Provisioner,
+    collect,
+    failed_references,
     make,
+    mark_adopted,
     nic_specs,
     os_problems,
     provision,
+    referenced,
     remove_unused,
+    touched,
     vm_namespaces,
 )
 from pyvswitch.daemon.service.resolve import resolve
@@ -112,6 +128,41 @@ def fixed_at_creation(cfg: HostConfig, old: HostConfig) -> list[tuple[str, str]]
     return out
 
 
+# The HostConfig lists whose objects can fail one by one at start-up (validation paths start with these).
+_COLLECTIONS = ("teams", "switches", "ports", "vms", "qos_policies", "sriov_adapters")
+_ITEM = re.compile(r"^(\w+)\[(\d+)\]\.?(.*)$")
+
+
+def settle(cfg: HostConfig) -> tuple[HostConfig, dict[tuple[str, str], str]]:
+    """``cfg`` without the objects validation objects to, and those objects ((table, name) -> why).
+
+    Repeated until nothing is left to object to: leaving out a switch makes its ports fail in the next round.
+    A problem that names no object (none today) is raised as before: there is nothing to leave out."""
+    failed: dict[tuple[str, str], str] = {}
+    for _ in range(len(cfg.teams) + len(cfg.switches) + len(cfg.ports) + len(cfg.vms) + 10):
+        problems = validate(cfg)
+        if not problems:
+            return cfg, failed
+        drop: dict[str, set[str]] = {}
+        update: dict[str, Any] = {}
+        for path, message in problems:
+            m = _ITEM.match(path)
+            if m and m[1] in _COLLECTIONS and int(m[2]) < len(getattr(cfg, m[1])):
+                name = getattr(cfg, m[1])[int(m[2])].name
+                drop.setdefault(m[1], set()).add(name)
+                why = f"{m[3]}: {message}" if m[3] else message
+                failed.setdefault((TABLE_OF_FIELD[m[1]], name), why)
+            elif path.split(".")[0] == "dcb":
+                update["dcb"] = type(cfg.dcb)()
+                failed.setdefault(("setting", "dcb"), f"{path}: {message}")
+            else:
+                raise ConfigError(problems)
+        for field, names in drop.items():
+            update[field] = [o for o in getattr(cfg, field) if o.name not in names]
+        cfg = cfg.model_copy(update=update)
+    raise ConfigError(validate(cfg))
+
+
 class Transaction:
     """Desired state, its validation and its realisation: the daemon's only writer.
 
@@ -134,6 +185,8 @@ class Transaction:
         self._lock = threading.RLock()
         self._cfg = HostConfig()
         self._degraded: dict[str, str] = {}
+        # Stored objects left out at start-up because they do not validate: (table, name) -> why.
+        self._failed: dict[tuple[str, str], str] = {}
         # OS objects a commit must leave in place although the new configuration drops them: the veths and
         # namespace of a VM leaving by live migration (daemon/migration.py), which another host adopts.
         self._keep: set[str] = set()
@@ -156,6 +209,13 @@ class Transaction:
         """Ports the engine could not open at start-up, with the reason; they are retried when touched."""
         return dict(self._degraded)
 
+    def failed(self) -> list[dict[str, str]]:
+        """Stored objects that did not validate at start-up and are not running (issue 11): kind, name, why.
+        One leaves the list when a request saves an object of its name."""
+        held = self._store.held()
+        self._failed = {k: v for k, v in self._failed.items() if k in held}
+        return [{"kind": t, "name": n, "error": e} for (t, n), e in sorted(self._failed.items())]
+
     def history(self, limit: int = 100) -> list[dict[str, Any]]:
         return self._store.history(limit)
 
@@ -171,11 +231,16 @@ class Transaction:
     def start(self) -> None:
         """Load the store and make the OS and the engine match it (idempotent; run once at start-up)."""
         with self._lock:
-            stored = self._store.load()
-            cfg = self._resolve(stored)
-            problems = validate(cfg)
-            if problems:
-                raise ConfigError(problems)
+            loaded = self._store.load_tolerant()
+            rows: dict[tuple[str, str], FailedRow] = {(r.table, r.name): r for r in loaded.failed}
+            full = self._resolve(loaded.config)
+            cfg, invalid = settle(full)
+            self._failed = {k: r.error for k, r in rows.items()} | invalid
+            for (table, name), why in self._failed.items():
+                self._store.hold(table, name)
+                log.error("stored %s %r does not validate; not running it: %s", table, name, why)
+            # What a failed object stands for is kept too: it may be fixed and run again.
+            self._collect(full, [r.doc for r in rows.values()])
             self._degraded = {}
             for ns in sorted(vm_namespaces(cfg)):
                 self._os.ensure_netns(ns)
@@ -192,7 +257,7 @@ class Transaction:
                     log.error("port %s: interface %s missing; leaving it disconnected", p.name, p.interface)
                     self._degraded[p.name] = f"interface {p.interface!r} does not exist"
             self._apply_degrading(cfg)
-            if cfg != stored:
+            if full != loaded.config:
                 self._store.save(cfg, "start-up: resolved interface names and MACs")
             self._cfg = cfg
             log.info(
@@ -201,6 +266,23 @@ class Transaction:
                 len(cfg.ports),
                 len(cfg.vms),
                 f"; degraded ports: {', '.join(sorted(self._degraded))}" if self._degraded else "",
+            )
+
+    def _collect(self, cfg: HostConfig, failed_docs: list[str]) -> None:
+        """Start-up garbage collection: finish or undo interrupted commits (their intents), and delete what
+        carries our mark and nothing stored refers to (``provisioning.collect``)."""
+        intents = self._store.intents(INTENT_KIND)
+        keep_ns, keep_links = referenced(cfg)
+        held_ns, held_links = failed_references(failed_docs)
+        gone = collect(self._os, keep_ns | held_ns, keep_links | held_links, [i.doc for i in intents])
+        for i in intents:
+            self._store.end_intent(i.id)
+        if intents or any(gone.values()):
+            log.warning(
+                "garbage collection: %d interrupted change(s); removed namespaces %s, interfaces %s",
+                len(intents),
+                ", ".join(gone["namespaces"]) or "none",
+                ", ".join(gone["links"]) or "none",
             )
 
     def _apply_degrading(self, cfg: HostConfig) -> None:
@@ -255,6 +337,9 @@ class Transaction:
         self._degraded = {n: r for n, r in self._degraded.items() if n in names}
 
         undo: list[Callable[[], None]] = []
+        # Recorded before the kernel is touched, so a crash at any point below is finished or undone at start-up.
+        work = touched(old, candidate, self._adopting, self._keep)
+        intent = self._store.begin_intent(INTENT_KIND, work) if any(work.values()) else None
         try:
             provision(self._os, old, candidate, undo, self._adopting)
             try:
@@ -265,15 +350,27 @@ class Transaction:
             self._store.save(candidate, summary)
         except BaseException:
             self._degraded = degraded_before
+            undone = True
             for action in reversed(undo):
                 try:
                     action()
                 except Exception:
+                    undone = False
                     log.exception("rolling back %r", summary)
+            if intent is not None and undone:
+                self._store.end_intent(intent)  # else the next start-up finishes the rollback
             raise
         self._cfg = candidate
         log.info("applied: %s", summary)
         remove_unused(self._os, old, candidate, self._keep)
+        if intent is not None:
+            self._store.end_intent(intent)
+        if self._adopting:
+            # Off the caller's thread: the migration announces the VM when this returns.
+            adopted = set(self._adopting)
+            threading.Thread(
+                target=mark_adopted, args=(self._os, candidate, adopted), name="pyvswitch-mark", daemon=True
+            ).start()
         return candidate
 
     def _engine_view(self, cfg: HostConfig, degraded: Mapping[str, str] | None = None) -> HostConfig:

@@ -6,15 +6,24 @@ a veth pair whose peer stays in the daemon's namespace. ``nic_specs`` says which
 ``remove_unused`` deletes what only the old configuration needed once nothing can roll back any more, and
 ``os_problems`` is the part of validation only the OS can answer (does a bound interface exist?).
 
+Crash consistency (issue 11): ``touched`` lists the namespaces and veths a commit is going to create or remove;
+the commit records them in the store as an intent before touching the kernel and ends the intent once the old
+objects are removed. ``collect`` runs at start-up: every object an unfinished intent names, and every object
+carrying this daemon's ownership mark (``daemon/ownership.py``), that the stored configuration does not
+reference is deleted. Whether the interrupted commit had reached its save decides which way that goes: saved,
+its new objects are referenced and its old ones not (completed); not saved, the reverse (rolled back).
+Objects with another owner's mark are never touched, unmarked ones only when an intent names them.
+
 The Provisioner is injected: ``pyvswitch.daemon.provision`` in the daemon, fakes in tests.
 """
 
 from __future__ import annotations
 
+import json
 import logging
 from collections.abc import Callable, Collection
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Any, Protocol, runtime_checkable
 
 from pyvswitch.config.schema import HostConfig, PortKind
 from pyvswitch.config.team_nics import hidden_owner, realize
@@ -33,6 +42,24 @@ class Provisioner(Protocol):
     def link_exists(self, ifname: str) -> bool: ...
     def netns_exists(self, name: str) -> bool: ...
     def ensure_netns(self, name: str) -> None: ...
+
+
+@runtime_checkable
+class OwnedObjects(Protocol):
+    """What garbage collection asks of the provisioner (``pyvswitch.daemon.provision.Kernel``); a provisioner
+    without it (the tests' fakes) is not collected."""
+
+    owner: str
+
+    def link_owner(self, ifname: str) -> str | None: ...
+    def netns_owner(self, name: str) -> str | None: ...
+    def owned_links(self) -> set[str]: ...
+    def owned_namespaces(self) -> set[str]: ...
+    def mark_link(self, ifname: str) -> None: ...
+    def mark_netns(self, name: str) -> None: ...
+
+
+INTENT_KIND = "provision"  # the store's intent kind for a commit's kernel objects
 
 
 @dataclass(frozen=True, slots=True)
@@ -70,6 +97,90 @@ def vm_namespaces(cfg: HostConfig) -> set[str]:
     return {v.namespace for v in cfg.vms}
 
 
+def referenced(cfg: HostConfig) -> tuple[set[str], set[str]]:
+    """(namespaces, links in the daemon's namespace) a configuration needs: what collection must keep."""
+    links: set[str] = set()
+    for spec in nic_specs(cfg).values():
+        links.add(spec.interface)
+        if spec.kind is PortKind.HOST:
+            links.add(spec.peer)
+    return vm_namespaces(cfg), links
+
+
+def failed_references(docs: list[str]) -> tuple[set[str], set[str]]:
+    """Best effort: the namespaces and links stored rows that do not validate may stand for, so collection
+    leaves a failed object's kernel objects alone (its JSON may be anything; names are read where found)."""
+    namespaces: set[str] = set()
+    links: set[str] = set()
+    for doc in docs:
+        try:
+            data: Any = json.loads(doc)
+        except ValueError:
+            continue
+        if not isinstance(data, dict):
+            continue
+        for key in ("netns", "name"):
+            if isinstance(data.get(key), str):
+                namespaces.add(data[key])
+        for key in ("interface", "peer_interface"):
+            if isinstance(data.get(key), str):
+                links.add(data[key])
+    return namespaces, links
+
+
+def touched(
+    old: HostConfig, new: HostConfig, adopting: Collection[str] = (), keep: Collection[str] = ()
+) -> dict[str, list[str]]:
+    """The namespaces and veths (daemon-side names) a commit from ``old`` to ``new`` may create or remove:
+    the intent recorded before it touches the kernel. Empty lists when it touches nothing."""
+    old_ns, old_links = referenced(old)
+    new_ns, new_links = referenced(new)
+    skip = set(adopting) | set(keep)
+    return {
+        "namespaces": sorted((old_ns ^ new_ns) - skip),
+        "links": sorted((old_links ^ new_links) - skip),
+    }
+
+
+def collect(
+    os_: Provisioner,
+    keep_ns: set[str],
+    keep_links: set[str],
+    intents: list[dict[str, Any]],
+) -> dict[str, list[str]]:
+    """Delete the namespaces and veths this daemon made that nothing stored refers to; returns what went.
+
+    Candidates: objects carrying our mark, and objects an unfinished intent names that carry our mark or none
+    (the moment between creating and marking). ``keep_*``: what the stored configuration (and failed rows)
+    refer to."""
+    if not isinstance(os_, OwnedObjects):
+        return {"namespaces": [], "links": []}
+    owner = os_.owner
+    links = os_.owned_links()
+    namespaces = os_.owned_namespaces()
+    for intent in intents:
+        for ifname in intent.get("links", []):
+            if ifname not in links and os_.link_owner(ifname) in ("", owner):
+                links.add(ifname)
+        for ns in intent.get("namespaces", []):
+            if ns not in namespaces and os_.netns_owner(ns) in ("", owner):
+                namespaces.add(ns)
+    gone: dict[str, list[str]] = {"namespaces": [], "links": []}
+    for ifname in sorted(links - keep_links):
+        try:
+            os_.delete_link(ifname)
+            gone["links"].append(ifname)
+        except Exception as exc:  # one stuck object must not keep the daemon down
+            log.error("garbage collection: cannot delete interface %s: %s", ifname, exc)
+    for ns in sorted(namespaces - keep_ns):
+        try:
+            os_.delete_netns(ns)
+            gone["namespaces"].append(ns)
+        except Exception as exc:
+            log.error("garbage collection: cannot delete namespace %s: %s", ns, exc)
+    return gone
+
+
 def make(os_: Provisioner, spec: NicSpec) -> None:
     """Create (or converge: provisioning is idempotent) the veth pair ``spec``."""
     if spec.kind is PortKind.VM:
@@ -89,7 +200,7 @@ def provision(
     """Create or change the OS objects ``new`` adds, appending how to undo each step to ``undo``.
 
     ``adopting``: namespaces and veths a live migration just moved here; they exist as configured and are left
-    alone."""
+    alone (``mark_adopted`` gives them this daemon's mark afterwards)."""
     for ns in sorted(vm_namespaces(new) - vm_namespaces(old) - set(adopting)):
         existed = os_.netns_exists(ns)
         os_.ensure_netns(ns)
@@ -108,6 +219,22 @@ def provision(
         make(os_, spec)
         if not existed:
             undo.append(lambda ifname=spec.interface: os_.delete_link(ifname))  # type: ignore[misc]
+
+
+def mark_adopted(os_: Provisioner, new: HostConfig, adopting: Collection[str]) -> None:
+    """Put this daemon's mark on the namespace and veths a live migration handed over: the source's mark would
+    let the source's garbage collection take them. Entering the namespace costs 35-100 ms, so the commit runs
+    this on another thread after the adoption, out of the migration's blackout."""
+    if not isinstance(os_, OwnedObjects):
+        return
+    new_ns, new_links = referenced(new)
+    try:
+        for ifname in sorted(set(adopting) & new_links):
+            os_.mark_link(ifname)
+        for ns in sorted(set(adopting) & new_ns):
+            os_.mark_netns(ns)
+    except Exception as exc:  # the objects work unmarked; only a later collection could misjudge them
+        log.error("marking adopted objects %s: %s", ", ".join(sorted(adopting)), exc)
 
 
 def remove_unused(os_: Provisioner, old: HostConfig, new: HostConfig, keep: Collection[str] = ()) -> None:
