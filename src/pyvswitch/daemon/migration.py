@@ -700,6 +700,8 @@ class Migrations:
         try:
             if self.mover.read_mark(rec.interfaces[0], []) == commit_mark(rec.id):
                 self.mover.set_mark(rec.interfaces[0], None)
+                # The commit mark held the place of the ownership mark (Kernel.mark_link leaves it alone).
+                self.service.mark_link_owned(rec.interfaces[0])
         except Exception:
             log.exception("clearing the mark of %s", rec.interfaces[0])
 

@@ -27,6 +27,7 @@ from pyroute2 import IPRoute
 from pyroute2 import netns as pr_netns
 from pyroute2.netlink.exceptions import NetlinkError
 
+from pyvswitch.daemon.handover import MARK_PREFIX as MIGRATION_MARK_PREFIX
 from pyvswitch.daemon.ownership import mark, owner_of
 from pyvswitch.datapath.rps import steer_receive
 from pyvswitch.errors import DeviceError
@@ -272,9 +273,14 @@ class Kernel:
         return {n for n in names if owner_of(netns_alias(n)) == self.owner}
 
     def mark_link(self, ifname: str) -> None:
-        """Mark a link as ours (a veth a live migration handed to this daemon)."""
+        """Mark a link as ours (a veth a live migration handed to this daemon). A live migration's commit mark
+        (daemon/handover.py) is left in place: both hosts read it to settle the migration after a crash, and
+        the migration gives the link this mark when it clears its own."""
         with IPRoute() as ipr:
             for idx in ipr.link_lookup(ifname=ifname):
+                current = ipr.get_links(idx)[0].get_attr("IFLA_IFALIAS") or ""
+                if current.startswith(MIGRATION_MARK_PREFIX):
+                    continue
                 ipr.link("set", index=idx, ifalias=mark(self.owner, "port", ifname))
 
     def mark_netns(self, name: str) -> None:

@@ -47,6 +47,13 @@ class MigrationOps(Transaction):
         """Whether ``ifname`` exists in this daemon's namespace."""
         return self._os.link_exists(ifname)
 
+    def mark_link_owned(self, ifname: str) -> None:
+        """Give an adopted veth this daemon's ownership mark, once the migration's commit mark on it has done its
+        work (daemon/migration.py clears that mark when both sides have settled)."""
+        mark = getattr(self._os, "mark_link", None)
+        if callable(mark):
+            mark(ifname)
+
     def check_incoming_vm(self, vm: VmConfig, ports: list[PortConfig]) -> None:
         """Would ``vm`` with ``ports`` be accepted here? Configuration only (the validation port is the
         engine's, ``migration``): raises ConfigError/Conflict/NotFound, changes nothing."""
