@@ -241,6 +241,13 @@ class IovManager:
                 # port that is no VF now would carry its frames past the switch's policies.
                 for dev in sorted({a.name for a in cfg.sriov_adapters} | self._record.recorded()):
                     self._nic.clear(dev)
+                # The forwarder outlives a restarted daemon (daemon/forwarder.py) and keeps the NIC-switch state
+                # and socket filters the last one gave it: start from none, and let this plan set what it needs.
+                for sc in cfg.switches:
+                    self._engine.set_nic_switched(sc.name, {})
+                for p in cfg.ports:
+                    if p.switch is not None:
+                        self._filter(p.name, None)
             new = plan(cfg, facts, previous=self.state.ports)
             old = self.state.ports
             changes = self.state.update(new)
