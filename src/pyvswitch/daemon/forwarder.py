@@ -21,8 +21,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import errno
-import fcntl
 import logging
 import os
 import signal
@@ -32,10 +30,10 @@ import sys
 import threading
 import time
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 from pyvswitch.config.schema import HostConfig
-from pyvswitch.daemon import rpc
+from pyvswitch.daemon import pidlock, rpc
 from pyvswitch.daemon.capture import CaptureManager
 from pyvswitch.switch.engine import Engine
 
@@ -228,20 +226,11 @@ def pickle_errors() -> tuple[type[BaseException], ...]:
     return (pickle.PicklingError, TypeError, AttributeError)
 
 
-def _lock(state_dir: Path) -> Any:
-    f = open(state_dir / LOCK_NAME, "a+")  # noqa: SIM115 - held for the process's lifetime
+def _lock(state_dir: Path) -> IO[str]:
     try:
-        fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except OSError as exc:
-        f.close()
-        if exc.errno in (errno.EWOULDBLOCK, errno.EACCES):
-            raise SystemExit(f"another forwarder holds {state_dir / LOCK_NAME}") from None
-        raise
-    f.seek(0)
-    f.truncate()
-    f.write(f"{os.getpid()}\n")
-    f.flush()
-    return f
+        return pidlock.hold(state_dir / LOCK_NAME)
+    except pidlock.Held:
+        raise SystemExit(f"another forwarder holds {state_dir / LOCK_NAME}") from None
 
 
 def _listen(path: Path) -> socket.socket:

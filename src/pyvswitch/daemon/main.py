@@ -15,8 +15,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import errno
-import fcntl
 import logging
 import os
 import signal
@@ -28,6 +26,7 @@ from pathlib import Path
 from typing import IO
 
 import pyvswitch
+from pyvswitch.daemon import pidlock
 from pyvswitch.errors import ConfigError, PyvswitchError
 
 log = logging.getLogger(__name__)
@@ -112,19 +111,10 @@ def _machine_id() -> str:
 
 def _lock_state_dir(state_dir: Path) -> IO[str]:
     state_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
-    f = open(state_dir / "pyvswitchd.lock", "a+")  # noqa: SIM115 - held for the daemon's lifetime
     try:
-        fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except OSError as exc:
-        f.close()
-        if exc.errno in (errno.EWOULDBLOCK, errno.EACCES):
-            raise StartupError(f"another pyvswitchd is using state directory {state_dir}") from None
-        raise
-    f.seek(0)
-    f.truncate()
-    f.write(f"{os.getpid()}\n")
-    f.flush()
-    return f
+        return pidlock.hold(state_dir / "pyvswitchd.lock")
+    except pidlock.Held:
+        raise StartupError(f"another pyvswitchd is using state directory {state_dir}") from None
 
 
 def _file_kind(mode: int) -> str:
