@@ -247,7 +247,10 @@ class IovManager:
                     self._engine.set_nic_switched(sc.name, {})
                 for p in cfg.ports:
                     if p.switch is not None:
-                        self._filter(p.name, None)
+                        try:
+                            self._filter(p.name, None)
+                        except OSError as exc:  # best effort: a device that is no socket has no filter
+                            log.debug("no socket filter to clear on %s: %s", p.name, exc)
             new = plan(cfg, facts, previous=self.state.ports)
             old = self.state.ports
             changes = self.state.update(new)
