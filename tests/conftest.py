@@ -28,6 +28,7 @@ SERIAL_MODULES = {
     "test_rfc_bench.py",
     "test_ring_resync.py",
     "test_steering.py",
+    "test_storm_limit.py",
     "test_team.py",
     "test_team_interop.py",
     "test_team_nics.py",
