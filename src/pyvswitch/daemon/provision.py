@@ -11,7 +11,9 @@ Ownership (issue 11, ``daemon/ownership.py``): ``Kernel`` is these functions wit
 what they make (alias on the veth ends in the daemon's namespace, on ``lo`` in a VM's namespace) and the
 questions start-up's garbage collection asks: which links and namespaces carry our mark, whose is this one.
 
-Netlink is pyroute2's synchronous ``IPRoute`` (``IPRoute(netns=...)`` for inside a namespace) and
+Netlink is pyroute2's synchronous ``IPRoute`` (``IPRoute(netns=..., flags=0)`` for inside a namespace: pyroute2's
+default flag O_CREAT would re-create a namespace deleted meanwhile, and a helper process of a killed daemon
+did exactly that after start-up's garbage collection had removed it) and
 ``pyroute2.netns`` for creating/removing namespaces; a subprocess only for RPS (datapath/rps.py). Offloads are left at the kernel's
 defaults (TSO/GSO/GRO on): the switch's devices carry them with virtio-net headers.
 """
@@ -62,7 +64,7 @@ def ensure_netns(name: str, alias: str | None = None) -> None:
         except OSError as exc:
             raise DeviceError(f"cannot create namespace {name!r}: {exc}") from exc
         log.info("created namespace %s", name)
-    with IPRoute(netns=name) as ipr:
+    with IPRoute(netns=name, flags=0) as ipr:
         lo = _index(ipr, "lo")
         ipr.link("set", index=lo, state="up")
         if alias is not None:
@@ -79,7 +81,7 @@ def delete_netns(name: str) -> None:
     if not netns_exists(name):
         return
     try:
-        with IPRoute(netns=name) as ipr:
+        with IPRoute(netns=name, flags=0) as ipr:
             for link in ipr.link("dump"):
                 if link.get("ifname") != "lo":
                     _quiet_del(ipr, int(link["index"]))
@@ -96,7 +98,7 @@ def link_exists(ifname: str, netns: str | None = None) -> bool:
     """Whether ``ifname`` exists in the daemon's namespace (or in ``netns``)."""
     if netns is not None and not netns_exists(netns):
         return False
-    with IPRoute(netns=netns) if netns else IPRoute() as ipr:
+    with IPRoute(netns=netns, flags=0) if netns else IPRoute() as ipr:
         return bool(ipr.link_lookup(ifname=ifname))
 
 
@@ -134,7 +136,7 @@ def create_vm_nic(
     """
     ensure_netns(netns, ns_alias)
     try:
-        with IPRoute() as ipr, IPRoute(netns=netns) as vm:
+        with IPRoute() as ipr, IPRoute(netns=netns, flags=0) as vm:
             host_idx = ipr.link_lookup(ifname=host_if)
             vm_idx = vm.link_lookup(ifname=vm_if)
             if not (host_idx and vm_idx and _peers(ipr, host_idx[0], vm, vm_idx[0])):
@@ -205,7 +207,7 @@ def netns_alias(name: str) -> str | None:
     if not netns_exists(name):
         return None
     try:
-        with IPRoute(netns=name) as ipr:
+        with IPRoute(netns=name, flags=0) as ipr:
             idx = ipr.link_lookup(ifname="lo")
             if not idx:
                 return ""
@@ -286,7 +288,7 @@ class Kernel:
     def mark_netns(self, name: str) -> None:
         """Mark a namespace as ours (a VM a live migration handed to this daemon)."""
         if netns_exists(name):
-            with IPRoute(netns=name) as ipr:
+            with IPRoute(netns=name, flags=0) as ipr:
                 ipr.link("set", index=_index(ipr, "lo"), ifalias=mark(self.owner, "vm", name))
 
 
