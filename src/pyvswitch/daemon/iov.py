@@ -243,10 +243,19 @@ class IovManager:
                     self._nic.clear(dev)
                 # The forwarder outlives a restarted daemon (daemon/forwarder.py) and keeps the NIC-switch state
                 # and socket filters the last one gave it: start from none, and let this plan set what it needs.
+                # Only where SR-IOV was or is in play: resetting a switch's NIC-switch state recompiles it in
+                # the forwarding loop, which stalled every port ~300 ms per restart on hosts without SR-IOV.
+                iov_devs = {a.name for a in cfg.sriov_adapters} | self._record.recorded()
+                iov_switches = {
+                    p.switch
+                    for p in cfg.ports
+                    if p.switch is not None and (p.interface or p.name) in iov_devs
+                }
                 for sc in cfg.switches:
-                    self._engine.set_nic_switched(sc.name, {})
+                    if sc.name in iov_switches:
+                        self._engine.set_nic_switched(sc.name, {})
                 for p in cfg.ports:
-                    if p.switch is not None:
+                    if p.switch in iov_switches:
                         try:
                             self._filter(p.name, None)
                         except OSError as exc:  # best effort: a device that is no socket has no filter
