@@ -1,4 +1,5 @@
-"""Traffic-tool parsers on real output captured on this platform (iputils ping, iperf3 3.12, trafgen 0.6.8, iproute2)."""
+"""Traffic-tool parsers on real output captured on this platform (iputils ping, fping 5.1, iperf3 3.12, trafgen 0.6.8,
+iproute2)."""
 
 from __future__ import annotations
 
@@ -8,9 +9,11 @@ import pytest
 
 from pyvswitch.lab.bench import QUICK_PLAN, search_rates
 from pyvswitch.lab.traffic import (
+    GapLog,
     PingResult,
     TrafficError,
     TrialResult,
+    fping_sent,
     latency_from_ping,
     loss_pct,
     parse_iperf3_json,
@@ -18,6 +21,7 @@ from pyvswitch.lab.traffic import (
     parse_ping,
     parse_trafgen_sent,
     percentile,
+    reply_times,
     udp_frame_config,
 )
 
@@ -335,3 +339,46 @@ def test_search_generator_bound() -> None:
     res = search_rates(_fake_forwarder(1e9, 200_000), 64, QUICK_PLAN)
     assert res.generator_bound and res.pdr_pps == res.ndr_pps == 200_000
     assert len(res.trials) == 1
+
+
+# `fping -l -D -i 1 -p 2 -t 1000 10.99.0.2` (lab/traffic.GapPinger) while the far end's veth went down for 20 ms:
+# requests 26 to 37 had no reply.
+FPING_GAP = """[1796502216.90966] 10.99.0.2 : [22], 64 bytes, 0.019 ms (0.024 avg, 0% loss)
+[1796502216.91168] 10.99.0.2 : [23], 64 bytes, 0.019 ms (0.024 avg, 0% loss)
+[1796502216.91381] 10.99.0.2 : [24], 64 bytes, 0.013 ms (0.024 avg, 0% loss)
+[1796502216.91561] 10.99.0.2 : [25], 64 bytes, 0.006 ms (0.023 avg, 0% loss)
+[1796502216.94172] 10.99.0.2 : [38], 64 bytes, 0.040 ms (0.024 avg, 0% loss)
+[1796502216.94365] 10.99.0.2 : [39], 64 bytes, 0.021 ms (0.023 avg, 0% loss)
+[1796502216.94568] 10.99.0.2 : [40], 64 bytes, 0.023 ms (0.023 avg, 0% loss)
+"""
+# Its summary on stderr at SIGINT.
+FPING_SUMMARY = "\n10.99.0.2 : xmt/rcv/%loss = 835/823/1%, min/avg/max = 0.002/0.012/0.157\n"
+
+
+def test_fping_reply_times_and_sequence_numbers() -> None:
+    replies = reply_times(FPING_GAP)
+    assert [seq for _, seq in replies] == [22, 23, 24, 25, 38, 39, 40]
+    assert replies[0][0] == pytest.approx(1796502216.90966)
+
+
+def test_fping_sent_from_the_summary() -> None:
+    assert fping_sent(FPING_SUMMARY) == 835
+    assert fping_sent("") is None
+
+
+def test_gap_is_the_longest_silence_and_unanswered_requests_are_lost() -> None:
+    log = GapLog(reply_times(FPING_GAP), sent=41, started=1796502216.86, stopped=1796502216.9466)
+    assert log.longest_gap() == pytest.approx(0.94172 - 0.91561, abs=1e-6)
+    assert log.lost == 41 - 7  # 0-21 are not in this excerpt, 26-37 went unanswered
+
+
+def test_a_silence_until_the_stop_is_a_gap_up_to_the_stop() -> None:
+    """A VM that stops answering and never comes back is a long blackout, not a short one."""
+    replies = reply_times(FPING_GAP)[:4]
+    log = GapLog(replies, sent=400, started=1796502216.0, stopped=1796502217.5)
+    assert log.longest_gap() == pytest.approx(1796502217.5 - 1796502216.91561, abs=1e-6)
+    assert log.lost == 396
+
+
+def test_gap_without_replies() -> None:
+    assert GapLog([], sent=10, started=0.0, stopped=1.0).longest_gap() == float("inf")

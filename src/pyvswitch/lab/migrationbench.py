@@ -6,20 +6,17 @@ TCP stateful, Deny Inbound the rest), and an iperf3 flow from the LAN host to th
 (the VM's client connects out, the LAN host sends: ``-R``), so the migrated connection is admitted on the
 destination only if the firewall's connection table came along. Each run migrates the VM to the other host
 while the LAN host pings it every millisecond; the blackout of a run is the longest gap between two ping
-replies (receive timestamps, ``ping -D``). The medians of the runs are reported with the daemon's own
+replies (receive timestamps of fping, lab/traffic.GapPinger), up to the end of the run. The medians of the runs are reported with the daemon's own
 control-plane timings (validation, blackout, total), and whether the TCP flow survived all the moves; then the
 same number of moves with only the pings running (the switch-over's cost without CPUs saturated by the flow).
 
-``python -m pyvswitch.lab.migrationbench --runs 5`` (``make bench-migration``); needs root, iperf3 and ping.
+``python -m pyvswitch.lab.migrationbench --runs 5`` (``make bench-migration``); needs root, iperf3 and fping.
 """
 
 from __future__ import annotations
 
 import argparse
-import itertools
 import json
-import re
-import signal
 import statistics
 import subprocess
 import sys
@@ -28,11 +25,11 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 from pyvswitch.lab.hosts import Lab, LabHost
+from pyvswitch.lab.traffic import GapPinger
 from pyvswitch.testing.netns import unique
 
-PING_INTERVAL_S = 0.001
+PING_INTERVAL_MS = 1
 SETTLE_S = 0.5  # ping before and after each move, so the gap is measured between steady states
-_REPLY = re.compile(r"^\[(\d+\.\d+)\] \d+ bytes from .*icmp_seq=(\d+)")
 
 
 @dataclass(frozen=True, slots=True)
@@ -58,49 +55,13 @@ def firewall(host: LabHost, vm: str) -> None:
     )  # fmt: skip
 
 
-def ping_gaps(output: str) -> tuple[float, int]:
-    """(longest gap between replies, requests without a reply) from ``ping -D`` output."""
-    stamps: list[float] = []
-    seqs: set[int] = set()
-    for line in output.splitlines():
-        m = _REPLY.match(line)
-        if m:
-            stamps.append(float(m.group(1)))
-            seqs.add(int(m.group(2)))
-    if len(stamps) < 2:
-        return float("inf"), 0
-    gap = max(b - a for a, b in itertools.pairwise(stamps))
-    lost = (max(seqs) - min(seqs) + 1) - len(seqs)
-    return gap, lost
-
-
 def migrate_under_ping(lab: Lab, vm: str, vm_ip: str, src: str, dst: str) -> Run:
-    pinger = subprocess.Popen(
-        [
-            "ip",
-            "netns",
-            "exec",
-            lab.lan_host_netns,
-            "ping",
-            "-D",
-            "-i",
-            str(PING_INTERVAL_S),
-            "-W",
-            "1",
-            vm_ip,
-        ],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
-    try:
+    with GapPinger(lab.lan_host_netns, vm_ip, PING_INTERVAL_MS) as pinger:
         time.sleep(SETTLE_S)
         out: dict[str, Any] = lab.host(src).json("migrate", vm, "--to", dst)
         time.sleep(SETTLE_S)
-    finally:
-        pinger.send_signal(signal.SIGINT)
-        text, _ = pinger.communicate(timeout=10)
-    gap, lost = ping_gaps(text)
+        log = pinger.stop()
+    gap, lost = log.longest_gap(), log.lost
     t = out["timings"]
     phases = {**out.get("blackout_phases_s", {}), "destination": out["destination"].get("phases_s", {})}
     return Run(src, dst, gap, lost, t["validation_s"], t["blackout_s"], t["total_s"], phases)

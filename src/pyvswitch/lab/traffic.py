@@ -14,6 +14,7 @@ neighbour entries for that).
 from __future__ import annotations
 
 import contextlib
+import itertools
 import json
 import logging
 import math
@@ -207,6 +208,101 @@ def run_iperf3(
 
 
 # ------------------------------------------------------------------------------------------------ ping
+
+
+# Gap (blackout) measurement: a request every few milliseconds and the receive time of every reply. Not iputils
+# ping: below 10 ms it busy-waits between requests (measured here: ``ping -i 0.002`` uses 3.0 s of CPU in 3 s),
+# which on this 2-vCPU host takes a whole CPU from what is measured; run real-time (to keep its own timing under
+# load) it starved the forwarding thread for ~300 ms whenever it landed on the forwarding CPU, and those were
+# the "restart gaps" issue 11 first reported. fping sleeps between requests: 4 % of a CPU at 2 ms, 7 % at 1 ms.
+# Its output goes to a file, never a pipe: at 1 ms a pipe's 64 KiB fill in 0.9 s, fping blocks on the write
+# and stops sending, and a blackout after that point was invisible (issue 11's first migration figures).
+_FPING_REPLY = re.compile(r"^\[(\d+\.\d+)\] \S+ : \[(\d+)\], ", re.M)
+_FPING_SENT = re.compile(r"xmt/rcv/%loss = (\d+)/(\d+)/")
+
+
+def reply_times(output: str) -> list[tuple[float, int]]:
+    """(receive time, sequence number) of every reply in fping ``-l -D`` output."""
+    return [(float(m.group(1)), int(m.group(2))) for m in _FPING_REPLY.finditer(output)]
+
+
+def fping_sent(summary: str) -> int | None:
+    """Requests sent, from fping's summary line (its stderr at exit); None without one."""
+    m = _FPING_SENT.search(summary)
+    return int(m.group(1)) if m else None
+
+
+@dataclass(frozen=True)
+class GapLog:
+    """What a ``GapPinger`` saw: every reply, how many requests went out, and when pinging started and stopped."""
+
+    replies: list[tuple[float, int]]
+    sent: int
+    started: float
+    stopped: float
+
+    @property
+    def lost(self) -> int:
+        """Requests without a reply, those after the last reply included."""
+        return max(0, self.sent - len({seq for _, seq in self.replies}))
+
+    def longest_gap(self) -> float:
+        """Longest interval without a reply, from the first reply to the stop (a silence that lasts until the
+        stop counts up to the stop, so a VM that never answers again is not a short gap)."""
+        if not self.replies:
+            return float("inf")
+        stamps = [t for t, _ in self.replies]
+        return max(
+            (b - a for a, b in itertools.pairwise([*stamps, max(self.stopped, stamps[-1])])), default=0.0
+        )
+
+
+class GapPinger:
+    """Ping ``dst`` from ``netns`` every ``interval_ms`` (1 or more) from construction until ``stop``.
+
+    ``realtime``: SCHED_FIFO, so that the pinger's own wait for a CPU is not counted as the switch's gap (safe
+    because fping sleeps between requests). Use as a context manager so a failing caller never leaks it."""
+
+    def __init__(self, netns: str | None, dst: str, interval_ms: int, *, realtime: bool = False) -> None:
+        cmd = ["fping", "-l", "-D", "-i", "1", "-p", str(max(1, interval_ms)), "-t", "1000", dst]
+        if realtime:
+            cmd = ["chrt", "-f", "10", *cmd]
+        # Owned by this object, closed by stop() or __exit__.
+        self._out = tempfile.TemporaryFile("w+")  # noqa: SIM115
+        self._err = tempfile.TemporaryFile("w+")  # noqa: SIM115
+        self.started = time.time()
+        self.proc = subprocess.Popen(_ns_cmd(netns, None, cmd), stdout=self._out, stderr=self._err, text=True)
+
+    def stop(self) -> GapLog:
+        """SIGINT (fping prints its summary), wait, and parse."""
+        stopped = time.time()
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGINT)
+        try:
+            self.proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+        self._out.seek(0)
+        self._err.seek(0)
+        out, err = self._out.read(), self._err.read()
+        self._out.close()
+        self._err.close()
+        replies = reply_times(out)
+        sent = fping_sent(err)
+        if sent is None:  # no summary (killed): count up to the last reply's sequence number
+            sent = max((seq for _, seq in replies), default=-1) + 1
+        return GapLog(replies, sent, self.started, stopped)
+
+    def __enter__(self) -> GapPinger:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait()
+        self._out.close()
+        self._err.close()
 
 
 @dataclass(frozen=True)
