@@ -63,7 +63,7 @@ lint: venv
 # the timing-sensitive system tests (marker "serial", tests/conftest.py) alone on a quiet machine.
 test: setup lint
 	$(BIN)/pytest -q -p no:cacheprovider -m "not serial" -n 3 --dist loadfile
-	$(BIN)/pytest -q -p no:cacheprovider -m serial
+	$(BIN)/pytest -q -p no:cacheprovider -m serial --durations=15
 
 # Unit, component and the bounded fuzz tests (memory devices, fake clock; no root, no namespaces): under 2 minutes.
 test-quick: venv
