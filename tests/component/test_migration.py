@@ -63,6 +63,9 @@ class FakeLab:
         self.netns.add(netns)
         self.links[host_if] = {"netns": netns, "peer": vm_if, "mac": mac, "ips": list(ips)}
 
+    def create_guest_tap(self, ifname: str) -> None:
+        self.links[ifname] = {"netns": None, "peer": None, "mac": None, "ips": []}
+
     def create_host_vnic(self, host_if: str, switch_if: str, mac: str, ips: list[str]) -> None:
         self.links[switch_if] = {"netns": None, "peer": host_if, "mac": mac, "ips": list(ips)}
 
@@ -418,7 +421,12 @@ def test_vf_is_released_before_the_move_and_assigned_on_the_destination(world: W
     ]
 
 
-def test_cli_migrate_and_move_vm_print_timings_and_refusals(capsys: pytest.CaptureFixture[str]) -> None:
+def test_cli_migrate_and_move_vm_print_timings_and_refusals(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # No lab here: a system test running beside this one may have a lab host named hostB, whose socket the CLI
+    # would resolve and send (seen once in make test).
+    monkeypatch.setenv("PYVSWITCH_LAB_DIR", str(tmp_path))
     seen: list[tuple[str, str, Any]] = []
     answer = {
         "vm": "web01",
