@@ -234,11 +234,10 @@ def fping_sent(summary: str) -> int | None:
 
 @dataclass(frozen=True)
 class GapLog:
-    """What a ``GapPinger`` saw: every reply, how many requests went out, and when pinging started and stopped."""
+    """What a ``GapPinger`` saw: every reply, how many requests went out, and when pinging stopped."""
 
     replies: list[tuple[float, int]]
     sent: int
-    started: float
     stopped: float
 
     @property
@@ -270,19 +269,12 @@ class GapPinger:
         # Owned by this object, closed by stop() or __exit__.
         self._out = tempfile.TemporaryFile("w+")  # noqa: SIM115
         self._err = tempfile.TemporaryFile("w+")  # noqa: SIM115
-        self.started = time.time()
         self.proc = subprocess.Popen(_ns_cmd(netns, None, cmd), stdout=self._out, stderr=self._err, text=True)
 
     def stop(self) -> GapLog:
         """SIGINT (fping prints its summary), wait, and parse."""
         stopped = time.time()
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGINT)
-        try:
-            self.proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait()
+        _stop(self.proc, signal.SIGINT, grace_s=10.0)
         self._out.seek(0)
         self._err.seek(0)
         out, err = self._out.read(), self._err.read()
@@ -292,7 +284,7 @@ class GapPinger:
         sent = fping_sent(err)
         if sent is None:  # no summary (killed): count up to the last reply's sequence number
             sent = max((seq for _, seq in replies), default=-1) + 1
-        return GapLog(replies, sent, self.started, stopped)
+        return GapLog(replies, sent, stopped)
 
     def __enter__(self) -> GapPinger:
         return self
