@@ -5,13 +5,11 @@ below capacity, not benchmarks (`make bench` measures speed)."""
 from __future__ import annotations
 
 import subprocess
-import tempfile
-import time
 from collections.abc import Callable
 
 import pytest
 
-from pyvswitch.lab.traffic import TrialResult, run_trafgen_trial, udp_frame_config
+from pyvswitch.lab.traffic import TrialResult, run_trafgen_flood, run_trafgen_trial, udp_frame_config
 from pyvswitch.testing.netns import wait_for
 from tests.system.conftest import Host, ping
 
@@ -69,28 +67,9 @@ def trial(h: Host, src: str, dst: str, rate_pps: int, duration_s: float) -> tupl
 
 def flood(h: Host, src: str, dst: str, seconds: float) -> int:
     """64 B frames from ``src`` to ``dst`` as fast as trafgen makes them (several times what the switch
-    forwards); returns the frames sent. A run that sent nothing (trafgen gave up, see below) is run again once;
-    a second fails with trafgen's own output."""
+    forwards) for ``seconds``; returns the frames ``src`` sent."""
     (sns, smac, sip), (_, dmac, dip) = addr(h, src), addr(h, dst)
-    runs = []
-    with tempfile.NamedTemporaryFile("w", suffix=".cfg") as f:
-        f.write(udp_frame_config(smac, dmac, sip, dip))
-        f.flush()
-        for _ in range(2):
-            res = subprocess.run(
-                ["ip", "netns", "exec", sns, "timeout", "-s", "INT", str(seconds),
-                 "trafgen", "--no-sock-mem", "-o", "eth0", "-i", f.name, "-P", "1"],
-                capture_output=True, text=True, timeout=seconds + 30,
-            )  # fmt: skip
-            sent = [int(line.split()[0]) for line in res.stdout.splitlines() if "packets outgoing" in line]
-            if sent and sent[0] > 0:
-                return sent[0]
-            runs.append((res.returncode, res.stdout[-300:], res.stderr[-300:]))
-            # trafgen gives up ("Flushing TX_RING failed: Resource temporarily unavailable") when its socket's
-            # send buffer is full at a flush (--no-sock-mem keeps the host's default): the generator's limit,
-            # not the switch's. A moment later the buffer has drained.
-            time.sleep(0.5)
-    raise AssertionError(f"trafgen sent nothing from {src}: (exit, stdout, stderr) per run {runs}")
+    return run_trafgen_flood(sns, "eth0", udp_frame_config(smac, dmac, sip, dip), seconds)
 
 
 def port_summary(h: Host) -> dict[str, object]:
