@@ -22,8 +22,17 @@ ALLOWED: dict[str, set[str]] = {
     "builtin": {"ext", "packet"},
     "switch": {"ext", "pipeline", "datapath", "packet", "config.schema", "observe"},
     "config": {"packet"},
-    "lab": {"config.schema", "packet", "testing.netns", "testing.ovs", "datapath.rps"},
-    "daemon": {"config", "switch", "observe", "datapath", "packet", "ext"},  # never the lab (issue 16)
+    "guest": set(),  # QEMU guests: image, process, agent; used by the daemon and the lab alike (issue 12)
+    "lab": {"config.schema", "packet", "testing.netns", "testing.ovs", "datapath.rps", "guest"},
+    "daemon": {
+        "config",
+        "switch",
+        "observe",
+        "datapath",
+        "packet",
+        "ext",
+        "guest",
+    },  # never the lab (issue 16)
     "cli": {"config.schema", "lab", "packet"},
     "testing": {"*"},
 }

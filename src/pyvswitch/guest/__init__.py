@@ -1,0 +1,1 @@
+"""QEMU guests: real virtual machines on TAP ports (image built from Debian packages, QEMU, the guest agent)."""
