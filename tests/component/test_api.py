@@ -72,6 +72,10 @@ class FakeLab:
         self.calls.append(("host_vnic", switch_if))
         self.links[switch_if] = {"netns": None, "peer": host_if, "mac": mac, "ips": list(ips)}
 
+    def create_guest_tap(self, host_if: str) -> None:
+        self.calls.append(("guest_tap", host_if))
+        self.links[host_if] = {"netns": None, "peer": None, "tap": True}
+
     def delete_link(self, ifname: str) -> None:
         self.calls.append(("delete_link", ifname))
         self.links.pop(ifname, None)
@@ -264,7 +268,7 @@ def test_vm_lifecycle(d: Daemon) -> None:
 def test_vm_without_adapter(d: Daemon) -> None:
     r = d.client.post("/v1/vms", json={"name": "v", "netns": "custom", "adapter": False})
     assert r.status_code == 201
-    assert r.json() == {"name": "v", "netns": "custom", "ports": []}
+    assert r.json() == {"name": "v", "kind": "namespace", "netns": "custom", "ports": []}
     assert "custom" in d.lab.netns
     r = d.client.post("/v1/vms", json={"name": "w", "adapter": False, "switch": "x"})
     assert r.status_code == 400 and errors(r)[0][0] == "switch"

@@ -13,6 +13,7 @@ from collections.abc import Callable, Iterator
 
 import pytest
 
+from pyvswitch.guest.image import DEFAULT_CACHE_DIR
 from pyvswitch.guest.qemu import (
     Guest,
     GuestNic,
@@ -22,7 +23,7 @@ from pyvswitch.guest.qemu import (
     guests_unavailable,
     start_guest,
 )
-from pyvswitch.testing.netns import unique
+from pyvswitch.testing.netns import unique, wait_for
 from tests.system.conftest import Host, ping
 
 pytestmark = [
@@ -48,7 +49,7 @@ def guests(host: Host) -> Iterator[StartGuest]:
             "port", "add", name, "--interface", tap, "--switch", switch, *(["--vlan", vlan] if vlan else [])
         )
         mac = "52:54:00:" + ":".join(f"{b:02x}" for b in os.urandom(3))  # QEMU's OUI, a random tail
-        guest = start_guest(GuestSpec(name, (GuestNic(tap, mac, cidr),)), timeout_s=90)
+        guest = start_guest(GuestSpec(name, (GuestNic(tap, mac, (cidr,) if cidr else ()),)), timeout_s=90)
         started.append(guest)
         return guest
 
@@ -137,3 +138,34 @@ def test_pvlan_isolation_holds_for_a_guest(host: Host, guests: StartGuest) -> No
     assert guest_ping(guest, "10.99.0.254")[0] == 0
     assert guest_ping(guest, "10.99.0.1", count=2)[0] != 0
     assert ping(iso, "10.99.0.10", count=2, timeout_s=1).returncode != 0
+
+
+@pytest.mark.daemon_args("--guest-image-cache", str(DEFAULT_CACHE_DIR))
+def test_vm_add_kind_qemu_boots_a_guest_the_daemon_keeps_across_a_restart_and_removes(host: Host) -> None:
+    """Item 1 through the daemon: `vm add --kind qemu` returns once the guest's NIC is configured; `vm exec`
+    runs in the guest with its exit status; `vm list` shows the kind; a kill -9 + restart of pyvswitchd adopts
+    the running guest (same QEMU process, still forwarding); `vm del` stops QEMU and removes the TAP."""
+    host.cli("switch", "add", "q", "--type", "private")
+    ns_vm = host.vm_add("q", "10.96.0.1/24")
+    name = unique("pvg")
+    host.vms.append(name)
+    vm = host.json("vm", "add", name, "--kind", "qemu", "--switch", "q", "--ip", "10.96.0.10/24")
+    assert isinstance(vm, dict) and vm["kind"] == "qemu" and vm["state"] == "running", vm
+    assert 0 < vm["boot_s"] < 60 and vm["netns"] is None
+    tap = vm["ports"][0]["interface"]
+    pid = vm["pid"]
+    res = host.cli("vm", "exec", name, "--", "sh", "-c", "ip -o -4 addr show dev eth0; exit 7", check=False)
+    assert res.returncode == 7 and "10.96.0.10/24" in res.stdout, res
+    res = host.cli("vm", "exec", name, "--", "ping", "-c", "3", "-W", "2", "10.96.0.1", check=False)
+    assert res.returncode == 0, res.stdout + res.stderr
+    assert "qemu (running)" in host.cli("vm", "list").stdout
+
+    host.kill9()
+    host.start()
+    again = host.json("vm", "show", name)
+    assert isinstance(again, dict) and again["state"] == "running" and again["pid"] == pid, again
+    assert ping(ns_vm, "10.96.0.10").returncode == 0
+
+    host.cli("vm", "del", name)
+    wait_for(lambda: not os.path.exists(f"/proc/{pid}"), timeout_s=15, what="QEMU gone")
+    assert subprocess.run(["ip", "link", "show", tap], capture_output=True).returncode != 0

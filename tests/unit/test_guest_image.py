@@ -70,12 +70,12 @@ def test_each_nic_is_configured_from_the_kernel_command_line() -> None:
     spec = GuestSpec(
         "web01",
         (
-            GuestNic("pvt1", "52:54:00:00:00:01", "10.0.0.10/24", "10.0.0.1"),
+            GuestNic("pvt1", "52:54:00:00:00:01", ("10.0.0.10/24", "10.0.0.11/24"), "10.0.0.1"),
             GuestNic("pvt2", "52:54:00:00:00:02"),
         ),
     )
     line = kernel_cmdline(spec)
-    assert "pyvswitch.nic=52:54:00:00:00:01,10.0.0.10/24,10.0.0.1" in line
+    assert "pyvswitch.nic=52:54:00:00:00:01,10.0.0.10/24+10.0.0.11/24,10.0.0.1" in line
     assert "pyvswitch.nic=52:54:00:00:00:02," in line.split()
     assert "pyvswitch.hostname=web01" in line
 

@@ -15,6 +15,7 @@ from typing import Any
 from urllib.parse import quote
 
 import httpx
+from httpx import USE_CLIENT_DEFAULT
 
 DEFAULT_SOCKET = "/run/pyvswitch/pyvswitchd.sock"
 BASE_URL = "http://pyvswitchd/v1"
@@ -126,13 +127,20 @@ class Client:
         *,
         json: Any = None,
         params: dict[str, str] | None = None,
+        timeout_s: float | None = None,
     ) -> Any:
         """One call; the decoded JSON answer (None for 204). Raises DaemonUnreachable or ApiError."""
         # Checked first so the common case (daemon not started) gets the plain message, not a socket errno.
         if self._check_socket and not os.path.exists(self.socket_path):
             raise DaemonUnreachable(self.socket_path, "missing")
         try:
-            resp = self._http.request(method, path, json=json, params=params)
+            resp = self._http.request(
+                method,
+                path,
+                json=json,
+                params=params,
+                timeout=timeout_s if timeout_s is not None else USE_CLIENT_DEFAULT,
+            )
         except httpx.ConnectError as exc:
             code = _os_errno(exc)
             if code == errno.ENOENT:
@@ -188,6 +196,11 @@ class Client:
 
     def delete_vm(self, name: str) -> None:
         self.request("DELETE", f"/vms/{_seg(name)}")
+
+    def exec_vm(self, name: str, argv: list[str], timeout_s: float = 60.0) -> JsonObj:
+        """A command in a QEMU guest (its agent); the answer has returncode, stdout, stderr."""
+        body = {"argv": argv, "timeout_s": timeout_s}
+        return dict(self.request("POST", f"/vms/{_seg(name)}/exec", json=body, timeout_s=timeout_s + 10))
 
     def ports(self, switch: str | None = None, vm: str | None = None) -> list[JsonObj]:
         params = {k: v for k, v in (("switch", switch), ("vm", vm)) if v is not None}

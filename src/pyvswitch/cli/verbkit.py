@@ -31,8 +31,10 @@ class State:
     # Tests put an httpx.MockTransport here to talk to an in-process app instead of a socket.
     transport: httpx.BaseTransport | None = None
 
-    def client(self) -> Client:
-        return Client(self.socket, transport=self.transport)
+    def client(self, timeout_s: float | None = None) -> Client:
+        if timeout_s is None:
+            return Client(self.socket, transport=self.transport)
+        return Client(self.socket, transport=self.transport, timeout_s=timeout_s)
 
 
 pass_state = click.make_pass_decorator(State, ensure=True)

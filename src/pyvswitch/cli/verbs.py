@@ -11,6 +11,8 @@ every verb module stands on), the text views ``cli.views``'.
 from __future__ import annotations
 
 import os
+import sys
+import time
 from typing import Any
 
 import click
@@ -152,7 +154,17 @@ vm_group = crud_group(
 @click.option("--ip", "ips", metavar="CIDR", multiple=True, help="Address inside the VM (repeatable).")
 @click.option("--mac", metavar="MAC", help="Static MAC (default: from the daemon's pool).")
 @click.option("--vlan", metavar="SPEC", callback=vlan_option_callback, help=VLAN_HELP)
-@click.option("--netns", metavar="NS", help="Namespace name (default: the VM name).")
+@click.option(
+    "--kind",
+    type=click.Choice(["namespace", "qemu"]),
+    default="namespace",
+    show_default=True,
+    help="A network namespace, or a QEMU guest (a Linux kernel with virtio-net NICs on TAP ports).",
+)
+@click.option("--netns", metavar="NS", help="Namespace name (default: the VM name; kind namespace).")
+@click.option("--memory", "memory_mb", type=int, metavar="MIB", help="A QEMU guest's memory (default 256).")
+@click.option("--cpus", type=int, metavar="N", help="A QEMU guest's virtual CPUs (default 1).")
+@click.option("--no-wait", is_flag=True, help="Return once QEMU runs, not once the guest has booted.")
 @click.option("--no-adapter", is_flag=True, help="Create the VM without its adapter NAME-eth0.")
 @json_flag
 @pass_state
@@ -163,13 +175,25 @@ def vm_add(
     ips: tuple[str, ...],
     mac: str | None,
     vlan: JsonObj | None,
+    kind: str,
     netns: str | None,
+    memory_mb: int | None,
+    cpus: int | None,
+    no_wait: bool,
     no_adapter: bool,
 ) -> None:
-    """Create VM NAME with one adapter NAME-eth0 (eth0 inside the VM)."""
-    body: JsonObj = {"name": name}
-    if netns is not None:
-        body["netns"] = netns
+    """Create VM NAME with one adapter NAME-eth0 (eth0 inside the VM).
+
+    With --kind qemu the VM is a QEMU guest: its image (a Debian kernel and a busybox initramfs) is built from
+    Debian packages at first use; the command waits until the guest's NICs are configured."""
+    body: JsonObj = {"name": name, "kind": kind}
+    if kind == "qemu" and netns is not None:
+        raise click.BadParameter("a QEMU guest has no namespace", param_hint="'--netns'")
+    if kind == "namespace" and (memory_mb is not None or cpus is not None):
+        raise click.BadParameter("--memory and --cpus are a QEMU guest's", param_hint="'--kind'")
+    for key, value in (("netns", netns), ("memory_mb", memory_mb), ("cpus", cpus)):
+        if value is not None:
+            body[key] = value
     adapter = {"switch": switch, "ip": list(ips) or None, "mac": mac, "vlan": vlan}
     given = {k: v for k, v in adapter.items() if v is not None}
     if no_adapter:
@@ -178,23 +202,51 @@ def vm_add(
             raise click.BadParameter(f"{opts} configure the adapter", param_hint="'--no-adapter'")
         body["adapter"] = False
     body.update(given)
-    with state.client() as c:
-        emit(state, c.add_vm(body), vm_detail)
+    # The first QEMU guest builds the image (~5-15 s) inside the request.
+    with state.client(timeout_s=600) as c:
+        vm = c.add_vm(body)
+        if kind == "qemu" and not no_wait:
+            vm = wait_booted(c, name)
+        emit(state, vm, vm_detail)
+        if vm.get("state") == "failed":
+            raise SystemExit(1)
+
+
+def wait_booted(c: Client, name: str, timeout_s: float = 180.0) -> JsonObj:
+    """The VM once its guest is no longer booting (running or failed), or as it is after ``timeout_s``."""
+    deadline = time.monotonic() + timeout_s
+    vm = c.vm(name)
+    while vm.get("state") == "booting" and time.monotonic() < deadline:
+        time.sleep(0.2)
+        vm = c.vm(name)
+    return vm
 
 
 @vm_group.command("exec", context_settings={"allow_interspersed_args": False, "ignore_unknown_options": True})
 @click.argument("name")
 @click.argument("command", nargs=-1, required=True, type=click.UNPROCESSED)
+@click.option(
+    "--timeout", "timeout_s", type=float, default=60.0, show_default=True, help="A QEMU guest's limit (s)."
+)
 @pass_state
-def vm_exec(state: State, name: str, command: tuple[str, ...]) -> None:
-    """Run COMMAND inside VM NAME's namespace: pyvswitch vm exec NAME -- CMD [ARGS]..."""
+def vm_exec(state: State, name: str, command: tuple[str, ...], timeout_s: float) -> None:
+    """Run COMMAND inside VM NAME: pyvswitch vm exec NAME -- CMD [ARGS]...
+
+    In a namespace VM through ip netns exec; in a QEMU guest through its agent (stdout, stderr and the exit
+    status are the command's)."""
     argv = list(command)
     if argv and argv[0] == "--":
         argv = argv[1:]
     if not argv:
         raise click.UsageError("no command given (pyvswitch vm exec NAME -- CMD [ARGS]...)")
-    with state.client() as c:
-        netns = str(c.vm(name)["netns"])
+    with state.client(timeout_s=timeout_s + 30) as c:
+        vm = c.vm(name)
+        if vm.get("kind") == "qemu":
+            res = c.exec_vm(name, argv, timeout_s)
+            sys.stdout.write(str(res.get("stdout", "")))
+            sys.stderr.write(str(res.get("stderr", "")))
+            raise SystemExit(int(res.get("returncode", 1)))
+        netns = str(vm["netns"])
     # exec, not a child: the command's exit status and signals are the CLI's own.
     try:
         os.execvp("ip", ["ip", "netns", "exec", netns, *argv])

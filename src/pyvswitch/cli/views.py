@@ -117,17 +117,24 @@ def port_detail(p: Mapping[str, Any]) -> str:
     )
 
 
+def vm_runs_in(vm: Mapping[str, Any]) -> str:
+    """Where a VM runs: its namespace, or "qemu" with the guest's state."""
+    if vm.get("kind") == "qemu":
+        return f"qemu ({vm.get('state') or 'stopped'})"
+    return str(vm.get("netns"))
+
+
 def vm_table(vms: Sequence[Mapping[str, Any]]) -> str:
     rows: list[list[object]] = []
     for vm in vms:
         ports = vm.get("ports") or []
         if not ports:
-            rows.append([vm.get("name"), vm.get("netns"), "-", "-", "-", "-", "-"])
+            rows.append([vm.get("name"), vm_runs_in(vm), "-", "-", "-", "-", "-"])
         for p in ports:
             rows.append(
                 [
                     vm.get("name"),
-                    vm.get("netns"),
+                    vm_runs_in(vm),
                     f"{p.get('name')} ({p.get('peer_interface') or '?'})",
                     p.get("switch") or "-",
                     p.get("mac") or "-",
@@ -135,11 +142,26 @@ def vm_table(vms: Sequence[Mapping[str, Any]]) -> str:
                     format_vlan(p.get("vlan")),
                 ]
             )
-    return table(["vm", "netns", "adapter", "switch", "mac", "ip", "vlan"], rows)
+    return table(["vm", "runs in", "adapter", "switch", "mac", "ip", "vlan"], rows)
 
 
 def vm_detail(vm: Mapping[str, Any]) -> str:
-    head = detail([("name", vm.get("name")), ("netns", vm.get("netns"))])
+    if vm.get("kind") == "qemu":
+        boot = vm.get("boot_s")
+        head = detail(
+            [
+                ("name", vm.get("name")),
+                ("kind", "qemu"),
+                ("state", vm.get("state")),
+                *([("booted in", f"{boot:.1f} s")] if boot is not None else []),
+                ("memory", f"{vm.get('memory_mb')} MiB"),
+                ("cpus", vm.get("cpus")),
+                ("qemu pid", vm.get("pid") or "-"),
+                *([("error", vm.get("error"))] if vm.get("error") else []),
+            ]
+        )
+    else:
+        head = detail([("name", vm.get("name")), ("netns", vm.get("netns"))])
     ports = vm.get("ports") or []
     if not ports:
         return head + "\nadapters: none"

@@ -500,11 +500,26 @@ class PortConfig(Model):
         return self
 
 
+class VmKind(StrEnum):
+    NAMESPACE = "namespace"  # a network namespace; its adapters are veth pairs (eth<N> inside)
+    QEMU = "qemu"  # a QEMU guest (guest/); its adapters are virtio-net NICs on TAPs the daemon makes
+
+
 class VmConfig(Model):
-    """A VM: a network namespace whose adapters are ports of kind vm."""
+    """A VM: a network namespace, or a QEMU guest, whose adapters are ports of kind vm."""
 
     name: str
-    netns: str | None = None  # defaults to the VM name
+    kind: VmKind = VmKind.NAMESPACE
+    netns: str | None = None  # a namespace VM's; defaults to the VM name
+    # A QEMU guest's memory (MiB) and virtual CPUs; ignored for a namespace VM.
+    memory_mb: Annotated[int, Field(ge=64, le=65536)] = 256
+    cpus: Annotated[int, Field(ge=1, le=64)] = 1
+
+    @model_validator(mode="after")
+    def _kind_rules(self) -> VmConfig:
+        if self.kind is VmKind.QEMU and self.netns is not None:
+            raise ValueError("a qemu VM has no namespace (netns is for kind namespace)")
+        return self
 
     _n = field_validator("name")(classmethod(lambda cls, v: _check_name(v)))
 

@@ -75,6 +75,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         help="after SIGTERM or a crash, the forwarder keeps forwarding this long waiting for a new pyvswitchd "
         "(default 10; 0 stops forwarding with the daemon). SIGINT (Ctrl-C) always stops both",
     )
+    p.add_argument(
+        "--guest-image-cache",
+        default=None,
+        metavar="DIR",
+        help="where QEMU guests' kernel and initramfs are built and kept (default: STATE_DIR/guest-image)",
+    )
     p.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
     p.add_argument("--detach", action="store_true", help="run in the background; exit once ready")
     return p.parse_args(argv)
@@ -245,6 +251,7 @@ def run(args: argparse.Namespace) -> int:
     from pyvswitch.daemon.api import create_app
     from pyvswitch.daemon.forwarder_link import ForwarderLink, RemoteCaptures, RemoteEngine
     from pyvswitch.daemon.forwarder_link import attach as attach_forwarder
+    from pyvswitch.daemon.guests import Guests
     from pyvswitch.daemon.macpool import MacPool, host_id_from
     from pyvswitch.daemon.migration import Migrations
     from pyvswitch.daemon.ownership import owner_id
@@ -297,6 +304,13 @@ def run(args: argparse.Namespace) -> int:
             pool,
             captures=RemoteCaptures(link),  # type: ignore[arg-type]
         )
+        # QEMU guests of qemu VMs run on the guests' CPUs, not on the forwarding CPU (TCG is CPU-bound).
+        guests = Guests(
+            owner_id(state_dir),
+            image_cache=Path(args.guest_image_cache) if args.guest_image_cache else state_dir / "guest-image",
+            cpus=guest_cpus,
+        )
+        service.guests = guests
         # Migrations a crash interrupted are settled first (issue 11): the store must say which VMs this host
         # owns before start-up provisions them, or start-up would re-create a veth another host owns.
         migrations = Migrations(service, engine)
@@ -332,6 +346,8 @@ def run(args: argparse.Namespace) -> int:
             steering.stop()
         if service is not None:
             service.stop()
+            if isinstance(service.guests, Guests) and _exit_on_signal.last == signal.SIGINT:  # type: ignore[attr-defined]
+                service.guests.stop_all()  # a full stop (Ctrl-C) ends the guests; SIGTERM leaves them for a restart
         if link is not None:
             if _exit_on_signal.last == signal.SIGINT or args.restart_grace <= 0:  # type: ignore[attr-defined]
                 link.shutdown()

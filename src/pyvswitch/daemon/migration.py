@@ -77,7 +77,7 @@ from fastapi import FastAPI
 from pydantic import BaseModel, ConfigDict
 
 from pyvswitch.config.intents import Intent, IntentLog, Phase, Role
-from pyvswitch.config.schema import PortConfig, VmConfig
+from pyvswitch.config.schema import PortConfig, VmConfig, VmKind
 from pyvswitch.daemon.faults import fault
 from pyvswitch.daemon.handover import (
     NETNS_SELF,
@@ -299,7 +299,10 @@ class Migrations:
     def migrate(self, name: str, to: str, socket: str | None = None) -> dict[str, Any]:
         """Live-migrate VM ``name`` to host ``to`` (its API at ``socket`` when given); the answer has the timings
         (see the module docstring)."""
-        self.service.vm(name)  # 404 before anything is resolved
+        if self.service.vm(name).kind is VmKind.QEMU:  # 404 before anything is resolved
+            raise Conflict(
+                "name", f"VM {name!r} is a QEMU guest: live migration moves namespace VMs only (yet)"
+            )
         peer: Peer = HttpPeer(socket) if socket else self._peer_for(to)
         try:
             return self._migrate(name, to, peer, socket)

@@ -55,7 +55,7 @@ mount -t devpts devpts /dev/pts
 for m in $(cat /etc/modules.order); do insmod /lib/modules/$m; done
 ip link set lo up
 hostname "$(sed -n 's/.*pyvswitch.hostname=\([^ ]*\).*/\1/p' /proc/cmdline)"
-# pyvswitch.nic=MAC,CIDR[,GATEWAY] once per adapter: the NIC with that MAC is brought up with that address.
+# pyvswitch.nic=MAC,CIDR[+CIDR...][,GATEWAY] once per adapter: the NIC with that MAC is brought up with those.
 for arg in $(cat /proc/cmdline); do
   case "$arg" in
     pyvswitch.nic=*)
@@ -65,7 +65,7 @@ for arg in $(cat /proc/cmdline); do
         if [ "$(cat $d/address)" = "$mac" ]; then
           n=${d##*/}
           ip link set "$n" up
-          [ -n "$cidr" ] && ip addr add "$cidr" dev "$n"
+          for a in $(echo "$cidr" | tr + ' '); do ip addr add "$a" dev "$n"; done
           [ -n "$gw" ] && ip route add default via "$gw"
         fi
       done;;

@@ -23,6 +23,7 @@ import signal
 import socket
 import subprocess
 import tempfile
+import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -84,7 +85,7 @@ def accelerator() -> str:
 class GuestNic:
     tap: str
     mac: str
-    cidr: str | None = None
+    addresses: tuple[str, ...] = ()  # CIDRs the guest's init configures on this NIC
     gateway: str | None = None
 
 
@@ -106,7 +107,13 @@ class Guest:
     run_dir: Path
     pid: int = 0
     boot_s: float | None = None
+    started: float = field(default_factory=time.monotonic)
+    # One agent request at a time per guest (the agent's connection is one stream).
+    lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
     _agent: Agent | None = field(default=None, repr=False)
+
+    def uptime(self) -> float:
+        return time.monotonic() - self.started
 
     @property
     def console_log(self) -> Path:
@@ -182,7 +189,7 @@ class Guest:
 
 def kernel_cmdline(spec: GuestSpec) -> str:
     nics = " ".join(
-        "pyvswitch.nic=" + ",".join([n.mac, n.cidr or ""] + ([n.gateway] if n.gateway else []))
+        "pyvswitch.nic=" + ",".join([n.mac, "+".join(n.addresses)] + ([n.gateway] if n.gateway else []))
         for n in spec.nics
     )
     return f"console=ttyS0 quiet panic=-1 pyvswitch.hostname={spec.name} {nics} {spec.extra_cmdline}".strip()
@@ -221,27 +228,32 @@ def start_guest(
     image: GuestImage | None = None,
     wait: bool = True,
     timeout_s: float = 60.0,
+    cpus: frozenset[int] = frozenset(),
 ) -> Guest:
     """Start QEMU for ``spec`` (its TAPs must exist) and, with ``wait``, until the guest's NICs are configured
-    and its agent answers; ``boot_s`` is the time from starting QEMU to that point."""
+    and its agent answers; ``boot_s`` is the time from starting QEMU to that point. ``cpus``: the CPUs QEMU's
+    threads may run on (default: any)."""
     image = image or build_image()
     run_dir = run_root / spec.name
     shutil.rmtree(run_dir, ignore_errors=True)
     run_dir.mkdir(parents=True, mode=0o700)
     (run_dir / "spec.json").write_text(json.dumps(spec_to_json(spec)))
     started = time.monotonic()
-    res = subprocess.run(qemu_argv(spec, image, run_dir, accelerator()), capture_output=True, text=True)
+    pin = ["taskset", "-c", ",".join(map(str, sorted(cpus)))] if cpus else []
+    res = subprocess.run(
+        [*pin, *qemu_argv(spec, image, run_dir, accelerator())], capture_output=True, text=True
+    )
     if res.returncode != 0:
         shutil.rmtree(run_dir, ignore_errors=True)
         raise GuestError(f"QEMU for {spec.name} did not start: {res.stderr.strip()[-500:]}")
-    guest = Guest(spec, run_dir, pid=int((run_dir / "qemu.pid").read_text().strip()))
+    guest = Guest(spec, run_dir, pid=int((run_dir / "qemu.pid").read_text().strip()), started=started)
     if wait and spec.incoming is None:
         try:
             wait_booted(guest, timeout_s)
         except GuestError:
             guest.stop()
             raise
-        guest.boot_s = time.monotonic() - started
+        guest.boot_s = guest.uptime()
         log.info("guest %s up in %.2f s", spec.name, guest.boot_s)
     return guest
 
@@ -274,7 +286,10 @@ def adopt_guest(run_dir: Path) -> Guest | None:
 def spec_to_json(spec: GuestSpec) -> dict[str, object]:
     return {
         "name": spec.name,
-        "nics": [{"tap": n.tap, "mac": n.mac, "cidr": n.cidr, "gateway": n.gateway} for n in spec.nics],
+        "nics": [
+            {"tap": n.tap, "mac": n.mac, "addresses": list(n.addresses), "gateway": n.gateway}
+            for n in spec.nics
+        ],
         "memory_mb": spec.memory_mb,
         "cpus": spec.cpus,
         "extra_cmdline": spec.extra_cmdline,
@@ -286,7 +301,10 @@ def spec_from_json(doc: dict[str, object]) -> GuestSpec:
     assert isinstance(nics, list)
     return GuestSpec(
         name=str(doc["name"]),
-        nics=tuple(GuestNic(str(n["tap"]), str(n["mac"]), n.get("cidr"), n.get("gateway")) for n in nics),
+        nics=tuple(
+            GuestNic(str(n["tap"]), str(n["mac"]), tuple(n.get("addresses") or ()), n.get("gateway"))
+            for n in nics
+        ),
         memory_mb=int(str(doc["memory_mb"])),
         cpus=int(str(doc["cpus"])),
         extra_cmdline=str(doc.get("extra_cmdline", "")),

@@ -73,6 +73,13 @@ from pyvswitch.observe.capture import CaptureSession
 log = logging.getLogger(__name__)
 
 
+class GuestsLike(Protocol):
+    """What the commit needs of ``pyvswitch.daemon.guests.Guests`` (QEMU guests for VMs of kind qemu)."""
+
+    def problems(self, cfg: HostConfig) -> list[tuple[str, str]]: ...
+    def reconcile(self, cfg: HostConfig) -> None: ...
+
+
 class EngineLike(Protocol):
     """What the service needs of ``pyvswitch.switch.engine.Engine``."""
 
@@ -194,6 +201,9 @@ class Transaction:
         # so provisioning leaves them alone (the engine's device brings the link up), which keeps the
         # namespace round trips (~35-100 ms) out of the blackout.
         self._adopting: set[str] = set()
+        # QEMU guests of qemu VMs (daemon/guests.py), started once their TAPs are ports; None: no guests
+        # (the tests' fakes), a qemu VM then gets its TAPs and ports only.
+        self.guests: GuestsLike | None = None
 
     # ---- reads (the committed config is immutable) ----
 
@@ -260,6 +270,7 @@ class Transaction:
             if full != loaded.config:
                 self._store.save(cfg, "start-up: resolved interface names and MACs")
             self._cfg = cfg
+            self._reconcile_guests(cfg)
             log.info(
                 "reconciled %d switches, %d ports, %d VMs%s",
                 len(cfg.switches),
@@ -320,6 +331,8 @@ class Transaction:
         problems = validate(candidate, old)
         problems += fixed_at_creation(candidate, old)
         problems += os_problems(self._os, candidate, old)
+        if self.guests is not None:
+            problems += self.guests.problems(candidate)
         if problems:
             raise ConfigError(problems)
         degraded_before = dict(self._degraded)
@@ -362,6 +375,7 @@ class Transaction:
             raise
         self._cfg = candidate
         log.info("applied: %s", summary)
+        self._reconcile_guests(candidate)  # before remove_unused: a removed guest lets go of its TAP first
         remove_unused(self._os, old, candidate, self._keep)
         if intent is not None:
             self._store.end_intent(intent)
@@ -372,6 +386,13 @@ class Transaction:
                 target=mark_adopted, args=(self._os, candidate, adopted), name="pyvswitch-mark", daemon=True
             ).start()
         return candidate
+
+    def _reconcile_guests(self, cfg: HostConfig) -> None:
+        if self.guests is not None:
+            try:
+                self.guests.reconcile(cfg)
+            except Exception:  # the change is committed; a guest's failure is its status, not the request's
+                log.exception("reconciling QEMU guests")
 
     def _engine_view(self, cfg: HostConfig, degraded: Mapping[str, str] | None = None) -> HostConfig:
         """``cfg`` with its team interfaces realized (``config.team_nics``) and degraded ports disconnected:

@@ -25,7 +25,7 @@ from collections.abc import Callable, Collection
 from dataclasses import dataclass
 from typing import Any, Protocol, runtime_checkable
 
-from pyvswitch.config.schema import HostConfig, PortKind
+from pyvswitch.config.schema import HostConfig, PortKind, VmKind
 from pyvswitch.config.team_nics import hidden_owner, realize
 from pyvswitch.daemon.service.paths import team_nic_field
 
@@ -37,6 +37,7 @@ class Provisioner(Protocol):
 
     def create_vm_nic(self, netns: str, host_if: str, vm_if: str, mac: str, ips: list[str]) -> None: ...
     def create_host_vnic(self, host_if: str, switch_if: str, mac: str, ips: list[str]) -> None: ...
+    def create_guest_tap(self, host_if: str) -> None: ...
     def delete_link(self, ifname: str) -> None: ...
     def delete_netns(self, name: str) -> None: ...
     def link_exists(self, ifname: str) -> bool: ...
@@ -64,24 +65,26 @@ INTENT_KIND = "provision"  # the store's intent kind for a commit's kernel objec
 
 @dataclass(frozen=True, slots=True)
 class NicSpec:
-    """A veth pair the daemon owns, as provisioning creates it."""
+    """A veth pair (or a QEMU guest's TAP) the daemon owns, as provisioning creates it."""
 
     kind: PortKind  # VM or HOST
-    netns: str | None  # the VM's namespace; None for a host vNIC
-    interface: str  # switch-side end, in the daemon's namespace
+    netns: str | None  # the VM's namespace; None for a host vNIC and a QEMU guest's NIC
+    interface: str  # switch-side end, in the daemon's namespace (a guest's TAP)
     peer: str  # eth<N> in the VM, or the host vNIC
     mac: str
     ips: tuple[str, ...]
+    guest_tap: bool = False  # a QEMU guest's adapter: a persistent TAP that QEMU opens (guest/qemu.py)
 
     @property
-    def identity(self) -> tuple[PortKind, str | None, str, str]:
+    def identity(self) -> tuple[PortKind, str | None, str, str, bool]:
         """What cannot change in place: a different identity is a different veth."""
-        return (self.kind, self.netns, self.interface, self.peer)
+        return (self.kind, self.netns, self.interface, self.peer, self.guest_tap)
 
 
 def nic_specs(cfg: HostConfig) -> dict[str, NicSpec]:
     """Port name -> the veth the daemon must provide for it (VM adapters and host vNICs, resolved)."""
-    namespaces = {v.name: v.namespace for v in cfg.vms}
+    namespaces = {v.name: v.namespace for v in cfg.vms if v.kind is VmKind.NAMESPACE}
+    guests = {v.name for v in cfg.vms if v.kind is VmKind.QEMU}
     out: dict[str, NicSpec] = {}
     for p in cfg.ports:
         if p.kind not in (PortKind.VM, PortKind.HOST):
@@ -89,12 +92,13 @@ def nic_specs(cfg: HostConfig) -> dict[str, NicSpec]:
         if p.interface is None or p.peer_interface is None or p.mac is None:
             raise ValueError(f"port {p.name!r} is not resolved")
         netns = namespaces.get(p.vm or "") if p.kind is PortKind.VM else None
-        out[p.name] = NicSpec(p.kind, netns, p.interface, p.peer_interface, p.mac, tuple(p.ip))
+        tap = p.kind is PortKind.VM and p.vm in guests
+        out[p.name] = NicSpec(p.kind, netns, p.interface, p.peer_interface, p.mac, tuple(p.ip), tap)
     return out
 
 
 def vm_namespaces(cfg: HostConfig) -> set[str]:
-    return {v.namespace for v in cfg.vms}
+    return {v.namespace for v in cfg.vms if v.kind is VmKind.NAMESPACE}
 
 
 def referenced(cfg: HostConfig) -> tuple[set[str], set[str]]:
@@ -182,8 +186,11 @@ def collect(
 
 
 def make(os_: Provisioner, spec: NicSpec) -> None:
-    """Create (or converge: provisioning is idempotent) the veth pair ``spec``."""
-    if spec.kind is PortKind.VM:
+    """Create (or converge: provisioning is idempotent) the veth pair ``spec``. A guest's addresses are set
+    inside the guest, from its kernel command line (daemon/guests.py)."""
+    if spec.guest_tap:
+        os_.create_guest_tap(spec.interface)
+    elif spec.kind is PortKind.VM:
         assert spec.netns is not None
         os_.create_vm_nic(spec.netns, spec.interface, spec.peer, spec.mac, list(spec.ips))
     else:

@@ -1,7 +1,7 @@
 """VMs (New-VM, Remove-VM): candidate builders and the service's VM requests.
 
 A VM here is a network namespace (``netns``, by default named after the VM) holding the VM ends of its
-adapters' veth pairs; its adapters are ports of kind ``vm`` (``ports.py``). Removing a VM removes its adapters,
+adapters' veth pairs, or a QEMU guest (kind qemu: its adapters are TAPs, its process is daemon/guests.py's); its adapters are ports of kind ``vm`` (``ports.py``). Removing a VM removes its adapters,
 and the commit then deletes its veths and namespace. Its moves between hosts are ``migrating.py``'s.
 """
 
@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from pyvswitch.config.schema import HostConfig, PortConfig, PortKind, VmConfig
+from pyvswitch.config.schema import HostConfig, PortConfig, PortKind, VmConfig, VmKind
 from pyvswitch.daemon.service.commit import Change, Transaction
 from pyvswitch.daemon.service.errors import Conflict, build
 from pyvswitch.daemon.service.named import find
@@ -27,21 +27,29 @@ def add(
     netns: str | None = None,
     adapter: bool = True,
     port_fields: Mapping[str, Any] | None = None,
+    vm_fields: Mapping[str, Any] | None = None,
 ) -> Change:
-    """New-VM (+ one adapter ``<vm>-eth0`` with ``port_fields``: switch, ip, mac, vlan)."""
+    """New-VM (+ one adapter ``<vm>-eth0`` with ``port_fields``: switch, ip, mac, vlan); ``vm_fields``: kind,
+    memory_mb, cpus (a QEMU guest's)."""
     if any(v.name == name for v in cfg.vms):
         raise Conflict("name", f"VM {name!r} already exists")
-    vm = build(VmConfig, {"name": name, "netns": netns})
+    extra = {k: v for k, v in (vm_fields or {}).items() if v is not None}
+    if extra.get("kind") == VmKind.QEMU and netns is not None:
+        raise ConfigError([("netns", "a qemu VM has no namespace (netns is for kind namespace)")])
+    vm = build(VmConfig, {"name": name, "netns": netns, **extra})
     ports = list(cfg.ports)
     fields = {k: v for k, v in (port_fields or {}).items() if v is not None}
     if adapter:
         ports.append(build(PortConfig, {"name": f"{name}-eth0", "kind": PortKind.VM, "vm": name, **fields}))
     elif fields:
         raise ConfigError([(k, 'given with "adapter": false') for k in sorted(fields)])
+    # Problems are named as the request's fields: the adapter's (ip, vlan...), or a guest's (kind) when the
+    # VM has no adapter to speak of.
+    focus = ("ports", f"{name}-eth0") if adapter else ("vms", name)
     return Change(
         cfg.model_copy(update={"vms": [*cfg.vms, vm], "ports": ports}),
-        f"add VM {name}",
-        focus=("ports", f"{name}-eth0"),
+        f"add {vm.kind.value} VM {name}",
+        focus=focus,
     )
 
 
@@ -73,10 +81,11 @@ class VmOps(Transaction):
         netns: str | None = None,
         adapter: bool = True,
         port_fields: Mapping[str, Any] | None = None,
+        vm_fields: Mapping[str, Any] | None = None,
     ) -> VmConfig:
         """New-VM (+ one adapter ``<vm>-eth0`` with ``port_fields``: switch, ip, mac, vlan)."""
         with self._lock:
-            self._commit(add(self._cfg, name, netns, adapter, port_fields))
+            self._commit(add(self._cfg, name, netns, adapter, port_fields, vm_fields))
             return self.vm(name)
 
     def delete_vm(self, name: str) -> None:
