@@ -16,6 +16,7 @@ from pyvswitch.guest.agent import ExecResult
 from pyvswitch.guest.qemu import Guest, GuestSpec
 from pyvswitch.testing.netns import wait_for
 from tests.component.test_api import Daemon, errors
+from tests.component.test_cli import Cli
 
 
 class FakeGuest(Guest):
@@ -98,3 +99,30 @@ def test_live_migration_of_a_qemu_vm_is_refused_before_anything_moves(d: Daemon)
     with pytest.raises(Conflict, match="QEMU guest"):
         Migrations(d.service, d.engine).migrate("g", "hostB", socket="/nonexistent.sock")  # type: ignore[arg-type]
     assert [v["name"] for v in d.client.get("/v1/vms").json()] == ["g"]
+
+
+def test_new_vm_with_memory_startup_bytes_and_vm_add_kind_qemu_create_guests(
+    d: Daemon, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Hyper-V's New-VM -MemoryStartupBytes 512MB (a PowerShell byte literal) and the Linux verb both end in a
+    booted guest; Get-VM shows its state and kind, `vm exec` answers with the guest's exit status."""
+    cli = Cli(d, capsys)
+    d.client.post("/v1/switches", json={"name": "ext", "type": "Private"})
+    (obj,) = cli.ok(
+        "--json", "New-VM", "-Name", "web01", "-SwitchName", "ext", "-MemoryStartupBytes", "512MB"
+    ).json()
+    assert obj["Kind"] == "Qemu" and obj["State"] == "Running" and obj["MemoryStartup"] == 512 * 2**20
+    assert d.service.vm("web01").memory_mb == 512
+    res = cli("New-VM", "-Name", "x", "-MemoryStartupBytes", "lots")
+    assert res.rc != 0 and "MemoryStartupBytes" in res.err
+    vm = cli.ok("--json", "vm", "add", "db01", "--kind", "qemu", "--cpus", "2", "--switch", "ext").json()
+    assert vm["state"] == "running" and vm["cpus"] == 2
+    assert "qemu (running)" in cli.ok("vm", "list").out
+    res = cli("vm", "exec", "db01", "--", "uname", "-r")
+    assert res.rc == 3 and "ran ['uname', '-r']" in res.out
+    assert cli("vm", "add", "y", "--kind", "qemu", "--netns", "n").rc == 2
+    assert cli("vm", "add", "y", "--memory", "512").rc == 2  # a namespace has no memory
+    assert {o["Name"]: o["Kind"] for o in cli.ok("--json", "Get-VM").json()} == {
+        "web01": "Qemu",
+        "db01": "Qemu",
+    }

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import errno
 import os
+import time
 from types import TracebackType
 from typing import Any
 from urllib.parse import quote
@@ -196,6 +197,16 @@ class Client:
 
     def delete_vm(self, name: str) -> None:
         self.request("DELETE", f"/vms/{_seg(name)}")
+
+    def wait_vm_booted(self, name: str, timeout_s: float = 180.0) -> JsonObj:
+        """VM ``name`` once its QEMU guest is no longer booting (running or failed), or as it is after
+        ``timeout_s``."""
+        deadline = time.monotonic() + timeout_s
+        vm = self.vm(name)
+        while vm.get("state") == "booting" and time.monotonic() < deadline:
+            time.sleep(0.2)
+            vm = self.vm(name)
+        return vm
 
     def exec_vm(self, name: str, argv: list[str], timeout_s: float = 60.0) -> JsonObj:
         """A command in a QEMU guest (its agent); the answer has returncode, stdout, stderr."""

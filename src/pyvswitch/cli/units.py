@@ -33,3 +33,18 @@ def parse_bandwidth(text: str) -> int:
     if value != int(value):
         raise ValueError(f"{text!r} is not a whole number of bit/s")
     return int(value)
+
+
+_BYTES_RE = re.compile(r"^\s*(\d+)\s*([kKmMgGtT][bB])?\s*$")
+_BYTE_UNITS = {"": 1, "kb": 2**10, "mb": 2**20, "gb": 2**30, "tb": 2**40}
+
+
+def parse_ps_bytes(text: str) -> int:
+    """A PowerShell byte literal, as New-VM -MemoryStartupBytes takes it: '536870912', '512MB', '1GB' (binary
+    multipliers, as PowerShell's KB/MB/GB/TB are). Raises ValueError saying what is accepted."""
+    m = _BYTES_RE.match(text)
+    if m is None:
+        raise ValueError(
+            f"{text!r} is not a size in bytes: a number, optionally with KB, MB, GB or TB (512MB)"
+        )
+    return int(m.group(1)) * _BYTE_UNITS[(m.group(2) or "").lower()]

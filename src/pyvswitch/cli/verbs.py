@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import os
 import sys
-import time
 from typing import Any
 
 import click
@@ -181,7 +180,7 @@ def vm_add(
     cpus: int | None,
     no_wait: bool,
     no_adapter: bool,
-) -> None:
+) -> int:
     """Create VM NAME with one adapter NAME-eth0 (eth0 inside the VM).
 
     With --kind qemu the VM is a QEMU guest: its image (a Debian kernel and a busybox initramfs) is built from
@@ -206,20 +205,9 @@ def vm_add(
     with state.client(timeout_s=600) as c:
         vm = c.add_vm(body)
         if kind == "qemu" and not no_wait:
-            vm = wait_booted(c, name)
+            vm = c.wait_vm_booted(name)
         emit(state, vm, vm_detail)
-        if vm.get("state") == "failed":
-            raise SystemExit(1)
-
-
-def wait_booted(c: Client, name: str, timeout_s: float = 180.0) -> JsonObj:
-    """The VM once its guest is no longer booting (running or failed), or as it is after ``timeout_s``."""
-    deadline = time.monotonic() + timeout_s
-    vm = c.vm(name)
-    while vm.get("state") == "booting" and time.monotonic() < deadline:
-        time.sleep(0.2)
-        vm = c.vm(name)
-    return vm
+    return 1 if vm.get("state") == "failed" else 0
 
 
 @vm_group.command("exec", context_settings={"allow_interspersed_args": False, "ignore_unknown_options": True})
@@ -229,7 +217,7 @@ def wait_booted(c: Client, name: str, timeout_s: float = 180.0) -> JsonObj:
     "--timeout", "timeout_s", type=float, default=60.0, show_default=True, help="A QEMU guest's limit (s)."
 )
 @pass_state
-def vm_exec(state: State, name: str, command: tuple[str, ...], timeout_s: float) -> None:
+def vm_exec(state: State, name: str, command: tuple[str, ...], timeout_s: float) -> int:
     """Run COMMAND inside VM NAME: pyvswitch vm exec NAME -- CMD [ARGS]...
 
     In a namespace VM through ip netns exec; in a QEMU guest through its agent (stdout, stderr and the exit
@@ -245,7 +233,7 @@ def vm_exec(state: State, name: str, command: tuple[str, ...], timeout_s: float)
             res = c.exec_vm(name, argv, timeout_s)
             sys.stdout.write(str(res.get("stdout", "")))
             sys.stderr.write(str(res.get("stderr", "")))
-            raise SystemExit(int(res.get("returncode", 1)))
+            return int(res.get("returncode", 1))
         netns = str(vm["netns"])
     # exec, not a child: the command's exit status and signals are the CLI's own.
     try:

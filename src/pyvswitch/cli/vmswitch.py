@@ -31,9 +31,10 @@ from pyvswitch.cli.cmdlet.framework import (
 from pyvswitch.cli.cmdlet.objects import adapter_name, qos_status
 from pyvswitch.cli.cmdlet.output import show
 from pyvswitch.cli.extensions import extension_settings, ordered_settings
+from pyvswitch.cli.units import parse_ps_bytes
 
 SWITCH_COLUMNS = ("Name", "SwitchType", "NetAdapterInterfaceDescription")
-VM_COLUMNS = ("Name", "NetNs", "NetworkAdapters")
+VM_COLUMNS = ("Name", "State", "Kind", "NetNs", "NetworkAdapters")
 
 
 def switch_obj(sw: Mapping[str, Any], qos: Mapping[str, Any] | None = None) -> JsonObj:
@@ -151,8 +152,17 @@ def remove_vmswitch(a: Args, s: Session) -> None:
 
 
 def _vm_obj(vm: Mapping[str, Any]) -> JsonObj:
+    qemu = vm.get("kind") == "qemu"
     return {
         "Name": vm.get("name"),
+        "Kind": "Qemu" if qemu else "Namespace",
+        # Hyper-V's State column: Running/Off; a namespace VM is always running.
+        "State": {"running": "Running", "booting": "Starting", "failed": "Off"}.get(
+            vm.get("state") or "", "Off"
+        )
+        if qemu
+        else "Running",
+        "MemoryStartup": int(vm.get("memory_mb") or 0) * 2**20 if qemu else None,
         "NetNs": vm.get("netns"),
         "NetworkAdapters": [adapter_name(p) for p in vm.get("ports") or []],
     }
@@ -160,10 +170,23 @@ def _vm_obj(vm: Mapping[str, Any]) -> JsonObj:
 
 def new_vm(a: Args, s: Session) -> None:
     # Hyper-V's New-VM always gives the VM one network adapter, connected only if -SwitchName is given.
+    # -MemoryStartupBytes (or -Kind Qemu) makes it a QEMU guest: a namespace has no memory of its own.
     body: JsonObj = {"name": a.text("Name")}
     if a.has("SwitchName"):
         body["switch"] = a.text("SwitchName")
-    show(s, [_vm_obj(s.client.add_vm(body))], VM_COLUMNS)
+    qemu = a.has("MemoryStartupBytes") or str(a.text("Kind") or "").lower() == "qemu"
+    if qemu:
+        body["kind"] = "qemu"
+    if a.has("MemoryStartupBytes"):
+        try:
+            size = parse_ps_bytes(str(a.text("MemoryStartupBytes")))
+        except ValueError as exc:
+            raise CmdletError(a.cmdlet, f"Cannot bind parameter 'MemoryStartupBytes': {exc}.") from None
+        body["memory_mb"] = max(1, size // 2**20)
+    vm = s.client.add_vm(body)
+    if qemu:
+        vm = s.client.wait_vm_booted(str(vm.get("name")))
+    show(s, [_vm_obj(vm)], VM_COLUMNS)
 
 
 def get_vm(a: Args, s: Session) -> None:
@@ -236,10 +259,17 @@ CMDLETS: tuple[Cmdlet, ...] = (
     ),
     Cmdlet(
         "New-VM",
-        (Param("Name", position=0, mandatory=True, aliases=("VMName",)), Param("SwitchName")),
+        (
+            Param("Name", position=0, mandatory=True, aliases=("VMName",)),
+            Param("SwitchName"),
+            Param("MemoryStartupBytes"),
+            Param("Kind", choices=("Namespace", "Qemu")),
+        ),
         new_vm,
-        "Create a VM (a namespace) with one network adapter.",
-        "Like Hyper-V, the VM always gets one adapter (eth0); it is connected only with -SwitchName.",
+        "Create a VM (a namespace, or a QEMU guest) with one network adapter.",
+        "Like Hyper-V, the VM always gets one adapter (eth0); it is connected only with -SwitchName.\n"
+        "-MemoryStartupBytes 512MB (or -Kind Qemu) makes it a QEMU guest with that memory (default 256MB):\n"
+        "a Linux kernel with a virtio-net NIC on a TAP port, booted before the cmdlet returns.",
     ),
     Cmdlet(
         "Get-VM",
