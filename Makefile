@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 APT_PACKAGES := iperf3 tshark ethtool tcpdump netsniff-ng iproute2 iputils-ping fping openvswitch-switch qemu-system-x86
 
-.PHONY: setup system-deps venv demo test test-quick fuzz lint typecheck unit bench bench-compare bench-rules bench-failover bench-qos bench-migration clean
+.PHONY: setup system-deps venv demo test test-quick fuzz lint typecheck unit bench bench-compare bench-rules bench-failover bench-qos bench-migration bench-guests clean
 
 setup: system-deps venv
 
@@ -49,6 +49,10 @@ bench-failover: setup
 # Live migration under load: longest gap of 1 ms pings while a VM moves between two lab hosts, TCP flow survival.
 bench-migration: setup
 	$(BIN)/python -m pyvswitch.lab.migrationbench --runs 5 --json bench-migration.json
+
+# QEMU guests: boot time (median of 5) and TCP guest <-> namespace VM / guest <-> guest, pyvswitch vs the bridge.
+bench-guests: setup
+	$(BIN)/python -m pyvswitch.lab.guestbench --reps 3 --boots 5 --json bench-guests.json
 
 # QoS scheduler overhead: TCP VM -> LAN through the uplink with QoS off vs on (100G link speed, a weight), and the bridge.
 bench-qos: setup

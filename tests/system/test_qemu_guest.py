@@ -23,7 +23,7 @@ from pyvswitch.guest.qemu import (
     guests_unavailable,
     start_guest,
 )
-from pyvswitch.testing.netns import unique, wait_for
+from pyvswitch.testing.netns import NetnsPool, sh, unique, wait_for
 from tests.system.conftest import Host, ping
 
 pytestmark = [
@@ -81,6 +81,9 @@ def test_a_guest_on_a_tap_port_pings_a_namespace_vm_at_56_1472_8000_bytes_and_ru
         assert res.returncode == 0 and " 0% packet loss" in res.stdout, res.stdout + res.stderr
         rc, out = guest_ping(guest, "10.97.0.1", size=size)
         assert rc == 0 and " 0% packet loss" in out, out
+    # Offloads through the TAP's virtio-net header: the guest may hand the switch unchecksummed TSO frames.
+    offloads = guest.offloads()
+    assert offloads["csum"] and offloads["host_tso4"] and offloads["guest_tso4"], offloads
     res = guest.run("echo out; echo err >&2; exit 3")
     assert (res.returncode, res.stdout, res.stderr) == (3, "out\n", "err\n")
     assert guest.run(["cat", "/sys/class/net/eth0/address"]).stdout.strip() == guest.spec.nics[0].mac
@@ -169,3 +172,49 @@ def test_vm_add_kind_qemu_boots_a_guest_the_daemon_keeps_across_a_restart_and_re
     host.cli("vm", "del", name)
     wait_for(lambda: not os.path.exists(f"/proc/{pid}"), timeout_s=15, what="QEMU gone")
     assert subprocess.run(["ip", "link", "show", tap], capture_output=True).returncode != 0
+
+
+def test_a_guest_on_a_team_switch_reaches_the_lan_through_either_member(
+    host: Host, guests: StartGuest, pool: NetnsPool
+) -> None:
+    """Item 3: a guest behind a 2-member SwitchIndependent team (members' peers on a Linux bridge, the
+    "physical switch", with a LAN host) pings the LAN host with both members up, then with each member cut in
+    turn (the team fails the guest's traffic over to the other member)."""
+    psw, lan = pool.netns("pvp", ipv6=False), pool.netns("pvl", ipv6=False)
+    sh("ip", "link", "add", "br0", "type", "bridge", netns=psw)
+    members = [unique("pvm"), unique("pvm")]
+    for i, member in enumerate(members):
+        pool.veth(member, f"p{i}", b_ns=psw)
+        sh("ip", "link", "set", f"p{i}", "master", "br0", netns=psw)
+    pool.veth("plan", "eth0", a_ns=psw, b_ns=lan)
+    sh("ip", "link", "set", "plan", "master", "br0", netns=psw)
+    sh("ip", "link", "set", "br0", "up", netns=psw)
+    sh("ip", "addr", "add", "10.94.0.100/24", "dev", "eth0", netns=lan)
+    team = unique("pvt")
+    host.cli("New-NetLbfoTeam", "-Name", team, "-TeamMembers", ",".join(members),
+             "-TeamingMode", "SwitchIndependent")  # fmt: skip
+    host.cli("switch", "add", "tsw", "--uplink", team, "--no-management-os")
+    guest = guests("tsw", "10.94.0.10/24")
+    try:
+        rc, out = guest_ping(guest, "10.94.0.100", count=5)
+        assert rc == 0 and " 0% packet loss" in out, out
+        for i in range(2):
+            sh("ip", "link", "set", f"p{i}", "down", netns=psw)  # the cable to member i pulled
+            wait_for(
+                lambda i=i: _member_down(host, team, members[i]), timeout_s=10, what=f"{members[i]} down"
+            )
+            rc, out = guest_ping(guest, "10.94.0.100", count=5)
+            assert rc == 0, f"with {members[i]} cut: {out}"
+            sh("ip", "link", "set", f"p{i}", "up", netns=psw)
+            wait_for(
+                lambda i=i: not _member_down(host, team, members[i]), timeout_s=10, what=f"{members[i]} up"
+            )
+    finally:
+        host.cli("switch", "del", "tsw", check=False)
+        host.cli("Remove-NetLbfoTeam", "-Name", team, check=False)
+
+
+def _member_down(host: Host, team: str, member: str) -> bool:
+    rows = host.json("Get-NetLbfoTeamMember", "-Team", team)
+    assert isinstance(rows, list)
+    return any(r["Name"] == member and r["OperationalStatus"] != "Active" for r in rows)

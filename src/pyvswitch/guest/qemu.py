@@ -35,6 +35,8 @@ log = logging.getLogger(__name__)
 
 QEMU = "qemu-system-x86_64"
 DEFAULT_RUN_DIR = Path("/run/pyvswitch-guests")
+# virtio-net feature bits (virtio 1.x spec §5.1.3): host_* = the guest may send unchecksummed / TSO frames.
+VIRTIO_NET_FEATURES = {"csum": 0, "guest_csum": 1, "guest_tso4": 7, "host_tso4": 11, "mrg_rxbuf": 15}
 
 
 class GuestError(RuntimeError):
@@ -52,13 +54,27 @@ def guests_unavailable() -> str | None:
 
 @functools.cache
 def accelerator() -> str:
-    """'kvm' when a guest kernel actually runs under KVM here, else 'tcg' (see the module's note)."""
+    """'kvm' when a guest kernel actually runs under KVM here, else 'tcg' (see the module's note). The probe's
+    answer is kept in /run (a tmpfs: forgotten at reboot, when the host may have changed), so each process does
+    not pay its 3 s."""
     forced = os.environ.get("PYVSWITCH_GUEST_ACCEL")
     if forced in ("kvm", "tcg"):
         return forced
     if not os.access("/dev/kvm", os.R_OK | os.W_OK):
         return "tcg"
     image = build_image()
+    known = DEFAULT_RUN_DIR / f"accel-{image.kernel_version}"
+    with contextlib.suppress(OSError):
+        if (answer := known.read_text().strip()) in ("kvm", "tcg"):
+            return answer
+    answer = _probe_kvm(image)
+    with contextlib.suppress(OSError):
+        DEFAULT_RUN_DIR.mkdir(parents=True, exist_ok=True)
+        known.write_text(answer + "\n")
+    return answer
+
+
+def _probe_kvm(image: GuestImage) -> str:
     with tempfile.TemporaryDirectory(prefix="pyvswitch-kvm-probe-") as tmp:
         out = Path(tmp) / "console"
         proc = subprocess.Popen(
@@ -150,6 +166,12 @@ class Guest:
 
     def run(self, argv: list[str] | str, timeout_s: float = 30.0) -> ExecResult:
         return self.agent.run(argv, timeout_s)
+
+    def offloads(self, nic: str = "eth0") -> dict[str, bool]:
+        """The virtio-net offload features ``nic`` negotiated with QEMU's backend (which offers them when its
+        TAP has virtio-net headers): checksum and TSO4 in each direction, mergeable receive buffers."""
+        bits = self.run(["cat", f"/sys/class/net/{nic}/device/features"]).stdout.strip()
+        return {name: len(bits) > bit and bits[bit] == "1" for name, bit in VIRTIO_NET_FEATURES.items()}
 
     def qmp(self, command: str, **arguments: object) -> dict[str, object]:
         """One QMP command (a fresh connection: QMP greets, wants capabilities negotiated, then answers)."""
