@@ -19,10 +19,11 @@ devices to give it a VLAN interface; the uplink carries VLANs 10 and 20 tagged (
 web01 to the LAN host is expected to fail — and the demo captures the frames in the LAN namespace to show
 they arrive tagged with VLAN 10 — while the untagged app01 reaches the LAN host. Every ping shown states whether it should succeed and why.
 
-After the traffic checks come four scenes: security (lab/demo_security.py), NIC teaming (lab/demo_team.py:
+After the traffic checks come five scenes: security (lab/demo_security.py), NIC teaming (lab/demo_team.py:
 a 2-member team to a "physical switch" namespace, a member's cable pulled mid-stream, the gap measured, the
-cable plugged back in) and QoS (lab/demo_qos.py: weights 1:2:5 sharing a 1 Gbit/s uplink, one VM stopping and
-the others absorbing its share, a VM capped with MaximumBandwidth) and SR-IOV with live migration
+cable plugged back in), QoS (lab/demo_qos.py: weights 1:2:5 sharing a 1 Gbit/s uplink, one VM stopping and
+the others absorbing its share, a VM capped with MaximumBandwidth), a QEMU guest on the switch
+(lab/demo_guest.py: boot, vm exec, offloads, pings; skipped where QEMU is missing) and SR-IOV with live migration
 (lab/demo_iov.py: a two-host lab of its own, a VM's iperf3 flow on the software path and then on a VF with the
 daemon's CPU side by side, then a live migration to the second host under 1 ms pings with the blackout).
 
@@ -49,6 +50,8 @@ import httpx
 from rich.console import Console
 from rich.table import Table
 
+from pyvswitch.guest.image import DEFAULT_CACHE_DIR
+from pyvswitch.lab.demo_guest import GuestScene
 from pyvswitch.lab.demo_iov import IovScene
 from pyvswitch.lab.demo_qos import QosScene
 from pyvswitch.lab.demo_security import SecurityScene
@@ -160,7 +163,16 @@ class Demo:
         self.console.print(f"[bold]Starting pyvswitchd[/bold] (state {self.state}, socket {self.socket})")
         logf = open(self.state / "pyvswitchd.log", "ab")  # noqa: SIM115 - handed to the daemon, which may outlive us
         self.daemon = subprocess.Popen(
-            [str(self.bin / "pyvswitchd"), "--state-dir", str(self.state), "--socket", str(self.socket)],
+            # The guest image is kept where a later demo (and the tests) find it, not in this run's state dir.
+            [
+                str(self.bin / "pyvswitchd"),
+                "--state-dir",
+                str(self.state),
+                "--socket",
+                str(self.socket),
+                "--guest-image-cache",
+                str(DEFAULT_CACHE_DIR),
+            ],
             stdout=logf,
             stderr=subprocess.STDOUT,
             start_new_session=True,  # with keep=True it outlives this process and the terminal's Ctrl-C
@@ -358,6 +370,7 @@ def run_demo(keep: bool) -> int:
     team: TeamScene | None = None
     qos: QosScene | None = None
     iov: IovScene | None = None
+    guest: GuestScene | None = None
     kept = False
     try:
         demo.build()
@@ -368,6 +381,8 @@ def run_demo(keep: bool) -> int:
         good &= team.table(team.run())
         qos = QosScene(console, demo.cli, demo.cli_json, demo.tag)
         good &= qos.table(qos.run())
+        guest = GuestScene(console, demo.cli, demo.cli_json, demo.tag)
+        good &= guest.table(guest.run())
         iov = IovScene(console, demo.tag)
         good &= iov.table(iov.run())
         console.print(
@@ -379,7 +394,8 @@ def run_demo(keep: bool) -> int:
             t_use, t_remove = team.kept_lines()
             q_use, q_remove = qos.kept_lines()
             i_use, i_remove = iov.kept_lines()
-            demo.explain_kept((t_use + q_use + i_use, t_remove + q_remove + i_remove))
+            g_use, g_remove = guest.kept_lines()
+            demo.explain_kept((t_use + q_use + g_use + i_use, t_remove + q_remove + g_remove + i_remove))
             kept = True
         return 0 if good else 1
     except KeyboardInterrupt:
@@ -395,6 +411,8 @@ def run_demo(keep: bool) -> int:
         if not kept:
             if iov is not None:
                 iov.cleanup()  # its own lab: daemons, namespaces and state
+            if guest is not None:
+                guest.cleanup()  # through the daemon: QEMU stopped, TAP removed
             if qos is not None:
                 qos.cleanup()  # through the daemon, before demo.cleanup stops it
             if team is not None:
