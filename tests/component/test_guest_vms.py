@@ -12,24 +12,11 @@ from pyvswitch.daemon import guests as guests_module
 from pyvswitch.daemon.guests import Guests
 from pyvswitch.daemon.migration import Migrations
 from pyvswitch.daemon.service import Conflict
-from pyvswitch.guest.agent import ExecResult
 from pyvswitch.guest.qemu import Guest, GuestSpec
+from pyvswitch.testing.guests import FakeGuest
 from pyvswitch.testing.netns import wait_for
 from tests.component.test_api import Daemon, errors
 from tests.component.test_cli import Cli
-
-
-class FakeGuest(Guest):
-    stopped = False
-
-    def alive(self) -> bool:
-        return not self.stopped
-
-    def stop(self, timeout_s: float = 5.0) -> None:
-        self.stopped = True
-
-    def run(self, argv: list[str] | str, timeout_s: float = 30.0) -> ExecResult:
-        return ExecResult(3, f"ran {argv}\n", "")
 
 
 @pytest.fixture

@@ -3,15 +3,19 @@
 from __future__ import annotations
 
 import contextlib
+import io
 import json
 import os
+import shlex
 import signal
 import subprocess
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any, Protocol
 
 import pytest
+from rich.console import Console
 
 from pyvswitch.lab.hosts import Lab
 from pyvswitch.testing.netns import unique, wait_for
@@ -148,6 +152,42 @@ def two_hosts() -> Iterator[Lab]:
     down, VMs included, also when a test killed a daemon."""
     with Lab.running(hosts=2, name=unique("lab")) as lab:
         yield lab
+
+
+def scene_console() -> tuple[Console, io.StringIO]:
+    """A console for a demo scene whose output a test reads back (wide, no colour)."""
+    out = io.StringIO()
+    return Console(file=out, width=200, color_system=None), out
+
+
+def echoing_cli(host: Host, console: Console) -> Callable[..., subprocess.CompletedProcess[str]]:
+    """``host.cli`` as the demo's Demo.cli: it prints each command and what the command printed."""
+
+    def cli(*args: str, show: bool = True, check: bool = True) -> subprocess.CompletedProcess[str]:
+        res = host.cli(*args, check=check)
+        if show:
+            console.print(f"$ pyvswitch {shlex.join(args)}", highlight=False)
+            console.print(res.stdout.rstrip(), markup=False, highlight=False)
+        return res
+
+    return cli
+
+
+class Scene(Protocol):
+    def run(self) -> list[Any]: ...
+    def table(self, checks: list[Any]) -> bool: ...
+    def cleanup(self) -> None: ...
+
+
+def run_scene(scene: Scene, out: io.StringIO) -> tuple[list[Any], bool, str]:
+    """Run a demo scene as the demo does (its checks, their table, its clean-up even after a failure); returns
+    the checks, whether the table said all passed, and what the scene printed."""
+    try:
+        checks = scene.run()
+        good = scene.table(checks)
+    finally:
+        scene.cleanup()
+    return checks, good, out.getvalue()
 
 
 def ping(

@@ -4,7 +4,6 @@ where QEMU is missing the scene says so on one line and does nothing."""
 from __future__ import annotations
 
 import io
-import shlex
 import subprocess
 
 import pytest
@@ -15,7 +14,7 @@ from pyvswitch.guest.qemu import guests_unavailable
 from pyvswitch.lab import demo_guest
 from pyvswitch.lab.demo_guest import GuestScene
 from pyvswitch.testing.netns import unique
-from tests.system.conftest import Host
+from tests.system.conftest import Host, echoing_cli, run_scene, scene_console
 
 pytestmark = [pytest.mark.system]
 
@@ -23,23 +22,11 @@ pytestmark = [pytest.mark.system]
 @pytest.mark.skipif(guests_unavailable() is not None, reason=str(guests_unavailable()))
 @pytest.mark.daemon_args("--guest-image-cache", str(DEFAULT_CACHE_DIR))
 def test_guest_scene_boots_execs_pings_and_cleans_up(host: Host) -> None:
-    out = io.StringIO()
-    console = Console(file=out, width=200, color_system=None)
-
-    def cli(*args: str, show: bool = True, check: bool = True) -> subprocess.CompletedProcess[str]:
-        res = host.cli(*args, check=check)
-        if show:
-            console.print(f"$ pyvswitch {shlex.join(args)}", highlight=False)
-            console.print(res.stdout.rstrip(), markup=False, highlight=False)
-        return res
+    console, out = scene_console()
+    cli = echoing_cli(host, console)
 
     scene = GuestScene(console, cli, host.json, unique("")[-5:])
-    try:
-        checks = scene.run()
-        good = scene.table(checks)
-    finally:
-        scene.cleanup()
-    text = out.getvalue()
+    checks, good, text = run_scene(scene, out)
     print(text)
     assert good and len(checks) == 5, text
     assert "--kind qemu" in text and "QEMU guest on the switch" in text

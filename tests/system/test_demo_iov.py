@@ -15,6 +15,7 @@ from rich.console import Console
 from pyvswitch.lab.demo_iov import MAX_BLACKOUT_MS, IovScene
 from pyvswitch.lab.hosts import list_labs, registry_path
 from pyvswitch.testing.netns import unique
+from tests.system.conftest import run_scene, scene_console
 
 pytestmark = [
     pytest.mark.system,
@@ -29,15 +30,9 @@ def netns_names() -> set[str]:
 
 
 def test_iov_scene_passes_and_cleans_up() -> None:
-    out = io.StringIO()
-    console = Console(file=out, width=200, color_system=None)
+    console, out = scene_console()
     scene = IovScene(console, unique("")[-5:])
-    try:
-        checks = scene.run()
-        good = scene.table(checks)
-    finally:
-        scene.cleanup()
-    text = out.getvalue()
+    checks, good, text = run_scene(scene, out)
     assert good, text
     assert [c.ok for c in checks] == [True] * 5, text
 

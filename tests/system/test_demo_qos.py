@@ -4,33 +4,22 @@ measured shares side by side, and the scene must leave nothing behind."""
 
 from __future__ import annotations
 
-import io
 import re
-import shlex
 import subprocess
 import time
 
 import pytest
-from rich.console import Console
 
 from pyvswitch.lab.demo_qos import SWITCH, QosScene
 from pyvswitch.testing.netns import unique
-from tests.system.conftest import Host
+from tests.system.conftest import Host, echoing_cli, scene_console
 
 pytestmark = [pytest.mark.system]
 
 
 def test_qos_scene_measures_the_shares_and_cleans_up(host: Host) -> None:
-    out = io.StringIO()
-    console = Console(file=out, width=200, color_system=None)
-
-    def cli(*args: str, show: bool = True, check: bool = True) -> subprocess.CompletedProcess[str]:
-        # As the demo's Demo.cli: print the command and what it printed.
-        res = host.cli(*args, check=check)
-        if show:
-            console.print(f"$ pyvswitch {shlex.join(args)}", highlight=False)
-            console.print(res.stdout.rstrip(), markup=False, highlight=False)
-        return res
+    console, out = scene_console()
+    cli = echoing_cli(host, console)
 
     scene = QosScene(console, cli, host.json, unique("")[-5:])
     started = time.monotonic()

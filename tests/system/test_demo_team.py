@@ -4,18 +4,15 @@ member's cable mid-stream, measures the gap, plugs it back in, and must leave no
 
 from __future__ import annotations
 
-import io
 import re
-import shlex
 import subprocess
 
 import pytest
-from rich.console import Console
 
 from pyvswitch.lab.demo_team import TEAM, TeamScene
 from pyvswitch.testing import ovs as ovs_peer
 from pyvswitch.testing.netns import unique
-from tests.system.conftest import Host
+from tests.system.conftest import Host, echoing_cli, run_scene, scene_console
 
 pytestmark = [pytest.mark.system]
 
@@ -30,25 +27,12 @@ pytestmark = [pytest.mark.system]
     ],
 )
 def test_team_scene_fails_over_re_aggregates_and_cleans_up(host: Host, use_ovs: bool) -> None:
-    out = io.StringIO()
-    console = Console(file=out, width=200, color_system=None)
-
-    def cli(*args: str, show: bool = True, check: bool = True) -> subprocess.CompletedProcess[str]:
-        # As the demo's Demo.cli: print the command and what it printed.
-        res = host.cli(*args, check=check)
-        if show:
-            console.print(f"$ pyvswitch {shlex.join(args)}", highlight=False)
-            console.print(res.stdout.rstrip(), markup=False, highlight=False)
-        return res
+    console, out = scene_console()
+    cli = echoing_cli(host, console)
 
     scene = TeamScene(console, cli, host.json, unique("")[-5:], use_ovs=use_ovs)
     sw = scene.switch
-    try:
-        checks = scene.run()
-        good = scene.table(checks)
-    finally:
-        scene.cleanup()
-    text = out.getvalue()
+    checks, good, text = run_scene(scene, out)
     assert good, text
     assert [c.ok for c in checks] == [True, True, True, True], text
 

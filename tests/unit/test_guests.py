@@ -17,17 +17,8 @@ from pyvswitch.config.schema import (
 )
 from pyvswitch.daemon.guests import Guests, guest_specs
 from pyvswitch.guest.qemu import Guest, GuestError, GuestSpec
+from pyvswitch.testing.guests import FakeGuest
 from pyvswitch.testing.netns import wait_for
-
-
-class FakeGuest(Guest):
-    stopped = False
-
-    def alive(self) -> bool:
-        return not self.stopped
-
-    def stop(self, timeout_s: float = 5.0) -> None:
-        self.stopped = True
 
 
 class Fakes:
