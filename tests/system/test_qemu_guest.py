@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import os
 import subprocess
+import time
 from collections.abc import Callable, Iterator
+from dataclasses import replace
 
 import pytest
 
@@ -21,8 +23,10 @@ from pyvswitch.guest.qemu import (
     create_tap,
     delete_tap,
     guests_unavailable,
+    migrate_guest,
     start_guest,
 )
+from pyvswitch.lab.traffic import GapPinger, parse_iperf3_json
 from pyvswitch.testing.netns import NetnsPool, sh, unique, wait_for
 from tests.system.conftest import Host, ping
 
@@ -168,6 +172,8 @@ def test_vm_add_kind_qemu_boots_a_guest_the_daemon_keeps_across_a_restart_and_re
     again = host.json("vm", "show", name)
     assert isinstance(again, dict) and again["state"] == "running" and again["pid"] == pid, again
     assert ping(ns_vm, "10.96.0.10").returncode == 0
+    # The agent outlived its client (the killed daemon): the new daemon's exec reaches it.
+    assert host.cli("vm", "exec", name, "--", "true", check=False).returncode == 0
 
     host.cli("vm", "del", name)
     wait_for(lambda: not os.path.exists(f"/proc/{pid}"), timeout_s=15, what="QEMU gone")
@@ -218,3 +224,47 @@ def _member_down(host: Host, team: str, member: str) -> bool:
     rows = host.json("Get-NetLbfoTeamMember", "-Team", team)
     assert isinstance(rows, list)
     return any(r["Name"] == member and r["OperationalStatus"] != "Active" for r in rows)
+
+
+def test_a_guest_migrates_live_to_another_tap_port_under_tcp_and_1ms_pings(
+    host: Host, guests: StartGuest
+) -> None:
+    """Item 4's QEMU half: the running guest (memory, devices, its TCP socket) moves into a new QEMU on another
+    TAP port of the switch; QEMU announces its MAC there; a TCP flow from a namespace VM to the guest survives,
+    and the longest gap of 1 ms pings is well under a second. (Moving between hosts adds the switch ports'
+    hand-over: not yet, see the README.)"""
+    host.cli("switch", "add", "m", "--type", "private")
+    vm = host.vm_add("m", "10.93.0.1/24")
+    src = guests("m", "10.93.0.10/24")
+    tap2 = unique("pvq")
+    create_tap(tap2)
+    try:
+        host.cli("port", "add", "dst", "--interface", tap2, "--switch", "m")
+        src.run("iperf3 -s -D")
+        dst_spec = replace(src.spec, name=unique("pvg"), nics=(replace(src.spec.nics[0], tap=tap2),))
+        flow = subprocess.Popen(
+            ["ip", "netns", "exec", vm, "iperf3", "-c", "10.93.0.10", "-t", "8", "-J"],
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        )  # fmt: skip
+        with GapPinger(vm, "10.93.0.10", 1) as pinger:
+            time.sleep(2)  # the flow and the pings established before the move (they are what is measured)
+            dst, stats = migrate_guest(src, dst_spec)
+            try:
+                time.sleep(1)
+                gaps = pinger.stop()
+                out, err = flow.communicate(timeout=60)
+                assert flow.returncode == 0, err + out[-500:]
+                result = parse_iperf3_json(out)
+                assert result.bytes_received > 0
+                assert dst.run("cat /proc/uptime").returncode == 0  # the agent answers on the destination
+                assert not src.alive()
+            finally:
+                dst.stop()
+        gap_ms = gaps.longest_gap() * 1000
+        print(f"migration: total {stats.total_s:.2f} s, QEMU downtime {stats.downtime_ms:.0f} ms, "
+              f"{stats.transferred_mb:.0f} MB, longest ping gap {gap_ms:.0f} ms")  # fmt: skip
+        assert gap_ms < 1000, gaps
+        counters = host.json("counters")["switches"]["m"]["ports"]  # type: ignore[index]
+        assert counters["dst"]["tx_frames"] > 0  # type: ignore[index]
+    finally:
+        delete_tap(tap2)

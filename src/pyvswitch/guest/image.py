@@ -79,18 +79,23 @@ exec sh -c 'while true; do sleep 3600; done'
 """.replace("AGENT_PORT", AGENT_PORT_NAME).replace("READY_LINE", READY_LINE)
 
 # One request per line, "ID BASE64(command)"; one answer per line, "ID RC BASE64(stdout) BASE64(stderr)".
-# Each command runs in the background so a long one (iperf3 -s) does not hold up the next request.
+# Each command runs in the background so a long one (iperf3 -s) does not hold up the next request. A read
+# returns end-of-file while no host is connected to the port (the daemon restarting, or the guest just arrived
+# by live migration and its new QEMU's socket has no client yet): the agent waits and reads again.
 AGENT = r"""#!/bin/busybox sh
 port=$1
 exec 3<>"$port"
 echo "AGENT-UP" >&3
-while read -r id cmd <&3; do
-  (
-    sh -c "$(echo "$cmd" | base64 -d)" >/tmp/$id.out 2>/tmp/$id.err </dev/null
-    rc=$?
-    echo "$id $rc $(base64 -w0 </tmp/$id.out) $(base64 -w0 </tmp/$id.err)" >&3
-    rm -f /tmp/$id.out /tmp/$id.err
-  ) &
+while true; do
+  while read -r id cmd <&3; do
+    (
+      sh -c "$(echo "$cmd" | base64 -d)" >/tmp/$id.out 2>/tmp/$id.err </dev/null
+      rc=$?
+      echo "$id $rc $(base64 -w0 </tmp/$id.out) $(base64 -w0 </tmp/$id.err)" >&3
+      rm -f /tmp/$id.out /tmp/$id.err
+    ) &
+  done
+  sleep 0.1
 done
 """
 

@@ -25,7 +25,8 @@ import subprocess
 import tempfile
 import threading
 import time
-from dataclasses import dataclass, field
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from pyvswitch.guest.agent import Agent, ExecResult
@@ -111,7 +112,9 @@ class GuestSpec:
     nics: tuple[GuestNic, ...]
     memory_mb: int = 256
     cpus: int = 1
-    incoming: str | None = None  # "tcp:HOST:PORT": wait for a live migration instead of booting
+    # Wait for a live migration (on a unix socket in the run directory, ``Guest.incoming_uri``) instead of
+    # booting; the guest stays paused once it has arrived until ``cont`` (so its switch port can be ready first).
+    incoming: bool = False
     extra_cmdline: str = ""
 
 
@@ -166,6 +169,10 @@ class Guest:
 
     def run(self, argv: list[str] | str, timeout_s: float = 30.0) -> ExecResult:
         return self.agent.run(argv, timeout_s)
+
+    @property
+    def incoming_uri(self) -> str:
+        return f"unix:{self.run_dir / 'incoming.sock'}"
 
     def offloads(self, nic: str = "eth0") -> dict[str, bool]:
         """The virtio-net offload features ``nic`` negotiated with QEMU's backend (which offers them when its
@@ -238,8 +245,8 @@ def qemu_argv(spec: GuestSpec, image: GuestImage, run_dir: Path, accel: str) -> 
             # romfile= : no iPXE option ROM to load (we boot a kernel directly; saves ~0.3 s under TCG)
             "-device", f"virtio-net-pci,netdev=n{i},mac={nic.mac},romfile=",
         ]  # fmt: skip
-    if spec.incoming is not None:
-        argv += ["-incoming", spec.incoming]
+    if spec.incoming:
+        argv += ["-incoming", f"unix:{run_dir / 'incoming.sock'}", "-S"]
     return argv
 
 
@@ -269,7 +276,7 @@ def start_guest(
         shutil.rmtree(run_dir, ignore_errors=True)
         raise GuestError(f"QEMU for {spec.name} did not start: {res.stderr.strip()[-500:]}")
     guest = Guest(spec, run_dir, pid=int((run_dir / "qemu.pid").read_text().strip()), started=started)
-    if wait and spec.incoming is None:
+    if wait and not spec.incoming:
         try:
             wait_booted(guest, timeout_s)
         except GuestError:
@@ -303,6 +310,82 @@ def adopt_guest(run_dir: Path) -> Guest | None:
         return None
     guest = Guest(spec, run_dir, pid=pid)
     return guest if guest.alive() else None
+
+
+@dataclass(frozen=True)
+class MigrationStats:
+    """QEMU's own account of a finished live migration (``query-migrate``) and our wall-clock total."""
+
+    total_s: float  # from the migrate command to "completed"
+    downtime_ms: float  # QEMU's: the guest paused on the source until the destination could run it
+    transferred_mb: float
+    setup_ms: float
+
+
+def migrate_guest(
+    src: Guest,
+    dst_spec: GuestSpec,
+    *,
+    run_root: Path = DEFAULT_RUN_DIR,
+    image: GuestImage | None = None,
+    cpus: frozenset[int] = frozenset(),
+    resume: bool = True,
+    timeout_s: float = 120.0,
+) -> tuple[Guest, MigrationStats]:
+    """Live-migrate running guest ``src`` (memory, devices, CPU state) into a new QEMU for ``dst_spec`` (the same
+    devices and MACs; its TAPs may be other ones, on another host's switch). The destination waits on a unix
+    socket in its run directory (the hosts share a filesystem: a lab's hosts are namespaces of one machine) and
+    stays paused after the copy; ``resume`` continues it at once (QEMU then announces the guest's MACs with
+    RARPs), else the caller sends ``cont`` when the switch side is ready. The source QEMU is stopped on success;
+    on failure it keeps running the guest and the destination is stopped."""
+    dst = start_guest(replace(dst_spec, incoming=True), run_root=run_root, image=image, wait=False, cpus=cpus)
+    try:
+        wait_until(lambda: dst.qmp_sock.exists(), timeout_s=10, what="the destination's QMP socket")
+        started = time.monotonic()
+        # Defaults otherwise: downtime limit 300 ms, bandwidth limit 1 GB/s (QEMU 7.2).
+        src.qmp("migrate-set-parameters", **{"downtime-limit": 100, "max-bandwidth": 8 << 30})
+        src.qmp("migrate", uri=dst.incoming_uri)
+        while True:
+            info = src.qmp("query-migrate")
+            status = info.get("status")
+            if status == "completed":
+                break
+            if status in ("failed", "cancelled"):
+                raise GuestError(f"migration of {src.spec.name} {status}: {info.get('error-desc', '')}")
+            if time.monotonic() - started > timeout_s:
+                src.qmp("migrate_cancel")
+                raise GuestError(f"migration of {src.spec.name} did not finish in {timeout_s:.0f} s")
+            time.sleep(0.01)
+        total = time.monotonic() - started
+        ram: dict[str, object] = info["ram"] if isinstance(info.get("ram"), dict) else {}  # type: ignore[assignment]
+        stats = MigrationStats(
+            total_s=total,
+            downtime_ms=float(str(info.get("downtime", 0))),
+            transferred_mb=float(str(ram.get("transferred", 0))) / 2**20,
+            setup_ms=float(str(info.get("setup-time", 0))),
+        )
+    except BaseException:
+        dst.stop()
+        raise
+    if resume:
+        resume_migrated(dst)
+    src.stop()
+    return dst, stats
+
+
+def resume_migrated(guest: Guest) -> None:
+    """Run a guest that arrived by live migration, and announce its MACs from QEMU itself at once (RARPs, as
+    after every migration, but not waiting for the guest's own announcement, which under TCG comes late)."""
+    guest.qmp("cont")
+    guest.qmp("announce-self", initial=0, max=100, rounds=5, step=50)
+
+
+def wait_until(cond: Callable[[], bool], timeout_s: float, what: str) -> None:
+    deadline = time.monotonic() + timeout_s
+    while not cond():
+        if time.monotonic() > deadline:
+            raise GuestError(f"timed out waiting for {what}")
+        time.sleep(0.01)
 
 
 def spec_to_json(spec: GuestSpec) -> dict[str, object]:
