@@ -50,9 +50,11 @@ bench-failover: setup
 bench-migration: setup
 	$(BIN)/python -m pyvswitch.lab.migrationbench --runs 5 --json bench-migration.json
 
-# QEMU guests: boot time (median of 5) and TCP guest <-> namespace VM / guest <-> guest, pyvswitch vs the bridge.
+# QEMU guests: boot time (median of 5), TCP guest <-> namespace VM / guest <-> guest, pyvswitch vs the bridge;
+# then live migration of a guest between two lab hosts under its TCP flow and 1 ms pings (blackout, median of 5).
 bench-guests: setup
 	$(BIN)/python -m pyvswitch.lab.guestbench --reps 3 --boots 5 --json bench-guests.json
+	$(BIN)/python -m pyvswitch.lab.migrationbench --guest --runs 5 --json bench-migration-guest.json
 
 # QoS scheduler overhead: TCP VM -> LAN through the uplink with QoS off vs on (100G link speed, a weight), and the bridge.
 bench-qos: setup

@@ -7,6 +7,7 @@ the reason when QEMU is missing. Boot time and TCP rates are measured by `make b
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import time
@@ -26,7 +27,9 @@ from pyvswitch.guest.qemu import (
     migrate_guest,
     start_guest,
 )
-from pyvswitch.lab.traffic import GapPinger, parse_iperf3_json
+from pyvswitch.lab.hosts import Lab
+from pyvswitch.lab.migrationbench import firewall
+from pyvswitch.lab.traffic import GapPinger, iperf3_server, parse_iperf3_json
 from pyvswitch.testing.netns import NetnsPool, sh, unique, wait_for
 from tests.system.conftest import Host, ping
 
@@ -268,3 +271,40 @@ def test_a_guest_migrates_live_to_another_tap_port_under_tcp_and_1ms_pings(
         assert counters["dst"]["tx_frames"] > 0  # type: ignore[index]
     finally:
         delete_tap(tap2)
+
+
+def test_migrate_moves_a_running_guest_to_another_host_under_tcp_and_1ms_pings(two_hosts: Lab) -> None:
+    """Item 4: `pyvswitch migrate GUEST --to hostB` moves the running guest (QEMU's live migration, memory
+    included) with its switch port and firewall state; the guest's own outbound TCP flow (admitted inbound
+    only as established) survives, the LAN host's 1 ms pings come back from hostB, hostA keeps no QEMU, TAP or
+    configuration of it."""
+    lab = two_hosts
+    a, b = lab.host("hostA"), lab.host("hostB")
+    name = unique("pvg")
+    ip = lab.lan_host_ip.rsplit(".", 1)[0] + ".20"
+    a.cli("vm", "add", name, "--kind", "qemu", "--switch", "ext", "--ip", f"{ip}/24")
+    firewall(a, name)
+    tap = a.json("vm", "show", name)["ports"][0]["interface"]
+    pid = a.json("vm", "show", name)["pid"]
+    with iperf3_server(lab.lan_host_netns):
+        a.cli("vm", "exec", name, "--", "sh", "-c",
+              f"iperf3 -c {lab.lan_host_ip} -R -t 8 -J --logfile /tmp/flow.json >/dev/null 2>&1 &")  # fmt: skip
+        with GapPinger(lab.lan_host_netns, ip, 1) as pinger:
+            time.sleep(2)
+            out = a.json("migrate", name, "--to", "hostB")
+            time.sleep(1)
+            gaps = pinger.stop()
+        wait_for(lambda: "end" in b.cli("vm", "exec", name, "--", "cat", "/tmp/flow.json", check=False).stdout,
+                 timeout_s=30, what="the flow's end")  # fmt: skip
+    flow = json.loads(b.cli("vm", "exec", name, "--", "cat", "/tmp/flow.json").stdout)
+    assert "error" not in flow, flow.get("error")
+    assert flow["end"]["sum_received"]["bytes"] > 0
+    gap_ms = gaps.longest_gap() * 1000
+    print(f"guest migration: {json.dumps(out)}, longest ping gap {gap_ms:.0f} ms")
+    assert gap_ms < 1500, gaps
+    view = b.json("vm", "show", name)
+    assert view["state"] == "running" and view["pid"] != pid
+    assert [v["name"] for v in a.json("vm", "list")] == []
+    assert not os.path.exists(f"/proc/{pid}")
+    assert subprocess.run(["ip", "-n", a.netns, "link", "show", tap], capture_output=True).returncode != 0
+    b.cli("vm", "del", name)

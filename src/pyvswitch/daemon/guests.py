@@ -22,7 +22,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from pyvswitch.config.schema import HostConfig, PortKind, VmKind
+from pyvswitch.config.schema import HostConfig, PortConfig, PortKind, VmConfig, VmKind
 from pyvswitch.guest.agent import ExecResult
 from pyvswitch.guest.image import DEFAULT_CACHE_DIR, build_image
 from pyvswitch.guest.qemu import (
@@ -31,9 +31,13 @@ from pyvswitch.guest.qemu import (
     GuestError,
     GuestNic,
     GuestSpec,
+    MigrationStats,
     adopt_guest,
     guests_unavailable,
+    resume_migrated,
+    send_migration,
     start_guest,
+    start_incoming,
     wait_booted,
 )
 
@@ -49,6 +53,11 @@ class GuestStatus:
     boot_s: float | None = None
     error: str | None = None
     pid: int | None = None
+
+
+def guest_spec_of(vm: VmConfig, ports: list[PortConfig]) -> GuestSpec:
+    """The guest VM ``vm`` with ``ports`` needs (as ``guest_specs`` gives it once they are configured)."""
+    return guest_specs(HostConfig.model_construct(vms=[vm], ports=ports))[vm.name]
 
 
 def guest_specs(cfg: HostConfig) -> dict[str, GuestSpec]:
@@ -91,6 +100,12 @@ class Guests:
         self._lock = threading.Lock()
         self._guests: dict[str, Guest] = {}
         self._status: dict[str, GuestStatus] = {}
+        # Guests arriving by live migration, not configured here yet: QEMU waits (paused) for the memory copy,
+        # and reconcile leaves it alone until the commit configures the VM (then it is adopted, like a guest
+        # left by an earlier daemon).
+        self._incoming: set[str] = set()
+        self._image_cache = image_cache
+        self._cpus = cpus
 
     def problems(self, cfg: HostConfig) -> list[tuple[str, str]]:
         """What would keep a qemu VM of ``cfg`` from starting, as (field, message): no QEMU on this host, or its
@@ -115,7 +130,7 @@ class Guests:
         with self._lock:
             for name in sorted(set(self._guests) - set(wanted)):
                 self._stop(name)
-            for stale in self._run_dirs() - set(wanted) - set(self._guests):
+            for stale in self._run_dirs() - set(wanted) - set(self._guests) - self._incoming:
                 found = self._adopt(self.run_root / stale)
                 if found is not None:
                     log.info("stopping guest %s left by an earlier run (its VM is gone)", stale)
@@ -127,6 +142,7 @@ class Guests:
                     continue
                 if current is None:
                     found = self._adopt(self.run_root / name)
+                    self._incoming.discard(name)
                     if found is not None and found.spec == spec:
                         log.info("adopted running guest %s (pid %d)", name, found.pid)
                         self._guests[name] = found
@@ -190,6 +206,47 @@ class Guests:
             for name in sorted(self._guests):
                 self._stop(name)
             self._tidy()
+
+    # ---- live migration (daemon/migration.py drives these) ----
+
+    def receive(self, spec: GuestSpec) -> str:
+        """Start a QEMU waiting for guest ``spec`` to arrive by live migration (its TAPs must exist); returns the
+        URI the source's QEMU sends to."""
+        with self._lock:
+            guest = start_incoming(
+                spec, run_root=self.run_root, image=build_image(self._image_cache), cpus=self._cpus
+            )
+            self._incoming.add(spec.name)
+            return guest.incoming_uri
+
+    def cancel_incoming(self, name: str) -> None:
+        """The migration will not commit here: its waiting (or arrived, paused) QEMU goes."""
+        with self._lock:
+            self._incoming.discard(name)
+            if name in self._guests:
+                return  # configured here after all (the commit won): not ours to stop
+            found = self._adopt(self.run_root / name)
+            if found is not None:
+                found.stop()
+            shutil.rmtree(self.run_root / name, ignore_errors=True)
+            self._tidy()
+
+    def send(self, name: str, uri: str) -> MigrationStats:
+        """Copy running guest ``name`` to the QEMU at ``uri``; it is paused here once this returns."""
+        guest = self._guests.get(name)
+        if guest is None or not guest.alive():
+            raise GuestError(f"guest {name!r} is not running here")
+        with guest.lock:
+            return send_migration(guest, uri)
+
+    def resume(self, name: str) -> None:
+        """Run guest ``name`` after a live migration (the arrived copy, or the source's after an abort), with
+        its MACs announced."""
+        guest = self._guests.get(name)
+        if guest is None:
+            raise GuestError(f"guest {name!r} is not here")
+        resume_migrated(guest)
+        self._status[name] = GuestStatus("running", pid=guest.pid)
 
     def status(self, name: str) -> GuestStatus | None:
         return self._status.get(name)

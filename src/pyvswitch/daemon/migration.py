@@ -79,6 +79,12 @@ from pydantic import BaseModel, ConfigDict
 from pyvswitch.config.intents import Intent, IntentLog, Phase, Role
 from pyvswitch.config.schema import PortConfig, VmConfig, VmKind
 from pyvswitch.daemon.faults import fault
+from pyvswitch.daemon.guest_migration import (
+    give_back_guest,
+    is_guest_record,
+    migrate_guest,
+    recover_guest_source,
+)
 from pyvswitch.daemon.handover import (
     NETNS_SELF,
     LinkMover,
@@ -299,12 +305,11 @@ class Migrations:
     def migrate(self, name: str, to: str, socket: str | None = None) -> dict[str, Any]:
         """Live-migrate VM ``name`` to host ``to`` (its API at ``socket`` when given); the answer has the timings
         (see the module docstring)."""
-        if self.service.vm(name).kind is VmKind.QEMU:  # 404 before anything is resolved
-            raise Conflict(
-                "name", f"VM {name!r} is a QEMU guest: live migration moves namespace VMs only (yet)"
-            )
+        guest = self.service.vm(name).kind is VmKind.QEMU  # 404 before anything is resolved
         peer: Peer = HttpPeer(socket) if socket else self._peer_for(to)
         try:
+            if guest:
+                return migrate_guest(self, name, to, peer, socket)
             return self._migrate(name, to, peer, socket)
         finally:
             close = getattr(peer, "close", None)
@@ -590,13 +595,14 @@ class Migrations:
                 _engine_call(self.engine, "validate_port", p)
             except ExtensionVeto as veto:
                 raise ConfigError([(f"ports[{i}]", f"destination: {veto}")]) from veto
+        guest = vm.kind is VmKind.QEMU
         for p in ports:
-            if p.switch is not None and p.interface is not None:
+            if p.switch is not None and p.interface is not None and not guest:
                 # Rings allocated now, bound when the veth arrives: ~20 ms out of the blackout.
                 _engine_call(self.engine, "prepare_device", p.interface)
         source = body.get("source") if isinstance(body.get("source"), dict) else None
         with self._dest_lock:
-            self.intents.put(
+            rec = self.intents.put(
                 Intent(
                     ident,
                     Role.DESTINATION,
@@ -606,8 +612,15 @@ class Migrations:
                     peer_netns=source,
                 )
             )
+            answer: dict[str, Any] = {"netns": self._netns().as_json()}
+            if guest:
+                try:  # recorded first: a crash from here is settled by the record (TAPs, QEMU removed)
+                    answer["incoming"] = self.service.prepare_incoming_guest(vm, ports)
+                except Exception:
+                    give_back_guest(self, rec)
+                    raise
         fault("migration:destination:prepared")
-        return {"netns": self._netns().as_json()}
+        return answer
 
     def commit(self, body: dict[str, Any]) -> dict[str, Any]:
         """Adopt the VM whose veths were just moved here (ACCEPTED, the mark, the store); on failure before the
@@ -631,6 +644,9 @@ class Migrations:
                 phases.mark("mark")
                 self.service.adopt_vm(vm, ports, f"VM {vm.name} arrives by live migration")
                 phases.mark("adopt")
+                if vm.kind is VmKind.QEMU:
+                    self.service._guests_manager().resume(vm.name)  # the guest runs here from now on
+                    phases.mark("resume_guest")
             except Exception:
                 log.exception("cannot adopt VM %s of migration %s; giving it back", vm.name, ident)
                 self._give_back(rec)
@@ -657,6 +673,9 @@ class Migrations:
 
     def _give_back(self, rec: Intent) -> None:
         """Destination, not committed: no mark, the veths that are here back to the source, no record."""
+        if is_guest_record(rec):
+            give_back_guest(self, rec)
+            return
         if rec.interfaces:
             try:
                 if self.service.has_link(rec.interfaces[0]):
@@ -748,6 +767,9 @@ class Migrations:
         vm, ports = _parse(rec)
         peer = self._recovery_peer(rec)
         try:
+            if is_guest_record(rec):
+                recover_guest_source(self, rec, peer)
+                return
             if rec.phase is Phase.PREPARING:
                 # Nothing was moved and B cannot have committed (commit is sent only after HANDED_OVER).
                 svc.put_back_stored_vm(vm, ports, f"migration {rec.id} interrupted before the hand-over")
@@ -787,13 +809,17 @@ class Migrations:
             log.info("migration %s: VM %s was not committed here; giving it back", rec.id, vm.name)
             self._give_back(rec)
             return
-        missing = self.mover.pull(rec.interfaces, [])  # they should be here; from wherever if not
+        guest = is_guest_record(rec)
+        # Veths should be here (from wherever if not); a guest's TAPs were made here.
+        missing = [] if guest else self.mover.pull(rec.interfaces, [])
         if missing:
             log.error("VM %s: veths %s found nowhere; start-up makes them anew", vm.name, missing)
         if svc.put_back_stored_vm(vm, ports, f"VM {vm.name} arrived by live migration {rec.id} (recovered)"):
             log.info("migration %s: committed here (marked) before the store had VM %s", rec.id, vm.name)
         if rec.phase is not Phase.COMMITTED:
             states = _decode(rec.state)
+            if guest:  # arrived and paused: it runs once start-up has its ports
+                self._after_start.append(lambda: svc._guests_manager().resume(vm.name))
             self._after_start.append(lambda: self._after_adopt(ports, states, Phases()))
             self.intents.put(rec.at(Phase.COMMITTED))  # kept until the source forgets it
 

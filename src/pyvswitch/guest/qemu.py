@@ -335,35 +335,12 @@ def migrate_guest(
     """Live-migrate running guest ``src`` (memory, devices, CPU state) into a new QEMU for ``dst_spec`` (the same
     devices and MACs; its TAPs may be other ones, on another host's switch). The destination waits on a unix
     socket in its run directory (the hosts share a filesystem: a lab's hosts are namespaces of one machine) and
-    stays paused after the copy; ``resume`` continues it at once (QEMU then announces the guest's MACs with
-    RARPs), else the caller sends ``cont`` when the switch side is ready. The source QEMU is stopped on success;
-    on failure it keeps running the guest and the destination is stopped."""
-    dst = start_guest(replace(dst_spec, incoming=True), run_root=run_root, image=image, wait=False, cpus=cpus)
+    stays paused after the copy; ``resume`` continues it at once (``resume_migrated``), else the caller does when
+    the switch side is ready. The source QEMU is stopped on success; on failure it keeps running the guest and
+    the destination is stopped."""
+    dst = start_incoming(dst_spec, run_root=run_root, image=image, cpus=cpus)
     try:
-        wait_until(lambda: dst.qmp_sock.exists(), timeout_s=10, what="the destination's QMP socket")
-        started = time.monotonic()
-        # Defaults otherwise: downtime limit 300 ms, bandwidth limit 1 GB/s (QEMU 7.2).
-        src.qmp("migrate-set-parameters", **{"downtime-limit": 100, "max-bandwidth": 8 << 30})
-        src.qmp("migrate", uri=dst.incoming_uri)
-        while True:
-            info = src.qmp("query-migrate")
-            status = info.get("status")
-            if status == "completed":
-                break
-            if status in ("failed", "cancelled"):
-                raise GuestError(f"migration of {src.spec.name} {status}: {info.get('error-desc', '')}")
-            if time.monotonic() - started > timeout_s:
-                src.qmp("migrate_cancel")
-                raise GuestError(f"migration of {src.spec.name} did not finish in {timeout_s:.0f} s")
-            time.sleep(0.01)
-        total = time.monotonic() - started
-        ram: dict[str, object] = info["ram"] if isinstance(info.get("ram"), dict) else {}  # type: ignore[assignment]
-        stats = MigrationStats(
-            total_s=total,
-            downtime_ms=float(str(info.get("downtime", 0))),
-            transferred_mb=float(str(ram.get("transferred", 0))) / 2**20,
-            setup_ms=float(str(info.get("setup-time", 0))),
-        )
+        stats = send_migration(src, dst.incoming_uri, timeout_s)
     except BaseException:
         dst.stop()
         raise
@@ -371,6 +348,47 @@ def migrate_guest(
         resume_migrated(dst)
     src.stop()
     return dst, stats
+
+
+def start_incoming(
+    spec: GuestSpec, *, run_root: Path = DEFAULT_RUN_DIR, image: GuestImage | None = None,
+    cpus: frozenset[int] = frozenset(),
+) -> Guest:  # fmt: skip
+    """A QEMU for ``spec`` waiting for a live migration at its ``incoming_uri`` (paused once it arrived)."""
+    guest = start_guest(replace(spec, incoming=True), run_root=run_root, image=image, wait=False, cpus=cpus)
+    try:
+        wait_until(lambda: guest.qmp_sock.exists(), timeout_s=10, what="the incoming QEMU's QMP socket")
+    except GuestError:
+        guest.stop()
+        raise
+    return guest
+
+
+def send_migration(src: Guest, uri: str, timeout_s: float = 120.0) -> MigrationStats:
+    """Copy running guest ``src`` to the QEMU waiting at ``uri``; returns once QEMU says completed (the source
+    is then paused, "postmigrate"). On failure or timeout the migration is cancelled and the source runs on."""
+    started = time.monotonic()
+    # A 100 ms downtime target (QEMU's default is 300) and no bandwidth cap below a local socket's speed.
+    src.qmp("migrate-set-parameters", **{"downtime-limit": 100, "max-bandwidth": 8 << 30})
+    src.qmp("migrate", uri=uri)
+    while True:
+        info = src.qmp("query-migrate")
+        status = info.get("status")
+        if status == "completed":
+            break
+        if status in ("failed", "cancelled"):
+            raise GuestError(f"migration of {src.spec.name} {status}: {info.get('error-desc', '')}")
+        if time.monotonic() - started > timeout_s:
+            src.qmp("migrate_cancel")
+            raise GuestError(f"migration of {src.spec.name} did not finish in {timeout_s:.0f} s")
+        time.sleep(0.01)
+    ram: dict[str, object] = info["ram"] if isinstance(info.get("ram"), dict) else {}  # type: ignore[assignment]
+    return MigrationStats(
+        total_s=time.monotonic() - started,
+        downtime_ms=float(str(info.get("downtime", 0))),
+        transferred_mb=float(str(ram.get("transferred", 0))) / 2**20,
+        setup_ms=float(str(info.get("setup-time", 0))),
+    )
 
 
 def resume_migrated(guest: Guest) -> None:

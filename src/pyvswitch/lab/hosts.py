@@ -40,6 +40,7 @@ from typing import Any
 
 import httpx
 
+from pyvswitch.guest.image import DEFAULT_CACHE_DIR
 from pyvswitch.lab.harness import venv_bin
 from pyvswitch.testing.netns import unique, wait_for
 
@@ -436,6 +437,8 @@ class Lab:
             "--state-dir", rec.state_dir,
             "--host-id", str(rec.host_id),
             "--forwarding-cpu", "none",
+            # One guest image for every host of every lab (and the tests), built once.
+            "--guest-image-cache", str(DEFAULT_CACHE_DIR),
         ]  # fmt: skip
         env = {**os.environ, "PYVSWITCH_LAB": self.name, "PYVSWITCH_LAB_HOST": rec.name, **(extra_env or {})}
         env.pop("PYVSWITCH_SOCKET", None)

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import shlex
 import statistics
 import subprocess
 import sys
@@ -64,16 +65,23 @@ def migrate_under_ping(lab: Lab, vm: str, vm_ip: str, src: str, dst: str) -> Run
     gap, lost = log.longest_gap(), log.lost
     t = out["timings"]
     phases = {**out.get("blackout_phases_s", {}), "destination": out["destination"].get("phases_s", {})}
+    if "guest" in out:
+        phases["guest"] = {**out["guest"], "memory_copy_s": t.get("memory_copy_s")}
     return Run(src, dst, gap, lost, t["validation_s"], t["blackout_s"], t["total_s"], phases)
 
 
-def bench(runs: int = 5, flow_s: float | None = None) -> dict[str, Any]:
+def bench(runs: int = 5, flow_s: float | None = None, guest: bool = False) -> dict[str, Any]:
+    """``guest``: the VM is a QEMU guest (issue 12): QEMU copies it, the flow's client runs inside it."""
     vm = unique("mvm")
     with Lab.running(hosts=2, name=unique("mlab")) as lab:
         a, b = lab.host("hostA"), lab.host("hostB")
         subnet = lab.lan_host_ip.rsplit(".", 1)[0]
         vm_ip = f"{subnet}.10"
-        ns = a.vm_add(vm, f"{vm_ip}/24")
+        ns = None
+        if guest:
+            a.cli("vm", "add", vm, "--kind", "qemu", "--switch", "ext", "--ip", f"{vm_ip}/24")
+        else:
+            ns = a.vm_add(vm, f"{vm_ip}/24")
         firewall(a, vm)
         server = subprocess.Popen(
             ["ip", "netns", "exec", lab.lan_host_netns, "iperf3", "-s", "-1"],
@@ -81,13 +89,26 @@ def bench(runs: int = 5, flow_s: float | None = None) -> dict[str, Any]:
             stderr=subprocess.DEVNULL,
         )
         time.sleep(0.3)
-        duration = flow_s or runs * (2 * SETTLE_S + 1.5) + 3
-        client = subprocess.Popen(
-            ["ip", "netns", "exec", ns, "iperf3", "-c", lab.lan_host_ip, "-R", "-t", f"{duration:.0f}", "-J"],
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            text=True,
-        )
+        duration = flow_s or runs * (2 * SETTLE_S + (4.0 if guest else 1.5)) + 3
+        args = ["iperf3", "-c", lab.lan_host_ip, "-R", "-t", f"{duration:.0f}", "-J"]
+        client: subprocess.Popen[str] | None = None
+        if guest:  # in the background inside the guest; its report is read where the guest ends up
+            a.cli(
+                "vm",
+                "exec",
+                vm,
+                "--",
+                "sh",
+                "-c",
+                f"{shlex.join(args)} --logfile /tmp/flow.json >/dev/null 2>&1 &",
+            )
+        else:
+            client = subprocess.Popen(
+                ["ip", "netns", "exec", str(ns), *args],
+                stdout=subprocess.PIPE,
+                stderr=subprocess.STDOUT,
+                text=True,
+            )
         loaded: list[Run] = []
         idle: list[Run] = []
         hosts = [a.name, b.name]
@@ -95,17 +116,31 @@ def bench(runs: int = 5, flow_s: float | None = None) -> dict[str, Any]:
             time.sleep(1.0)  # the flow is established on hostA before the first move
             for i in range(runs):
                 loaded.append(migrate_under_ping(lab, vm, vm_ip, hosts[i % 2], hosts[(i + 1) % 2]))
-            flow_out, _ = client.communicate(timeout=duration + 60)
+            if client is not None:
+                flow_out, _ = client.communicate(timeout=duration + 60)
+                code = client.returncode
+            else:
+                where = lab.host(hosts[runs % 2])
+                deadline = time.monotonic() + duration + 60
+                flow_out, code = "", None
+                while time.monotonic() < deadline:
+                    res = where.cli("vm", "exec", vm, "--", "cat", "/tmp/flow.json", check=False)
+                    if '"end"' in res.stdout and server.poll() is not None:
+                        flow_out, code = res.stdout, 0
+                        break
+                    time.sleep(1.0)
         finally:
             for p in (client, server):
-                if p.poll() is None:
+                if p is not None and p.poll() is None:
                     p.kill()
                     p.wait()
-        flow = _flow_summary(client.returncode, flow_out)
+        flow = _flow_summary(code, flow_out)
         # The same moves with only the pings: what the switch-over costs when the CPUs are not saturated.
         for i in range(runs, 2 * runs):
             idle.append(migrate_under_ping(lab, vm, vm_ip, hosts[i % 2], hosts[(i + 1) % 2]))
-    return {**_stats(loaded), "tcp": flow, "idle": _stats(idle)}
+        if guest:
+            lab.host(hosts[0]).cli("vm", "del", vm, check=False)
+    return {**_stats(loaded), "tcp": flow, "idle": _stats(idle), "vm_kind": "qemu" if guest else "namespace"}
 
 
 def _stats(results: list[Run]) -> dict[str, Any]:
@@ -142,14 +177,16 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     p.add_argument("--runs", type=int, default=5, help="migrations (alternating hostA <-> hostB)")
     p.add_argument("--json", dest="json_path", default=None, help="also write the result to this file")
+    p.add_argument("--guest", action="store_true", help="migrate a QEMU guest (issue 12), not a namespace VM")
     args = p.parse_args(argv)
-    out = bench(args.runs)
+    out = bench(args.runs, guest=args.guest)
     text = json.dumps(out, indent=2)
     print(text)
     if args.json_path:
         with open(args.json_path, "w") as f:
             f.write(text + "\n")
-    ok = out["tcp"]["survived"] and out["idle"]["median_gap_ms"] < 100
+    # The goals: < 100 ms for a namespace VM (issue 6), < 300 ms for a QEMU guest (issue 12).
+    ok = out["tcp"]["survived"] and out["idle"]["median_gap_ms"] < (300 if args.guest else 100)
     idle = out["idle"]
     print(
         f"\nblackout (longest gap of 1 ms pings), median of {args.runs} runs: under a TCP flow "

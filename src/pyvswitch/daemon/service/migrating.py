@@ -11,8 +11,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pyvswitch.config.schema import HostConfig, PortConfig, VmConfig
+from pyvswitch.config.schema import HostConfig, PortConfig, VmConfig, VmKind
 from pyvswitch.config.validate import validate
+from pyvswitch.daemon.guests import Guests, guest_spec_of
 from pyvswitch.daemon.service import vms
 from pyvswitch.daemon.service.commit import Change, Transaction
 from pyvswitch.daemon.service.errors import Conflict, NotFound
@@ -91,12 +92,48 @@ class MigrationOps(Transaction):
             cfg = self._cfg
             vm = vms.get(cfg, name)
             ports = [p for p in cfg.ports if p.vm == name]
-            self._keep = {vm.namespace, *(p.interface for p in ports if p.interface)}
+            # A QEMU guest's TAPs are this host's own (the destination made its own): they go with the VM, and
+            # so does its QEMU (paused since its memory went to the destination).
+            if vm.kind is not VmKind.QEMU:
+                self._keep = {vm.namespace, *(p.interface for p in ports if p.interface)}
             try:
                 self._commit(Change(vms.without(cfg, name), summary))
             finally:
                 self._keep = set()
             return vm, ports
+
+    # ---- a QEMU guest arriving (its memory copied by QEMU, its TAPs made here) ----
+
+    def prepare_incoming_guest(self, vm: VmConfig, ports: list[PortConfig]) -> str:
+        """Make the arriving guest's TAPs and a QEMU waiting for its memory; returns the URI to send it to.
+        Nothing is configured: the commit adopts the VM (the TAPs exist then, the QEMU is found running)."""
+        guests = self._guests_manager()
+        made: list[str] = []
+        try:
+            for p in ports:
+                if p.interface is not None:
+                    self._os.create_guest_tap(p.interface)
+                    made.append(p.interface)
+            return guests.receive(guest_spec_of(vm, ports))
+        except Exception:
+            for ifname in made:
+                self._os.delete_link(ifname)
+            raise
+
+    def cancel_incoming_guest(self, vm_name: str, ports: list[PortConfig]) -> None:
+        """The arriving guest will not be configured here: its QEMU and TAPs go (not ones a configured port
+        uses: a commit that won keeps them)."""
+        self._guests_manager().cancel_incoming(vm_name)
+        if any(v.name == vm_name for v in self._cfg.vms):
+            return
+        for p in ports:
+            if p.interface is not None and self._os.link_exists(p.interface):
+                self._os.delete_link(p.interface)
+
+    def _guests_manager(self) -> Guests:
+        if not isinstance(self.guests, Guests):
+            raise Conflict("vm", "this host runs no QEMU guests")
+        return self.guests
 
     # ---- before start(): settling migrations a crash interrupted (daemon/migration.py, issue 11) ----
 
