@@ -81,11 +81,15 @@ def test_requests_a_qemu_vm_cannot_take_are_refused_naming_the_field(
     assert [v["name"] for v in d.client.get("/v1/vms").json()] == ["ns1"]
 
 
-def test_live_migration_of_a_qemu_vm_is_refused_before_anything_moves(d: Daemon) -> None:
+def test_migrating_a_guest_that_is_not_running_is_refused_before_anything_moves(d: Daemon) -> None:
+    """A guest that failed to boot has no running copy to send: 409 naming it, nothing recorded or changed."""
+    d.service.guests._wait = lambda g, t: (_ for _ in ()).throw(RuntimeError("no READY line"))  # type: ignore[union-attr]
     d.client.post("/v1/vms", json={"name": "g", "kind": "qemu", "adapter": False})
-    with pytest.raises(Conflict, match="QEMU guest"):
-        Migrations(d.service, d.engine).migrate("g", "hostB", socket="/nonexistent.sock")  # type: ignore[arg-type]
-    assert [v["name"] for v in d.client.get("/v1/vms").json()] == ["g"]
+    wait_for(lambda: d.client.get("/v1/vms/g").json()["state"] == "failed", timeout_s=5)
+    migrations = Migrations(d.service, d.engine)
+    with pytest.raises(Conflict, match="not running"):
+        migrations.migrate("g", "hostB", socket="/nonexistent.sock")
+    assert [v["name"] for v in d.client.get("/v1/vms").json()] == ["g"] and migrations.pending() == []
 
 
 def test_new_vm_with_memory_startup_bytes_and_vm_add_kind_qemu_create_guests(

@@ -23,15 +23,39 @@ from __future__ import annotations
 
 import logging
 import uuid
+from collections.abc import Callable
 from time import perf_counter
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
-from pyvswitch.config.intents import Intent, Phase, Role
-from pyvswitch.daemon.service import Conflict
+from pyvswitch.config.intents import Intent, IntentLog, Phase, Role
+from pyvswitch.daemon.handover import Netns
+from pyvswitch.daemon.migration_parts import (
+    ABORTED,
+    COMMITTED,
+    MigrationError,
+    Peer,
+    Phases,
+    encode_states,
+    engine_call,
+    forget_vf,
+    parse_record,
+)
+from pyvswitch.daemon.service import Conflict, Service
 from pyvswitch.guest.qemu import GuestError
 
-if TYPE_CHECKING:
-    from pyvswitch.daemon.migration import Migrations, Peer
+
+class Migrations(Protocol):
+    """What these steps use of daemon/migration.py's Migrations (which calls them)."""
+
+    service: Service
+    engine: object
+    intents: IntentLog
+    _netns: Callable[[], Netns]
+    _after_start: list[Callable[[], object]]
+
+    def _abandon(self, rec: Intent, peer: Peer) -> None: ...
+    def _forget(self, rec: Intent, peer: Peer | None, retry: bool = True) -> bool: ...
+
 
 log = logging.getLogger(__name__)
 
@@ -42,7 +66,6 @@ def is_guest_record(rec: Intent) -> bool:
 
 def migrate_guest(m: Migrations, name: str, to: str, peer: Peer, socket: str | None) -> dict[str, Any]:
     """Source side; the answer as a namespace VM's, with QEMU's figures under ``guest``."""
-    from pyvswitch.daemon.migration import COMMITTED, Phases, _encode, _engine_call, forget_vf
 
     t0 = perf_counter()
     svc = m.service
@@ -78,11 +101,11 @@ def migrate_guest(m: Migrations, name: str, to: str, peer: Peer, socket: str | N
     connected = [p for p in ports if p.switch is not None]
     phases = Phases()
     try:
-        states = {
-            p.name: _engine_call(m.engine, "save_port_state", p.switch, p.name) or {} for p in connected
-        }
+        states = {p.name: engine_call(m.engine, "save_port_state", p.switch, p.name) or {} for p in connected}
         phases.mark("save_state")
-        rec = m.intents.put(rec.at(Phase.HANDED_OVER, peer_netns=answer.get("netns"), state=_encode(states)))
+        rec = m.intents.put(
+            rec.at(Phase.HANDED_OVER, peer_netns=answer.get("netns"), state=encode_states(states))
+        )
         phases.mark("record")
         result = peer.commit({**body, "state": rec.state})
         phases.mark("commit")
@@ -129,7 +152,6 @@ def _resume_here(m: Migrations, name: str) -> None:
 def settle_guest_source(m: Migrations, rec: Intent, peer: Peer | None) -> str:
     """Source, running, after a failed hand-over: B's final answer decides; the guest is released (B has it) or
     run on here. Without an answer the record stays (next start asks again) and the guest stays paused."""
-    from pyvswitch.daemon.migration import ABORTED, COMMITTED, MigrationError
 
     answer = "no answer"
     if peer is not None:
@@ -156,9 +178,8 @@ def settle_guest_source(m: Migrations, rec: Intent, peer: Peer | None) -> str:
 def recover_guest_source(m: Migrations, rec: Intent, peer: Peer | None) -> None:
     """Start-up, source: the store still holds the guest (A releases it only after B committed). B's answer
     decides; without one the record and the paused guest wait for the next start."""
-    from pyvswitch.daemon.migration import ABORTED, COMMITTED, _parse
 
-    vm, ports = _parse(rec)
+    vm, ports = parse_record(rec)
     answer: str | None = None
     if rec.phase is not Phase.COMMITTED:
         if peer is None:
@@ -180,9 +201,8 @@ def recover_guest_source(m: Migrations, rec: Intent, peer: Peer | None) -> None:
 
 def give_back_guest(m: Migrations, rec: Intent) -> None:
     """Destination, not committed: the waiting (or paused) QEMU and its TAPs go; the mark with them."""
-    from pyvswitch.daemon.migration import _parse
 
-    vm, ports = _parse(rec)
+    vm, ports = parse_record(rec)
     try:
         m.service.cancel_incoming_guest(vm.name, ports)
     except Exception:

@@ -62,17 +62,14 @@ pulls the veth away, so B's adoption fails and B aborts, unless B had already bo
 
 from __future__ import annotations
 
-import base64
 import logging
-import re
 import threading
 import time
 import uuid
 from collections.abc import Callable
 from time import perf_counter
-from typing import Any, Protocol
+from typing import Any
 
-import httpx
 from fastapi import FastAPI
 from pydantic import BaseModel, ConfigDict
 
@@ -93,8 +90,29 @@ from pyvswitch.daemon.handover import (
     commit_mark,
     netns_path,
 )
-from pyvswitch.daemon.service import Conflict, NotFound, Service
-from pyvswitch.errors import ConfigError, PyvswitchError
+from pyvswitch.daemon.migration_parts import (
+    ABORTED,
+    COMMITTED,
+    RECOVERY_TIMEOUT_S,
+    RETRY_FORGET_S,
+    UNKNOWN,
+    Background,
+    HttpPeer,
+    MigrationError,
+    Peer,
+    Phases,
+    assign_vf,
+    decode_states,
+    encode_states,
+    engine_call,
+    forget_vf,
+    migration_id,
+    parse_record,
+    release_vf,
+    resolve_target,
+)
+from pyvswitch.daemon.service import Conflict, Service
+from pyvswitch.errors import ConfigError
 
 __all__ = [
     "NETNS_SELF",
@@ -110,162 +128,6 @@ __all__ = [
 ]
 
 log = logging.getLogger(__name__)
-
-RECOVERY_TIMEOUT_S = 5.0  # asking the other daemon at start-up or after a failure: a live one answers in ms
-_ID_RE = re.compile(r"^[0-9a-f]{32}$")
-COMMITTED = "committed"
-ABORTED = "aborted"
-UNKNOWN = "unknown"  # the destination has no record: the commit mark decides
-RETRY_FORGET_S = 1.0  # a committed migration's record waits for the destination to confirm it forgot
-
-
-class MigrationError(PyvswitchError):
-    """The destination refused or failed; ``problems`` are its (field, message) pairs. ``unreachable``: it did
-    not answer at all (dead, or not listening)."""
-
-    def __init__(self, problems: list[tuple[str, str]], unreachable: bool = False) -> None:
-        self.problems = problems
-        self.unreachable = unreachable
-        super().__init__("; ".join(f"{f}: {m}" if f else m for f, m in problems))
-
-
-class Phases:
-    """Durations of consecutive steps (seconds), for the answer: where a blackout goes."""
-
-    def __init__(self) -> None:
-        self.done: dict[str, float] = {}
-        self._last = perf_counter()
-
-    def mark(self, name: str) -> None:
-        now = perf_counter()
-        self.done[name] = round(now - self._last, 6)
-        self._last = now
-
-
-class _Background:
-    """Run ``fn`` on a thread; ``wait`` returns the exception it raised, or None."""
-
-    def __init__(self, fn: Callable[[], object]) -> None:
-        self._error: BaseException | None = None
-
-        def run() -> None:
-            try:
-                fn()
-            except BaseException as exc:  # handed to wait()
-                self._error = exc
-
-        self._thread = threading.Thread(target=run, name="pyvswitch-migration-release", daemon=True)
-        self._thread.start()
-
-    def wait(self) -> BaseException | None:
-        self._thread.join()
-        return self._error
-
-
-class Peer(Protocol):
-    """The destination daemon's migration calls."""
-
-    def validate(self, body: dict[str, Any]) -> dict[str, Any]: ...
-    def commit(self, body: dict[str, Any]) -> dict[str, Any]: ...
-    def abort(self, body: dict[str, Any]) -> dict[str, Any]: ...
-    def forget(self, body: dict[str, Any]) -> dict[str, Any]: ...
-
-
-class HttpPeer:
-    """The destination over its unix socket."""
-
-    def __init__(self, socket_path: str, timeout_s: float = 60.0) -> None:
-        self.socket_path = socket_path
-        # One client for every call, made before the blackout. verify=False: a unix socket has no TLS, and
-        # loading the CA bundle for nothing costs ~65 ms per transport.
-        self._client = httpx.Client(
-            base_url="http://pyvswitchd/v1",
-            transport=httpx.HTTPTransport(uds=socket_path, verify=False),
-            timeout=timeout_s,
-        )
-
-    def _post(self, path: str, body: dict[str, Any]) -> dict[str, Any]:
-        try:
-            resp = self._client.post(path, json=body)
-        except httpx.TransportError as exc:
-            raise MigrationError(
-                [("to", f"cannot reach the destination at {self.socket_path}: {exc}")], unreachable=True
-            ) from exc
-        if resp.status_code >= 400:
-            try:
-                errors = resp.json().get("errors") or []
-            except ValueError:
-                errors = []
-            raise MigrationError(
-                [(str(e.get("field") or ""), str(e.get("message") or "")) for e in errors]
-                or [("", f"destination answered HTTP {resp.status_code}")]
-            )
-        out = resp.json()
-        assert isinstance(out, dict)
-        return out
-
-    def close(self) -> None:
-        self._client.close()
-
-    def validate(self, body: dict[str, Any]) -> dict[str, Any]:
-        return self._post("/migrations/validate", body)
-
-    def commit(self, body: dict[str, Any]) -> dict[str, Any]:
-        return self._post("/migrations/commit", body)
-
-    def abort(self, body: dict[str, Any]) -> dict[str, Any]:
-        return self._post("/migrations/abort", body)
-
-    def forget(self, body: dict[str, Any]) -> dict[str, Any]:
-        return self._post("/migrations/forget", body)
-
-
-def resolve_target(to: str) -> str:
-    """The destination's API socket when ``to`` is one (a path). A host name is resolved by whoever knows the
-    hosts (the CLI, from a lab's registry) and sent as ``socket``: the daemon depends on no lab."""
-    if "/" in to:
-        return to
-    raise NotFound(
-        "to",
-        f"no host {to!r} known to this daemon: give the destination daemon's API socket path "
-        "(the pyvswitch CLI resolves lab host names when a lab is up)",
-    )
-
-
-# SR-IOV (daemon/iov.py): a migrating port loses its VF before it moves (hyperv-networking.md §4.4: its traffic
-# falls back to the software path without a reset) and gets one on the destination if that host can give one.
-def release_vf(service: Service, port: str) -> None:
-    """Source, before the blackout: the port's VF goes and its traffic takes the software path."""
-    if service.iov is not None:
-        service.iov.set_migrating(port, True)
-
-
-def forget_vf(service: Service, port: str) -> None:
-    """Source, after the VM left (or came back): the port is no longer held off its VF."""
-    if service.iov is not None:
-        service.iov.set_migrating(port, False)
-
-
-def assign_vf(service: Service, port: str) -> None:
-    """Destination (or the source taking the VM back): a VF if the port asks for one and one is free."""
-    if service.iov is not None:
-        service.iov.set_migrating(port, False)  # reconciles now: the VF plan includes the new port
-
-
-def _engine_call(engine: object, method: str, *args: Any) -> Any:
-    fn = getattr(engine, method, None)
-    return fn(*args) if callable(fn) else None
-
-
-def _ident(body: dict[str, Any]) -> str:
-    ident = body.get("id")
-    if not isinstance(ident, str) or not _ID_RE.match(ident):
-        raise ConfigError([("id", "a migration id (32 hex digits) is required")])
-    return ident
-
-
-def _parse(rec: Intent) -> tuple[VmConfig, list[PortConfig]]:
-    return VmConfig.model_validate(rec.vm), [PortConfig.model_validate(p) for p in rec.ports]
 
 
 class Migrations:
@@ -355,13 +217,12 @@ class Migrations:
         leave = f"migrate VM {name} to {to}: leaves"
         try:
             states = {
-                p.name: _engine_call(self.engine, "save_port_state", p.switch, p.name) or {}
-                for p in connected
+                p.name: engine_call(self.engine, "save_port_state", p.switch, p.name) or {} for p in connected
             }
             phases.mark("save_state")
             # Recorded before anything moves: from here a crash is settled by asking B or by its mark.
             rec = self.intents.put(
-                rec.at(Phase.HANDED_OVER, peer_netns=dest.as_json(), state=_encode(states))
+                rec.at(Phase.HANDED_OVER, peer_netns=dest.as_json(), state=encode_states(states))
             )
             phases.mark("record")
             fault("migration:source:handed_over")
@@ -370,7 +231,7 @@ class Migrations:
                 forget_vf(svc, p.name)
             self._abandon(rec, peer)
             raise
-        releasing: _Background | None = None
+        releasing: Background | None = None
         try:
             if moved:
                 # The move itself takes the ports out of this switch's data path (their sockets lose the
@@ -378,7 +239,7 @@ class Migrations:
                 # runs while the destination adopts the VM instead of before.
                 self.mover.move(ifnames, dest)
                 phases.mark("move")
-                releasing = _Background(lambda: svc.release_vm(name, leave))
+                releasing = Background(lambda: svc.release_vm(name, leave))
             else:
                 svc.release_vm(name, leave)  # one namespace: no two switches may hold the veth at once
                 phases.mark("release")
@@ -505,7 +366,7 @@ class Migrations:
         """Source, while running: decide and make this host match (the VM back with its state, or gone)."""
         svc = self.service
         outcome = self._outcome(rec, peer)
-        vm, ports = _parse(rec)
+        vm, ports = parse_record(rec)
         leave = f"migration {rec.id} of VM {vm.name} committed by {rec.peer}"
         if outcome == COMMITTED:
             if any(v.name == vm.name for v in svc.config.vms):
@@ -520,7 +381,9 @@ class Migrations:
         if any(v.name == vm.name for v in svc.config.vms):
             # Still configured (the move failed before the release): its ports' sockets lost their devices.
             svc.release_vm(vm.name, f"migration {rec.id} of VM {vm.name} aborted: re-adopting")
-        self._adopt(vm, ports, _decode(rec.state), f"migration of VM {vm.name} to {rec.peer} failed: VM back")
+        self._adopt(
+            vm, ports, decode_states(rec.state), f"migration of VM {vm.name} to {rec.peer} failed: VM back"
+        )
         self.intents.drop(rec.id)
         return outcome
 
@@ -549,14 +412,14 @@ class Migrations:
             if blobs:
                 try:
                     orphans[p.name] = (
-                        _engine_call(self.engine, "restore_port_state", p.switch, p.name, blobs) or []
+                        engine_call(self.engine, "restore_port_state", p.switch, p.name, blobs) or []
                     )
                 except Exception:
                     log.exception("restoring the state of %s", p.name)
         phases.mark("restore_state")
         for p in connected:
             try:
-                announced += _engine_call(self.engine, "announce", p.switch, p.name) or 0
+                announced += engine_call(self.engine, "announce", p.switch, p.name) or 0
             except Exception:
                 log.exception("announcing %s", p.name)
         phases.mark("announce")
@@ -583,7 +446,7 @@ class Migrations:
     def validate(self, body: dict[str, Any]) -> dict[str, Any]:
         """Would this host take the VM? Configuration, then a validation port per connected port; if so,
         PREPARED is recorded (nothing is owned or reserved)."""
-        ident = _ident(body)
+        ident = migration_id(body)
         vm, ports = self._incoming(body)
         self.service.check_incoming_vm(vm, ports)
         from pyvswitch.ext.stack import ExtensionVeto
@@ -592,14 +455,14 @@ class Migrations:
             if p.switch is None:
                 continue
             try:
-                _engine_call(self.engine, "validate_port", p)
+                engine_call(self.engine, "validate_port", p)
             except ExtensionVeto as veto:
                 raise ConfigError([(f"ports[{i}]", f"destination: {veto}")]) from veto
         guest = vm.kind is VmKind.QEMU
         for p in ports:
             if p.switch is not None and p.interface is not None and not guest:
                 # Rings allocated now, bound when the veth arrives: ~20 ms out of the blackout.
-                _engine_call(self.engine, "prepare_device", p.interface)
+                engine_call(self.engine, "prepare_device", p.interface)
         source = body.get("source") if isinstance(body.get("source"), dict) else None
         with self._dest_lock:
             rec = self.intents.put(
@@ -626,7 +489,7 @@ class Migrations:
         """Adopt the VM whose veths were just moved here (ACCEPTED, the mark, the store); on failure before the
         store has it, give them back to the source."""
         t0 = perf_counter()
-        ident = _ident(body)
+        ident = migration_id(body)
         vm, ports = self._incoming(body)
         with self._dest_lock:
             rec = self.intents.get(ident)
@@ -652,7 +515,7 @@ class Migrations:
                 self._give_back(rec)
                 raise
             fault("migration:destination:adopted")
-            out = self._after_adopt(ports, _decode(rec.state), phases)
+            out = self._after_adopt(ports, decode_states(rec.state), phases)
             self.intents.put(rec.at(Phase.COMMITTED))
             fault("migration:destination:committed")
         return {**out, "adopt_s": perf_counter() - t0}
@@ -692,7 +555,7 @@ class Migrations:
     def abort(self, body: dict[str, Any]) -> dict[str, Any]:
         """The source's conditional abort: ``committed`` if this host passed the commit point (it keeps the
         VM), else ``aborted`` (veths sent back, a late commit refused). Final either way."""
-        ident = _ident(body)
+        ident = migration_id(body)
         with self._dest_lock:
             rec = self.intents.get(ident)
             if rec is None or rec.role is not Role.DESTINATION:
@@ -705,7 +568,7 @@ class Migrations:
 
     def forget(self, body: dict[str, Any]) -> dict[str, Any]:
         """The source knows the outcome: the record (and the commit mark) can go."""
-        ident = _ident(body)
+        ident = migration_id(body)
         with self._dest_lock:
             rec = self.intents.get(ident)
             if rec is None or rec.role is not Role.DESTINATION:
@@ -764,7 +627,7 @@ class Migrations:
 
     def _recover_source(self, rec: Intent) -> None:
         svc = self.service
-        vm, ports = _parse(rec)
+        vm, ports = parse_record(rec)
         peer = self._recovery_peer(rec)
         try:
             if is_guest_record(rec):
@@ -794,7 +657,7 @@ class Migrations:
                 log.error("VM %s: veths %s found nowhere; start-up makes them anew", vm.name, missing)
             svc.put_back_stored_vm(vm, ports, f"migration {rec.id} of VM {vm.name} aborted: VM back")
             log.info("migration %s: VM %s stays here (taken back)", rec.id, vm.name)
-            states = _decode(rec.state)
+            states = decode_states(rec.state)
             self._after_start.append(lambda: self._after_adopt(ports, states, Phases()))
             self.intents.drop(rec.id)
         finally:
@@ -804,7 +667,7 @@ class Migrations:
 
     def _recover_destination(self, rec: Intent) -> None:
         svc = self.service
-        vm, ports = _parse(rec)
+        vm, ports = parse_record(rec)
         if not self._committed_here(rec, svc.stored_vm_names()):
             log.info("migration %s: VM %s was not committed here; giving it back", rec.id, vm.name)
             self._give_back(rec)
@@ -817,22 +680,11 @@ class Migrations:
         if svc.put_back_stored_vm(vm, ports, f"VM {vm.name} arrived by live migration {rec.id} (recovered)"):
             log.info("migration %s: committed here (marked) before the store had VM %s", rec.id, vm.name)
         if rec.phase is not Phase.COMMITTED:
-            states = _decode(rec.state)
+            states = decode_states(rec.state)
             if guest:  # arrived and paused: it runs once start-up has its ports
                 self._after_start.append(lambda: svc._guests_manager().resume(vm.name))
             self._after_start.append(lambda: self._after_adopt(ports, states, Phases()))
             self.intents.put(rec.at(Phase.COMMITTED))  # kept until the source forgets it
-
-
-def _encode(states: dict[str, dict[str, bytes]]) -> dict[str, dict[str, str]]:
-    return {
-        port: {ext: base64.b64encode(b).decode() for ext, b in blobs.items()}
-        for port, blobs in states.items()
-    }
-
-
-def _decode(data: dict[str, dict[str, str]]) -> dict[str, dict[str, bytes]]:
-    return {port: {ext: base64.b64decode(s) for ext, s in blobs.items()} for port, blobs in data.items()}
 
 
 class MigrationRequest(BaseModel):
