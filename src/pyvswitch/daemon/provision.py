@@ -33,6 +33,7 @@ from pyvswitch.daemon.handover import MARK_PREFIX as MIGRATION_MARK_PREFIX
 from pyvswitch.daemon.ownership import mark, owner_of
 from pyvswitch.datapath.rps import steer_receive
 from pyvswitch.errors import DeviceError
+from pyvswitch.guest.qemu import create_tap
 
 log = logging.getLogger(__name__)
 
@@ -191,34 +192,6 @@ def create_host_vnic(
         steer_receive(host_if, _guest_rx_cpus)
 
 
-def create_guest_tap(ifname: str, alias: str | None = None) -> None:
-    """A QEMU guest's adapter: a persistent TAP (no packet info, virtio-net headers: what QEMU opens it with),
-    up, marked ``alias``. An existing TAP of that name is kept (a running guest holds it); any other link of
-    that name is replaced. The guest sets its own MAC and addresses (daemon/guests.py)."""
-    try:
-        with IPRoute() as ipr:
-            idx = ipr.link_lookup(ifname=ifname)
-            if idx and _kind(ipr, idx[0]) != "tun":
-                _quiet_del(ipr, idx[0])
-                idx = []
-            if not idx:
-                ipr.link(
-                    "add", ifname=ifname, kind="tuntap", mode="tap", ifr={"no_pi": True, "vnet_hdr": True}
-                )
-                log.info("created guest TAP %s", ifname)
-            index = _index(ipr, ifname)
-            if alias is not None:
-                ipr.link("set", index=index, ifalias=alias)
-            ipr.link("set", index=index, state="up")
-    except NetlinkError as exc:
-        raise DeviceError(f"cannot create guest TAP {ifname}: {exc}", interface=ifname) from exc
-
-
-def _kind(ipr: IPRoute, index: int) -> str | None:
-    info = ipr.link("get", index=index)[0].get_attr("IFLA_LINKINFO")
-    return info.get_attr("IFLA_INFO_KIND") if info is not None else None
-
-
 def link_aliases() -> dict[str, str]:
     """Interface name -> alias, for every link with an alias in the daemon's namespace (one netlink dump)."""
     out: dict[str, str] = {}
@@ -260,7 +233,7 @@ class Kernel:
         create_host_vnic(host_if, switch_if, mac, ips, mark(self.owner, "port", switch_if))
 
     def create_guest_tap(self, host_if: str) -> None:
-        create_guest_tap(host_if, mark(self.owner, "port", host_if))
+        create_tap(host_if, mark(self.owner, "port", host_if))  # a QEMU guest's adapter (guest/qemu.py)
 
     def ensure_netns(self, name: str) -> None:
         ensure_netns(name, mark(self.owner, "vm", name))

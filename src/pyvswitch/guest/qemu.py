@@ -29,6 +29,10 @@ from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
+from pyroute2 import IPRoute
+from pyroute2.netlink.exceptions import NetlinkError
+
+from pyvswitch.errors import DeviceError
 from pyvswitch.guest.agent import Agent, ExecResult
 from pyvswitch.guest.image import READY_LINE, GuestImage, build_image
 
@@ -441,14 +445,37 @@ def _read(path: Path) -> bytes:
         return b""
 
 
-def create_tap(name: str, netns: str | None = None) -> None:
-    """A persistent TAP for QEMU to open (vnet_hdr: QEMU negotiates the guest's offloads through it), up."""
-    ns = ["-n", netns] if netns else []
-    subprocess.run(["ip", *ns, "tuntap", "add", "dev", name, "mode", "tap", "vnet_hdr"], check=True,
-                   capture_output=True, text=True)  # fmt: skip
-    subprocess.run(["ip", *ns, "link", "set", name, "up"], check=True, capture_output=True, text=True)
+def create_tap(ifname: str, alias: str | None = None) -> None:
+    """A persistent TAP for QEMU to open (no packet info, virtio-net headers: what QEMU opens it with, so the
+    guest negotiates its offloads through it), up, with ``alias`` (the daemon's ownership mark) if given. An
+    existing TAP of that name is kept (a running guest holds it); any other link of that name is replaced."""
+    try:
+        with IPRoute() as ipr:
+            idx = ipr.link_lookup(ifname=ifname)
+            if idx and _link_kind(ipr, idx[0]) != "tun":
+                ipr.link("del", index=idx[0])
+                idx = []
+            if not idx:
+                ipr.link(
+                    "add", ifname=ifname, kind="tuntap", mode="tap", ifr={"no_pi": True, "vnet_hdr": True}
+                )
+                log.info("created guest TAP %s", ifname)
+            index = ipr.link_lookup(ifname=ifname)[0]
+            if alias is not None:
+                ipr.link("set", index=index, ifalias=alias)
+            ipr.link("set", index=index, state="up")
+    except NetlinkError as exc:
+        raise DeviceError(f"cannot create guest TAP {ifname}: {exc}", interface=ifname) from exc
 
 
-def delete_tap(name: str, netns: str | None = None) -> None:
-    ns = ["-n", netns] if netns else []
-    subprocess.run(["ip", *ns, "link", "del", name], capture_output=True, text=True)
+def delete_tap(ifname: str) -> None:
+    """Remove a guest's TAP; no error if it is gone."""
+    with IPRoute() as ipr:
+        for index in ipr.link_lookup(ifname=ifname):
+            with contextlib.suppress(NetlinkError):
+                ipr.link("del", index=index)
+
+
+def _link_kind(ipr: IPRoute, index: int) -> str | None:
+    info = ipr.link("get", index=index)[0].get_attr("IFLA_LINKINFO")
+    return info.get_attr("IFLA_INFO_KIND") if info is not None else None
