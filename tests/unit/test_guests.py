@@ -16,6 +16,7 @@ from pyvswitch.config.schema import (
     VmKind,
 )
 from pyvswitch.daemon.guests import Guests, guest_specs
+from pyvswitch.guest.image import ImageError
 from pyvswitch.guest.qemu import Guest, GuestError, GuestSpec
 from pyvswitch.testing.guests import FakeGuest
 from pyvswitch.testing.netns import wait_for
@@ -26,11 +27,14 @@ class Fakes:
         self.started: list[GuestSpec] = []
         self.left_running: dict[str, FakeGuest] = {}  # what an earlier daemon left (adopt finds these)
         self.fail: set[str] = set()
+        self.no_image: set[str] = set()
         self.boot_error: set[str] = set()
 
     def start(self, spec: GuestSpec, root: Path) -> Guest:
         if spec.name in self.fail:
             raise GuestError("qemu-system-x86_64: could not open TAP")
+        if spec.name in self.no_image:
+            raise ImageError("apt-get download linux-image-6.1.0-57-cloud-amd64 failed: Temporary failure")
         self.started.append(spec)
         return FakeGuest(spec, root / spec.name, pid=1000 + len(self.started))
 
@@ -137,6 +141,18 @@ def test_a_guest_that_fails_to_start_or_boot_is_reported_not_raised(guests: Gues
     assert settled(guests, "g2") == "failed"
     with pytest.raises(GuestError, match="not running"):
         guests.run("g2", ["true"], 5)
+
+
+def test_an_image_that_cannot_be_built_fails_that_guest_and_starts_the_others(
+    guests: Guests, fakes: Fakes
+) -> None:
+    # A lab host's daemon has no route to the package mirror: once, the guest showed "stopped" and
+    # `vm add` succeeded, since the error escaped reconcile.
+    fakes.no_image.add("g1")
+    guests.reconcile(cfg(("g1", []), ("g2", [])))
+    s1 = guests.status("g1")
+    assert s1 is not None and s1.state == "failed" and "apt-get download" in str(s1.error)
+    assert settled(guests, "g2") == "running"
 
 
 def test_a_name_too_long_for_the_socket_path_is_a_problem_naming_the_field(tmp_path: Path) -> None:

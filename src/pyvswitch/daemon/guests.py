@@ -24,7 +24,7 @@ from pathlib import Path
 
 from pyvswitch.config.schema import HostConfig, PortConfig, PortKind, VmConfig, VmKind
 from pyvswitch.guest.agent import ExecResult
-from pyvswitch.guest.image import DEFAULT_CACHE_DIR, build_image
+from pyvswitch.guest.image import DEFAULT_CACHE_DIR, ImageError, build_image
 from pyvswitch.guest.qemu import (
     DEFAULT_RUN_DIR,
     Guest,
@@ -170,7 +170,7 @@ class Guests:
     def _launch(self, spec: GuestSpec) -> None:
         try:
             guest = self._start(spec, self.run_root)
-        except (GuestError, OSError) as exc:
+        except (GuestError, ImageError, OSError) as exc:  # its status says why (`vm show`, `vm add` fails)
             log.error("guest %s did not start: %s", spec.name, exc)
             self._status[spec.name] = GuestStatus("failed", error=str(exc))
             return

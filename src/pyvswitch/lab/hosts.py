@@ -40,7 +40,8 @@ from typing import Any
 
 import httpx
 
-from pyvswitch.guest.image import DEFAULT_CACHE_DIR
+from pyvswitch.guest.image import DEFAULT_CACHE_DIR, ImageError, build_image
+from pyvswitch.guest.qemu import guests_unavailable
 from pyvswitch.lab.harness import venv_bin
 from pyvswitch.testing.netns import unique, wait_for
 
@@ -187,6 +188,18 @@ def _link_exists(netns: str, ifname: str) -> bool:
     return subprocess.run(["ip", "-n", netns, "link", "show", ifname], capture_output=True).returncode == 0
 
 
+def _warm_guest_image() -> None:
+    """Build the QEMU guest image (if QEMU is here and the image is not cached yet) from this, the host's, network
+    namespace: a lab host's daemon runs in a namespace with no route to the package mirror, so its first
+    `vm add --kind qemu` could not run `apt-get download` itself. ~5 s once; a cache check afterwards."""
+    if guests_unavailable() is not None:
+        return
+    try:
+        build_image(DEFAULT_CACHE_DIR)
+    except ImageError as exc:  # the guest's own start reports it again, as its status
+        log.warning("cannot build the QEMU guest image: %s", exc)
+
+
 def _daemon_alive(h: HostRecord) -> bool:
     """Whether ``h.pid`` is still this host's pyvswitchd (not a reused pid)."""
     if h.pid is None:
@@ -323,6 +336,7 @@ class Lab:
         if registry_path(self.name, self.root).exists():
             self.record = load(self.name, self.root)
         self._save()  # first: a crash from here on leaves a registry that down() can follow
+        _warm_guest_image()
         self._make_lan()
         for i, n in enumerate(names):
             self._make_host(n, i, timeout_s)
