@@ -1,0 +1,355 @@
+"""A host's membership of the cluster (issue 13 item 1): registration under a lease, the lookup records of its own
+ports, and a watched, locally cached view of every virtual subnet it has a port on.
+
+Threads: one *sync* thread keeps the lease alive (every TTL/3) and makes etcd hold exactly this host's desired
+records and subnet memberships (``publish`` only records the wish and wakes it, so a commit never waits for
+etcd, and an unreachable cluster delays publication, not configuration); one *watch* thread per subnet applies
+that subnet's changes to the view. A dead host stops renewing its lease, and etcd deletes its registration,
+memberships and port records when the lease expires: the other hosts see the deletions and stop sending there.
+
+Restart without a resync: the views, the revision each was read at and the lease id are kept in a cache file
+(``cluster-cache.json`` in the state directory). A restarted agent keeps its lease if it is still alive (no
+churn for the others), and resumes each subnet's watch at the cached revision + 1; only a revision etcd has
+compacted away makes it read that subnet again (``stats.resyncs``).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import os
+import threading
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+from pyvswitch.cluster.client import ClusterClient, ClusterError, Compacted, Event
+from pyvswitch.cluster.records import (
+    HostInfo,
+    LookupRecord,
+    host_key,
+    member_key,
+    parse_subnet_key,
+    subnet_prefix,
+)
+
+log = logging.getLogger(__name__)
+
+DEFAULT_TTL_S = 10
+RETRY_S = 0.5
+CACHE_NAME = "cluster-cache.json"
+
+
+@dataclass
+class AgentStats:
+    range_reads: int = 0  # whole-subnet reads: first watch of a subnet, or a resync
+    resyncs: int = 0  # of which: history compacted while this host was away
+    events: int = 0  # watch events applied
+    writes: int = 0  # puts and deletes of this host's records and memberships
+    keepalives: int = 0
+    registrations: int = 0  # leases granted (1 unless the lease expired: a partition, or a long stop)
+
+
+@dataclass
+class SubnetView:
+    """One virtual subnet as this host last saw it."""
+
+    revision: int = 0
+    records: dict[str, LookupRecord] = field(default_factory=dict)  # customer address -> record
+    hosts: dict[str, HostInfo] = field(default_factory=dict)  # hosts with ports on it
+
+    def apply(self, event: Event) -> None:
+        parsed = parse_subnet_key(event.key)
+        if parsed is None:
+            return
+        _, kind, name = parsed
+        table: dict[str, object] = self.records if kind == "records" else self.hosts  # type: ignore[assignment]
+        if event.kind == "delete":
+            table.pop(name, None)
+        else:
+            try:
+                table[name] = (
+                    LookupRecord.decode(event.value) if kind == "records" else HostInfo.decode(event.value)
+                )
+            except (
+                ValueError,
+                KeyError,
+                TypeError,
+            ) as exc:  # someone else's bad write: skip it, keep watching
+                log.warning("cluster: ignoring malformed %s: %s", event.key, exc)
+        self.revision = max(self.revision, event.revision)
+
+    def to_json(self) -> dict[str, object]:
+        return {
+            "revision": self.revision,
+            "records": [asdict(r) for r in self.records.values()],
+            "hosts": [{**asdict(h), "capabilities": list(h.capabilities)} for h in self.hosts.values()],
+        }
+
+    @classmethod
+    def from_json(cls, d: dict[str, object]) -> SubnetView:
+        view = cls(int(d.get("revision", 0)))  # type: ignore[call-overload]
+        for r in d.get("records", []):  # type: ignore[attr-defined]
+            rec = LookupRecord(**r)
+            view.records[rec.customer_address] = rec
+        for h in d.get("hosts", []):  # type: ignore[attr-defined]
+            info = HostInfo(h["name"], h["provider_address"], tuple(h.get("capabilities", ())))
+            view.hosts[info.name] = info
+        return view
+
+
+class ClusterAgent:
+    def __init__(
+        self,
+        client: ClusterClient,
+        host: HostInfo,
+        cache_dir: Path | None = None,
+        ttl_s: int = DEFAULT_TTL_S,
+        on_change: Callable[[int], None] | None = None,
+    ) -> None:
+        self.client = client
+        self.host = host
+        self.ttl_s = ttl_s
+        self.cache_path = cache_dir / CACHE_NAME if cache_dir is not None else None
+        self.on_change = on_change  # called with a VSID after its view changed (from a watch thread)
+        self.stats = AgentStats()
+        self.lease = 0
+        self._views: dict[int, SubnetView] = {}
+        self._views_lock = threading.Lock()
+        self._desired: dict[str, bytes] = {}  # key -> value this host wants under its lease
+        self._written: dict[str, bytes] = {}  # what it last wrote (or found it had written, after a restart)
+        self._subnets: set[int] = set()  # subnets this host wants watched
+        self._watches: dict[int, tuple[threading.Thread, threading.Event, list[Callable[[], None]]]] = {}
+        self._wake = threading.Event()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._cache_dirty = False
+        self.last_error: str | None = None
+
+    # ---- life cycle ----
+
+    def start(self) -> ClusterAgent:
+        self._load_cache()
+        self._thread = threading.Thread(target=self._run, name="pyvswitch-cluster", daemon=True)
+        self._thread.start()
+        return self
+
+    def stop(self, leave: bool = False) -> None:
+        """Stop the threads; ``leave``: also revoke the lease (this host's records go at once), as a host that is
+        taken out of the cluster does. Without it, a restart within the TTL finds everything in place."""
+        self._stop.set()
+        self._wake.set()
+        if self._thread is not None:
+            self._thread.join(timeout=10)
+        for vsid in list(self._watches):
+            self._unwatch(vsid)
+        if leave and self.lease:
+            with contextlib.suppress(ClusterError):
+                self.client.revoke(self.lease)
+            self.lease = 0
+        self._save_cache(force=True)
+
+    def wait_ready(self, timeout_s: float = 10.0) -> bool:
+        """True once registered and every desired record and subnet watch is in place."""
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            if self.lease and self._written == self._desired and set(self._watches) == self._subnets:
+                with self._views_lock:
+                    if all(v in self._views for v in self._subnets):
+                        return True
+            time.sleep(0.02)
+        return False
+
+    # ---- what the daemon tells it ----
+
+    def publish(self, records: Iterable[LookupRecord]) -> None:
+        """This host's port records now (replacing the previous set); memberships follow from their subnets."""
+        desired: dict[str, bytes] = {}
+        subnets: set[int] = set()
+        for rec in records:
+            rec = LookupRecord(**{**asdict(rec), "host": self.host.name})
+            desired[rec.key] = rec.encode()
+            subnets.add(rec.vsid)
+        for vsid in subnets:
+            desired[member_key(vsid, self.host.name)] = self.host.encode()
+        desired[host_key(self.host.name)] = self.host.encode()
+        self._desired = desired
+        self._subnets = subnets
+        self._wake.set()
+
+    # ---- what the data path and the API read ----
+
+    def view(self, vsid: int) -> SubnetView | None:
+        with self._views_lock:
+            return self._views.get(vsid)
+
+    def lookup(self, vsid: int, customer_address: str) -> LookupRecord | None:
+        view = self.view(vsid)
+        return view.records.get(customer_address) if view is not None else None
+
+    def subnets(self) -> dict[int, SubnetView]:
+        with self._views_lock:
+            return dict(self._views)
+
+    # ---- the sync thread ----
+
+    def _run(self) -> None:
+        next_keepalive = 0.0
+        while not self._stop.is_set():
+            try:
+                now = time.monotonic()
+                if not self.lease or now >= next_keepalive:
+                    self._keep_lease()
+                    next_keepalive = now + self.ttl_s / 3
+                self._sync_records()
+                self._sync_watches()
+                self._save_cache()
+                self.last_error = None
+            except ClusterError as exc:
+                if self.last_error != str(exc):
+                    log.warning("cluster: %s (retrying)", exc)
+                self.last_error = str(exc)
+                self._stop.wait(RETRY_S)
+                continue
+            self._wake.wait(timeout=max(0.05, min(self.ttl_s / 3, next_keepalive - time.monotonic())))
+            self._wake.clear()
+
+    def _keep_lease(self) -> None:
+        if self.lease:
+            ttl = self.client.keepalive(self.lease)
+            self.stats.keepalives += 1
+            if ttl > 0:
+                return
+            log.warning("cluster: lease %x of %s had expired; registering again", self.lease, self.host.name)
+        self.lease = self.client.grant(self.ttl_s)
+        self.stats.registrations += 1
+        self._written = {}  # whatever was under an expired lease is gone
+        self._cache_dirty = True
+
+    def _sync_records(self) -> None:
+        desired = self._desired
+        for key in [k for k in self._written if k not in desired]:
+            self.client.delete(key)
+            self._written.pop(key, None)
+            self.stats.writes += 1
+        for key, value in desired.items():
+            if self._written.get(key) != value:
+                self.client.put(key, value, lease=self.lease)
+                self._written[key] = value
+                self.stats.writes += 1
+
+    def _sync_watches(self) -> None:
+        for vsid in set(self._watches) - self._subnets:
+            self._unwatch(vsid)
+            with self._views_lock:
+                self._views.pop(vsid, None)
+            self._cache_dirty = True
+        for vsid in self._subnets - set(self._watches):
+            stop = threading.Event()
+            closers: list[Callable[[], None]] = []
+            t = threading.Thread(
+                target=self._watch, args=(vsid, stop, closers), name=f"pyvswitch-vsid-{vsid}", daemon=True
+            )
+            self._watches[vsid] = (t, stop, closers)
+            t.start()
+
+    def _unwatch(self, vsid: int) -> None:
+        t, stop, closers = self._watches.pop(vsid)
+        stop.set()
+        for close in closers:
+            close()
+        t.join(timeout=5)
+
+    # ---- a watch thread ----
+
+    def _read_subnet(self, vsid: int) -> SubnetView:
+        kvs, revision = self.client.range_prefix(subnet_prefix(vsid))
+        self.stats.range_reads += 1
+        view = SubnetView(revision)
+        for kv in kvs:
+            view.apply(Event("put", kv.key, kv.value, kv.mod_revision))
+        view.revision = revision
+        return view
+
+    def _watch(self, vsid: int, stop: threading.Event, closers: list[Callable[[], None]]) -> None:
+        while not stop.is_set():
+            try:
+                with self._views_lock:
+                    view = self._views.get(vsid)
+                if view is None:
+                    view = self._read_subnet(vsid)
+                    with self._views_lock:
+                        self._views[vsid] = view
+                    self._cache_dirty = True
+                    self._changed(vsid)
+
+                def deliver(events: list[Event], view: SubnetView = view) -> None:
+                    with self._views_lock:
+                        for e in events:
+                            view.apply(e)
+                    self.stats.events += len(events)
+                    self._cache_dirty = True
+                    self._changed(vsid)
+
+                self.client.watch_prefix(
+                    subnet_prefix(vsid), view.revision + 1, deliver, stop, closers.append
+                )
+            except Compacted as exc:
+                log.info("cluster: subnet %d: %s; reading it again", vsid, exc)
+                self.stats.resyncs += 1
+                with self._views_lock:
+                    self._views.pop(vsid, None)
+            except ClusterError as exc:
+                log.warning("cluster: watching subnet %d: %s", vsid, exc)
+                stop.wait(RETRY_S)
+
+    def _changed(self, vsid: int) -> None:
+        if self.on_change is not None:
+            try:
+                self.on_change(vsid)
+            except Exception:
+                log.exception("cluster: applying a change of subnet %d", vsid)
+
+    # ---- the cache ----
+
+    def _load_cache(self) -> None:
+        if self.cache_path is None:
+            return
+        try:
+            data = json.loads(self.cache_path.read_text())
+            if data.get("host") != self.host.name:
+                return
+            self.lease = int(data.get("lease", 0))
+            views = {int(k): SubnetView.from_json(v) for k, v in data.get("subnets", {}).items()}
+        except FileNotFoundError:
+            return
+        except (ValueError, KeyError, TypeError) as exc:
+            log.warning("cluster: ignoring an unreadable cache %s: %s", self.cache_path, exc)
+            return
+        with self._views_lock:
+            self._views = views
+        # What this host wrote before it stopped: its records in the views, its memberships and registration.
+        for vsid, view in views.items():
+            for rec in view.records.values():
+                if rec.host == self.host.name:
+                    self._written[rec.key] = rec.encode()
+            if self.host.name in view.hosts:
+                self._written[member_key(vsid, self.host.name)] = view.hosts[self.host.name].encode()
+        if self.lease:
+            self._written[host_key(self.host.name)] = self.host.encode()
+
+    def _save_cache(self, force: bool = False) -> None:
+        if self.cache_path is None or not (self._cache_dirty or force):
+            return
+        self._cache_dirty = False
+        with self._views_lock:
+            data = {
+                "host": self.host.name,
+                "lease": self.lease,
+                "subnets": {str(v): view.to_json() for v, view in self._views.items()},
+            }
+        tmp = self.cache_path.with_suffix(".tmp")
+        tmp.write_text(json.dumps(data))
+        os.replace(tmp, self.cache_path)

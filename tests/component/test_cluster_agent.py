@@ -1,0 +1,177 @@
+"""Host agents (cluster/agent.py) against a real 3-member etcd (issue 13 items 1-2): registration under a lease,
+lookup records of a host's ports seen by the hosts that share the subnet and only by them, overlapping customer
+addresses in two subnets kept apart, a dead host's records expiring with its lease, a restart that resumes from
+the cached revision without reading the cluster again, and a resync only when the history was compacted."""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from pyvswitch.cluster.agent import ClusterAgent
+from pyvswitch.cluster.client import ClusterClient
+from pyvswitch.cluster.records import HostInfo, LookupRecord, RecordError, host_key, record_key
+from pyvswitch.lab.etcd import EtcdCluster, etcd_unavailable
+from pyvswitch.testing.netns import wait_for
+
+pytestmark = pytest.mark.skipif(etcd_unavailable() is not None, reason=str(etcd_unavailable()))
+
+TTL_S = 2
+
+
+@pytest.fixture(scope="module")
+def cluster() -> Iterator[EtcdCluster]:
+    with EtcdCluster.running(3) as c:
+        yield c
+
+
+@pytest.fixture
+def vsids() -> tuple[int, int]:
+    base = 4096 + uuid.uuid4().int % 1_000_000  # distinct subnets per test on the shared cluster
+    return base, base + 1
+
+
+class Agents:
+    def __init__(self, cluster: EtcdCluster, root: Path) -> None:
+        self.cluster = cluster
+        self.root = root
+        self.running: list[ClusterAgent] = []
+
+    def start(self, name: str, pa: str) -> ClusterAgent:
+        cache = self.root / name
+        cache.mkdir(exist_ok=True)
+        agent = ClusterAgent(ClusterClient(self.cluster.endpoints), HostInfo(name, pa), cache, ttl_s=TTL_S)
+        self.running.append(agent.start())
+        return agent
+
+
+@pytest.fixture
+def agents(cluster: EtcdCluster, tmp_path: Path) -> Iterator[Agents]:
+    a = Agents(cluster, tmp_path)
+    try:
+        yield a
+    finally:
+        for agent in a.running:
+            agent.stop(leave=True)
+
+
+def rec(vsid: int, ca: str, mac: str, pa: str) -> LookupRecord:
+    return LookupRecord(vsid, ca, mac, pa)
+
+
+def test_records_are_checked_field_by_field() -> None:
+    with pytest.raises(RecordError, match="virtual_subnet_id"):
+        LookupRecord(4095, "10.0.0.1", "02:00:00:00:00:01", "192.0.2.1")
+    with pytest.raises(RecordError, match="customer_address"):
+        LookupRecord(5000, "10.0.0.300", "02:00:00:00:00:01", "192.0.2.1")
+    with pytest.raises(RecordError, match="customer_mac"):
+        LookupRecord(5000, "10.0.0.1", "02:00:00:00:00", "192.0.2.1")
+    with pytest.raises(RecordError, match="rule"):
+        LookupRecord(5000, "10.0.0.1", "02:00:00:00:00:01", "192.0.2.1", rule="TranslationMethodNat")
+    r = LookupRecord(5000, "10.0.0.1", "02-00-00-00-00-0A", "192.0.2.1")
+    assert r.customer_mac == "02:00:00:00:00:0a" and LookupRecord.decode(r.encode()) == r
+
+
+def test_hosts_see_the_records_of_their_subnets_only_and_overlapping_addresses_stay_apart(
+    agents: Agents, vsids: tuple[int, int]
+) -> None:
+    blue, red = vsids
+    a = agents.start("hostA", "192.0.2.1")
+    b = agents.start("hostB", "192.0.2.2")
+    c = agents.start("hostC", "192.0.2.3")
+    a.publish([rec(blue, "10.0.0.1", "02:00:00:00:0a:01", "192.0.2.1")])
+    b.publish([rec(blue, "10.0.0.2", "02:00:00:00:0b:02", "192.0.2.2"),
+               rec(red, "10.0.0.1", "02:00:00:00:0b:01", "192.0.2.2")])  # fmt: skip
+    c.publish([rec(red, "10.0.0.2", "02:00:00:00:0c:02", "192.0.2.3")])
+    for agent in (a, b, c):
+        assert agent.wait_ready()
+
+    def settled() -> bool:
+        va, vb, vc = a.view(blue), b.view(red), c.view(red)
+        return all(v is not None and len(v.records) == 2 for v in (va, vb, vc))
+
+    wait_for(settled, timeout_s=10, what="each host's view of its subnets")
+    assert a.view(red) is None and c.view(blue) is None  # not watched: no port there
+    blue_rec, red_rec = a.lookup(blue, "10.0.0.1"), c.lookup(red, "10.0.0.1")
+    assert blue_rec is not None and red_rec is not None
+    assert (blue_rec.customer_mac, blue_rec.host) == ("02:00:00:00:0a:01", "hostA")
+    assert (red_rec.customer_mac, red_rec.host) == ("02:00:00:00:0b:01", "hostB")
+    blue_view = b.view(blue)
+    assert blue_view is not None and sorted(blue_view.hosts) == ["hostA", "hostB"]
+    # A port goes: its record goes, and the host leaves the subnet when it has no port left there.
+    a.publish([])
+    wait_for(lambda: b.lookup(blue, "10.0.0.1") is None, timeout_s=10, what="hostA's record removed")
+    wait_for(lambda: sorted(b.view(blue).hosts) == ["hostB"], timeout_s=10, what="hostA left the subnet")  # type: ignore[union-attr]
+
+
+def test_a_dead_hosts_records_expire_with_its_lease(
+    agents: Agents, cluster: EtcdCluster, vsids: tuple[int, int]
+) -> None:
+    blue, _ = vsids
+    a = agents.start("hostA", "192.0.2.1")
+    b = agents.start("hostB", "192.0.2.2")
+    a.publish([rec(blue, "10.0.0.1", "02:00:00:00:0a:01", "192.0.2.1")])
+    b.publish([rec(blue, "10.0.0.2", "02:00:00:00:0b:02", "192.0.2.2")])
+    wait_for(lambda: b.lookup(blue, "10.0.0.1") is not None, timeout_s=10, what="hostA's record at hostB")
+    agents.running.remove(a)
+    a._stop.set()  # dies: no more keepalives, nothing revoked
+    died = time.monotonic()
+    wait_for(lambda: b.lookup(blue, "10.0.0.1") is None, timeout_s=TTL_S + 5, what="hostA's record expired")
+    gone_after = time.monotonic() - died
+    assert gone_after <= TTL_S + 1.5, gone_after
+    view = b.view(blue)
+    assert view is not None and list(view.hosts) == ["hostB"]
+    assert ClusterClient(cluster.endpoints).get(host_key("hostA")) is None
+
+
+def test_a_restarted_host_resumes_from_its_revision_without_reading_the_cluster_again(
+    agents: Agents, cluster: EtcdCluster, vsids: tuple[int, int]
+) -> None:
+    blue, _ = vsids
+    a = agents.start("hostA", "192.0.2.1")
+    b = agents.start("hostB", "192.0.2.2")
+    mine = [rec(blue, "10.0.0.1", "02:00:00:00:0a:01", "192.0.2.1")]
+    a.publish(mine)
+    b.publish([rec(blue, "10.0.0.2", "02:00:00:00:0b:02", "192.0.2.2")])
+    wait_for(lambda: a.lookup(blue, "10.0.0.2") is not None, timeout_s=10, what="hostB's record at hostA")
+    lease = a.lease
+    agents.running.remove(a)
+    a.stop()  # a daemon restart: the lease is left running
+    # While A is away: B gets another port.
+    b.publish([rec(blue, "10.0.0.2", "02:00:00:00:0b:02", "192.0.2.2"),
+               rec(blue, "10.0.0.3", "02:00:00:00:0b:03", "192.0.2.2")])  # fmt: skip
+    assert b.wait_ready()
+    a2 = agents.start("hostA", "192.0.2.1")
+    a2.publish(mine)
+    assert a2.wait_ready()
+    wait_for(lambda: a2.lookup(blue, "10.0.0.3") is not None, timeout_s=10, what="the change made meanwhile")
+    assert a2.lease == lease and a2.stats.registrations == 0  # same lease: nothing expired, nothing re-added
+    assert a2.stats.range_reads == 0 and a2.stats.resyncs == 0  # the watch resumed; no subnet read again
+    assert a2.stats.writes == 0  # its records were still there
+    assert a2.stats.events >= 1
+
+
+def test_history_compacted_while_away_means_one_resync_of_that_subnet(
+    agents: Agents, cluster: EtcdCluster, vsids: tuple[int, int]
+) -> None:
+    blue, _ = vsids
+    a = agents.start("hostA", "192.0.2.1")
+    b = agents.start("hostB", "192.0.2.2")
+    a.publish([rec(blue, "10.0.0.1", "02:00:00:00:0a:01", "192.0.2.1")])
+    b.publish([rec(blue, "10.0.0.2", "02:00:00:00:0b:02", "192.0.2.2")])
+    wait_for(lambda: a.lookup(blue, "10.0.0.2") is not None, timeout_s=10, what="hostB's record at hostA")
+    agents.running.remove(a)
+    a.stop()
+    b.publish([rec(blue, "10.0.0.9", "02:00:00:00:0b:09", "192.0.2.2")])
+    assert b.wait_ready()
+    client = ClusterClient(cluster.endpoints)
+    client.compact(client.put(record_key(blue, "10.0.0.99") + "-marker", b"x"))
+    a2 = agents.start("hostA", "192.0.2.1")
+    a2.publish([rec(blue, "10.0.0.1", "02:00:00:00:0a:01", "192.0.2.1")])
+    wait_for(lambda: a2.lookup(blue, "10.0.0.9") is not None, timeout_s=10, what="the change made meanwhile")
+    assert a2.lookup(blue, "10.0.0.2") is None  # the deletion is not lost either
+    assert a2.stats.resyncs == 1 and a2.stats.range_reads == 1
