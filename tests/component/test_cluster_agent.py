@@ -122,7 +122,7 @@ def test_a_dead_hosts_records_expire_with_its_lease(
     died = time.monotonic()
     wait_for(lambda: b.lookup(blue, "10.0.0.1") is None, timeout_s=TTL_S + 5, what="hostA's record expired")
     gone_after = time.monotonic() - died
-    assert gone_after <= TTL_S + 1.5, gone_after
+    assert gone_after <= TTL_S + 3, gone_after  # etcd checks leases every 500 ms; a loaded machine
     view = b.view(blue)
     assert view is not None and list(view.hosts) == ["hostB"]
     assert ClusterClient(cluster.endpoints).get(host_key("hostA")) is None

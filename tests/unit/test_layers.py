@@ -23,6 +23,7 @@ ALLOWED: dict[str, set[str]] = {
     "switch": {"ext", "pipeline", "datapath", "packet", "config.schema", "observe"},
     "config": {"packet"},
     "guest": set(),  # QEMU guests: image, process, agent; used by the daemon and the lab alike (issue 12)
+    "cluster": {"packet", "config.schema"},  # etcd client, host agent, lookup records (issue 13)
     "lab": {"config.schema", "packet", "testing.netns", "testing.ovs", "datapath.rps", "guest"},
     "daemon": {
         "config",
@@ -32,6 +33,7 @@ ALLOWED: dict[str, set[str]] = {
         "packet",
         "ext",
         "guest",
+        "cluster",
     },  # never the lab (issue 16)
     "cli": {"config.schema", "lab", "packet"},
     "testing": {"*"},

@@ -17,7 +17,18 @@ from collections.abc import Callable, Sequence
 
 import click
 
-from pyvswitch.cli import lbfo, migrate, netevent, netqos, sriov, vmacl, vmadapter, vmextension, vmswitch
+from pyvswitch.cli import (
+    lbfo,
+    migrate,
+    netevent,
+    netqos,
+    sriov,
+    vmacl,
+    vmadapter,
+    vmextension,
+    vmswitch,
+    vnet,
+)
 from pyvswitch.cli.cmdlet.framework import Cmdlet, CmdletUsageError, Session, bind
 from pyvswitch.cli.cmdlet.output import help_text
 
@@ -34,6 +45,7 @@ CMDLETS: tuple[Cmdlet, ...] = (
     *migrate.CMDLETS,  # Move-VM (live migration)
     *lbfo.CMDLETS,  # New/Get/Set/Remove-NetLbfoTeam, *-NetLbfoTeamMember, *-NetLbfoTeamNic
     *netqos.CMDLETS,  # *-NetQosPolicy, *-NetQosTrafficClass, *-NetQosFlowControl, DCBX, *-NetAdapterQos
+    *vnet.CMDLETS,  # *-NetVirtualizationLookupRecord, Get-NetVirtualizationProviderAddress (HNV, issue 13)
 )
 _BY_NAME = {c.name.lower(): c for c in CMDLETS}
 

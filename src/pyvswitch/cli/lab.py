@@ -37,12 +37,24 @@ def lab_group() -> None:
     "--hosts", "count", type=click.IntRange(1, 26), default=2, show_default=True, help="How many hosts."
 )
 @click.option("--name", metavar="LAB", default=DEFAULT_LAB, show_default=True, help="The lab's name.")
+@click.option(
+    "--cluster",
+    is_flag=True,
+    help="Also a provider network with a 3-member etcd cluster, which the hosts join (pyvswitchd --cluster).",
+)
+@click.option(
+    "--lease-ttl",
+    type=click.IntRange(1, 3600),
+    default=10,
+    show_default=True,
+    help="With --cluster: seconds after which a silent host's registration and records expire.",
+)
 @click.pass_context
-def lab_up(ctx: click.Context, count: int, name: str) -> None:
+def lab_up(ctx: click.Context, count: int, name: str, cluster: bool, lease_ttl: int) -> None:
     """Create (or complete) a lab: LAN bridge, LAN host, N hosts each with pyvswitchd and an External switch."""
     lab = Lab(name)
     try:
-        lab.up(count)
+        lab.up(count, cluster=cluster, lease_ttl_s=lease_ttl)
     except (LabError, TimeoutError) as exc:
         raise click.ClickException(
             f"{exc}\n(`pyvswitch lab down --name {name}` removes what was made)"

@@ -35,6 +35,7 @@ from pyvswitch.cli.team import team_group
 from pyvswitch.cli.trace import trace_group
 from pyvswitch.cli.verbkit import State
 from pyvswitch.cli.verbs import COMMANDS, port_group
+from pyvswitch.cli.vnet import vnet_group
 from pyvswitch.lab.hosts import LabError, lookup_host
 
 CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 110}
@@ -70,6 +71,7 @@ for _command in (*COMMANDS, extension_group, trace_group, team_group, capture_gr
     cli.add_command(_command)
 cli.add_command(sriov_group)  # SR-IOV (cli/sriov.py)
 cli.add_command(migrate_command)  # live migration (cli/migrate.py)
+cli.add_command(vnet_group)  # virtual subnets in a cluster (cli/vnet.py, issue 13)
 cli.add_command(status_command)  # forwarding health (cli/status.py)
 for _command in (acl_group, xacl_group):
     port_group.add_command(_command)

@@ -370,6 +370,13 @@ def port_add(
     callback=bandwidth_callback,
     help=f"Line rate of an uplink or interface port's NIC ({BW_HELP}).",
 )
+@click.option(
+    "--virtual-subnet-id",
+    "vsid",
+    type=int,
+    metavar="VSID",
+    help="Put a VM port on virtual subnet VSID (4096-16777215; 0 = none): Set-VMNetworkAdapter -VirtualSubnetId.",
+)
 @json_flag
 @pass_state
 def port_set(
@@ -390,6 +397,7 @@ def port_set(
     min_weight: int | None,
     min_absolute: int | None,
     link_speed: int | None,
+    vsid: int | None,
 ) -> None:
     """Change port NAME (Set-VMNetworkAdapterVlan, Connect-/Disconnect-VMNetworkAdapter, Set-VMNetworkAdapter)."""
     if switch is not None and disconnect:
@@ -421,12 +429,14 @@ def port_set(
         "link_speed": link_speed,
     }
     changes.update({k: v for k, v in bandwidth.items() if v is not None})
+    if vsid is not None:
+        changes["virtual_subnet_id"] = vsid
     if not changes:
         raise click.UsageError(
             "nothing to change: give --vlan, --switch, --disconnect, --ip, a security option "
             "(--mac-spoofing, --dhcp-guard, --router-guard, --allow-teaming, --storm-limit, "
             "--ieee-priority-tag, --mac-limit) or a bandwidth option (--max-bandwidth, --min-weight, --min-absolute, "
-            "--link-speed)"
+            "--link-speed) or --virtual-subnet-id"
         )
     with state.client() as c:
         emit(state, c.update_port(name, changes), port_detail)

@@ -303,6 +303,8 @@ def security_from_args(a: Args) -> JsonObj:
     changes: JsonObj = {field: a.text(p) == "On" for p, field in ON_OFF_SETTINGS.items() if a.has(p)}
     if a.has("StormLimit"):
         changes["storm_limit"] = a.number("StormLimit")
+    if a.has("VirtualSubnetId"):
+        changes["virtual_subnet_id"] = a.number("VirtualSubnetId")
     for param, field_name in BANDWIDTH_SETTINGS.items():
         if a.has(param):
             changes[field_name] = a.number(param)
@@ -393,6 +395,7 @@ CMDLETS: tuple[Cmdlet, ...] = (
             Param("MinimumBandwidthWeight", PType.UINT32, range=(0, 100)),
             Param("MinimumBandwidthAbsolute", PType.INT64),
             Param("IovWeight", PType.UINT32, range=(0, 100)),
+            Param("VirtualSubnetId", PType.UINT32, range=(0, 16_777_215)),
             Param("Passthru", PType.SWITCH),
         ),
         set_vmnetworkadapter,
@@ -402,6 +405,7 @@ CMDLETS: tuple[Cmdlet, ...] = (
         "-MaximumBandwidth / -MinimumBandwidthAbsolute are bit/s (rounded to 8; 100M and 1G suffixes accepted),\n"
         "-MinimumBandwidthWeight 0-100 (Weight-mode switch); they shape what the adapter sends.\n"
         "-IovWeight 1-100 requests a VF on an IOV switch (0 = software path): pyvswitch sriov show.\n"
+        "-VirtualSubnetId 4096-16777215 puts the adapter on that virtual subnet (HNV; 0 clears it).\n"
         "Get-VMNetworkAdapter --json shows the settings.",
     ),
     Cmdlet(

@@ -27,11 +27,15 @@ from pathlib import Path
 
 from pyvswitch.cluster.client import ClusterClient, ClusterError, Compacted, Event
 from pyvswitch.cluster.records import (
+    ROOT,
     HostInfo,
     LookupRecord,
+    RecordError,
     host_key,
+    hosts_prefix,
     member_key,
     parse_subnet_key,
+    record_key,
     subnet_prefix,
 )
 
@@ -149,6 +153,10 @@ class ClusterAgent:
             with contextlib.suppress(ClusterError):
                 self.client.revoke(self.lease)
             self.lease = 0
+        elif self.lease:
+            # A restart: renew once more, so the successor has the whole TTL to take the lease over.
+            with contextlib.suppress(ClusterError):
+                self.client.keepalive(self.lease)
         self._save_cache(force=True)
 
     def wait_ready(self, timeout_s: float = 10.0) -> bool:
@@ -192,6 +200,65 @@ class ClusterAgent:
     def subnets(self) -> dict[int, SubnetView]:
         with self._views_lock:
             return dict(self._views)
+
+    def status(self) -> dict[str, object]:
+        """What ``pyvswitch vnet status`` shows: who this host is, its lease, the subnets it watches."""
+        with self._views_lock:
+            subnets = {
+                str(v): {"revision": view.revision, "records": len(view.records), "hosts": sorted(view.hosts)}
+                for v, view in sorted(self._views.items())
+            }
+        return {
+            "host": self.host.name,
+            "provider_address": self.host.provider_address,
+            "endpoints": self.client.endpoints,
+            "lease": f"{self.lease:x}" if self.lease else None,
+            "lease_ttl_s": self.ttl_s,
+            "published": len(self._written),
+            "in_sync": self._written == self._desired,
+            "last_error": self.last_error,
+            "subnets": subnets,
+            "stats": asdict(self.stats),
+            "etcd_failovers": self.client.failovers,
+        }
+
+    # ---- the cluster-wide view (Get-/New-/Remove-NetVirtualizationLookupRecord), read from etcd ----
+
+    def records(self, vsid: int | None = None) -> list[LookupRecord]:
+        prefix = subnet_prefix(vsid) if vsid is not None else f"{ROOT}vsid/"
+        out = []
+        for kv in self.client.range_prefix(prefix)[0]:
+            parsed = parse_subnet_key(kv.key)
+            if parsed is not None and parsed[1] == "records":
+                with contextlib.suppress(ValueError, KeyError, TypeError):
+                    out.append(LookupRecord.decode(kv.value))
+        return out
+
+    def hosts(self) -> list[HostInfo]:
+        out = []
+        for kv in self.client.range_prefix(hosts_prefix())[0]:
+            with contextlib.suppress(ValueError, KeyError, TypeError):
+                out.append(HostInfo.decode(kv.value))
+        return out
+
+    def add_static_record(self, rec: LookupRecord) -> LookupRecord:
+        """An operator's record (New-NetVirtualizationLookupRecord): no host, no lease; it stays until removed.
+        A port's record at the same address is not overwritten (the port owns that address)."""
+        current = self.client.get(rec.key)
+        if current is not None:
+            with contextlib.suppress(ValueError, KeyError, TypeError):
+                owner = LookupRecord.decode(current.value)
+                if owner.host is not None:
+                    raise RecordError(
+                        f"customer_address: {rec.customer_address} on virtual subnet {rec.vsid} is port "
+                        f"{owner.port}'s on host {owner.host}"
+                    )
+        static = LookupRecord(**{**asdict(rec), "host": None, "vm": None, "port": None})
+        self.client.put(static.key, static.encode())
+        return static
+
+    def remove_record(self, vsid: int, customer_address: str) -> bool:
+        return self.client.delete(record_key(vsid, customer_address)) > 0
 
     # ---- the sync thread ----
 

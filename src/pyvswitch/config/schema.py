@@ -466,6 +466,16 @@ class PortConfig(Model):
     # The line rate of the interface behind an uplink or interface port (a NIC's speed): its egress scheduler
     # sends no faster, so contention happens where it would on a real NIC even on veth. 0 = unbounded.
     link_speed: BitsPerSecond = 0
+    # Set-VMNetworkAdapter -VirtualSubnetId (HNV, issue 13): 0 = none, else 4096..16777215. In cluster mode the
+    # port's addresses become lookup records of that virtual subnet, shared with every host that has it.
+    virtual_subnet_id: Annotated[int, Field(ge=0, le=16_777_215)] = 0
+
+    @field_validator("virtual_subnet_id")
+    @classmethod
+    def _vsid(cls, v: int) -> int:
+        if 0 < v < 4096:
+            raise ValueError("a virtual subnet id is 0 (none) or 4096..16777215")
+        return v
 
     @field_validator("maximum_bandwidth", "minimum_bandwidth_absolute")
     @classmethod

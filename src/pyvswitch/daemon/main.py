@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import ipaddress
 import logging
 import os
 import signal
@@ -23,11 +24,14 @@ import sqlite3
 import stat
 import sys
 from pathlib import Path
-from typing import IO
+from typing import IO, TYPE_CHECKING
 
 import pyvswitch
 from pyvswitch.daemon import pidlock
 from pyvswitch.errors import ConfigError, PyvswitchError
+
+if TYPE_CHECKING:
+    from pyvswitch.cluster.agent import ClusterAgent
 
 log = logging.getLogger(__name__)
 
@@ -81,9 +85,63 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         metavar="DIR",
         help="where QEMU guests' kernel and initramfs are built and kept (default: STATE_DIR/guest-image)",
     )
+    p.add_argument(
+        "--cluster",
+        default=None,
+        metavar="URLS",
+        help="join a cluster: etcd endpoints, comma-separated (http://127.0.0.1:2379,...); virtual subnets' "
+        "lookup records are then shared with the other hosts (issue 13)",
+    )
+    p.add_argument(
+        "--provider-address",
+        default=None,
+        metavar="IP",
+        help="with --cluster: this host's address on the provider network (where tunnels to its VMs end)",
+    )
+    p.add_argument(
+        "--host-name",
+        default=None,
+        metavar="NAME",
+        help="with --cluster: this host's name in the cluster (default: the system's host name)",
+    )
+    p.add_argument(
+        "--cluster-lease-ttl",
+        type=int,
+        default=10,
+        metavar="SECONDS",
+        help="with --cluster: a host that stops renewing its registration for this long is gone, with its "
+        "records (default 10)",
+    )
     p.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
     p.add_argument("--detach", action="store_true", help="run in the background; exit once ready")
-    return p.parse_args(argv)
+    args = p.parse_args(argv)
+    if args.cluster is not None:
+        try:
+            from pyvswitch.cluster.client import parse_endpoints
+
+            parse_endpoints(args.cluster)
+        except ValueError as exc:
+            p.error(f"--cluster: {exc}")
+        if args.provider_address is None:
+            p.error("--cluster needs --provider-address (this host's address on the provider network)")
+        try:
+            ipaddress.ip_address(args.provider_address)
+        except ValueError:
+            p.error(f"--provider-address: {args.provider_address!r} is not an IP address")
+        if not 1 <= args.cluster_lease_ttl <= 3600:
+            p.error("--cluster-lease-ttl: 1..3600 seconds")
+    return args
+
+
+def _cluster_agent(args: argparse.Namespace, state_dir: Path) -> ClusterAgent:
+    from pyvswitch.cluster.agent import ClusterAgent
+    from pyvswitch.cluster.client import ClusterClient
+    from pyvswitch.cluster.records import HostInfo
+
+    name = args.host_name or socket.gethostname()
+    host = HostInfo(name, args.provider_address)
+    log.info("cluster: host %s, provider address %s, etcd %s", name, args.provider_address, args.cluster)
+    return ClusterAgent(ClusterClient(args.cluster), host, state_dir, ttl_s=args.cluster_lease_ttl)
 
 
 def cpu_plan(choice: str, allowed: set[int]) -> tuple[int | None, frozenset[int]]:
@@ -274,6 +332,7 @@ def run(args: argparse.Namespace) -> int:
     link: ForwarderLink | None = None
     steering: ReceiveSteering | None = None
     service: Service | None = None
+    agent: ClusterAgent | None = None
     # From here on any failure must still remove the socket (issue 11): the finally below does.
     try:
         host_id = args.host_id if args.host_id is not None else host_id_from(_machine_id(), str(state_dir))
@@ -311,6 +370,10 @@ def run(args: argparse.Namespace) -> int:
             cpus=guest_cpus,
         )
         service.guests = guests
+        if args.cluster is not None:
+            agent = _cluster_agent(args, state_dir)
+            service.cluster = agent
+            agent.start()  # registers and publishes on its own thread: an unreachable cluster delays nothing
         # Migrations a crash interrupted are settled first (issue 11): the store must say which VMs this host
         # owns before start-up provisions them, or start-up would re-create a veth another host owns.
         migrations = Migrations(service, engine)
@@ -344,6 +407,10 @@ def run(args: argparse.Namespace) -> int:
     finally:
         if steering is not None:
             steering.stop()
+        if agent is not None:
+            # A full stop (Ctrl-C) takes the host out of the cluster at once; SIGTERM (a restart) keeps its
+            # lease and records, which a successor within the TTL picks up.
+            agent.stop(leave=_exit_on_signal.last == signal.SIGINT)  # type: ignore[attr-defined]
         if service is not None:
             service.stop()
             if isinstance(service.guests, Guests) and _exit_on_signal.last == signal.SIGINT:  # type: ignore[attr-defined]

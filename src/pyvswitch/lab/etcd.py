@@ -58,37 +58,58 @@ def _free_ports(n: int) -> list[int]:
 @dataclass
 class Member:
     name: str
+    address: str
     client_port: int
     peer_port: int
     data_dir: Path
     log: Path
+    netns: str | None = None
     proc: subprocess.Popen[bytes] | None = None
 
     @property
     def client_url(self) -> str:
-        return f"http://127.0.0.1:{self.client_port}"
+        return f"http://{self.address}:{self.client_port}"
 
     @property
     def peer_url(self) -> str:
-        return f"http://127.0.0.1:{self.peer_port}"
+        return f"http://{self.address}:{self.peer_port}"
 
     def alive(self) -> bool:
         return self.proc is not None and self.proc.poll() is None
 
     def healthy(self) -> bool:
+        return member_healthy(self.netns, self.client_url)
+
+
+def member_healthy(netns: str | None, url: str) -> bool:
+    """Whether the etcd member at ``url`` (in ``netns``, if given) says it is healthy (it has a leader)."""
+    if netns is not None:  # not reachable from here: ask from inside its namespace
         try:
-            r = httpx.get(f"{self.client_url}/health", timeout=1.0)
-        except httpx.HTTPError:
+            res = subprocess.run(
+                ["ip", "netns", "exec", netns, "etcdctl", "--endpoints", url, "--command-timeout=1s",
+                 "endpoint", "health"],
+                capture_output=True, text=True, timeout=10, env={**os.environ, "ETCDCTL_API": "3"},
+            )  # fmt: skip
+        except (OSError, subprocess.TimeoutExpired):
             return False
-        return r.status_code == 200 and r.json().get("health") in ("true", True)
+        return res.returncode == 0
+    try:
+        r = httpx.get(f"{url}/health", timeout=1.0)
+    except httpx.HTTPError:
+        return False
+    return r.status_code == 200 and r.json().get("health") in ("true", True)
 
 
 @dataclass
 class EtcdCluster:
-    """``members`` etcd processes on 127.0.0.1; ``endpoints`` is what ``pyvswitchd --cluster`` takes."""
+    """``members`` etcd processes on 127.0.0.1 (free ports), or in network namespace ``netns`` on ``addresses``
+    (one each, etcd's ports 2379/2380: a lab's provider network); ``endpoints`` is what ``pyvswitchd --cluster``
+    takes."""
 
     size: int = 3
     root: Path | None = None
+    netns: str | None = None
+    addresses: list[str] | None = None
     token: str = field(default_factory=lambda: f"pyvswitch-{uuid.uuid4().hex[:8]}")
     members: list[Member] = field(default_factory=list)
     _own_root: bool = False
@@ -108,10 +129,17 @@ class EtcdCluster:
         if self.root is None:
             self.root = Path(tempfile.mkdtemp(prefix="pyvswitch-etcd-"))
             self._own_root = True
-        ports = _free_ports(2 * self.size)
+        if self.addresses is not None:
+            if len(self.addresses) != self.size:
+                raise EtcdError(f"{self.size} members need {self.size} addresses, not {len(self.addresses)}")
+            places = [(a, 2379, 2380) for a in self.addresses]
+        else:
+            ports = _free_ports(2 * self.size)
+            places = [("127.0.0.1", ports[2 * i], ports[2 * i + 1]) for i in range(self.size)]
+        self.root.mkdir(parents=True, exist_ok=True)
         self.members = [
-            Member(f"m{i}", ports[2 * i], ports[2 * i + 1], self.root / f"m{i}.etcd", self.root / f"m{i}.log")
-            for i in range(self.size)
+            Member(f"m{i}", addr, cport, pport, self.root / f"m{i}.etcd", self.root / f"m{i}.log", self.netns)
+            for i, (addr, cport, pport) in enumerate(places)
         ]
         for m in self.members:
             self._spawn(m, new=True)
@@ -130,6 +158,8 @@ class EtcdCluster:
             "--heartbeat-interval", str(HEARTBEAT_MS), "--election-timeout", str(ELECTION_MS),
             "--logger", "zap", "--log-outputs", "stderr",
         ]  # fmt: skip
+        if m.netns is not None:
+            argv = ["ip", "netns", "exec", m.netns, *argv]
         with open(m.log, "ab") as logf:
             m.proc = subprocess.Popen(argv, stdout=logf, stderr=subprocess.STDOUT, start_new_session=True)
 

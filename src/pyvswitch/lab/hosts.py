@@ -28,6 +28,7 @@ import json
 import logging
 import os
 import re
+import shutil
 import signal
 import string
 import subprocess
@@ -42,6 +43,7 @@ import httpx
 
 from pyvswitch.guest.image import DEFAULT_CACHE_DIR, ImageError, build_image
 from pyvswitch.guest.qemu import guests_unavailable
+from pyvswitch.lab.etcd import EtcdCluster, member_healthy
 from pyvswitch.lab.harness import venv_bin
 from pyvswitch.testing.netns import unique, wait_for
 
@@ -50,6 +52,10 @@ log = logging.getLogger(__name__)
 DEFAULT_ROOT = "/run/pyvswitch-lab"
 SWITCH = "ext"  # the External switch every host gets, on its uplink
 UPLINK = "eth1"  # the uplink's name inside a host namespace
+PROVIDER_SUBNET = "10.91.0"  # cluster mode: host N's provider address is PROVIDER_SUBNET.N+1, etcd's .201-
+PROVIDER_BRIDGE = "pnet"
+PROVIDER_IF = "pa0"  # a host's interface on the provider network
+ETCD_MEMBERS = 3
 BRIDGE = "br0"
 LAN_HOST_IF = "eth0"
 NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,11}$")  # "to-" + name must fit IFNAMSIZ (15)
@@ -77,6 +83,10 @@ class HostRecord:
     lan_port: str  # its peer on the LAN bridge (in the LAN namespace)
     host_id: int  # --host-id: distinct MAC pools, so VMs of different hosts never share a MAC
     pid: int | None = None  # the daemon's pid while it runs
+    # Cluster mode (issue 13): etcd endpoints, this host's provider address, its registration's lease TTL.
+    cluster: str | None = None
+    provider_address: str | None = None
+    lease_ttl_s: int = 10
 
     @property
     def log(self) -> str:
@@ -95,6 +105,10 @@ class LabRecord:
     lan_host_if: str = LAN_HOST_IF
     switch: str = SWITCH
     hosts: dict[str, HostRecord] = field(default_factory=dict)
+    # Cluster mode (issue 13): the provider network's namespace (a bridge; each host's ``pa0`` and the etcd
+    # members' addresses on it) and the etcd endpoints the hosts join; None without --cluster.
+    pnet_netns: str | None = None
+    etcd_endpoints: str | None = None
 
     def to_json(self) -> dict[str, Any]:
         d = asdict(self)
@@ -287,6 +301,7 @@ class Lab:
         self.root = root or lab_root()
         self.dir = self.root / self.name
         self.lan_subnet = lan_subnet
+        self._lease_ttl_s = 10  # up()'s, for the hosts it adds
         self.record = LabRecord(
             name=self.name,
             lan_netns=f"{self.name}-lan",
@@ -327,8 +342,16 @@ class Lab:
 
     # ---------------------------------------------------------------- up
 
-    def up(self, hosts: int | list[str] = 2, timeout_s: float = 30) -> Lab:
-        """Create (or converge to) the LAN and the hosts; idempotent: what exists and works is kept."""
+    def up(
+        self,
+        hosts: int | list[str] = 2,
+        timeout_s: float = 30,
+        cluster: bool = False,
+        lease_ttl_s: int = 10,
+    ) -> Lab:
+        """Create (or converge to) the LAN and the hosts; idempotent: what exists and works is kept.
+        ``cluster``: also a provider network with a 3-member etcd cluster on it, which the hosts' daemons join
+        (``pyvswitchd --cluster``; each host has its provider address on ``pa0``)."""
         names = host_names(hosts) if isinstance(hosts, int) else list(hosts)
         for n in names:
             if not NAME_RE.match(n):
@@ -338,9 +361,49 @@ class Lab:
         self._save()  # first: a crash from here on leaves a registry that down() can follow
         _warm_guest_image()
         self._make_lan()
+        if cluster or self.record.pnet_netns is not None:
+            self._make_provider_net()
+        self._lease_ttl_s = lease_ttl_s
         for i, n in enumerate(names):
             self._make_host(n, i, timeout_s)
         return self
+
+    def _make_provider_net(self) -> None:
+        """The provider network: a bridge in its own namespace, etcd's members on addresses of it."""
+        rec = self.record
+        rec.pnet_netns = rec.pnet_netns or f"{self.name}-pnet"
+        self._save()
+        _ensure_netns(rec.pnet_netns)
+        if not _link_exists(rec.pnet_netns, PROVIDER_BRIDGE):
+            _run(
+                "ip", "-n", rec.pnet_netns, "link", "add", PROVIDER_BRIDGE, "type", "bridge", "stp_state", "0"
+            )
+        _run("ip", "-n", rec.pnet_netns, "link", "set", PROVIDER_BRIDGE, "up")
+        _run("ip", "-n", rec.pnet_netns, "link", "set", "lo", "up")
+        addresses = [f"{PROVIDER_SUBNET}.{201 + i}" for i in range(ETCD_MEMBERS)]
+        for a in addresses:
+            _run("ip", "-n", rec.pnet_netns, "addr", "replace", f"{a}/24", "dev", PROVIDER_BRIDGE)
+        etcd = EtcdCluster(ETCD_MEMBERS, root=self.dir / "etcd", netns=rec.pnet_netns, addresses=addresses)
+        rec.etcd_endpoints = ",".join(f"http://{a}:2379" for a in addresses)
+        self._save()
+        if not all(member_healthy(rec.pnet_netns, url) for url in rec.etcd_endpoints.split(",")):
+            _kill_netns_pids(rec.pnet_netns)  # a half-started cluster: start it afresh
+            shutil.rmtree(self.dir / "etcd", ignore_errors=True)
+            etcd.start()
+
+    def _plug_provider(self, rec: HostRecord) -> None:
+        """Host ``rec``'s ``pa0`` on the provider bridge, with its provider address."""
+        pnet = self.record.pnet_netns
+        assert pnet is not None and rec.provider_address is not None
+        port = f"p-{rec.name}"[:15]
+        if not (_link_exists(rec.netns, PROVIDER_IF) and _link_exists(pnet, port)):
+            for ns, ifn in ((rec.netns, PROVIDER_IF), (pnet, port)):
+                _run("ip", "-n", ns, "link", "del", ifn, check=False)
+            _run("ip", "link", "add", PROVIDER_IF, "netns", rec.netns, "type", "veth", "peer", "name", port,
+                 "netns", pnet)  # fmt: skip
+        _run("ip", "-n", pnet, "link", "set", port, "master", PROVIDER_BRIDGE, "up")
+        _run("ip", "-n", rec.netns, "addr", "replace", f"{rec.provider_address}/24", "dev", PROVIDER_IF)
+        _run("ip", "-n", rec.netns, "link", "set", PROVIDER_IF, "up")
 
     def _make_lan(self) -> None:
         rec = self.record
@@ -389,11 +452,16 @@ class Lab:
             lan_port=f"to-{name}",
             host_id=old.host_id if old else _host_id(self.name, index),
             pid=old.pid if old else None,
+            cluster=old.cluster if old else self.record.etcd_endpoints,
+            provider_address=old.provider_address if old else f"{PROVIDER_SUBNET}.{index + 1}",
+            lease_ttl_s=old.lease_ttl_s if old else self._lease_ttl_s,
         )
         self.record.hosts[name] = rec
         self._save()
         _ensure_netns(rec.netns)
         self._plug(rec.netns, rec.uplink, rec.lan_port)
+        if rec.cluster is not None:
+            self._plug_provider(rec)
         if not (_daemon_alive(rec) and _healthy(rec)):
             rec = self._start_daemon(rec, timeout_s)
             self.record.hosts[name] = rec
@@ -454,6 +522,9 @@ class Lab:
             # One guest image for every host of every lab (and the tests), built once.
             "--guest-image-cache", str(DEFAULT_CACHE_DIR),
         ]  # fmt: skip
+        if rec.cluster is not None and rec.provider_address is not None:
+            argv += ["--cluster", rec.cluster, "--provider-address", rec.provider_address, "--host-name", rec.name,
+                     "--cluster-lease-ttl", str(rec.lease_ttl_s)]  # fmt: skip
         env = {**os.environ, "PYVSWITCH_LAB": self.name, "PYVSWITCH_LAB_HOST": rec.name, **(extra_env or {})}
         env.pop("PYVSWITCH_SOCKET", None)
         with open(rec.log, "ab") as logf:
@@ -481,6 +552,8 @@ class Lab:
         problems: list[str] = []
         rec = self.record
         own = {rec.lan_netns, rec.lan_host_netns, *(h.netns for h in rec.hosts.values())}
+        if rec.pnet_netns is not None:
+            own.add(rec.pnet_netns)  # the etcd members are its processes
         vm_namespaces: set[str] = set()
         for h in rec.hosts.values():
             vm_namespaces |= _peer_namespaces(h.netns) - own
@@ -508,12 +581,17 @@ class Lab:
     @classmethod
     @contextlib.contextmanager
     def running(
-        cls, hosts: int | list[str] = 2, name: str | None = None, root: Path | None = None
+        cls,
+        hosts: int | list[str] = 2,
+        name: str | None = None,
+        root: Path | None = None,
+        cluster: bool = False,
+        lease_ttl_s: int = 10,
     ) -> Iterator[Lab]:
         """A lab that is always taken down at the end, also when ``up`` fails half-way."""
         lab = cls(name, root=root)
         try:
-            yield lab.up(hosts)
+            yield lab.up(hosts, cluster=cluster, lease_ttl_s=lease_ttl_s)
         finally:
             lab.down()
 

@@ -26,6 +26,7 @@ from pyvswitch.config.validate import problems_from_errors
 from pyvswitch.daemon.api import dcb, diagnostics, host, ports, qos, switches, teams, vms
 from pyvswitch.daemon.api.common import Request_, patch_changes
 from pyvswitch.daemon.api.limits import BodyLimit
+from pyvswitch.daemon.api.vnet import add_vnet_routes
 from pyvswitch.daemon.capture_api import add_capture_routes
 from pyvswitch.daemon.iov import add_iov_routes
 from pyvswitch.daemon.migration import Migrations, add_migration_routes
@@ -111,4 +112,5 @@ def create_app(service: Service, migrations: Migrations | None = None) -> FastAP
         add_iov_routes(app, service.iov)
         service.iov.start()
     add_migration_routes(app, service, migrations)  # live migration (daemon/migration.py)
+    add_vnet_routes(app, service)  # cluster mode and virtual subnets (issue 13)
     return app

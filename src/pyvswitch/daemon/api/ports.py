@@ -33,6 +33,7 @@ class PortPatch(Request_):
     minimum_bandwidth_absolute: int | None = None
     link_speed: int | None = None
     iov_weight: int | None = None  # Set-VMNetworkAdapter -IovWeight (0 = software path; daemon/iov.py)
+    virtual_subnet_id: int | None = None  # Set-VMNetworkAdapter -VirtualSubnetId (0 = none; issue 13)
 
 
 # Settings a PATCH may not set to null. The others take null as a value (``switch``: disconnect, ``mac_limit``:
@@ -53,6 +54,7 @@ NOT_NULL = (
     "minimum_bandwidth_weight",
     "minimum_bandwidth_absolute",
     "link_speed",
+    "virtual_subnet_id",
 )
 
 

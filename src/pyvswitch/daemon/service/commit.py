@@ -41,10 +41,12 @@ import logging
 import re
 import secrets
 import threading
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol
 
+from pyvswitch.cluster.ports import port_records
+from pyvswitch.cluster.records import HostInfo, LookupRecord
 from pyvswitch.config.schema import HostConfig, PortKind
 from pyvswitch.config.store import TABLE_OF_FIELD, FailedRow, Store
 from pyvswitch.config.team_nics import realize
@@ -78,6 +80,14 @@ class GuestsLike(Protocol):
 
     def problems(self, cfg: HostConfig) -> list[tuple[str, str]]: ...
     def reconcile(self, cfg: HostConfig) -> None: ...
+
+
+class ClusterLike(Protocol):
+    """What the commit needs of ``pyvswitch.cluster.agent.ClusterAgent`` (cluster mode, issue 13)."""
+
+    host: HostInfo
+
+    def publish(self, records: Iterable[LookupRecord]) -> None: ...
 
 
 class EngineLike(Protocol):
@@ -204,6 +214,8 @@ class Transaction:
         # QEMU guests of qemu VMs (daemon/guests.py), started once their TAPs are ports; None: no guests
         # (the tests' fakes), a qemu VM then gets its TAPs and ports only.
         self.guests: GuestsLike | None = None
+        # Cluster mode (pyvswitchd --cluster): the ports' lookup records are published after each commit.
+        self.cluster: ClusterLike | None = None
 
     # ---- reads (the committed config is immutable) ----
 
@@ -271,6 +283,7 @@ class Transaction:
                 self._store.save(cfg, "start-up: resolved interface names and MACs")
             self._cfg = cfg
             self._reconcile_guests(cfg)
+            self._publish_records(cfg)
             log.info(
                 "reconciled %d switches, %d ports, %d VMs%s",
                 len(cfg.switches),
@@ -376,6 +389,7 @@ class Transaction:
         self._cfg = candidate
         log.info("applied: %s", summary)
         self._reconcile_guests(candidate)  # before remove_unused: a removed guest lets go of its TAP first
+        self._publish_records(candidate)
         remove_unused(self._os, old, candidate, self._keep)
         if intent is not None:
             self._store.end_intent(intent)
@@ -386,6 +400,15 @@ class Transaction:
                 target=mark_adopted, args=(self._os, candidate, adopted), name="pyvswitch-mark", daemon=True
             ).start()
         return candidate
+
+    def _publish_records(self, cfg: HostConfig) -> None:
+        """Hand the cluster agent this configuration's lookup records (it writes them to etcd on its own thread:
+        an unreachable cluster delays publication, never a commit)."""
+        if self.cluster is not None:
+            try:
+                self.cluster.publish(port_records(cfg, self.cluster.host))
+            except Exception:
+                log.exception("publishing lookup records")
 
     def _reconcile_guests(self, cfg: HostConfig) -> None:
         if self.guests is not None:

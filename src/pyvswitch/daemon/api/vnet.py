@@ -1,0 +1,102 @@
+"""Cluster and virtual subnet routes (issue 13): /v1/cluster (this host's membership) and /v1/vnet/* (lookup
+records and provider addresses: Get-/New-/Remove-NetVirtualizationLookupRecord,
+Get-NetVirtualizationProviderAddress). Without ``pyvswitchd --cluster`` they answer 409, saying so."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import FastAPI, Response
+
+from pyvswitch.cluster.agent import ClusterAgent
+from pyvswitch.cluster.client import ClusterError
+from pyvswitch.cluster.records import ENCAP, LookupRecord, RecordError, check_vsid
+from pyvswitch.daemon.api.common import Request_
+from pyvswitch.daemon.service import Service
+from pyvswitch.daemon.service.errors import Conflict, NotFound
+from pyvswitch.errors import ConfigError
+
+
+class LookupRecordBody(Request_):
+    virtual_subnet_id: int
+    customer_address: str
+    mac_address: str
+    provider_address: str
+    rule: str = ENCAP
+
+
+def _record_view(r: LookupRecord) -> dict[str, Any]:
+    return {
+        "virtual_subnet_id": r.vsid, "customer_address": r.customer_address, "mac_address": r.customer_mac,
+        "provider_address": r.provider_address, "rule": r.rule, "host": r.host, "vm": r.vm, "port": r.port,
+        "type": "Static" if r.host is None else "Dynamic",
+    }  # fmt: skip
+
+
+def add_vnet_routes(app: FastAPI, service: Service) -> None:
+    def agent() -> ClusterAgent:
+        cluster = service.cluster
+        if not isinstance(cluster, ClusterAgent):
+            raise Conflict("cluster", "this host is not in a cluster (start pyvswitchd with --cluster)")
+        return cluster
+
+    def checked_vsid(vsid: int | None) -> int | None:
+        if vsid is None:
+            return None
+        try:
+            return check_vsid(vsid)
+        except RecordError as exc:
+            raise ConfigError([("virtual_subnet_id", str(exc).split(": ", 1)[-1])]) from None
+
+    def etcd(exc: ClusterError) -> Conflict:
+        return Conflict("cluster", str(exc))
+
+    @app.get("/v1/cluster")
+    def cluster_status() -> dict[str, Any]:
+        return agent().status()
+
+    @app.get("/v1/vnet/lookup-records")
+    def lookup_records(virtual_subnet_id: int | None = None) -> list[dict[str, Any]]:
+        a = agent()
+        try:
+            return [_record_view(r) for r in a.records(checked_vsid(virtual_subnet_id))]
+        except ClusterError as exc:
+            raise etcd(exc) from None
+
+    @app.post("/v1/vnet/lookup-records", status_code=201)
+    def add_lookup_record(body: LookupRecordBody) -> dict[str, Any]:
+        a = agent()
+        try:
+            rec = LookupRecord(
+                body.virtual_subnet_id, body.customer_address, body.mac_address, body.provider_address,
+                rule=body.rule,
+            )  # fmt: skip
+            return _record_view(a.add_static_record(rec))
+        except RecordError as exc:
+            field, _, message = str(exc).partition(": ")
+            field = {"customer_mac": "mac_address", "vsid": "virtual_subnet_id"}.get(field, field)
+            raise ConfigError([(field, message)]) from None
+        except ClusterError as exc:
+            raise etcd(exc) from None
+
+    @app.delete("/v1/vnet/lookup-records/{virtual_subnet_id}/{customer_address}", status_code=204)
+    def remove_lookup_record(virtual_subnet_id: int, customer_address: str) -> Response:
+        a = agent()
+        try:
+            gone = a.remove_record(int(checked_vsid(virtual_subnet_id) or 0), customer_address)
+        except ClusterError as exc:
+            raise etcd(exc) from None
+        if not gone:
+            raise NotFound(
+                "customer_address", f"no lookup record for {customer_address} on {virtual_subnet_id}"
+            )
+        return Response(status_code=204)
+
+    @app.get("/v1/vnet/provider-addresses")
+    def provider_addresses() -> list[dict[str, Any]]:
+        a = agent()
+        try:
+            return [{"host": h.name, "provider_address": h.provider_address, "capabilities": list(h.capabilities)}
+                    for h in a.hosts()]  # fmt: skip
+        except ClusterError as exc:
+            raise etcd(exc) from None

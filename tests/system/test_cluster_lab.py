@@ -1,0 +1,161 @@
+"""Cluster mode through real daemons (issue 13 items 1, 2, 5): `lab up --cluster` runs a 3-member etcd on a
+provider network and hosts whose pyvswitchd joins it; a VM adapter put on a virtual subnet
+(Set-VMNetworkAdapter -VirtualSubnetId) publishes its lookup record, which the other hosts see; the HNV
+cmdlets add, list and remove static records; a killed etcd member changes nothing; a killed host's records
+expire with its lease; a restarted host resumes without reading the cluster again."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from pyvswitch.lab.etcd import etcd_unavailable
+from pyvswitch.lab.hosts import Lab, LabHost
+from pyvswitch.testing.netns import unique, wait_for
+
+pytestmark = pytest.mark.skipif(etcd_unavailable() is not None, reason=str(etcd_unavailable()))
+
+TTL_S = 5
+BLUE, RED = 5001, 6001
+
+
+@pytest.fixture(scope="module")
+def lab() -> Iterator[Lab]:
+    with Lab.running(hosts=2, name=unique("clab"), cluster=True, lease_ttl_s=TTL_S) as lab:
+        yield lab
+
+
+def records(host: LabHost, vsid: int | None = None) -> list[dict[str, Any]]:
+    args = ["vnet", "records"] + (["--vsid", str(vsid)] if vsid else [])
+    return list(host.json(*args))
+
+
+def by_address(host: LabHost, vsid: int) -> dict[str, dict[str, Any]]:
+    return {r["customer_address"]: r for r in records(host, vsid)}
+
+
+def test_a_port_on_a_virtual_subnet_is_seen_by_the_other_host_and_overlaps_stay_apart(lab: Lab) -> None:
+    a, b = lab.host("hostA"), lab.host("hostB")
+    vm_a, vm_b = unique("cva"), unique("cvb")
+    a.vm_add(vm_a, "10.0.0.1/24")
+    b.vm_add(vm_b, "10.0.0.1/24")  # the same customer address, in another virtual subnet
+    a.cli("Set-VMNetworkAdapter", "-VMName", vm_a, "-VirtualSubnetId", str(BLUE))
+    b.cli("port", "set", f"{vm_b}-eth0", "--virtual-subnet-id", str(RED))
+    mac_a = a.json("port", "show", f"{vm_a}-eth0")["mac"]
+    mac_b = b.json("port", "show", f"{vm_b}-eth0")["mac"]
+    wait_for(lambda: "10.0.0.1" in by_address(b, BLUE), timeout_s=10, what="hostA's record seen from hostB")
+    blue = by_address(b, BLUE)["10.0.0.1"]
+    red = by_address(a, RED)["10.0.0.1"]
+    assert (blue["mac_address"], blue["host"], blue["provider_address"], blue["type"]) == (
+        mac_a, "hostA", "10.91.0.1", "Dynamic",
+    )  # fmt: skip
+    assert (red["mac_address"], red["host"], red["provider_address"]) == (mac_b, "hostB", "10.91.0.2")
+    status = a.json("vnet", "status")
+    assert status["host"] == "hostA" and status["in_sync"] and str(BLUE) in status["subnets"]
+    assert str(RED) not in status["subnets"]  # no port of hostA there: not watched
+    hosts = {h["host"]: h["provider_address"] for h in a.json("vnet", "hosts")}
+    assert hosts == {"hostA": "10.91.0.1", "hostB": "10.91.0.2"}
+    # Leaving the subnet removes the record.
+    a.cli("port", "set", f"{vm_a}-eth0", "--virtual-subnet-id", "0")
+    wait_for(lambda: "10.0.0.1" not in by_address(b, BLUE), timeout_s=10, what="the record removed")
+    a.cli("vm", "del", vm_a)
+    b.cli("vm", "del", vm_b)
+
+
+def test_hnv_cmdlets_add_list_and_remove_static_records_and_refuse_bad_ones(lab: Lab) -> None:
+    a, b = lab.host("hostA"), lab.host("hostB")
+    a.cli("New-NetVirtualizationLookupRecord", "-CustomerAddress", "10.9.9.9", "-VirtualSubnetID",
+          str(BLUE + 7), "-MACAddress", "00155D0A0B0C", "-ProviderAddress", "10.91.0.77")  # fmt: skip
+    out = b.cli("Get-NetVirtualizationLookupRecord", "-VirtualSubnetID", str(BLUE + 7)).stdout
+    assert "10.9.9.9" in out and "10.91.0.77" in out and "Static" in out and "00155D0A0B0C" in out
+    bad = a.cli("New-NetVirtualizationLookupRecord", "-CustomerAddress", "10.9.9.300", "-VirtualSubnetID",
+                str(BLUE + 7), "-MACAddress", "00155D0A0B0C", "-ProviderAddress", "10.91.0.77", check=False)  # fmt: skip
+    assert bad.returncode != 0 and "customer_address" in bad.stderr
+    b.cli("Remove-NetVirtualizationLookupRecord", "-CustomerAddress", "10.9.9.9")
+    assert records(a, BLUE + 7) == []
+    pa = a.cli("Get-NetVirtualizationProviderAddress").stdout
+    assert "10.91.0.1" in pa and "10.91.0.2" in pa
+
+
+def test_changes_go_on_with_one_etcd_member_killed(lab: Lab) -> None:
+    a, b = lab.host("hostA"), lab.host("hostB")
+    vm = unique("cvk")
+    pnet = lab.record.pnet_netns
+    assert pnet is not None
+    member = _etcd_pid(lab, 0)
+    os.kill(member, signal.SIGKILL)
+    try:
+        a.vm_add(vm, "10.0.1.5/24")
+        a.cli("port", "set", f"{vm}-eth0", "--virtual-subnet-id", str(BLUE + 1))
+        wait_for(
+            lambda: "10.0.1.5" in by_address(b, BLUE + 1), timeout_s=15, what="a record with a member down"
+        )
+    finally:
+        lab.up(2, cluster=True, lease_ttl_s=TTL_S)  # converges: the killed member is started again
+    a.cli("vm", "del", vm)
+
+
+def test_a_killed_hosts_records_expire_and_a_restarted_host_resumes_without_a_resync(lab: Lab) -> None:
+    a, b = lab.host("hostA"), lab.host("hostB")
+    vm_a, vm_b = unique("cvx"), unique("cvy")
+    a.vm_add(vm_a, "10.0.2.1/24")
+    b.vm_add(vm_b, "10.0.2.2/24")
+    a.cli("port", "set", f"{vm_a}-eth0", "--virtual-subnet-id", str(BLUE + 2))
+    b.cli("port", "set", f"{vm_b}-eth0", "--virtual-subnet-id", str(BLUE + 2))
+    wait_for(lambda: len(by_address(b, BLUE + 2)) == 2, timeout_s=10, what="both records")
+    # A restart (SIGTERM, started again within the TTL): same lease, no subnet read again.
+    pid = lab.record.hosts["hostA"].pid
+    assert pid is not None
+    os.kill(pid, signal.SIGTERM)
+    lab.wait_dead("hostA")
+    lab.up(2, cluster=True, lease_ttl_s=TTL_S)  # starts hostA's daemon again
+    a = lab.host("hostA")
+    wait_for(lambda: a.json("vnet", "status")["in_sync"], timeout_s=10, what="hostA in sync again")
+    stats = a.json("vnet", "status")["stats"]
+    assert stats["range_reads"] == 0 and stats["resyncs"] == 0 and stats["registrations"] == 0, stats
+    # kill -9: no keepalive, nothing revoked; the records go when the lease expires.
+    lab.kill("hostA")
+    killed = time.monotonic()
+    wait_for(
+        lambda: "10.0.2.1" not in by_address(b, BLUE + 2), timeout_s=TTL_S + 10, what="hostA's record expired"
+    )
+    assert time.monotonic() - killed <= TTL_S + 4  # the lease, then the watch and a CLI poll
+    assert {h["host"] for h in b.json("vnet", "hosts")} == {"hostB"}
+    lab.up(2, cluster=True, lease_ttl_s=TTL_S)  # hostA back: it registers again and republishes
+    wait_for(lambda: "10.0.2.1" in by_address(b, BLUE + 2), timeout_s=15, what="hostA's record back")
+    a, b = lab.host("hostA"), lab.host("hostB")
+    a.cli("vm", "del", vm_a)
+    b.cli("vm", "del", vm_b)
+
+
+def test_without_a_cluster_the_vnet_commands_say_so(two_hosts: Lab) -> None:
+    res = two_hosts.host("hostA").cli("vnet", "status", check=False)
+    assert res.returncode != 0 and "not in a cluster" in res.stderr
+
+
+def _etcd_pid(lab: Lab, index: int) -> int:
+    """The pid of etcd member ``index`` (its process runs in the provider network's namespace)."""
+    import subprocess
+
+    pnet = lab.record.pnet_netns
+    out = subprocess.run(["ip", "netns", "pids", str(pnet)], capture_output=True, text=True).stdout.split()
+    for pid in out:
+        try:
+            cmd = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+        except OSError:
+            continue
+        if (
+            cmd
+            and cmd[0].endswith(b"etcd")
+            and b"--name" in cmd
+            and cmd[cmd.index(b"--name") + 1] == f"m{index}".encode()
+        ):
+            return int(pid)
+    raise AssertionError(f"no etcd member m{index} in {pnet}: {json.dumps(out)}")
