@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 APT_PACKAGES := iperf3 tshark ethtool tcpdump netsniff-ng iproute2 iputils-ping fping openvswitch-switch qemu-system-x86 etcd-server etcd-client
 
-.PHONY: setup system-deps venv demo test test-quick fuzz lint typecheck unit bench bench-compare bench-rules bench-failover bench-qos bench-migration bench-guests clean
+.PHONY: setup system-deps venv demo test test-quick fuzz lint typecheck unit bench bench-compare bench-rules bench-failover bench-qos bench-migration bench-guests bench-cluster clean
 
 setup: system-deps venv
 
@@ -55,6 +55,10 @@ bench-migration: setup
 bench-guests: setup
 	$(BIN)/python -m pyvswitch.lab.guestbench --reps 3 --boots 5 --json bench-guests.json
 	$(BIN)/python -m pyvswitch.lab.migrationbench --guest --runs 5 --json bench-migration-guest.json
+
+# Cluster scale by simulation (issue 13): 1,000 hosts x 50 VMs in a real 3-member etcd, 20 hosts as real agents.
+bench-cluster: setup
+	$(BIN)/python -m pyvswitch.lab.clusterbench --hosts 1000 --vms 50 --sample 20 --churn 500 --json bench-cluster.json
 
 # QoS scheduler overhead: TCP VM -> LAN through the uplink with QoS off vs on (100G link speed, a weight), and the bridge.
 bench-qos: setup

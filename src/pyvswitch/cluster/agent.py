@@ -301,11 +301,11 @@ class ClusterAgent:
             self.client.delete(key)
             self._written.pop(key, None)
             self.stats.writes += 1
-        for key, value in desired.items():
-            if self._written.get(key) != value:
-                self.client.put(key, value, lease=self.lease)
-                self._written[key] = value
-                self.stats.writes += 1
+        changed = [(k, v) for k, v in desired.items() if self._written.get(k) != v]
+        if changed:
+            self.client.put_many(changed, lease=self.lease)  # a host's start-up publishes in a few round trips
+            self._written.update(changed)
+            self.stats.writes += len(changed)
 
     def _sync_watches(self) -> None:
         for vsid in set(self._watches) - self._subnets:
