@@ -303,7 +303,8 @@ class ClusterAgent:
             self.stats.writes += 1
         changed = [(k, v) for k, v in desired.items() if self._written.get(k) != v]
         if changed:
-            self.client.put_many(changed, lease=self.lease)  # a host's start-up publishes in a few round trips
+            # A host's start-up publishes in a few round trips (transactions of 100 puts), not one per key.
+            self.client.put_many(changed, lease=self.lease)
             self._written.update(changed)
             self.stats.writes += len(changed)
 
