@@ -42,6 +42,13 @@ def etcd_unavailable() -> str | None:
     return None
 
 
+def _die_with_parent() -> None:
+    """In the child before exec: SIGKILL when the parent (thread) that started it ends (prctl PR_SET_PDEATHSIG)."""
+    import ctypes
+
+    ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL, 0, 0, 0)  # 1 = PR_SET_PDEATHSIG
+
+
 def _free_ports(n: int) -> list[int]:
     socks = []
     try:
@@ -160,8 +167,16 @@ class EtcdCluster:
         ]  # fmt: skip
         if m.netns is not None:
             argv = ["ip", "netns", "exec", m.netns, *argv]
+        # A loopback cluster (tests, benches) dies with the process that started it, also when that process is
+        # killed (a timed-out test); a lab's outlives `pyvswitch lab up` and goes with `lab down`.
         with open(m.log, "ab") as logf:
-            m.proc = subprocess.Popen(argv, stdout=logf, stderr=subprocess.STDOUT, start_new_session=True)
+            m.proc = subprocess.Popen(
+                argv,
+                stdout=logf,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+                preexec_fn=_die_with_parent if m.netns is None else None,
+            )
 
     def _wait_healthy(self, m: Member, timeout_s: float) -> None:
         def ready() -> bool:
