@@ -1,0 +1,181 @@
+"""A VXLAN tunnel as a switch port's device (issue 13 item 3): frames the switch sends to it leave encapsulated
+to the provider address the lookup records name; datagrams that arrive are decapsulated and handed to the switch,
+so ACLs, the firewall, mirroring, QoS and traces see the inner frame.
+
+How the switch and the device agree on the virtual subnet without widening the 12-bit VLAN path: each VSID of
+the switch has a *code*, a VID private to this port (``TunnelTables.code_of``): the tunnel port's ingress table
+maps code -> the VSID's domain inside the switch, its egress table the domain -> code; so a received frame comes
+with TCI = code, and a frame to send carries TCI = code, which is never put on a wire.
+
+What the device decides per frame it is given (HNV v1 semantics: the lookup records are the truth, nothing is
+learned across hosts):
+- unicast: the record of the destination MAC in that VSID names the provider address: one datagram there; no
+  record: dropped (``no-lookup-record``), never flooded;
+- an ARP request for an address a remote record has: answered here (ARP suppression) with that record's MAC,
+  the reply queued for the next ``recv`` as if it came through the tunnel; nothing crosses the provider network;
+- other broadcast and multicast (DHCP, ND, ARP for unknown addresses): one copy to each other host of the
+  subnet (head-end replication), none to hosts without a port on it.
+
+Tables are replaced whole (``set_tables``, one attribute store: the forwarding thread reads it once per batch).
+"""
+
+from __future__ import annotations
+
+import errno
+import socket
+from collections import deque
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+from pyvswitch.datapath.device import DeviceCounters, DeviceDrop
+from pyvswitch.drops import DropReason
+from pyvswitch.packet.frame import Packet
+from pyvswitch.packet.vxlan import (
+    VXLAN_HEADER_LEN,
+    VXLAN_PORT,
+    arp_reply,
+    arp_request_target,
+    decode_header,
+    encode_header,
+)
+
+MAX_DATAGRAM = 65535
+
+
+class TunnelDrop(DropReason):
+    RX_NOT_VXLAN = "rx-not-vxlan", "a datagram on the VXLAN port that is not VXLAN (short, or no VNI flag)"
+    RX_UNKNOWN_VNI = "rx-unknown-vni", "VXLAN for a virtual subnet this switch has no port on"
+    RX_UNKNOWN_PEER = "rx-unknown-peer", "VXLAN from an address that is no host of the virtual subnet"
+    TX_NO_RECORD = "no-lookup-record", "unicast to a MAC no lookup record of the virtual subnet names"
+    TX_UNKNOWN_CODE = "tx-unknown-subnet", "sent with a subnet code the tunnel has no table for"
+    TX_ERROR = "tx-error", "the provider network refused the datagram"
+
+
+@dataclass(frozen=True)
+class TunnelTables:
+    """What the tunnel knows of the cluster, built from the lookup records (cluster/agent.py views)."""
+
+    code_of: dict[int, int] = field(default_factory=dict)  # VSID -> its code (1..4094) on this port
+    unicast: dict[tuple[int, int], str] = field(default_factory=dict)  # (VSID, MAC) -> provider address
+    flood: dict[int, tuple[str, ...]] = field(default_factory=dict)  # VSID -> the other hosts' addresses
+    arp: dict[tuple[int, bytes], int] = field(
+        default_factory=dict
+    )  # (VSID, IPv4) -> MAC, remote records only
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "vsid_of", {c: v for v, c in self.code_of.items()})
+        object.__setattr__(self, "peers", {v: frozenset(pas) for v, pas in self.flood.items()})
+
+
+class VxlanTunnel:
+    """A UDP socket on the provider address, port 4789, as a Device."""
+
+    vnet = False
+
+    def __init__(self, name: str, provider_address: str, port: int = VXLAN_PORT) -> None:
+        self.name = name
+        self.provider_address = provider_address
+        self.port = port
+        self.counters = DeviceCounters()
+        self.tables = TunnelTables()
+        self.suppressed = 0  # ARP requests answered here
+        self.replicated = 0  # copies sent by head-end replication
+        self._local: deque[Packet] = deque()  # replies made here, received before the socket's datagrams
+        family = socket.AF_INET6 if ":" in provider_address else socket.AF_INET
+        self._sock = socket.socket(family, socket.SOCK_DGRAM)
+        self._sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4 << 20)
+        self._sock.bind((provider_address, port))
+        self._sock.setblocking(False)
+        self._buf = bytearray(MAX_DATAGRAM)
+
+    def set_tables(self, tables: TunnelTables) -> None:
+        self.tables = tables
+
+    def fileno(self) -> int:
+        return self._sock.fileno()
+
+    # ---- receive ----
+
+    def recv(self, max_frames: int) -> list[Packet]:
+        out: list[Packet] = []
+        local = self._local
+        while local and len(out) < max_frames:
+            out.append(local.popleft())
+        tables = self.tables
+        code_of = tables.code_of
+        peers: dict[int, frozenset[str]] = tables.peers  # type: ignore[attr-defined]
+        drops = self.counters.drops
+        buf = self._buf
+        while len(out) < max_frames:
+            try:
+                n, addr = self._sock.recvfrom_into(buf)
+            except BlockingIOError:
+                break
+            except OSError:
+                drops[DeviceDrop.RX_ERROR] += 1
+                break
+            vni = decode_header(memoryview(buf)[:n])
+            if vni is None:
+                drops[TunnelDrop.RX_NOT_VXLAN] += 1
+                continue
+            code = code_of.get(vni)
+            if code is None:
+                drops[TunnelDrop.RX_UNKNOWN_VNI] += 1
+                continue
+            if addr[0] not in peers.get(vni, ()):
+                drops[TunnelDrop.RX_UNKNOWN_PEER] += 1  # only the subnet's hosts may inject into it
+                continue
+            inner = bytes(buf[VXLAN_HEADER_LEN:n])
+            self.counters.rx_frames += 1
+            self.counters.rx_bytes += len(inner)
+            out.append(Packet(inner, code))
+        return out
+
+    def release(self) -> None:
+        pass
+
+    def resync(self) -> bool:
+        return False
+
+    # ---- send ----
+
+    def send(self, pkts: Sequence[Packet], tcis: Sequence[int]) -> None:
+        tables = self.tables
+        vsid_of: dict[int, int] = tables.vsid_of  # type: ignore[attr-defined]
+        drops = self.counters.drops
+        for pkt, tci in zip(pkts, tcis, strict=True):
+            vsid = vsid_of.get(tci & 0xFFF) if tci >= 0 else None
+            if vsid is None:
+                drops[TunnelDrop.TX_UNKNOWN_CODE] += 1
+                continue
+            data = pkt.data
+            if data[0] & 1:  # broadcast or multicast
+                asked = arp_request_target(data)
+                if asked is not None:
+                    mac = tables.arp.get((vsid, asked[0]))
+                    if mac is not None:
+                        self._local.append(Packet(arp_reply(mac, asked[0], asked[1], asked[2]), tci & 0xFFF))
+                        self.suppressed += 1
+                        continue
+                targets: Sequence[str] = tables.flood.get(vsid, ())
+                self.replicated += max(0, len(targets) - 1)
+            else:
+                pa = tables.unicast.get((vsid, int.from_bytes(data[0:6], "big")))
+                if pa is None:
+                    drops[TunnelDrop.TX_NO_RECORD] += 1
+                    continue
+                targets = (pa,)
+            datagram = encode_header(vsid) + bytes(data)
+            for pa in targets:
+                try:
+                    self._sock.sendto(datagram, (pa, self.port))
+                except OSError as exc:
+                    if exc.errno not in (errno.EAGAIN, errno.ENOBUFS, errno.EHOSTUNREACH, errno.ENETUNREACH):
+                        raise
+                    drops[TunnelDrop.TX_ERROR] += 1
+                    continue
+                self.counters.tx_frames += 1
+                self.counters.tx_bytes += len(data)
+
+    def close(self) -> None:
+        self._sock.close()
