@@ -24,7 +24,7 @@ ALLOWED: dict[str, set[str]] = {
     "config": {"packet"},
     "guest": set(),  # QEMU guests: image, process, agent; used by the daemon and the lab alike (issue 12)
     "cluster": {"packet", "config.schema"},  # etcd client, host agent, lookup records (issue 13)
-    "lab": {"config.schema", "packet", "testing.netns", "testing.ovs", "datapath.rps", "guest"},
+    "lab": {"config.schema", "packet", "testing.netns", "testing.ovs", "datapath.rps", "guest", "cluster"},
     "daemon": {
         "config",
         "switch",
