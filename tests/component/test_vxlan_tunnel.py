@@ -49,7 +49,7 @@ def pa(t: VxlanTunnel) -> str:
 
 def tables(me: VxlanTunnel, subnets: dict[int, dict[str, tuple[int, str, VxlanTunnel]]]) -> TunnelTables:
     """``subnets``: VSID -> {customer IP: (MAC, host name, host's tunnel)}, as the lookup records say."""
-    code_of = {vsid: 100 + i for i, vsid in enumerate(sorted(subnets))}
+    me.set_codes({vsid: 100 + i for i, vsid in enumerate(sorted(subnets))})  # as the switch does
     unicast, arp, flood = {}, {}, {}
     for vsid, recs in subnets.items():
         others = {pa(t) for _, _, t in recs.values() if t is not me}
@@ -58,7 +58,7 @@ def tables(me: VxlanTunnel, subnets: dict[int, dict[str, tuple[int, str, VxlanTu
             if t is not me:
                 unicast[(vsid, mac)] = pa(t)
                 arp[(vsid, socket.inet_aton(ip))] = mac
-    return TunnelTables(code_of, unicast, flood, arp)
+    return TunnelTables(unicast, flood, arp)
 
 
 def received(t: VxlanTunnel, n: int = 1, timeout_s: float = 2.0) -> list[Packet]:
@@ -96,16 +96,16 @@ def blue(hosts: dict[str, VxlanTunnel]) -> dict[str, VxlanTunnel]:
 def test_unicast_goes_only_to_the_host_of_the_record(blue: dict[str, VxlanTunnel]) -> None:
     a, b, c = blue["A"], blue["B"], blue["C"]
     frame = eth(MAC_B.to_bytes(6, "big"), MAC_A)
-    a.send([Packet(frame)], [a.tables.code_of[BLUE]])
+    a.send([Packet(frame)], [a.code_of[BLUE]])
     got = received(b)
-    assert [bytes(p.data) for p in got] == [frame] and got[0].tci == b.tables.code_of[BLUE]
+    assert [bytes(p.data) for p in got] == [frame] and got[0].tci == b.code_of[BLUE]
     assert drain(c) == []
     assert a.counters.tx_frames == 1 and b.counters.rx_frames == 1
 
 
 def test_unknown_unicast_is_dropped_not_flooded(blue: dict[str, VxlanTunnel]) -> None:
     a, b, c = blue["A"], blue["B"], blue["C"]
-    a.send([Packet(eth(b"\x02\x00\x00\x00\x00\x99", MAC_A))], [a.tables.code_of[BLUE]])
+    a.send([Packet(eth(b"\x02\x00\x00\x00\x00\x99", MAC_A))], [a.code_of[BLUE]])
     assert a.counters.drops[TunnelDrop.TX_NO_RECORD] == 1 and a.counters.tx_frames == 0
     assert drain(b) == [] and drain(c) == []
 
@@ -113,29 +113,29 @@ def test_unknown_unicast_is_dropped_not_flooded(blue: dict[str, VxlanTunnel]) ->
 def test_broadcast_is_replicated_to_the_subnets_hosts_only(blue: dict[str, VxlanTunnel]) -> None:
     a, b, c = blue["A"], blue["B"], blue["C"]
     dhcp = eth(BCAST, MAC_A)
-    a.send([Packet(dhcp)], [a.tables.code_of[BLUE]])  # BLUE: A and B
+    a.send([Packet(dhcp)], [a.code_of[BLUE]])  # BLUE: A and B
     assert [bytes(p.data) for p in received(b)] == [dhcp]
     assert drain(c) == []
-    a.send([Packet(dhcp)], [a.tables.code_of[RED]])  # RED: A, B and C
-    assert [p.tci for p in received(b)] == [b.tables.code_of[RED]]
-    assert [p.tci for p in received(c)] == [c.tables.code_of[RED]]
+    a.send([Packet(dhcp)], [a.code_of[RED]])  # RED: A, B and C
+    assert [p.tci for p in received(b)] == [b.code_of[RED]]
+    assert [p.tci for p in received(c)] == [c.code_of[RED]]
     assert a.replicated == 1
 
 
 def test_arp_for_a_recorded_address_is_answered_here_per_subnet(blue: dict[str, VxlanTunnel]) -> None:
     a, b, c = blue["A"], blue["B"], blue["C"]
-    a.send([Packet(arp_request(MAC_A, "10.0.0.1", "10.0.0.2"))], [a.tables.code_of[BLUE]])
-    a.send([Packet(arp_request(0x02000000010A, "10.0.0.1", "10.0.0.2"))], [a.tables.code_of[RED]])
+    a.send([Packet(arp_request(MAC_A, "10.0.0.1", "10.0.0.2"))], [a.code_of[BLUE]])
+    a.send([Packet(arp_request(0x02000000010A, "10.0.0.1", "10.0.0.2"))], [a.code_of[RED]])
     replies = a.recv(64)
     assert [bytes(p.data) for p in replies] == [
         arp_reply(MAC_B, socket.inet_aton("10.0.0.2"), MAC_A, socket.inet_aton("10.0.0.1")),
         arp_reply(MAC_C, socket.inet_aton("10.0.0.2"), 0x02000000010A, socket.inet_aton("10.0.0.1")),
     ]  # the same address, a different VM in each subnet
-    assert [p.tci for p in replies] == [a.tables.code_of[BLUE], a.tables.code_of[RED]]
+    assert [p.tci for p in replies] == [a.code_of[BLUE], a.code_of[RED]]
     assert a.suppressed == 2 and a.counters.tx_frames == 0
     assert drain(b) == [] and drain(c) == []  # no ARP crossed the provider network
     # An address no record has: the request goes to the subnet's hosts (their VMs may answer).
-    a.send([Packet(arp_request(MAC_A, "10.0.0.1", "10.0.0.77"))], [a.tables.code_of[BLUE]])
+    a.send([Packet(arp_request(MAC_A, "10.0.0.1", "10.0.0.77"))], [a.code_of[BLUE]])
     assert len(received(b)) == 1
 
 

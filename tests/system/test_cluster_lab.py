@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import json
 import os
+import select
 import signal
+import subprocess
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -135,6 +137,65 @@ def test_a_killed_hosts_records_expire_and_a_restarted_host_resumes_without_a_re
     b.cli("vm", "del", vm_b)
 
 
+def test_vms_of_a_virtual_subnet_on_two_hosts_talk_through_vxlan_and_other_subnets_do_not_hear(
+    lab: Lab,
+) -> None:
+    """DP: the same subnet across hosts pings over the provider network as VXLAN (VNI = VSID); the shared LAN
+    carries none of it; a VM of another subnet with an overlapping address hears nothing."""
+    a, b = lab.host("hostA"), lab.host("hostB")
+    va, vb, vc = unique("cda"), unique("cdb"), unique("cdc")
+    ns_a = a.vm_add(va, "10.6.0.1/24")
+    ns_b = b.vm_add(vb, "10.6.0.2/24")
+    ns_c = b.vm_add(vc, "10.6.0.1/24")
+    a.cli("port", "set", f"{va}-eth0", "--virtual-subnet-id", str(BLUE + 3))
+    b.cli("port", "set", f"{vb}-eth0", "--virtual-subnet-id", str(BLUE + 3))
+    b.cli("port", "set", f"{vc}-eth0", "--virtual-subnet-id", str(RED + 3))
+    wait_for(lambda: len(by_address(a, BLUE + 3)) == 2, timeout_s=10, what="both records at hostA")
+    cap = _tcpdump(a.netns, "-nni", "pa0", "-c", "4", "-l", "udp port 4789")
+    lan = _tcpdump(a.netns, "-nni", "eth1", "-l", "icmp or arp")
+    try:
+        ping = subprocess.run(
+            ["ip", "netns", "exec", ns_a, "ping", "-c", "20", "-i", "0.05", "-W", "1", "10.6.0.2"],
+            capture_output=True, text=True,
+        )  # fmt: skip
+        assert " 0% packet loss" in ping.stdout, ping.stdout
+        out, _ = cap.communicate(timeout=10)
+    finally:
+        cap.kill()
+        lan.terminate()
+    lan_out, _ = lan.communicate(timeout=10)
+    assert f"vni {BLUE + 3}" in out and "10.91.0.1.4789 > 10.91.0.2.4789" in out, out
+    assert "10.6.0" not in lan_out, lan_out  # nothing of the subnet on the shared LAN
+    isolated = subprocess.run(
+        ["ip", "netns", "exec", ns_c, "ping", "-c", "3", "-i", "0.2", "-W", "1", "10.6.0.2"],
+        capture_output=True, text=True,
+    )  # fmt: skip
+    assert " 100% packet loss" in isolated.stdout, isolated.stdout
+    for host, vm in ((a, va), (b, vb), (b, vc)):
+        host.cli("vm", "del", vm)
+    del ns_b
+
+
+def _tcpdump(netns: str, *args: str) -> subprocess.Popen[str]:
+    """tcpdump in ``netns``, returned once it says it is listening (no frame sent after that is missed)."""
+    proc = subprocess.Popen(
+        ["ip", "netns", "exec", netns, "tcpdump", *args],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    assert proc.stderr is not None
+    fd, said = proc.stderr.fileno(), b""
+    while (
+        b"listening on" not in said
+    ):  # after "verbose output suppressed ..."; unbuffered, so select is right
+        ready, _, _ = select.select([fd], [], [], 10)
+        chunk = os.read(fd, 4096) if ready else b""
+        if not chunk:
+            proc.kill()
+            raise AssertionError(f"tcpdump {' '.join(args)} did not start: {said!r}")
+        said += chunk
+    return proc
+
+
 def test_without_a_cluster_the_vnet_commands_say_so(two_hosts: Lab) -> None:
     res = two_hosts.host("hostA").cli("vnet", "status", check=False)
     assert res.returncode != 0 and "not in a cluster" in res.stderr
@@ -142,8 +203,6 @@ def test_without_a_cluster_the_vnet_commands_say_so(two_hosts: Lab) -> None:
 
 def _etcd_pid(lab: Lab, index: int) -> int:
     """The pid of etcd member ``index`` (its process runs in the provider network's namespace)."""
-    import subprocess
-
     pnet = lab.record.pnet_netns
     out = subprocess.run(["ip", "netns", "pids", str(pnet)], capture_output=True, text=True).stdout.split()
     for pid in out:

@@ -118,6 +118,9 @@ class PortKind(StrEnum):
     INTERFACE = "interface"  # an existing interface bound as a port (a NIC, a veth end, QEMU's tap)
     TAP = "tap"  # a TAP device the switch owns (/dev/net/tun); the kernel side is the attached "NIC"
     UPLINK = "uplink"  # the external switch's adapter (NetAdapterName)
+    # A VXLAN tunnel to the other hosts of the switch's virtual subnets (cluster mode, issue 13): made by the
+    # daemon in what the engine runs (``interface`` is the provider address), never configured.
+    TUNNEL = "tunnel"
 
 
 def parse_vlan_list(text: str) -> list[int]:

@@ -197,9 +197,25 @@ def validate(cfg: HostConfig, old: HostConfig | None = None) -> list[Problem]:
 
     uplinks: dict[str, int] = {}
     vm_ports: dict[str, list[int]] = defaultdict(list)
+    vsid_switch: str | None = None  # virtual subnets are tunnelled from one switch per host (one VXLAN port)
     for i, p in enumerate(cfg.ports):
         base = f"ports[{i}]"
         sw: SwitchConfig | None = switches.get(p.switch) if p.switch is not None else None
+        if p.kind is PortKind.TUNNEL:
+            out.append(
+                (f"{base}.kind", "tunnel ports are made by pyvswitchd in cluster mode, not configured")
+            )
+        if p.virtual_subnet_id and p.kind is not PortKind.VM:
+            out.append(
+                (f"{base}.virtual_subnet_id", f"only vm ports join virtual subnets, not {p.kind.value}")
+            )
+        if p.virtual_subnet_id and p.kind is PortKind.VM and p.switch is not None:
+            if vsid_switch is not None and p.switch != vsid_switch:
+                out.append(
+                    (f"{base}.virtual_subnet_id",
+                     f"virtual subnets are on switch {vsid_switch!r} on this host (one switch carries them)")
+                )  # fmt: skip
+            vsid_switch = vsid_switch or p.switch
         if p.switch is not None and sw is None:
             out.append((f"{base}.switch", f"no switch {p.switch!r}"))
         if p.kind is PortKind.VM:

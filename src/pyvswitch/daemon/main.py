@@ -371,8 +371,13 @@ def run(args: argparse.Namespace) -> int:
         )
         service.guests = guests
         if args.cluster is not None:
+            from pyvswitch.daemon.tunnels import Tunnels
+
             agent = _cluster_agent(args, state_dir)
+            tunnels = Tunnels(agent, engine)
+            agent.on_change = tunnels.refresh  # a watched record changed: the tunnel's tables follow
             service.cluster = agent
+            service.tunnels = tunnels
             agent.start()  # registers and publishes on its own thread: an unreachable cluster delays nothing
         # Migrations a crash interrupted are settled first (issue 11): the store must say which VMs this host
         # owns before start-up provisions them, or start-up would re-create a veth another host owns.

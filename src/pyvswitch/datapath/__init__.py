@@ -5,7 +5,7 @@ from __future__ import annotations
 from pyvswitch.datapath.device import Device, DeviceCounters
 from pyvswitch.errors import DeviceError
 
-KINDS = ("afpacket", "tap", "pcap")
+KINDS = ("afpacket", "tap", "pcap", "vxlan")
 
 
 def open_device(kind: str, ifname: str) -> Device:
@@ -21,6 +21,10 @@ def open_device(kind: str, ifname: str) -> Device:
         from pyvswitch.datapath.tap import TapDevice
 
         return TapDevice(ifname)
+    if kind == "vxlan":
+        from pyvswitch.datapath.tunnel import VxlanTunnel
+
+        return VxlanTunnel("vxlan", ifname)  # ifname: the provider address it listens on
     if kind == "pcap":
         from pyvswitch.datapath.pcapfile import PcapDevice
 

@@ -40,6 +40,7 @@ from pyvswitch.packet.vxlan import (
 )
 
 MAX_DATAGRAM = 65535
+IP_MTU_DISCOVER, IP_PMTUDISC_DONT = 10, 0  # linux/in.h (not exported by Python's socket module)
 
 
 class TunnelDrop(DropReason):
@@ -53,9 +54,8 @@ class TunnelDrop(DropReason):
 
 @dataclass(frozen=True)
 class TunnelTables:
-    """What the tunnel knows of the cluster, built from the lookup records (cluster/agent.py views)."""
+    """What the tunnel knows of the cluster, built from the lookup records (daemon/tunnels.py), by VSID."""
 
-    code_of: dict[int, int] = field(default_factory=dict)  # VSID -> its code (1..4094) on this port
     unicast: dict[tuple[int, int], str] = field(default_factory=dict)  # (VSID, MAC) -> provider address
     flood: dict[int, tuple[str, ...]] = field(default_factory=dict)  # VSID -> the other hosts' addresses
     arp: dict[tuple[int, bytes], int] = field(
@@ -63,7 +63,6 @@ class TunnelTables:
     )  # (VSID, IPv4) -> MAC, remote records only
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "vsid_of", {c: v for v, c in self.code_of.items()})
         object.__setattr__(self, "peers", {v: frozenset(pas) for v, pas in self.flood.items()})
 
 
@@ -71,6 +70,7 @@ class VxlanTunnel:
     """A UDP socket on the provider address, port 4789, as a Device."""
 
     vnet = False
+    mtu = 1500  # what the VMs on its subnets send; the datagrams are 50 bytes more (packet/vxlan.py)
 
     def __init__(self, name: str, provider_address: str, port: int = VXLAN_PORT) -> None:
         self.name = name
@@ -78,18 +78,30 @@ class VxlanTunnel:
         self.port = port
         self.counters = DeviceCounters()
         self.tables = TunnelTables()
+        # VSID <-> the code its frames carry to and from the switch (switch/vlan.py tunnel_codes), set by the
+        # switch when it configures this port.
+        self.code_of: dict[int, int] = {}
+        self.vsid_of: dict[int, int] = {}
         self.suppressed = 0  # ARP requests answered here
         self.replicated = 0  # copies sent by head-end replication
         self._local: deque[Packet] = deque()  # replies made here, received before the socket's datagrams
         family = socket.AF_INET6 if ":" in provider_address else socket.AF_INET
         self._sock = socket.socket(family, socket.SOCK_DGRAM)
         self._sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4 << 20)
+        if family == socket.AF_INET:
+            # Fragment a datagram the provider network's MTU cannot carry rather than drop it (a VM sends up to
+            # its own MTU, 1500; the tunnel adds 50): correct if slower. A provider MTU >= 1550 avoids it.
+            self._sock.setsockopt(socket.IPPROTO_IP, IP_MTU_DISCOVER, IP_PMTUDISC_DONT)
         self._sock.bind((provider_address, port))
         self._sock.setblocking(False)
         self._buf = bytearray(MAX_DATAGRAM)
 
     def set_tables(self, tables: TunnelTables) -> None:
         self.tables = tables
+
+    def set_codes(self, code_of: dict[int, int]) -> None:
+        self.code_of = dict(code_of)
+        self.vsid_of = {c: v for v, c in code_of.items()}
 
     def fileno(self) -> int:
         return self._sock.fileno()
@@ -102,7 +114,7 @@ class VxlanTunnel:
         while local and len(out) < max_frames:
             out.append(local.popleft())
         tables = self.tables
-        code_of = tables.code_of
+        code_of = self.code_of
         peers: dict[int, frozenset[str]] = tables.peers  # type: ignore[attr-defined]
         drops = self.counters.drops
         buf = self._buf
@@ -141,7 +153,7 @@ class VxlanTunnel:
 
     def send(self, pkts: Sequence[Packet], tcis: Sequence[int]) -> None:
         tables = self.tables
-        vsid_of: dict[int, int] = tables.vsid_of  # type: ignore[attr-defined]
+        vsid_of = self.vsid_of
         drops = self.counters.drops
         for pkt, tci in zip(pkts, tcis, strict=True):
             vsid = vsid_of.get(tci & 0xFFF) if tci >= 0 else None

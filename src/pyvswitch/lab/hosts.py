@@ -55,6 +55,7 @@ UPLINK = "eth1"  # the uplink's name inside a host namespace
 PROVIDER_SUBNET = "10.91.0"  # cluster mode: host N's provider address is PROVIDER_SUBNET.N+1, etcd's .201-
 PROVIDER_BRIDGE = "pnet"
 PROVIDER_IF = "pa0"  # a host's interface on the provider network
+PROVIDER_MTU = 1600
 ETCD_MEMBERS = 3
 BRIDGE = "br0"
 LAN_HOST_IF = "eth0"
@@ -401,9 +402,11 @@ class Lab:
                 _run("ip", "-n", ns, "link", "del", ifn, check=False)
             _run("ip", "link", "add", PROVIDER_IF, "netns", rec.netns, "type", "veth", "peer", "name", port,
                  "netns", pnet)  # fmt: skip
-        _run("ip", "-n", pnet, "link", "set", port, "master", PROVIDER_BRIDGE, "up")
+        # MTU 1600: a VM's 1500-byte frame plus VXLAN's 50 bytes crosses unfragmented (as on a real provider
+        # network configured for overlays).
+        _run("ip", "-n", pnet, "link", "set", port, "mtu", str(PROVIDER_MTU), "master", PROVIDER_BRIDGE, "up")
         _run("ip", "-n", rec.netns, "addr", "replace", f"{rec.provider_address}/24", "dev", PROVIDER_IF)
-        _run("ip", "-n", rec.netns, "link", "set", PROVIDER_IF, "up")
+        _run("ip", "-n", rec.netns, "link", "set", PROVIDER_IF, "mtu", str(PROVIDER_MTU), "up")
 
     def _make_lan(self) -> None:
         rec = self.record

@@ -35,6 +35,8 @@ class DeviceKey:
 
 
 def device_kind(port: PortConfig) -> str:
+    if port.kind is PortKind.TUNNEL:
+        return "vxlan"  # its interface is the provider address (datapath/tunnel.py)
     return "tap" if port.kind is PortKind.TAP else "afpacket"
 
 

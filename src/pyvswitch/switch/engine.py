@@ -459,6 +459,17 @@ class Engine:
     def restore_port_state(self, switch: str, port: str, blobs: dict[str, bytes]) -> list[str]:
         return self.mobility.restore_port_state(switch, port, blobs)
 
+    def set_tunnel_tables(self, port: str, tables: object) -> bool:
+        """Hand the tunnel port ``port`` (datapath/tunnel.py) its lookup tables; False if no switch has it. One
+        attribute store, which the forwarding thread reads once per batch: no call into the loop needed."""
+        for sw in self.switches.values():
+            idx = sw.index_of.get(port)
+            dev = sw.ports[idx].device if idx is not None and sw.ports[idx] is not None else None  # type: ignore[union-attr]
+            if dev is not None and hasattr(dev, "set_tables"):
+                dev.set_tables(tables)
+                return True
+        return False
+
     def announce(self, switch: str, port: str, copies: int = 1) -> int:
         return self.mobility.announce(switch, port, copies)
 

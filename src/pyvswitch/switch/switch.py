@@ -15,7 +15,7 @@ from __future__ import annotations
 import copy
 from collections import Counter, deque
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from pyvswitch.clock import Clock
 from pyvswitch.config.schema import ExtendedAclEntry, PortConfig, PortKind, PortMirroring, SwitchConfig
@@ -38,7 +38,7 @@ from pyvswitch.switch.plan import compile_chain, compile_flow_cache
 from pyvswitch.switch.port import SwitchPort
 from pyvswitch.switch.portacl import PortAcl, compile_port_acls
 from pyvswitch.switch.security import compile_security
-from pyvswitch.switch.vlan import VlanPolicy, compile_vlan, learning_domains
+from pyvswitch.switch.vlan import VlanPolicy, compile_port_vlan, learning_domains, tunnel_codes
 from pyvswitch.switch.wire import WIRE_KINDS
 
 __all__ = ["CompiledPorts", "Switch", "SwitchPort", "compile_extended", "port_info"]
@@ -56,6 +56,7 @@ class CompiledPorts:
     vlans: dict[str, VlanPolicy]
     acls: dict[str, tuple[PortAcl | None, PortAcl | None]]  # (outbound, inbound)
     max_frames: dict[str, int]
+    tunnel_codes: dict[int, int] = field(default_factory=dict)  # VSID -> code on the tunnel port (vlan.py)
 
 
 class Switch:
@@ -114,13 +115,17 @@ class Switch:
         for name, old in self.port_configs.items():
             if name not in infos:  # what the extensions are told of a port that goes
                 infos[name] = port_info(config.name, old, self.index_of.get(name, -1))
+        codes = tunnel_codes(ports)
         return CompiledPorts(
             plan=plan,
             infos=infos,
-            vlans={pc.name: compile_vlan(pc.vlan, pc.kind) for pc in ports},
+            vlans={pc.name: compile_port_vlan(pc, codes) for pc in ports},
+            tunnel_codes=codes,
             acls={pc.name: compile_port_acls(pc.name, pc.acls) if pc.acls else (None, None) for pc in ports},
             max_frames={
-                pc.name: ETH_HLEN + VLAN_HLEN + link.mtu(devices[pc.name].name)
+                pc.name: ETH_HLEN
+                + VLAN_HLEN
+                + int(getattr(devices[pc.name], "mtu", 0) or link.mtu(devices[pc.name].name))
                 for pc in ports
                 if pc.name in devices
             },
@@ -215,6 +220,8 @@ class Switch:
                 old=old.security if old is not None and old.name == pc.name else None,
                 retired=drops,
             )
+            if pc.kind is PortKind.TUNNEL and hasattr(device, "set_codes"):  # datapath/tunnel.py
+                device.set_codes(compiled.tunnel_codes)
             acl_out, acl_in = compiled.acls[pc.name]
             self.ports[idx] = SwitchPort(
                 index=idx,

@@ -24,6 +24,10 @@ from pyvswitch.config.schema import PortConfig, PortKind, VlanConfig, VlanMode
 from pyvswitch.packet.frame import UNTAGGED
 
 ALL_VIDS = range(1, 4095)
+# Virtual subnets (HNV, issue 13) are domains inside the switch like VLANs, keyed above any 12-bit VID so that no
+# VLAN of any port (an uplink carries all 4094) can reach them: a VM port on VSID v is untagged in domain
+# VSID_DOMAIN + v, and only the switch's tunnel port carries that domain besides the subnet's local ports.
+VSID_DOMAIN = 1 << 24
 
 
 @dataclass(frozen=True, slots=True)
@@ -64,6 +68,32 @@ def compile_vlan(vlan: VlanConfig, kind: PortKind) -> VlanPolicy:
     return VlanPolicy(
         {UNTAGGED: primary}, {primary: UNTAGGED, **{s: UNTAGGED for s in vlan.secondary_vlan_ids}}
     )
+
+
+def vsid_domain(vsid: int) -> int:
+    return VSID_DOMAIN + vsid
+
+
+def tunnel_codes(ports: list[PortConfig]) -> dict[int, int]:
+    """VSID -> the code (1..4094) its frames carry between the switch and its tunnel port's device: the VSIDs of
+    the switch's VM ports in order. Private to that port (datapath/tunnel.py), never on a wire."""
+    vsids = sorted({p.virtual_subnet_id for p in ports if p.kind is PortKind.VM and p.virtual_subnet_id})
+    if len(vsids) > 4094:
+        raise ValueError(f"{len(vsids)} virtual subnets on one switch: at most 4094")
+    return {v: i + 1 for i, v in enumerate(vsids)}
+
+
+def compile_port_vlan(port: PortConfig, codes: dict[int, int]) -> VlanPolicy:
+    """A port's tables: a VM port on a virtual subnet is untagged in that subnet's domain (its VLAN settings do
+    not apply), the tunnel port carries every subnet's domain as its code, any other port its VLAN settings."""
+    if port.kind is PortKind.TUNNEL:
+        return VlanPolicy(
+            {c: vsid_domain(v) for v, c in codes.items()}, {vsid_domain(v): c for v, c in codes.items()}
+        )
+    if port.kind is PortKind.VM and port.virtual_subnet_id:
+        d = vsid_domain(port.virtual_subnet_id)
+        return VlanPolicy({UNTAGGED: d}, {d: UNTAGGED})
+    return compile_vlan(port.vlan, port.kind)
 
 
 def learning_domains(ports: list[PortConfig]) -> dict[int, int]:

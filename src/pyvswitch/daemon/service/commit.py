@@ -69,6 +69,7 @@ from pyvswitch.daemon.service.provisioning import (
     vm_namespaces,
 )
 from pyvswitch.daemon.service.resolve import resolve
+from pyvswitch.daemon.tunnels import with_tunnel
 from pyvswitch.errors import ConfigError, DeviceError
 from pyvswitch.observe.capture import CaptureSession
 
@@ -88,6 +89,12 @@ class ClusterLike(Protocol):
     host: HostInfo
 
     def publish(self, records: Iterable[LookupRecord]) -> None: ...
+
+
+class TunnelsLike(Protocol):
+    """What the commit needs of ``pyvswitch.daemon.tunnels.Tunnels``."""
+
+    def configured(self, cfg: HostConfig) -> None: ...
 
 
 class EngineLike(Protocol):
@@ -216,6 +223,7 @@ class Transaction:
         self.guests: GuestsLike | None = None
         # Cluster mode (pyvswitchd --cluster): the ports' lookup records are published after each commit.
         self.cluster: ClusterLike | None = None
+        self.tunnels: TunnelsLike | None = None  # its VXLAN port's tables (daemon/tunnels.py)
 
     # ---- reads (the committed config is immutable) ----
 
@@ -403,12 +411,14 @@ class Transaction:
 
     def _publish_records(self, cfg: HostConfig) -> None:
         """Hand the cluster agent this configuration's lookup records (it writes them to etcd on its own thread:
-        an unreachable cluster delays publication, never a commit)."""
+        an unreachable cluster delays publication, never a commit), and the tunnel its tables."""
         if self.cluster is not None:
             try:
                 self.cluster.publish(port_records(cfg, self.cluster.host))
             except Exception:
                 log.exception("publishing lookup records")
+        if self.tunnels is not None:
+            self.tunnels.configured(cfg)
 
     def _reconcile_guests(self, cfg: HostConfig) -> None:
         if self.guests is not None:
@@ -422,6 +432,8 @@ class Transaction:
         what the engine can actually run."""
         degraded = self._degraded if degraded is None else degraded
         cfg = realize(cfg)
+        if self.cluster is not None:  # the VXLAN port of the host's virtual subnets (daemon/tunnels.py)
+            cfg = with_tunnel(cfg, self.cluster.host.provider_address)
         if not degraded:
             return cfg
         ports = [p.model_copy(update={"switch": None}) if p.name in degraded else p for p in cfg.ports]

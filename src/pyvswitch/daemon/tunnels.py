@@ -1,0 +1,90 @@
+"""The VXLAN tunnel of a cluster host (issue 13 item 3): the tunnel port the engine runs beside the virtual subnets'
+VM ports, and its tables, kept in step with the cluster agent's views.
+
+The port is not configuration: ``with_tunnel`` adds it to what the engine runs (``Service._engine_view``) on the
+switch that carries the host's virtual subnets, bound to the provider address. Its tables (which provider
+address has which MAC, which hosts share each subnet, the addresses ARP is answered for) come from the lookup
+records: ``Tunnels.refresh`` rebuilds them after each commit and each change the agent's watches bring, and
+hands them to the forwarder, which swaps them in whole.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import logging
+import threading
+
+from pyvswitch.cluster.agent import ClusterAgent, SubnetView
+from pyvswitch.config.schema import HostConfig, PortConfig, PortKind
+from pyvswitch.datapath.tunnel import TunnelTables
+from pyvswitch.packet.mac import parse_mac
+
+log = logging.getLogger(__name__)
+
+TUNNEL_PORT = "vxlan0"
+
+
+def tunnel_switch(cfg: HostConfig) -> str | None:
+    """The switch of the host's virtual subnets (config validation keeps them on one)."""
+    return next(
+        (p.switch for p in cfg.ports if p.kind is PortKind.VM and p.virtual_subnet_id and p.switch), None
+    )
+
+
+def with_tunnel(cfg: HostConfig, provider_address: str) -> HostConfig:
+    """``cfg`` plus the tunnel port, if a VM port is on a virtual subnet."""
+    switch = tunnel_switch(cfg)
+    if switch is None:
+        return cfg
+    port = PortConfig(name=TUNNEL_PORT, kind=PortKind.TUNNEL, switch=switch, interface=provider_address)
+    return cfg.model_copy(update={"ports": [*cfg.ports, port]})
+
+
+def tables_of(views: dict[int, SubnetView], provider_address: str) -> TunnelTables:
+    """What the tunnel needs of the records: every record elsewhere (another provider address) by MAC and, for
+    IPv4, by address; and the other hosts of each subnet."""
+    unicast: dict[tuple[int, int], str] = {}
+    arp: dict[tuple[int, bytes], int] = {}
+    flood: dict[int, tuple[str, ...]] = {}
+    for vsid, view in views.items():
+        for rec in view.records.values():
+            if rec.provider_address == provider_address:
+                continue
+            mac = parse_mac(rec.customer_mac)
+            unicast[(vsid, mac)] = rec.provider_address
+            ip = ipaddress.ip_address(rec.customer_address)
+            if ip.version == 4:
+                arp[(vsid, ip.packed)] = mac
+        flood[vsid] = tuple(
+            sorted(
+                {h.provider_address for h in view.hosts.values() if h.provider_address != provider_address}
+            )
+        )
+    return TunnelTables(unicast, flood, arp)
+
+
+class Tunnels:
+    """Keeps the forwarder's tunnel tables equal to the agent's views (``engine.set_tunnel_tables``)."""
+
+    def __init__(self, agent: ClusterAgent, engine: object) -> None:
+        self.agent = agent
+        self.engine = engine
+        self.active = False  # whether the running configuration has a tunnel port
+        self.pushes = 0
+        self._lock = threading.Lock()
+
+    def configured(self, cfg: HostConfig) -> None:
+        """After a commit: the tunnel port exists (or not) as ``cfg`` says; a new one starts with empty tables."""
+        self.active = tunnel_switch(cfg) is not None
+        self.refresh()
+
+    def refresh(self, vsid: int | None = None) -> None:
+        if not self.active:
+            return
+        with self._lock:  # watch threads and commits: one table at a time, the newest last
+            tables = tables_of(self.agent.subnets(), self.agent.host.provider_address)
+            try:
+                self.engine.set_tunnel_tables(TUNNEL_PORT, tables)  # type: ignore[attr-defined]
+                self.pushes += 1
+            except Exception as exc:  # the forwarder restarting: the next commit or change pushes again
+                log.warning("cannot update the tunnel's tables: %s", exc)
