@@ -39,7 +39,7 @@ def test_configuration_compiles_before_the_forwarding_thread_swaps_it_in(
         return wrapped
 
     monkeypatch.setattr(h.engine.runner, "call", call)
-    for name in ("compile_port_acls", "port_info", "compile_vlan"):
+    for name in ("compile_port_acls", "port_info", "compile_port_vlan"):
         monkeypatch.setattr(switch_mod, name, spy(name, getattr(switch_mod, name)))
     h.configure([SWITCH], ports("192.0.2.0/24"))
     assert compiled_in_loop == []
