@@ -56,9 +56,11 @@ bench-guests: setup
 	$(BIN)/python -m pyvswitch.lab.guestbench --reps 3 --boots 5 --json bench-guests.json
 	$(BIN)/python -m pyvswitch.lab.migrationbench --guest --runs 5 --json bench-migration-guest.json
 
-# Cluster scale by simulation (issue 13): 1,000 hosts x 50 VMs in a real 3-member etcd, 20 hosts as real agents.
+# Cluster scale by simulation (issue 13): 1,000 hosts x 50 VMs in a real 3-member etcd, 20 hosts as real agents;
+# then live migration across 3 cluster hosts under 1 ms pings through VXLAN from the third host.
 bench-cluster: setup
 	$(BIN)/python -m pyvswitch.lab.clusterbench --hosts 1000 --vms 50 --sample 20 --churn 500 --json bench-cluster.json
+	$(BIN)/python -m pyvswitch.lab.migrationbench --cluster --runs 5 --json bench-migration-cluster.json
 
 # QoS scheduler overhead: TCP VM -> LAN through the uplink with QoS off vs on (100G link speed, a weight), and the bridge.
 bench-qos: setup

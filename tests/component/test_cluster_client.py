@@ -127,3 +127,13 @@ def test_a_watch_from_compacted_history_says_so(cluster: EtcdCluster, prefix: st
     with pytest.raises(Compacted) as info:
         c.watch_prefix(prefix, old, lambda events: None, threading.Event())
     assert info.value.compact_revision >= latest
+
+
+def test_a_conditional_delete_leaves_a_key_someone_else_rewrote(cluster: EtcdCluster, prefix: str) -> None:
+    c = ClusterClient(cluster.endpoints)
+    c.put(prefix + "rec", b"on hostA")
+    c.put(prefix + "rec", b"on hostB")  # the VM migrated: hostB owns the record now
+    assert c.delete_if(prefix + "rec", b"on hostA") is False
+    got = c.get(prefix + "rec")
+    assert got is not None and got.value == b"on hostB"
+    assert c.delete_if(prefix + "rec", b"on hostB") is True and c.get(prefix + "rec") is None

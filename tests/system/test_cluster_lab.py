@@ -20,6 +20,7 @@ import pytest
 
 from pyvswitch.lab.etcd import etcd_unavailable
 from pyvswitch.lab.hosts import Lab, LabHost
+from pyvswitch.lab.traffic import GapPinger
 from pyvswitch.testing.netns import unique, wait_for
 
 pytestmark = pytest.mark.skipif(etcd_unavailable() is not None, reason=str(etcd_unavailable()))
@@ -174,6 +175,33 @@ def test_vms_of_a_virtual_subnet_on_two_hosts_talk_through_vxlan_and_other_subne
     for host, vm in ((a, va), (b, vb), (b, vc)):
         host.cli("vm", "del", vm)
     del ns_b
+
+
+def test_a_vm_migrated_to_another_cluster_host_is_reached_there_through_the_tunnel(lab: Lab) -> None:
+    """Item 4: the lookup record moves with the VM (provider address of the destination) and the host left
+    behind sends to it there; the ping never stops for long (the figure: make bench-cluster)."""
+    a, b = lab.host("hostA"), lab.host("hostB")
+    mv, pg = unique("cmv"), unique("cpg")
+    a.vm_add(mv, "10.7.0.10/24")
+    ns_pg = a.vm_add(pg, "10.7.0.20/24")
+    for name in (mv, pg):
+        a.cli("port", "set", f"{name}-eth0", "--virtual-subnet-id", str(BLUE + 4))
+    wait_for(lambda: len(by_address(b, BLUE + 4)) == 2, timeout_s=10, what="both records")
+    with GapPinger(ns_pg, "10.7.0.10", 2) as pinger:
+        time.sleep(0.5)
+        a.json("migrate", mv, "--to", "hostB")
+        wait_for(
+            lambda: by_address(a, BLUE + 4)["10.7.0.10"]["host"] == "hostB", timeout_s=10, what="record moved"
+        )
+        time.sleep(0.5)
+        log = pinger.stop()
+    rec = by_address(a, BLUE + 4)["10.7.0.10"]
+    assert (rec["host"], rec["provider_address"]) == ("hostB", "10.91.0.2")
+    assert log.replies and log.longest_gap() < 5.0  # it came back (0.3 s at most measured; not a timing test)
+    last = log.replies[-1][0]
+    assert last > time.time() - 2.0  # still answering at the end, from hostB through the tunnel
+    b.cli("vm", "del", mv)
+    a.cli("vm", "del", pg)
 
 
 def _tcpdump(netns: str, *args: str) -> subprocess.Popen[str]:

@@ -298,7 +298,8 @@ class ClusterAgent:
     def _sync_records(self) -> None:
         desired = self._desired
         for key in [k for k in self._written if k not in desired]:
-            self.client.delete(key)
+            # Only if it is still ours: after a live migration the destination has written the same key.
+            self.client.delete_if(key, self._written[key])
             self._written.pop(key, None)
             self.stats.writes += 1
         changed = [(k, v) for k, v in desired.items() if self._written.get(k) != v]

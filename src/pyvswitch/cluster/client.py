@@ -184,6 +184,15 @@ class ClusterClient:
         """Remove ``key``; returns how many keys went (0 or 1)."""
         return int(self._post("/kv/deleterange", {"key": _b64(key)}).get("deleted", 0))
 
+    def delete_if(self, key: str, value: bytes | str) -> bool:
+        """Remove ``key`` only if it still holds ``value`` (a transaction): a host withdrawing its record must not
+        remove the one another host wrote over it since (the VM migrated there). True if it went."""
+        body = {
+            "compare": [{"key": _b64(key), "target": "VALUE", "result": "EQUAL", "value": _b64(value)}],
+            "success": [{"request_delete_range": {"key": _b64(key)}}],
+        }
+        return bool(self._post("/kv/txn", body).get("succeeded", False))
+
     def delete_prefix(self, prefix: str) -> int:
         body = {"key": _b64(prefix), "range_end": _b64(prefix_end(prefix))}
         return int(self._post("/kv/deleterange", body).get("deleted", 0))
