@@ -61,6 +61,7 @@ bench-guests: setup
 bench-cluster: setup
 	$(BIN)/python -m pyvswitch.lab.clusterbench --hosts 1000 --vms 50 --sample 20 --churn 500 --json bench-cluster.json
 	$(BIN)/python -m pyvswitch.lab.migrationbench --cluster --runs 5 --json bench-migration-cluster.json
+	$(BIN)/python -m pyvswitch.lab.vnetbench --reps 3 --json bench-vnet.json
 
 # QoS scheduler overhead: TCP VM -> LAN through the uplink with QoS off vs on (100G link speed, a weight), and the bridge.
 bench-qos: setup

@@ -134,6 +134,11 @@ def test_arp_for_a_recorded_address_is_answered_here_per_subnet(blue: dict[str, 
     assert [p.tci for p in replies] == [a.code_of[BLUE], a.code_of[RED]]
     assert a.suppressed == 2 and a.counters.tx_frames == 0
     assert drain(b) == [] and drain(c) == []  # no ARP crossed the provider network
+    # An address of this host's own VM: it heard the request on the switch; nothing is sent.
+    t = a.tables
+    a.set_tables(TunnelTables(t.unicast, t.flood, t.arp, frozenset({(BLUE, socket.inet_aton("10.0.0.1"))})))
+    a.send([Packet(arp_request(MAC_B, "10.0.0.2", "10.0.0.1"))], [a.code_of[BLUE]])
+    assert a.suppressed == 3 and drain(b) == [] and a.recv(64) == []
     # An address no record has: the request goes to the subnet's hosts (their VMs may answer).
     a.send([Packet(arp_request(MAC_A, "10.0.0.1", "10.0.0.77"))], [a.code_of[BLUE]])
     assert len(received(b)) == 1

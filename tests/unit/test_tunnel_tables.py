@@ -28,6 +28,7 @@ def test_tables_hold_remote_records_and_the_other_hosts() -> None:
     assert t.unicast == {(5001, 0x020000000002): OTHER, (5001, 0x020000000003): THIRD}
     assert t.arp == {(5001, socket.inet_aton("10.0.0.2")): 0x020000000002}  # IPv4 only; not our own VM
     assert t.flood == {5001: (OTHER,)}
+    assert t.local == {(5001, socket.inet_aton("10.0.0.1"))}  # ours: its ARP requests stay on the switch
 
 
 def test_the_tunnel_port_is_added_on_the_switch_of_the_subnets_only_when_there_is_one() -> None:

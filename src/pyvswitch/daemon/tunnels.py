@@ -46,9 +46,13 @@ def tables_of(views: dict[int, SubnetView], provider_address: str) -> TunnelTabl
     unicast: dict[tuple[int, int], str] = {}
     arp: dict[tuple[int, bytes], int] = {}
     flood: dict[int, tuple[str, ...]] = {}
+    local: set[tuple[int, bytes]] = set()
     for vsid, view in views.items():
         for rec in view.records.values():
             if rec.provider_address == provider_address:
+                ip = ipaddress.ip_address(rec.customer_address)
+                if ip.version == 4:
+                    local.add((vsid, ip.packed))
                 continue
             mac = parse_mac(rec.customer_mac)
             unicast[(vsid, mac)] = rec.provider_address
@@ -60,7 +64,7 @@ def tables_of(views: dict[int, SubnetView], provider_address: str) -> TunnelTabl
                 {h.provider_address for h in view.hosts.values() if h.provider_address != provider_address}
             )
         )
-    return TunnelTables(unicast, flood, arp)
+    return TunnelTables(unicast, flood, arp, frozenset(local))
 
 
 class Tunnels:

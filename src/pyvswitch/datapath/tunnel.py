@@ -12,7 +12,8 @@ learned across hosts):
 - unicast: the record of the destination MAC in that VSID names the provider address: one datagram there; no
   record: dropped (``no-lookup-record``), never flooded;
 - an ARP request for an address a remote record has: answered here (ARP suppression) with that record's MAC,
-  the reply queued for the next ``recv`` as if it came through the tunnel; nothing crosses the provider network;
+  the reply queued for the next ``recv`` as if it came through the tunnel; for an address of this host's own
+  VMs: not sent (the VM heard it on the switch); either way nothing crosses the provider network;
 - other broadcast and multicast (DHCP, ND, ARP for unknown addresses): one copy to each other host of the
   subnet (head-end replication), none to hosts without a port on it.
 
@@ -30,6 +31,7 @@ from dataclasses import dataclass, field
 from pyvswitch.datapath.device import DeviceCounters, DeviceDrop
 from pyvswitch.drops import DropReason
 from pyvswitch.packet.frame import Packet
+from pyvswitch.packet.offload import finish_offloads
 from pyvswitch.packet.vxlan import (
     VXLAN_HEADER_LEN,
     VXLAN_PORT,
@@ -58,9 +60,9 @@ class TunnelTables:
 
     unicast: dict[tuple[int, int], str] = field(default_factory=dict)  # (VSID, MAC) -> provider address
     flood: dict[int, tuple[str, ...]] = field(default_factory=dict)  # VSID -> the other hosts' addresses
-    arp: dict[tuple[int, bytes], int] = field(
-        default_factory=dict
-    )  # (VSID, IPv4) -> MAC, remote records only
+    # (VSID, IPv4) -> MAC, remote records only; and this host's VMs' (VSID, IPv4), which answer themselves.
+    arp: dict[tuple[int, bytes], int] = field(default_factory=dict)
+    local: frozenset[tuple[int, bytes]] = frozenset()
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "peers", {v: frozenset(pas) for v, pas in self.flood.items()})
@@ -102,6 +104,18 @@ class VxlanTunnel:
     def set_codes(self, code_of: dict[int, int]) -> None:
         self.code_of = dict(code_of)
         self.vsid_of = {c: v for v, c in code_of.items()}
+
+    def tunnel_counters(self) -> dict[str, object]:
+        """``counters``' ``tunnel`` entry of the port: what a capture of the provider network cannot show."""
+        t = self.tables
+        return {
+            "provider_address": self.provider_address,
+            "arp_suppressed": self.suppressed,
+            "replicated": self.replicated,
+            "subnets": len(self.code_of),
+            "remote_macs": len(t.unicast),
+            "peers": sorted({pa for pas in t.flood.values() for pa in pas}),
+        }
 
     def fileno(self) -> int:
         return self._sock.fileno()
@@ -169,6 +183,9 @@ class VxlanTunnel:
                         self._local.append(Packet(arp_reply(mac, asked[0], asked[1], asked[2]), tci & 0xFFF))
                         self.suppressed += 1
                         continue
+                    if (vsid, asked[0]) in tables.local:
+                        self.suppressed += 1  # a VM of this host: it heard the request on the switch
+                        continue
                 targets: Sequence[str] = tables.flood.get(vsid, ())
                 self.replicated += max(0, len(targets) - 1)
             else:
@@ -177,17 +194,25 @@ class VxlanTunnel:
                     drops[TunnelDrop.TX_NO_RECORD] += 1
                     continue
                 targets = (pa,)
-            datagram = encode_header(vsid) + bytes(data)
-            for pa in targets:
-                try:
-                    self._sock.sendto(datagram, (pa, self.port))
-                except OSError as exc:
-                    if exc.errno not in (errno.EAGAIN, errno.ENOBUFS, errno.EHOSTUNREACH, errno.ENETUNREACH):
-                        raise
-                    drops[TunnelDrop.TX_ERROR] += 1
-                    continue
-                self.counters.tx_frames += 1
-                self.counters.tx_bytes += len(data)
+            header = encode_header(vsid)
+            # Wire-ready frames: a VM's TCP super-frame is cut to its MSS, a partial checksum finished.
+            for frame in finish_offloads(data, pkt.vnet):
+                datagram = header + frame
+                for pa in targets:
+                    try:
+                        self._sock.sendto(datagram, (pa, self.port))
+                    except OSError as exc:
+                        if exc.errno not in (
+                            errno.EAGAIN,
+                            errno.ENOBUFS,
+                            errno.EHOSTUNREACH,
+                            errno.ENETUNREACH,
+                        ):
+                            raise
+                        drops[TunnelDrop.TX_ERROR] += 1
+                        continue
+                    self.counters.tx_frames += 1
+                    self.counters.tx_bytes += len(frame)
 
     def close(self) -> None:
         self._sock.close()

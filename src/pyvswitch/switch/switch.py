@@ -452,6 +452,9 @@ class Switch:
                 if acls:
                     entry["acl"] = {d: a.counters() for d, a in acls.items()}
                 entry["flow_cache"] = p.flows.counters() if p.flows is not None else None
+                tunnel = getattr(p.device, "tunnel_counters", None)
+                if tunnel is not None:  # datapath/tunnel.py: ARP answered here, head-end copies, tables
+                    entry["tunnel"] = tunnel()
                 ports[p.name] = entry
         drops = (
             Counter(self.ingress.drops) + Counter(self.forward.drops) + Counter(self.egress_drops) + per_port
