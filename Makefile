@@ -75,7 +75,7 @@ lint: venv
 # Two passes: most tests concurrently (they wait on namespaces, daemons and pings more than they compute), then
 # the timing-sensitive system tests (marker "serial", tests/conftest.py) alone on a quiet machine.
 test: setup lint
-	$(BIN)/pytest -q -p no:cacheprovider -m "not serial" -n 3 --dist loadfile
+	$(BIN)/pytest -q -p no:cacheprovider -m "not serial" -n 3 --dist loadfile --durations=15
 	$(BIN)/pytest -q -p no:cacheprovider -m serial --durations=15
 
 # Unit, component and the bounded fuzz tests (memory devices, fake clock; no root, no namespaces): under 2 minutes.

@@ -91,8 +91,8 @@ def test_hosts_see_the_records_of_their_subnets_only_and_overlapping_addresses_s
         assert agent.wait_ready()
 
     def settled() -> bool:
-        va, vb, vc = a.view(blue), b.view(red), c.view(red)
-        return all(v is not None and len(v.records) == 2 for v in (va, vb, vc))
+        views = (a.view(blue), b.view(blue), b.view(red), c.view(red))
+        return all(v is not None and len(v.records) == 2 and len(v.hosts) == 2 for v in views)
 
     wait_for(settled, timeout_s=10, what="each host's view of its subnets")
     assert a.view(red) is None and c.view(blue) is None  # not watched: no port there
@@ -118,7 +118,7 @@ def test_a_dead_hosts_records_expire_with_its_lease(
     b.publish([rec(blue, "10.0.0.2", "02:00:00:00:0b:02", "192.0.2.2")])
     wait_for(lambda: b.lookup(blue, "10.0.0.1") is not None, timeout_s=10, what="hostA's record at hostB")
     agents.running.remove(a)
-    a._stop.set()  # dies: no more keepalives, nothing revoked
+    a.halt()  # dies: no more keepalives, nothing revoked
     died = time.monotonic()
     wait_for(lambda: b.lookup(blue, "10.0.0.1") is None, timeout_s=TTL_S + 5, what="hostA's record expired")
     gone_after = time.monotonic() - died

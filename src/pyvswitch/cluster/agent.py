@@ -43,6 +43,7 @@ log = logging.getLogger(__name__)
 
 DEFAULT_TTL_S = 10
 RETRY_S = 0.5
+MAX_RETRY_S = 5.0  # a cluster that stays away: retry every 5 s, not twice a second
 CACHE_NAME = "cluster-cache.json"
 
 
@@ -139,6 +140,15 @@ class ClusterAgent:
         self._thread = threading.Thread(target=self._run, name="pyvswitch-cluster", daemon=True)
         self._thread.start()
         return self
+
+    def halt(self) -> None:
+        """Stop every thread and say nothing to etcd (no renewal, no revocation): as kill -9 leaves it. Tests."""
+        self._stop.set()
+        self._wake.set()
+        if self._thread is not None:
+            self._thread.join(timeout=10)
+        for vsid in list(self._watches):
+            self._unwatch(vsid)
 
     def stop(self, leave: bool = False) -> None:
         """Stop the threads; ``leave``: also revoke the lease (this host's records go at once), as a host that is
@@ -343,6 +353,7 @@ class ClusterAgent:
         return view
 
     def _watch(self, vsid: int, stop: threading.Event, closers: list[Callable[[], None]]) -> None:
+        backoff, said = RETRY_S, ""
         while not stop.is_set():
             try:
                 with self._views_lock:
@@ -371,8 +382,13 @@ class ClusterAgent:
                 with self._views_lock:
                     self._views.pop(vsid, None)
             except ClusterError as exc:
-                log.warning("cluster: watching subnet %d: %s", vsid, exc)
-                stop.wait(RETRY_S)
+                if str(exc) != said:  # once per new error, not once per retry
+                    log.warning("cluster: watching subnet %d: %s (retrying)", vsid, exc)
+                    said = str(exc)
+                stop.wait(backoff)
+                backoff = min(backoff * 2, MAX_RETRY_S)
+            else:
+                backoff, said = RETRY_S, ""
 
     def _changed(self, vsid: int) -> None:
         if self.on_change is not None:
