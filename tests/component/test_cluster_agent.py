@@ -63,6 +63,21 @@ def rec(vsid: int, ca: str, mac: str, pa: str) -> LookupRecord:
     return LookupRecord(vsid, ca, mac, pa)
 
 
+def mine_record(vsid: int) -> LookupRecord:
+    return rec(vsid, "10.0.0.1", "02:00:00:00:0a:01", "192.0.2.1")
+
+
+def two_hosts(agents: Agents, vsid: int) -> tuple[ClusterAgent, ClusterAgent]:
+    """hostA and hostB with one port each on ``vsid``, each seeing the other's record."""
+    a = agents.start("hostA", "192.0.2.1")
+    b = agents.start("hostB", "192.0.2.2")
+    a.publish([mine_record(vsid)])
+    b.publish([rec(vsid, "10.0.0.2", "02:00:00:00:0b:02", "192.0.2.2")])
+    wait_for(lambda: b.lookup(vsid, "10.0.0.1") is not None, timeout_s=10, what="hostA's record at hostB")
+    wait_for(lambda: a.lookup(vsid, "10.0.0.2") is not None, timeout_s=10, what="hostB's record at hostA")
+    return a, b
+
+
 def test_records_are_checked_field_by_field() -> None:
     with pytest.raises(RecordError, match="virtual_subnet_id"):
         LookupRecord(4095, "10.0.0.1", "02:00:00:00:00:01", "192.0.2.1")
@@ -112,11 +127,7 @@ def test_a_dead_hosts_records_expire_with_its_lease(
     agents: Agents, cluster: EtcdCluster, vsids: tuple[int, int]
 ) -> None:
     blue, _ = vsids
-    a = agents.start("hostA", "192.0.2.1")
-    b = agents.start("hostB", "192.0.2.2")
-    a.publish([rec(blue, "10.0.0.1", "02:00:00:00:0a:01", "192.0.2.1")])
-    b.publish([rec(blue, "10.0.0.2", "02:00:00:00:0b:02", "192.0.2.2")])
-    wait_for(lambda: b.lookup(blue, "10.0.0.1") is not None, timeout_s=10, what="hostA's record at hostB")
+    a, b = two_hosts(agents, blue)
     agents.running.remove(a)
     a.halt()  # dies: no more keepalives, nothing revoked
     died = time.monotonic()
@@ -132,12 +143,8 @@ def test_a_restarted_host_resumes_from_its_revision_without_reading_the_cluster_
     agents: Agents, cluster: EtcdCluster, vsids: tuple[int, int]
 ) -> None:
     blue, _ = vsids
-    a = agents.start("hostA", "192.0.2.1")
-    b = agents.start("hostB", "192.0.2.2")
-    mine = [rec(blue, "10.0.0.1", "02:00:00:00:0a:01", "192.0.2.1")]
-    a.publish(mine)
-    b.publish([rec(blue, "10.0.0.2", "02:00:00:00:0b:02", "192.0.2.2")])
-    wait_for(lambda: a.lookup(blue, "10.0.0.2") is not None, timeout_s=10, what="hostB's record at hostA")
+    a, b = two_hosts(agents, blue)
+    mine = [mine_record(blue)]
     lease = a.lease
     agents.running.remove(a)
     a.stop()  # a daemon restart: the lease is left running
@@ -159,11 +166,7 @@ def test_history_compacted_while_away_means_one_resync_of_that_subnet(
     agents: Agents, cluster: EtcdCluster, vsids: tuple[int, int]
 ) -> None:
     blue, _ = vsids
-    a = agents.start("hostA", "192.0.2.1")
-    b = agents.start("hostB", "192.0.2.2")
-    a.publish([rec(blue, "10.0.0.1", "02:00:00:00:0a:01", "192.0.2.1")])
-    b.publish([rec(blue, "10.0.0.2", "02:00:00:00:0b:02", "192.0.2.2")])
-    wait_for(lambda: a.lookup(blue, "10.0.0.2") is not None, timeout_s=10, what="hostB's record at hostA")
+    a, b = two_hosts(agents, blue)
     agents.running.remove(a)
     a.stop()
     b.publish([rec(blue, "10.0.0.9", "02:00:00:00:0b:09", "192.0.2.2")])

@@ -153,12 +153,7 @@ class ClusterAgent:
     def stop(self, leave: bool = False) -> None:
         """Stop the threads; ``leave``: also revoke the lease (this host's records go at once), as a host that is
         taken out of the cluster does. Without it, a restart within the TTL finds everything in place."""
-        self._stop.set()
-        self._wake.set()
-        if self._thread is not None:
-            self._thread.join(timeout=10)
-        for vsid in list(self._watches):
-            self._unwatch(vsid)
+        self.halt()
         if leave and self.lease:
             with contextlib.suppress(ClusterError):
                 self.client.revoke(self.lease)

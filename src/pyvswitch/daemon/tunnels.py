@@ -49,16 +49,16 @@ def tables_of(views: dict[int, SubnetView], provider_address: str) -> TunnelTabl
     local: set[tuple[int, bytes]] = set()
     for vsid, view in views.items():
         for rec in view.records.values():
+            ip = ipaddress.ip_address(rec.customer_address)
+            v4 = (vsid, ip.packed) if ip.version == 4 else None  # ARP is IPv4's
             if rec.provider_address == provider_address:
-                ip = ipaddress.ip_address(rec.customer_address)
-                if ip.version == 4:
-                    local.add((vsid, ip.packed))
+                if v4 is not None:
+                    local.add(v4)
                 continue
             mac = parse_mac(rec.customer_mac)
             unicast[(vsid, mac)] = rec.provider_address
-            ip = ipaddress.ip_address(rec.customer_address)
-            if ip.version == 4:
-                arp[(vsid, ip.packed)] = mac
+            if v4 is not None:
+                arp[v4] = mac
         flood[vsid] = tuple(
             sorted(
                 {h.provider_address for h in view.hosts.values() if h.provider_address != provider_address}
