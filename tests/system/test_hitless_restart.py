@@ -48,6 +48,11 @@ def test_forwarding_continues_across_sigterm_and_kill9_restarts(host: Host, tmp_
     b = host.vm_add("sw", "10.43.0.2/24")
     assert ping(a, "10.43.0.2").returncode == 0
     fwd = forwarder_pid(host)
+    # The forwarder's scheduling group outweighs the sessions around it (the test's CLI calls, the restarting
+    # daemon): without it, half the runs here had 100-1,080 ms gaps (daemon/forwarder._favour_process).
+    autogroup = Path(f"/proc/{fwd}/autogroup")
+    if autogroup.exists():
+        assert autogroup.read_text().split()[-1] == "-10", autogroup.read_text()
     with iperf3_server(b, port=5231):
         # A modest TCP flow (not a saturating one: this measures the restart, not the forwarding CPU's limit).
         tcp = subprocess.Popen(
