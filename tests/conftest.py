@@ -14,6 +14,7 @@ from pyvswitch.testing.netns import NetnsPool, netns_pool
 # concurrently (pytest-xdist), so the suite stays under 15 minutes on 2 cores without making them flaky.
 SERIAL_MODULES = {
     "test_dataplane_guards.py",
+    "test_demo_cluster.py",  # a migration gap and a lease expiry, both measured
     "test_demo_iov.py",
     "test_demo_qos.py",
     "test_demo_team.py",

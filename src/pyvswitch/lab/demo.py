@@ -19,13 +19,17 @@ devices to give it a VLAN interface; the uplink carries VLANs 10 and 20 tagged (
 web01 to the LAN host is expected to fail — and the demo captures the frames in the LAN namespace to show
 they arrive tagged with VLAN 10 — while the untagged app01 reaches the LAN host. Every ping shown states whether it should succeed and why.
 
-After the traffic checks come five scenes: security (lab/demo_security.py), NIC teaming (lab/demo_team.py:
+After the traffic checks come six scenes: security (lab/demo_security.py), NIC teaming (lab/demo_team.py:
 a 2-member team to a "physical switch" namespace, a member's cable pulled mid-stream, the gap measured, the
 cable plugged back in), QoS (lab/demo_qos.py: weights 1:2:5 sharing a 1 Gbit/s uplink, one VM stopping and
 the others absorbing its share, a VM capped with MaximumBandwidth), a QEMU guest on the switch
-(lab/demo_guest.py: boot, vm exec, offloads, pings; skipped where QEMU is missing) and SR-IOV with live migration
+(lab/demo_guest.py: boot, vm exec, offloads, pings; skipped where QEMU is missing), SR-IOV with live migration
 (lab/demo_iov.py: a two-host lab of its own, a VM's iperf3 flow on the software path and then on a VF with the
-daemon's CPU side by side, then a live migration to the second host under 1 ms pings with the blackout).
+daemon's CPU side by side, then a live migration to the second host under 1 ms pings with the blackout) and a
+cluster (lab/demo_cluster.py: a three-host cluster lab of its own with etcd; virtual subnets whose VMs meet only
+through VXLAN tunnels, a full-mesh ping with ARP answered by each host's tunnel, a second subnet with the same
+addresses kept apart, a live migration under 1 ms pings from the third host with the record following the VM,
+and a host killed whose records expire with its lease; skipped where etcd is missing).
 
 The daemon runs in the root namespace with a temporary state directory and socket. Everything is removed
 at the end unless ``keep=True``, which leaves it running and prints how to use and remove it.
@@ -51,6 +55,7 @@ from rich.console import Console
 from rich.table import Table
 
 from pyvswitch.guest.image import DEFAULT_CACHE_DIR
+from pyvswitch.lab.demo_cluster import ClusterScene
 from pyvswitch.lab.demo_guest import GuestScene
 from pyvswitch.lab.demo_iov import IovScene
 from pyvswitch.lab.demo_qos import QosScene
@@ -371,6 +376,7 @@ def run_demo(keep: bool) -> int:
     qos: QosScene | None = None
     iov: IovScene | None = None
     guest: GuestScene | None = None
+    cluster: ClusterScene | None = None
     kept = False
     try:
         demo.build()
@@ -385,6 +391,8 @@ def run_demo(keep: bool) -> int:
         good &= guest.table(guest.run())
         iov = IovScene(console, demo.tag)
         good &= iov.table(iov.run())
+        cluster = ClusterScene(console, demo.tag)
+        good &= cluster.table(cluster.run())
         console.print(
             "[green]All checks behaved as stated.[/green]"
             if good
@@ -395,7 +403,10 @@ def run_demo(keep: bool) -> int:
             q_use, q_remove = qos.kept_lines()
             i_use, i_remove = iov.kept_lines()
             g_use, g_remove = guest.kept_lines()
-            demo.explain_kept((t_use + q_use + g_use + i_use, t_remove + q_remove + g_remove + i_remove))
+            c_use, c_remove = cluster.kept_lines()
+            demo.explain_kept(
+                (t_use + q_use + g_use + i_use + c_use, t_remove + q_remove + g_remove + i_remove + c_remove)
+            )
             kept = True
         return 0 if good else 1
     except KeyboardInterrupt:
@@ -409,6 +420,8 @@ def run_demo(keep: bool) -> int:
         return 1
     finally:
         if not kept:
+            if cluster is not None:
+                cluster.cleanup()  # its own lab: daemons, etcd, namespaces and state
             if iov is not None:
                 iov.cleanup()  # its own lab: daemons, namespaces and state
             if guest is not None:
