@@ -112,6 +112,13 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         help="with --cluster: a host that stops renewing its registration for this long is gone, with its "
         "records (default 10)",
     )
+    p.add_argument(
+        "--tunnel-datapath",
+        default="kernel",
+        choices=["kernel", "python"],
+        help="with --cluster: encapsulate VXLAN in kernel vxlan devices with static FDB entries from the lookup "
+        "records (kernel, the default: GSO passes through) or in the switch process (python)",
+    )
     p.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
     p.add_argument("--detach", action="store_true", help="run in the background; exit once ready")
     args = p.parse_args(argv)
@@ -374,7 +381,7 @@ def run(args: argparse.Namespace) -> int:
             from pyvswitch.daemon.tunnels import Tunnels
 
             agent = _cluster_agent(args, state_dir)
-            tunnels = Tunnels(agent, engine)
+            tunnels = Tunnels(agent, engine, args.tunnel_datapath)
             agent.on_change = tunnels.refresh  # a watched record changed: the tunnel's tables follow
             service.cluster = agent
             service.tunnels = tunnels

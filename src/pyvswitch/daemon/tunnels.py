@@ -31,12 +31,18 @@ def tunnel_switch(cfg: HostConfig) -> str | None:
     )
 
 
-def with_tunnel(cfg: HostConfig, provider_address: str) -> HostConfig:
-    """``cfg`` plus the tunnel port, if a VM port is on a virtual subnet."""
+def with_tunnel(cfg: HostConfig, provider_address: str, datapath: str = "python") -> HostConfig:
+    """``cfg`` plus the tunnel port, if a VM port is on a virtual subnet. ``datapath``: "python" (datapath/
+    tunnel.py) or "kernel" (kernel vxlan devices, datapath/kernel_vxlan.py), told to ``open_device`` after the
+    provider address."""
     switch = tunnel_switch(cfg)
     if switch is None:
         return cfg
-    port = PortConfig(name=TUNNEL_PORT, kind=PortKind.TUNNEL, switch=switch, interface=provider_address)
+    # Not an interface name, so set past validation (the port is the daemon's, never the user's configuration).
+    interface = provider_address if datapath == "python" else f"{provider_address},{datapath}"
+    port = PortConfig(name=TUNNEL_PORT, kind=PortKind.TUNNEL, switch=switch).model_copy(
+        update={"interface": interface}
+    )
     return cfg.model_copy(update={"ports": [*cfg.ports, port]})
 
 
@@ -70,9 +76,10 @@ def tables_of(views: dict[int, SubnetView], provider_address: str) -> TunnelTabl
 class Tunnels:
     """Keeps the forwarder's tunnel tables equal to the agent's views (``engine.set_tunnel_tables``)."""
 
-    def __init__(self, agent: ClusterAgent, engine: object) -> None:
+    def __init__(self, agent: ClusterAgent, engine: object, datapath: str = "python") -> None:
         self.agent = agent
         self.engine = engine
+        self.datapath = datapath  # which tunnel device the port opens (with_tunnel)
         self.active = False  # whether the running configuration has a tunnel port
         self.pushes = 0
         self._lock = threading.Lock()

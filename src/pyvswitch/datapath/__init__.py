@@ -22,9 +22,15 @@ def open_device(kind: str, ifname: str) -> Device:
 
         return TapDevice(ifname)
     if kind == "vxlan":
+        # ifname: the provider address it listens on, then ",kernel" for the kernel vxlan fast path
+        address, _, datapath = ifname.partition(",")
+        if datapath == "kernel":
+            from pyvswitch.datapath.kernel_vxlan import KernelVxlanTunnel
+
+            return KernelVxlanTunnel("vxlan", address)
         from pyvswitch.datapath.tunnel import VxlanTunnel
 
-        return VxlanTunnel("vxlan", ifname)  # ifname: the provider address it listens on
+        return VxlanTunnel("vxlan", address)
     if kind == "pcap":
         from pyvswitch.datapath.pcapfile import PcapDevice
 

@@ -68,17 +68,17 @@ class TunnelTables:
         object.__setattr__(self, "peers", {v: frozenset(pas) for v, pas in self.flood.items()})
 
 
-class VxlanTunnel:
-    """A UDP socket on the provider address, port 4789, as a Device."""
+class TunnelPort:
+    """What both tunnel devices share: the VSID codes, the tables, and the per-frame decision of where a frame
+    the switch sends goes (``route``), which is the kernel vxlan driver's own job too (its FDB: MAC -> remote,
+    all-zeros entries for broadcast; its ``proxy`` mode: ARP answered from the neighbour table)."""
 
-    vnet = False
-    mtu = 1500  # what the VMs on its subnets send; the datagrams are 50 bytes more (packet/vxlan.py)
+    name: str
+    provider_address: str
+    counters: DeviceCounters
+    datapath = "python"  # which implementation, for counters
 
-    def __init__(self, name: str, provider_address: str, port: int = VXLAN_PORT) -> None:
-        self.name = name
-        self.provider_address = provider_address
-        self.port = port
-        self.counters = DeviceCounters()
+    def __init__(self) -> None:
         self.tables = TunnelTables()
         # VSID <-> the code its frames carry to and from the switch (switch/vlan.py tunnel_codes), set by the
         # switch when it configures this port.
@@ -86,17 +86,7 @@ class VxlanTunnel:
         self.vsid_of: dict[int, int] = {}
         self.suppressed = 0  # ARP requests answered here
         self.replicated = 0  # copies sent by head-end replication
-        self._local: deque[Packet] = deque()  # replies made here, received before the socket's datagrams
-        family = socket.AF_INET6 if ":" in provider_address else socket.AF_INET
-        self._sock = socket.socket(family, socket.SOCK_DGRAM)
-        self._sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4 << 20)
-        if family == socket.AF_INET:
-            # Fragment a datagram the provider network's MTU cannot carry rather than drop it (a VM sends up to
-            # its own MTU, 1500; the tunnel adds 50): correct if slower. A provider MTU >= 1550 avoids it.
-            self._sock.setsockopt(socket.IPPROTO_IP, IP_MTU_DISCOVER, IP_PMTUDISC_DONT)
-        self._sock.bind((provider_address, port))
-        self._sock.setblocking(False)
-        self._buf = bytearray(MAX_DATAGRAM)
+        self._local: deque[Packet] = deque()  # replies made here, received before what the network brings
 
     def set_tables(self, tables: TunnelTables) -> None:
         self.tables = tables
@@ -110,12 +100,71 @@ class VxlanTunnel:
         t = self.tables
         return {
             "provider_address": self.provider_address,
+            "datapath": self.datapath,
             "arp_suppressed": self.suppressed,
             "replicated": self.replicated,
             "subnets": len(self.code_of),
             "remote_macs": len(t.unicast),
             "peers": sorted({pa for pas in t.flood.values() for pa in pas}),
         }
+
+    def local_replies(self, out: list[Packet], max_frames: int) -> None:
+        local = self._local
+        while local and len(out) < max_frames:
+            out.append(local.popleft())
+
+    def route(self, pkt: Packet, tci: int) -> tuple[int, Sequence[str]] | None:
+        """The VSID of a frame the switch sends and the provider addresses it goes to; None if it goes nowhere
+        (answered here, or dropped and counted)."""
+        vsid = self.vsid_of.get(tci & 0xFFF) if tci >= 0 else None
+        if vsid is None:
+            self.counters.drops[TunnelDrop.TX_UNKNOWN_CODE] += 1
+            return None
+        tables = self.tables
+        data = pkt.data
+        if data[0] & 1:  # broadcast or multicast
+            asked = arp_request_target(data)
+            if asked is not None:
+                mac = tables.arp.get((vsid, asked[0]))
+                if mac is not None:
+                    self._local.append(Packet(arp_reply(mac, asked[0], asked[1], asked[2]), tci & 0xFFF))
+                    self.suppressed += 1
+                    return None
+                if (vsid, asked[0]) in tables.local:
+                    self.suppressed += 1  # a VM of this host: it heard the request on the switch
+                    return None
+            targets: Sequence[str] = tables.flood.get(vsid, ())
+            self.replicated += max(0, len(targets) - 1)
+            return vsid, targets
+        pa = tables.unicast.get((vsid, int.from_bytes(data[0:6], "big")))
+        if pa is None:
+            self.counters.drops[TunnelDrop.TX_NO_RECORD] += 1
+            return None
+        return vsid, (pa,)
+
+
+class VxlanTunnel(TunnelPort):
+    """A UDP socket on the provider address, port 4789, as a Device: encapsulation in Python."""
+
+    vnet = False
+    mtu = 1500  # what the VMs on its subnets send; the datagrams are 50 bytes more (packet/vxlan.py)
+
+    def __init__(self, name: str, provider_address: str, port: int = VXLAN_PORT) -> None:
+        super().__init__()
+        self.name = name
+        self.provider_address = provider_address
+        self.port = port
+        self.counters = DeviceCounters()
+        family = socket.AF_INET6 if ":" in provider_address else socket.AF_INET
+        self._sock = socket.socket(family, socket.SOCK_DGRAM)
+        self._sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4 << 20)
+        if family == socket.AF_INET:
+            # Fragment a datagram the provider network's MTU cannot carry rather than drop it (a VM sends up to
+            # its own MTU, 1500; the tunnel adds 50): correct if slower. A provider MTU >= 1550 avoids it.
+            self._sock.setsockopt(socket.IPPROTO_IP, IP_MTU_DISCOVER, IP_PMTUDISC_DONT)
+        self._sock.bind((provider_address, port))
+        self._sock.setblocking(False)
+        self._buf = bytearray(MAX_DATAGRAM)
 
     def fileno(self) -> int:
         return self._sock.fileno()
@@ -124,9 +173,7 @@ class VxlanTunnel:
 
     def recv(self, max_frames: int) -> list[Packet]:
         out: list[Packet] = []
-        local = self._local
-        while local and len(out) < max_frames:
-            out.append(local.popleft())
+        self.local_replies(out, max_frames)
         tables = self.tables
         code_of = self.code_of
         peers: dict[int, frozenset[str]] = tables.peers  # type: ignore[attr-defined]
@@ -166,34 +213,13 @@ class VxlanTunnel:
     # ---- send ----
 
     def send(self, pkts: Sequence[Packet], tcis: Sequence[int]) -> None:
-        tables = self.tables
-        vsid_of = self.vsid_of
         drops = self.counters.drops
         for pkt, tci in zip(pkts, tcis, strict=True):
-            vsid = vsid_of.get(tci & 0xFFF) if tci >= 0 else None
-            if vsid is None:
-                drops[TunnelDrop.TX_UNKNOWN_CODE] += 1
+            routed = self.route(pkt, tci)
+            if routed is None:
                 continue
+            vsid, targets = routed
             data = pkt.data
-            if data[0] & 1:  # broadcast or multicast
-                asked = arp_request_target(data)
-                if asked is not None:
-                    mac = tables.arp.get((vsid, asked[0]))
-                    if mac is not None:
-                        self._local.append(Packet(arp_reply(mac, asked[0], asked[1], asked[2]), tci & 0xFFF))
-                        self.suppressed += 1
-                        continue
-                    if (vsid, asked[0]) in tables.local:
-                        self.suppressed += 1  # a VM of this host: it heard the request on the switch
-                        continue
-                targets: Sequence[str] = tables.flood.get(vsid, ())
-                self.replicated += max(0, len(targets) - 1)
-            else:
-                pa = tables.unicast.get((vsid, int.from_bytes(data[0:6], "big")))
-                if pa is None:
-                    drops[TunnelDrop.TX_NO_RECORD] += 1
-                    continue
-                targets = (pa,)
             header = encode_header(vsid)
             # Wire-ready frames: a VM's TCP super-frame is cut to its MSS, a partial checksum finished.
             for frame in finish_offloads(data, pkt.vnet):

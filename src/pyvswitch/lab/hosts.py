@@ -88,6 +88,7 @@ class HostRecord:
     cluster: str | None = None
     provider_address: str | None = None
     lease_ttl_s: int = 10
+    tunnel_datapath: str = "kernel"  # pyvswitchd --tunnel-datapath
 
     @property
     def log(self) -> str:
@@ -303,6 +304,7 @@ class Lab:
         self.dir = self.root / self.name
         self.lan_subnet = lan_subnet
         self._lease_ttl_s = 10  # up()'s, for the hosts it adds
+        self._tunnel_datapath = "kernel"
         self.record = LabRecord(
             name=self.name,
             lan_netns=f"{self.name}-lan",
@@ -349,6 +351,7 @@ class Lab:
         timeout_s: float = 30,
         cluster: bool = False,
         lease_ttl_s: int = 10,
+        tunnel_datapath: str = "kernel",
     ) -> Lab:
         """Create (or converge to) the LAN and the hosts; idempotent: what exists and works is kept.
         ``cluster``: also a provider network with a 3-member etcd cluster on it, which the hosts' daemons join
@@ -365,6 +368,7 @@ class Lab:
         if cluster or self.record.pnet_netns is not None:
             self._make_provider_net()
         self._lease_ttl_s = lease_ttl_s
+        self._tunnel_datapath = tunnel_datapath
         for i, n in enumerate(names):
             self._make_host(n, i, timeout_s)
         return self
@@ -458,6 +462,7 @@ class Lab:
             cluster=old.cluster if old else self.record.etcd_endpoints,
             provider_address=old.provider_address if old else f"{PROVIDER_SUBNET}.{index + 1}",
             lease_ttl_s=old.lease_ttl_s if old else self._lease_ttl_s,
+            tunnel_datapath=old.tunnel_datapath if old else self._tunnel_datapath,
         )
         self.record.hosts[name] = rec
         self._save()
@@ -527,7 +532,7 @@ class Lab:
         ]  # fmt: skip
         if rec.cluster is not None and rec.provider_address is not None:
             argv += ["--cluster", rec.cluster, "--provider-address", rec.provider_address, "--host-name", rec.name,
-                     "--cluster-lease-ttl", str(rec.lease_ttl_s)]  # fmt: skip
+                     "--cluster-lease-ttl", str(rec.lease_ttl_s), "--tunnel-datapath", rec.tunnel_datapath]  # fmt: skip
         env = {**os.environ, "PYVSWITCH_LAB": self.name, "PYVSWITCH_LAB_HOST": rec.name, **(extra_env or {})}
         env.pop("PYVSWITCH_SOCKET", None)
         with open(rec.log, "ab") as logf:
@@ -590,11 +595,12 @@ class Lab:
         root: Path | None = None,
         cluster: bool = False,
         lease_ttl_s: int = 10,
+        tunnel_datapath: str = "kernel",
     ) -> Iterator[Lab]:
         """A lab that is always taken down at the end, also when ``up`` fails half-way."""
         lab = cls(name, root=root)
         try:
-            yield lab.up(hosts, cluster=cluster, lease_ttl_s=lease_ttl_s)
+            yield lab.up(hosts, cluster=cluster, lease_ttl_s=lease_ttl_s, tunnel_datapath=tunnel_datapath)
         finally:
             lab.down()
 

@@ -94,6 +94,8 @@ class ClusterLike(Protocol):
 class TunnelsLike(Protocol):
     """What the commit needs of ``pyvswitch.daemon.tunnels.Tunnels``."""
 
+    datapath: str
+
     def configured(self, cfg: HostConfig) -> None: ...
 
 
@@ -433,7 +435,8 @@ class Transaction:
         degraded = self._degraded if degraded is None else degraded
         cfg = realize(cfg)
         if self.cluster is not None:  # the VXLAN port of the host's virtual subnets (daemon/tunnels.py)
-            cfg = with_tunnel(cfg, self.cluster.host.provider_address)
+            datapath = self.tunnels.datapath if self.tunnels is not None else "python"
+            cfg = with_tunnel(cfg, self.cluster.host.provider_address, datapath)
         if not degraded:
             return cfg
         ports = [p.model_copy(update={"switch": None}) if p.name in degraded else p for p in cfg.ports]
