@@ -132,7 +132,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--reps", type=int, default=3)
     p.add_argument("--seconds", type=int, default=5)
     p.add_argument("--json", dest="json_path", default=None)
-    p.add_argument("--datapaths", default="kernel,python", help="tunnel datapaths to measure, comma-separated")
+    p.add_argument(
+        "--datapaths", default="kernel,python", help="tunnel datapaths to measure, comma-separated"
+    )
     args = p.parse_args(argv)
     # Both tunnel datapaths in one run (pyvswitchd --tunnel-datapath), the kernel's first (the default).
     out: dict[str, Any] = {dp: bench(args.reps, args.seconds, dp) for dp in args.datapaths.split(",")}
