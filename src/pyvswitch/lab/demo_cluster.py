@@ -252,10 +252,13 @@ class ClusterScene:
             self.build()
         except LabError as exc:  # the demo reports RuntimeErrors as "demo failed", with the cause
             raise RuntimeError(f"cluster scene: the lab did not come up: {exc}") from exc
-        checks = self.mesh()
-        checks += self.isolation()
-        checks += self.migration()
-        checks += self.host_loss()
+        try:
+            checks = self.mesh()
+            checks += self.isolation()
+            checks += self.migration()
+            checks += self.host_loss()
+        except (httpx.HTTPError, LabError) as exc:  # a daemon that stopped answering: as the demo reports it
+            raise RuntimeError(f"cluster scene: {exc}") from exc
         return checks
 
     def build(self) -> None:
