@@ -40,10 +40,6 @@ IPV4_HDR_LEN = 20
 UDP_HDR_LEN = 8
 MIN_FRAME = 64
 MAX_FRAME = 1518
-# What one frame costs trafgen beyond its ``-t`` gap (the nanosleep's wake-up and the send), measured here
-# (2026-12-06, 6.18, 2 vCPU): into a bare veth -t 20us gives 40k frames/s, -t 15us 50k (~5 us); into a
-# switch port -t 15us gives 42-45k (~7.5 us: the send also runs the port's packet-socket receive).
-TRAFGEN_FRAME_COST_NS = 7_500
 
 
 class TrafficError(RuntimeError):
@@ -532,18 +528,11 @@ def run_trafgen_trial(
     duration_s: float,
     cpu: int | None = None,
     settle_s: float = 0.3,
-    even: bool = False,
 ) -> TrialResult:
     """Send ``rate_pps * duration_s`` frames from ``gen_if`` and count what reaches ``sink_if``.
 
-    Two pacings. By default trafgen's ``-b Npps``: its shaper sends each second's N frames back to back (at
-    the generator's speed, ~0.5 M frames/s here) and sleeps out the rest of the second, so the switch sees
-    a burst of N frames once a second; that is RFC 2544's offered load as trafgen makes it. ``even``: a
-    gap between frames (``-t``, the gap less ``TRAFGEN_FRAME_COST_NS``), so the rate holds within every
-    millisecond; the achieved rate is approximate (``offered_pps`` says what it was).
-
-    trafgen sends through its per-frame path (~0.2-0.5 M frames/s per core here). If it cannot keep up it
-    is stopped at 1.5 times the trial length + 1 s so a trial stays bounded; the achieved
+    trafgen paces with ``--rate Npps`` (its per-frame send path; ~0.2-0.5 M frames/s per core here). If it
+    cannot keep up it is stopped at 1.5 times the trial length + 1 s so a trial stays bounded; the achieved
     rate is then below the target and the result says so (``offered_pps``). The trial's duration is the
     generator's wall time, process start-up included (~1 % of a 2 s trial, on the low side of the rate).
     """
@@ -565,11 +554,8 @@ def run_trafgen_trial(
             cfg_path,
             "-P",
             "1",
-            *(
-                ["-t", f"{max(0, 1_000_000_000 // rate_pps - TRAFGEN_FRAME_COST_NS)}ns"]
-                if even
-                else ["-b", f"{rate_pps}pps"]
-            ),
+            "-b",
+            f"{rate_pps}pps",
             "-n",
             str(count),
         ]
