@@ -178,3 +178,19 @@ def test_history_compacted_while_away_means_one_resync_of_that_subnet(
     wait_for(lambda: a2.lookup(blue, "10.0.0.9") is not None, timeout_s=10, what="the change made meanwhile")
     assert a2.lookup(blue, "10.0.0.2") is None  # the deletion is not lost either
     assert a2.stats.resyncs == 1 and a2.stats.range_reads == 1
+
+
+def test_a_subnet_expected_before_its_port_is_watched_then_dropped_when_the_hold_ends(
+    agents: Agents, vsids: tuple[int, int]
+) -> None:
+    """A migration's destination loads the subnet's records before the VM arrives (ClusterAgent.expect): the
+    view is there with no port of its own, and goes once the hold ends without a port asking for it."""
+    blue, _ = vsids
+    a = agents.start("hostA", "192.0.2.1")
+    b = agents.start("hostB", "192.0.2.2")
+    a.publish([mine_record(blue)])
+    assert a.wait_ready()
+    assert b.view(blue) is None
+    assert b.expect([blue], timeout_s=10, hold_s=1.0)
+    assert b.lookup(blue, "10.0.0.1") is not None  # hostA's record, before hostB has a port there
+    wait_for(lambda: b.view(blue) is None, timeout_s=15, what="the expected subnet unwatched after its hold")

@@ -458,6 +458,13 @@ class Migrations:
                 engine_call(self.engine, "validate_port", p)
             except ExtensionVeto as veto:
                 raise ConfigError([(f"ports[{i}]", f"destination: {veto}")]) from veto
+        subnets = {p.virtual_subnet_id for p in ports if p.switch is not None and p.virtual_subnet_id}
+        # The subnets' lookup records here before the VM is (cluster/agent.py, expect), outside the blackout.
+        cluster = self.service.cluster
+        if subnets and cluster is not None and not cluster.expect(subnets):
+            log.warning(
+                "migration %s: subnets %s not loaded yet; the VM may wait for ARP", ident, sorted(subnets)
+            )
         guest = vm.kind is VmKind.QEMU
         for p in ports:
             if p.switch is not None and p.interface is not None and not guest:

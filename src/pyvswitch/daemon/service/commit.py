@@ -90,6 +90,8 @@ class ClusterLike(Protocol):
 
     def publish(self, records: Iterable[LookupRecord]) -> None: ...
 
+    def expect(self, vsids: Iterable[int], timeout_s: float = ...) -> bool: ...
+
 
 class TunnelsLike(Protocol):
     """What the commit needs of ``pyvswitch.daemon.tunnels.Tunnels``."""
