@@ -57,7 +57,9 @@ class Host:
                 stderr=subprocess.STDOUT,
                 env=self.env,
             )
-        wait_for(self._healthy, timeout_s=30, what=f"pyvswitchd on {self.socket} (log: {self.log})")
+        # A liveness bound, not a speed check: under the parallel suite's heaviest tests (QEMU under TCG, 3-host
+        # labs) a start that re-provisions a crashed daemon's VMs took 25 s on 2026-12-06.
+        wait_for(self._healthy, timeout_s=60, what=f"pyvswitchd on {self.socket} (log: {self.log})")
 
     def _healthy(self) -> bool:
         assert self.proc is not None

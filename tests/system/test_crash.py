@@ -107,8 +107,10 @@ def interrupted(host: Host, send: Callable[[], object], landed: Callable[[], boo
         time.sleep(0.0005)
     time.sleep(extra_s)
     host.kill9()
-    t.join(timeout=30)
+    # Restart first, then collect the sender: its connection can stay open after the kill while a helper
+    # process of the killed daemon still holds it (a CI run waited 30 s here, then missed the start-up wait).
     host.start()
+    t.join(timeout=30)
 
 
 def _quiet(send: Callable[[], object]) -> None:
