@@ -193,4 +193,5 @@ def test_a_subnet_expected_before_its_port_is_watched_then_dropped_when_the_hold
     assert b.view(blue) is None
     assert b.expect([blue], timeout_s=10, hold_s=1.0)
     assert b.lookup(blue, "10.0.0.1") is not None  # hostA's record, before hostB has a port there
+    assert b.wait_ready(timeout_s=0.5)  # an expected subnet's watch is a wanted one, not a stray
     wait_for(lambda: b.view(blue) is None, timeout_s=15, what="the expected subnet unwatched after its hold")

@@ -171,14 +171,29 @@ class ClusterAgent:
 
     def wait_ready(self, timeout_s: float = 10.0) -> bool:
         """True once registered and every desired record and subnet watch is in place."""
+
+        def ready() -> bool:
+            wanted = self._wanted_subnets()  # expected subnets count: their watches are wanted too
+            return (
+                bool(self.lease)
+                and self._written == self._desired
+                and set(self._watches) == wanted
+                and self._have_views(wanted)
+            )
+
+        return self._wait(ready, timeout_s)
+
+    def _have_views(self, vsids: Iterable[int]) -> bool:
+        with self._views_lock:
+            return all(v in self._views for v in vsids)
+
+    def _wait(self, cond: Callable[[], bool], timeout_s: float) -> bool:
+        """Poll ``cond`` every 10 ms for at most ``timeout_s`` (an agent stopping ends the wait early)."""
         deadline = time.monotonic() + timeout_s
-        while time.monotonic() < deadline:
-            if self.lease and self._written == self._desired and set(self._watches) == self._subnets:
-                with self._views_lock:
-                    if all(v in self._views for v in self._subnets):
-                        return True
-            time.sleep(0.02)
-        return False
+        while not cond():
+            if time.monotonic() >= deadline or self._stop.wait(0.01):
+                return False
+        return True
 
     # ---- what the daemon tells it ----
 
@@ -210,14 +225,7 @@ class ClusterAgent:
             for vsid in wanted:
                 self._expected[vsid] = max(until, self._expected.get(vsid, 0.0))
         self._wake.set()
-        deadline = time.monotonic() + timeout_s
-        while True:
-            with self._views_lock:
-                if all(v in self._views for v in wanted):
-                    return True
-            if time.monotonic() >= deadline:
-                return False
-            self._stop.wait(0.01)
+        return self._wait(lambda: self._have_views(wanted), timeout_s)
 
     def _wanted_subnets(self) -> set[int]:
         """The subnets to watch: those of this host's records, and those expected until their time is up."""
