@@ -14,7 +14,14 @@ import pytest
 
 from pyvswitch.cluster.agent import ClusterAgent
 from pyvswitch.cluster.client import ClusterClient
-from pyvswitch.cluster.records import HostInfo, LookupRecord, RecordError, host_key, record_key
+from pyvswitch.cluster.records import (
+    CustomerRoute,
+    HostInfo,
+    LookupRecord,
+    RecordError,
+    host_key,
+    record_key,
+)
 from pyvswitch.lab.etcd import EtcdCluster, etcd_unavailable
 from pyvswitch.testing.netns import wait_for
 
@@ -195,3 +202,42 @@ def test_a_subnet_expected_before_its_port_is_watched_then_dropped_when_the_hold
     assert b.lookup(blue, "10.0.0.1") is not None  # hostA's record, before hostB has a port there
     assert b.wait_ready(timeout_s=0.5)  # an expected subnet's watch is a wanted one, not a stray
     wait_for(lambda: b.view(blue) is None, timeout_s=15, what="the expected subnet unwatched after its hold")
+
+
+def test_customer_routes_make_a_host_watch_the_subnets_its_routing_domain_routes_to(
+    agents: Agents, vsids: tuple[int, int]
+) -> None:
+    """Item 2, customer routes: a host with a port on BLUE watches GREEN once both are in one routing domain
+    (the distributed router needs GREEN's records), not a subnet of another domain; a subnet is in one domain
+    only; the routes survive a restart in the cache (no read again); removing them ends the extra watch."""
+    blue, green = vsids
+    red = green + 1
+    rd = "{" + str(uuid.uuid4()).upper() + "}"
+    other_rd = "{" + str(uuid.uuid4()).upper() + "}"
+    a, b = agents.start("hostA", "192.0.2.1"), agents.start("hostB", "192.0.2.2")
+    a.publish([mine_record(blue)])
+    b.publish([rec(green, "10.0.1.7", "02:00:00:00:0b:07", "192.0.2.2")])
+    assert a.wait_ready() and b.wait_ready()
+    assert a.view(green) is None
+    a.add_route(CustomerRoute(rd, blue, "10.0.0.0/24"))
+    a.add_route(CustomerRoute(rd, green, "10.0.1.0/24"))
+    a.add_route(CustomerRoute(other_rd, red, "10.0.1.0/24"))
+    with pytest.raises(RecordError, match=r"virtual_subnet_id.*routing domain"):
+        b.add_route(CustomerRoute(other_rd, blue, "10.9.0.0/24"))
+    wait_for(lambda: a.lookup(green, "10.0.1.7") is not None, timeout_s=10, what="GREEN watched by hostA")
+    wait_for(lambda: b.lookup(blue, "10.0.0.1") is not None, timeout_s=10, what="BLUE watched by hostB")
+    assert a.view(red) is None  # another routing domain
+    assert {(r.vsid, r.destination_prefix) for r in a.customer_routes() if r.rdid == rd} == {
+        (blue, "10.0.0.0/24"), (green, "10.0.1.0/24"),
+    }  # fmt: skip
+    assert a.wait_ready(timeout_s=5)
+    agents.running.remove(a)
+    a.stop()
+    a2 = agents.start("hostA", "192.0.2.1")
+    a2.publish([mine_record(blue)])
+    assert a2.wait_ready()
+    assert a2.stats.route_reads == 0 and a2.view(green) is not None  # from the cache, watch resumed
+    for vsid, prefix in ((blue, "10.0.0.0/24"), (green, "10.0.1.0/24")):
+        assert a2.remove_route(rd, vsid, prefix)
+    assert a2.remove_route(other_rd, red, "10.0.1.0/24")
+    wait_for(lambda: a2.view(green) is None, timeout_s=10, what="GREEN unwatched once the routes went")

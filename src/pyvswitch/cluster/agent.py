@@ -4,7 +4,8 @@ ports, and a watched, locally cached view of every virtual subnet it has a port 
 Threads: one *sync* thread keeps the lease alive (every TTL/3) and makes etcd hold exactly this host's desired
 records and subnet memberships (``publish`` only records the wish and wakes it, so a commit never waits for
 etcd, and an unreachable cluster delays publication, not configuration); one *watch* thread per subnet applies
-that subnet's changes to the view. A dead host stops renewing its lease, and etcd deletes its registration,
+that subnet's changes to the view; one *routes* thread follows the cluster's customer routes, which add to the
+subnets watched those their routing domains route to (the distributed router needs their records). A dead host stops renewing its lease, and etcd deletes its registration,
 memberships and port records when the lease expires: the other hosts see the deletions and stop sending there.
 
 Restart without a resync: the views, the revision each was read at and the lease id are kept in a cache file
@@ -28,6 +29,7 @@ from pathlib import Path
 from pyvswitch.cluster.client import ClusterClient, ClusterError, Compacted, Event
 from pyvswitch.cluster.records import (
     ROOT,
+    CustomerRoute,
     HostInfo,
     LookupRecord,
     RecordError,
@@ -36,6 +38,8 @@ from pyvswitch.cluster.records import (
     member_key,
     parse_subnet_key,
     record_key,
+    route_key,
+    routes_prefix,
     subnet_prefix,
 )
 
@@ -57,6 +61,7 @@ class AgentStats:
     events: int = 0  # watch events applied
     writes: int = 0  # puts and deletes of this host's records and memberships
     keepalives: int = 0
+    route_reads: int = 0  # whole reads of the customer routes: first start, or their history compacted
     registrations: int = 0  # leases granted (1 unless the lease expired: a partition, or a long stop)
 
 
@@ -108,6 +113,35 @@ class SubnetView:
         return view
 
 
+@dataclass
+class RouteView:
+    """The cluster's customer routes as this host last saw them (one watched prefix for all)."""
+
+    revision: int = 0
+    routes: dict[str, CustomerRoute] = field(default_factory=dict)  # key -> route
+
+    def apply(self, event: Event) -> None:
+        if event.kind == "delete":
+            self.routes.pop(event.key, None)
+        else:
+            try:
+                self.routes[event.key] = CustomerRoute.decode(event.value)
+            except (ValueError, KeyError, TypeError) as exc:  # someone else's bad write: skip it
+                log.warning("cluster: ignoring malformed %s: %s", event.key, exc)
+        self.revision = max(self.revision, event.revision)
+
+    def to_json(self) -> dict[str, object]:
+        return {"revision": self.revision, "routes": [asdict(r) for r in self.routes.values()]}
+
+    @classmethod
+    def from_json(cls, d: dict[str, object]) -> RouteView:
+        view = cls(int(d.get("revision", 0)))  # type: ignore[call-overload]
+        for r in d.get("routes", []):  # type: ignore[attr-defined]
+            route = CustomerRoute(**r)
+            view.routes[route.key] = route
+        return view
+
+
 class ClusterAgent:
     def __init__(
         self,
@@ -132,6 +166,8 @@ class ClusterAgent:
         self._expected: dict[int, float] = {}  # subnets watched ahead of a port (expect): VSID -> until
         self._expected_lock = threading.Lock()
         self._watches: dict[int, tuple[threading.Thread, threading.Event, list[Callable[[], None]]]] = {}
+        self._routes: RouteView | None = None  # None until read (or loaded from the cache)
+        self._routes_watch: tuple[threading.Thread, threading.Event, list[Callable[[], None]]] | None = None
         self._wake = threading.Event()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -142,6 +178,12 @@ class ClusterAgent:
 
     def start(self) -> ClusterAgent:
         self._load_cache()
+        stop, closers = threading.Event(), list[Callable[[], None]]()
+        t = threading.Thread(
+            target=self._watch_routes, args=(stop, closers), name="pyvswitch-routes", daemon=True
+        )
+        self._routes_watch = (t, stop, closers)
+        t.start()
         self._thread = threading.Thread(target=self._run, name="pyvswitch-cluster", daemon=True)
         self._thread.start()
         return self
@@ -154,6 +196,13 @@ class ClusterAgent:
             self._thread.join(timeout=10)
         for vsid in list(self._watches):
             self._unwatch(vsid)
+        if self._routes_watch is not None:
+            t, stop, closers = self._routes_watch
+            self._routes_watch = None
+            stop.set()
+            for close in closers:
+                close()
+            t.join(timeout=5)
 
     def stop(self, leave: bool = False) -> None:
         """Stop the threads; ``leave``: also revoke the lease (this host's records go at once), as a host that is
@@ -179,6 +228,7 @@ class ClusterAgent:
                 and self._written == self._desired
                 and set(self._watches) == wanted
                 and self._have_views(wanted)
+                and self._routes is not None
             )
 
         return self._wait(ready, timeout_s)
@@ -228,11 +278,20 @@ class ClusterAgent:
         return self._wait(lambda: self._have_views(wanted), timeout_s)
 
     def _wanted_subnets(self) -> set[int]:
-        """The subnets to watch: those of this host's records, and those expected until their time is up."""
+        """The subnets to watch: those of this host's records, those expected until their time is up, and those
+        their routing domains route to (customer routes)."""
         now = time.monotonic()
         with self._expected_lock:
             self._expected = {v: t for v, t in self._expected.items() if t > now}
-            return self._subnets | set(self._expected)
+            base = self._subnets | set(self._expected)
+        routes = self.customer_routes()
+        domains = {r.rdid for r in routes if r.vsid in base}
+        return base | {r.vsid for r in routes if r.rdid in domains}
+
+    def customer_routes(self) -> list[CustomerRoute]:
+        """The cluster's customer routes as last seen (the distributed router's, daemon/tunnels.py)."""
+        with self._views_lock:
+            return list(self._routes.routes.values()) if self._routes is not None else []
 
     # ---- what the data path and the API read ----
 
@@ -265,6 +324,7 @@ class ClusterAgent:
             "in_sync": self._written == self._desired,
             "last_error": self.last_error,
             "subnets": subnets,
+            "customer_routes": len(self._routes.routes) if self._routes is not None else None,
             "stats": asdict(self.stats),
             "etcd_failovers": self.client.failovers,
         }
@@ -306,6 +366,29 @@ class ClusterAgent:
 
     def remove_record(self, vsid: int, customer_address: str) -> bool:
         return self.client.delete(record_key(vsid, customer_address)) > 0
+
+    def routes(self) -> list[CustomerRoute]:
+        """Get-NetVirtualizationCustomerRoute: the cluster's routes, read from etcd (not the cached view)."""
+        out = []
+        for kv in self.client.range_prefix(routes_prefix())[0]:
+            with contextlib.suppress(ValueError, KeyError, TypeError):
+                out.append(CustomerRoute.decode(kv.value))
+        return sorted(out, key=lambda r: (r.rdid, r.vsid, r.destination_prefix))
+
+    def add_route(self, route: CustomerRoute) -> CustomerRoute:
+        """New-NetVirtualizationCustomerRoute (or Set-, for the same key): a virtual subnet is in one routing
+        domain, so a route that would put it in a second is refused, naming the first."""
+        for r in self.routes():
+            if r.vsid == route.vsid and r.rdid != route.rdid:
+                raise RecordError(
+                    f"virtual_subnet_id: {route.vsid} is in routing domain {r.rdid} "
+                    f"(route {r.destination_prefix}); a virtual subnet is in one routing domain"
+                )
+        self.client.put(route.key, route.encode())
+        return route
+
+    def remove_route(self, rdid: str, vsid: int, destination_prefix: str) -> bool:
+        return self.client.delete(route_key(rdid, vsid, destination_prefix)) > 0
 
     # ---- the sync thread ----
 
@@ -391,37 +474,85 @@ class ClusterAgent:
         return view
 
     def _watch(self, vsid: int, stop: threading.Event, closers: list[Callable[[], None]]) -> None:
+        def load() -> SubnetView:
+            view = self._read_subnet(vsid)
+            with self._views_lock:
+                self._views[vsid] = view
+            return view
+
+        def forget() -> None:
+            self.stats.resyncs += 1
+            with self._views_lock:
+                self._views.pop(vsid, None)
+
+        self._follow(
+            subnet_prefix(vsid), f"subnet {vsid}", lambda: self.view(vsid), load, forget,
+            lambda: self._changed(vsid), stop, closers,
+        )  # fmt: skip
+
+    def _watch_routes(self, stop: threading.Event, closers: list[Callable[[], None]]) -> None:
+        def current() -> RouteView | None:
+            with self._views_lock:
+                return self._routes
+
+        def load() -> RouteView:
+            kvs, revision = self.client.range_prefix(routes_prefix())
+            self.stats.route_reads += 1
+            view = RouteView(revision)
+            for kv in kvs:
+                view.apply(Event("put", kv.key, kv.value, kv.mod_revision))
+            view.revision = revision
+            with self._views_lock:
+                self._routes = view
+            return view
+
+        def forget() -> None:
+            with self._views_lock:
+                self._routes = None
+
+        def changed() -> None:
+            self._wake.set()  # the subnets to watch may change with the routing domains
+            self._changed(0)
+
+        self._follow(routes_prefix(), "customer routes", current, load, forget, changed, stop, closers)
+
+    def _follow(
+        self,
+        prefix: str,
+        what: str,
+        current: Callable[[], SubnetView | RouteView | None],
+        load: Callable[[], SubnetView | RouteView],
+        forget: Callable[[], None],
+        changed: Callable[[], None],
+        stop: threading.Event,
+        closers: list[Callable[[], None]],
+    ) -> None:
+        """Keep a view of ``prefix``: read it whole when there is none (first time, or history compacted while
+        this host was away), then apply its watch events from the view's revision on, for as long as wanted."""
         backoff, said = RETRY_S, ""
         while not stop.is_set():
             try:
-                with self._views_lock:
-                    view = self._views.get(vsid)
+                view = current()
                 if view is None:
-                    view = self._read_subnet(vsid)
-                    with self._views_lock:
-                        self._views[vsid] = view
+                    view = load()
                     self._cache_dirty = True
-                    self._changed(vsid)
+                    changed()
 
-                def deliver(events: list[Event], view: SubnetView = view) -> None:
+                def deliver(events: list[Event], view: SubnetView | RouteView = view) -> None:
                     with self._views_lock:
                         for e in events:
                             view.apply(e)
                     self.stats.events += len(events)
                     self._cache_dirty = True
-                    self._changed(vsid)
+                    changed()
 
-                self.client.watch_prefix(
-                    subnet_prefix(vsid), view.revision + 1, deliver, stop, closers.append
-                )
+                self.client.watch_prefix(prefix, view.revision + 1, deliver, stop, closers.append)
             except Compacted as exc:
-                log.info("cluster: subnet %d: %s; reading it again", vsid, exc)
-                self.stats.resyncs += 1
-                with self._views_lock:
-                    self._views.pop(vsid, None)
+                log.info("cluster: %s: %s; reading it again", what, exc)
+                forget()
             except ClusterError as exc:
                 if str(exc) != said:  # once per new error, not once per retry
-                    log.warning("cluster: watching subnet %d: %s (retrying)", vsid, exc)
+                    log.warning("cluster: watching %s: %s (retrying)", what, exc)
                     said = str(exc)
                 stop.wait(backoff)
                 backoff = min(backoff * 2, MAX_RETRY_S)
@@ -446,6 +577,7 @@ class ClusterAgent:
                 return
             self.lease = int(data.get("lease", 0))
             views = {int(k): SubnetView.from_json(v) for k, v in data.get("subnets", {}).items()}
+            routes = RouteView.from_json(data["routes"]) if "routes" in data else None
         except FileNotFoundError:
             return
         except (ValueError, KeyError, TypeError) as exc:
@@ -453,6 +585,7 @@ class ClusterAgent:
             return
         with self._views_lock:
             self._views = views
+            self._routes = routes
         # What this host wrote before it stopped: its records in the views, its memberships and registration.
         for vsid, view in views.items():
             for rec in view.records.values():
@@ -473,6 +606,8 @@ class ClusterAgent:
                 "lease": self.lease,
                 "subnets": {str(v): view.to_json() for v, view in self._views.items()},
             }
+            if self._routes is not None:
+                data["routes"] = self._routes.to_json()
         tmp = self.cache_path.with_suffix(".tmp")
         tmp.write_text(json.dumps(data))
         os.replace(tmp, self.cache_path)

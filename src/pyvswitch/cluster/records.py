@@ -6,15 +6,23 @@
     /pyvswitch/vsid/<vsid>/records/<CA>            a lookup record: customer address -> customer MAC, provider
                                                    address, host (a port's: under its host's lease; one made
                                                    with New-NetVirtualizationLookupRecord: no lease)
+    /pyvswitch/routes/<RDID>/<vsid>/<prefix>       a customer route (New-NetVirtualizationCustomerRoute): in
+                                                   routing domain RDID, ``prefix`` is reached on subnet <vsid>
+                                                   (on-link, or through a next hop there); no lease
 
 One prefix per virtual subnet, so a host watches only the subnets it has ports on (HNV's "the policy a host
-needs", not the whole cluster's), and a subnet's records and hosts arrive in one ordered stream.
+needs", not the whole cluster's), and a subnet's records and hosts arrive in one ordered stream; plus the subnets
+its subnets route to (same routing domain). Customer routes are few (a handful per virtual subnet, written by
+operators, not per VM), so every host watches all of them in one stream: that is what tells it which routing
+domain its subnets belong to and which other subnets it must watch to route.
 """
 
 from __future__ import annotations
 
+import hashlib
 import ipaddress
 import json
+import uuid
 from dataclasses import asdict, dataclass
 
 from pyvswitch.packet.mac import format_mac, parse_mac
@@ -111,6 +119,89 @@ class LookupRecord:
     def decode(cls, data: bytes) -> LookupRecord:
         d = json.loads(data)
         return cls(**{k: d[k] for k in cls.__dataclass_fields__ if k in d})
+
+
+def routes_prefix() -> str:
+    return f"{ROOT}routes/"
+
+
+def check_rdid(rdid: str) -> str:
+    """A routing domain id as Windows writes it: a GUID in braces, upper case ("{11111111-2222-...}")."""
+    try:
+        return "{" + str(uuid.UUID(rdid.strip().strip("{}"))).upper() + "}"
+    except ValueError:
+        raise RecordError(f"routing_domain_id: {rdid!r} is not a GUID") from None
+
+
+def router_mac(rdid: str) -> int:
+    """The MAC of a routing domain's distributed router (the VMs' default gateway): derived from the RDID, so
+    every host answers with the same one and a migrated VM's ARP entry stays right. Locally administered."""
+    digest = hashlib.sha256(check_rdid(rdid).encode()).digest()
+    return (0x02 << 40) | int.from_bytes(digest[:5], "big")
+
+
+@dataclass(frozen=True)
+class CustomerRoute:
+    """New-NetVirtualizationCustomerRoute's object: in routing domain ``rdid``, ``destination_prefix`` is reached
+    on virtual subnet ``vsid``: on-link (``next_hop`` 0.0.0.0: the addresses' own lookup records) or through
+    ``next_hop``, a customer address on that subnet (a gateway VM). ``metric``: the lower wins among routes of
+    the same prefix length."""
+
+    rdid: str
+    vsid: int
+    destination_prefix: str
+    next_hop: str = "0.0.0.0"
+    metric: int = 256
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "rdid", check_rdid(self.rdid))
+        check_vsid(self.vsid)
+        try:
+            net = ipaddress.ip_network(self.destination_prefix, strict=False)
+        except ValueError:
+            raise RecordError(
+                f"destination_prefix: {self.destination_prefix!r} is not an IP prefix"
+            ) from None
+        if net.version != 4:
+            raise RecordError(f"destination_prefix: {self.destination_prefix!r}: only IPv4 is routed")
+        object.__setattr__(self, "destination_prefix", str(net))
+        try:
+            hop = ipaddress.ip_address(self.next_hop)
+        except ValueError:
+            raise RecordError(f"next_hop: {self.next_hop!r} is not an IP address") from None
+        if hop.version != 4:
+            raise RecordError(f"next_hop: {self.next_hop!r}: only IPv4 is routed")
+        if not 0 <= self.metric <= 0xFFFFFFFF:
+            raise RecordError(f"metric: {self.metric} is not a UInt32")
+
+    @property
+    def on_link(self) -> bool:
+        return self.next_hop == "0.0.0.0"
+
+    @property
+    def gateway_address(self) -> str | None:
+        """The distributed router's address on an on-link prefix: its first host address (.1 of a /24), the
+        default gateway HNV gives a virtual subnet; None for a next-hop route or a prefix too small for one."""
+        net = ipaddress.ip_network(self.destination_prefix)
+        if not self.on_link or net.prefixlen > 30:
+            return None
+        return str(net.network_address + 1)
+
+    @property
+    def key(self) -> str:
+        return route_key(self.rdid, self.vsid, self.destination_prefix)
+
+    def encode(self) -> bytes:
+        return json.dumps(asdict(self), sort_keys=True).encode()
+
+    @classmethod
+    def decode(cls, data: bytes) -> CustomerRoute:
+        d = json.loads(data)
+        return cls(**{k: d[k] for k in cls.__dataclass_fields__ if k in d})
+
+
+def route_key(rdid: str, vsid: int, prefix: str) -> str:
+    return f"{routes_prefix()}{check_rdid(rdid)}/{check_vsid(vsid)}/{prefix.replace('/', '_')}"
 
 
 def parse_subnet_key(key: str) -> tuple[int, str, str] | None:

@@ -13,9 +13,12 @@ from __future__ import annotations
 import ipaddress
 import logging
 import threading
+from collections.abc import Iterable, Mapping
 
 from pyvswitch.cluster.agent import ClusterAgent, SubnetView
+from pyvswitch.cluster.records import CustomerRoute, router_mac
 from pyvswitch.config.schema import HostConfig, PortConfig, PortKind
+from pyvswitch.datapath.distributed_router import Route, RouterTables
 from pyvswitch.datapath.tunnel import TunnelTables
 from pyvswitch.packet.mac import parse_mac
 
@@ -46,22 +49,28 @@ def with_tunnel(cfg: HostConfig, provider_address: str, datapath: str = "python"
     return cfg.model_copy(update={"ports": [*cfg.ports, port]})
 
 
-def tables_of(views: dict[int, SubnetView], provider_address: str) -> TunnelTables:
+def tables_of(
+    views: dict[int, SubnetView], provider_address: str, routes: Iterable[CustomerRoute] = ()
+) -> TunnelTables:
     """What the tunnel needs of the records: every record elsewhere (another provider address) by MAC and, for
-    IPv4, by address; and the other hosts of each subnet."""
+    IPv4, by address; the other hosts of each subnet; and the distributed router's tables (``router_of``)."""
     unicast: dict[tuple[int, int], str] = {}
     arp: dict[tuple[int, bytes], int] = {}
     flood: dict[int, tuple[str, ...]] = {}
     local: set[tuple[int, bytes]] = set()
+    hosts: dict[tuple[int, bytes], tuple[int, str | None]] = {}
     for vsid, view in views.items():
         for rec in view.records.values():
             ip = ipaddress.ip_address(rec.customer_address)
             v4 = (vsid, ip.packed) if ip.version == 4 else None  # ARP is IPv4's
-            if rec.provider_address == provider_address:
+            mac = parse_mac(rec.customer_mac)
+            here = rec.provider_address == provider_address
+            if v4 is not None:
+                hosts[v4] = (mac, None if here else rec.provider_address)
+            if here:
                 if v4 is not None:
                     local.add(v4)
                 continue
-            mac = parse_mac(rec.customer_mac)
             unicast[(vsid, mac)] = rec.provider_address
             if v4 is not None:
                 arp[v4] = mac
@@ -70,7 +79,43 @@ def tables_of(views: dict[int, SubnetView], provider_address: str) -> TunnelTabl
                 {h.provider_address for h in view.hosts.values() if h.provider_address != provider_address}
             )
         )
-    return TunnelTables(unicast, flood, arp, frozenset(local))
+    router = router_of(routes, hosts)
+    # A routed frame arrives with its destination subnet's VNI from any host of the routing domain.
+    domain_hosts: dict[str, set[str]] = {}
+    for vsid, rdid in router.rdid_of.items():
+        domain_hosts.setdefault(rdid, set()).update(flood.get(vsid, ()))
+    routed_peers = {v: tuple(sorted(domain_hosts[d])) for v, d in router.rdid_of.items()}
+    return TunnelTables(unicast, flood, arp, frozenset(local), router, routed_peers)
+
+
+def router_of(
+    routes: Iterable[CustomerRoute], hosts: Mapping[tuple[int, bytes], tuple[int, str | None]]
+) -> RouterTables:
+    """The distributed router's tables for ``routes`` and the IPv4 records ``hosts`` ((VSID, address) -> (MAC,
+    provider address or None here)). A subnet named by routes of two domains (the API refuses it) stays in the
+    first by RDID order."""
+    rdid_of: dict[int, str] = {}
+    by_rdid: dict[str, list[Route]] = {}
+    gateways: dict[tuple[int, bytes], int] = {}
+    for r in sorted(routes, key=lambda r: (r.rdid, r.vsid, r.destination_prefix)):
+        if rdid_of.setdefault(r.vsid, r.rdid) != r.rdid:
+            continue
+        net = ipaddress.IPv4Network(r.destination_prefix)
+        hop = None if r.on_link else ipaddress.IPv4Address(r.next_hop).packed
+        by_rdid.setdefault(r.rdid, []).append(
+            Route(int(net.network_address), int(net.netmask), net.prefixlen, r.vsid, hop, r.metric)
+        )
+        gw = r.gateway_address
+        if gw is not None:
+            key = (r.vsid, ipaddress.IPv4Address(gw).packed)
+            if key not in hosts:  # an address a VM has (a gateway VM) is that VM's, not the router's
+                gateways[key] = router_mac(r.rdid)
+    ordered = {
+        rdid: tuple(sorted(rs, key=lambda x: (-x.prefixlen, x.metric, x.vsid)))
+        for rdid, rs in by_rdid.items()
+    }
+    macs = {vsid: router_mac(rdid) for vsid, rdid in rdid_of.items()}
+    return RouterTables(rdid_of, macs, ordered, gateways, dict(hosts))
 
 
 class Tunnels:
@@ -93,7 +138,9 @@ class Tunnels:
         if not self.active:
             return
         with self._lock:  # watch threads and commits: one table at a time, the newest last
-            tables = tables_of(self.agent.subnets(), self.agent.host.provider_address)
+            tables = tables_of(
+                self.agent.subnets(), self.agent.host.provider_address, self.agent.customer_routes()
+            )
             try:
                 self.engine.set_tunnel_tables(TUNNEL_PORT, tables)  # type: ignore[attr-defined]
                 self.pushes += 1

@@ -18,7 +18,7 @@ any source, where the Python tunnel drops one from an address that is no host of
 
 The devices live in the forwarder's network namespace, named ``pvx<VSID>``; a subnet's device is made when the
 switch first carries the subnet (``set_codes``, on the forwarding thread: ~30 ms for the rings, once per new
-subnet) and removed when it no longer does or the port closes. The FDB is programmed from ``set_tables`` (the
+subnet, or first routes to it) and removed when it no longer does or the port closes. The FDB is programmed from ``set_tables`` (the
 caller's thread) with netlink (pyroute2), as differences.
 """
 
@@ -89,24 +89,43 @@ class KernelVxlanTunnel(TunnelPort):
             threading.Lock()
         )  # set_codes (forwarding thread) and set_tables (a caller's) both program
         self._epoll = select.epoll()
+        self._polled: set[int] = set()  # VSIDs whose device is in the epoll set (those with a code)
 
     # ---- configuration ----
 
     def set_codes(self, code_of: dict[int, int]) -> None:
         super().set_codes(code_of)
         with self._lock:
-            for vsid in [v for v in self._subs if v not in code_of]:
-                self._remove(vsid)
-            for vsid in code_of:
-                if vsid not in self._subs:
-                    self._add(vsid)
-            self._read = [(dev, code_of[v]) for v, dev in self._subs.items()]
+            self._reconcile()
 
     def set_tables(self, tables: TunnelTables) -> None:
         super().set_tables(tables)
         with self._lock:
+            self._reconcile()
             for vsid in self._subs:
                 self._program(vsid)
+
+    def _reconcile(self) -> None:
+        """One device per subnet with a port here, and per subnet their routing domains route to (send-only:
+        the distributed router sends with that subnet's VNI; datapath/distributed_router.py)."""
+        code_of = self.code_of
+        want = set(code_of) | self.tables.router.reachable(code_of)
+        for vsid in [v for v in self._subs if v not in want]:
+            self._remove(vsid)
+        for vsid in sorted(want):
+            if vsid not in self._subs:
+                self._add(vsid)
+        self._read = [(dev, code_of[v]) for v, dev in self._subs.items() if v in code_of]
+        # Only the read devices wake the loop: a send-only one's ring is never read, and would keep it spinning.
+        for vsid, dev in self._subs.items():
+            if (vsid in code_of) != (vsid in self._polled):
+                if vsid in code_of:
+                    self._epoll.register(dev.fileno(), select.EPOLLIN)
+                    self._polled.add(vsid)
+                else:
+                    with contextlib.suppress(OSError, ValueError):
+                        self._epoll.unregister(dev.fileno())
+                    self._polled.discard(vsid)
 
     def _add(self, vsid: int) -> None:
         name = device_name(vsid)
@@ -133,14 +152,15 @@ class KernelVxlanTunnel(TunnelPort):
         dev.counters.drops = self.counters.drops  # its ring overruns and refused frames are this port's
         self._subs[vsid] = dev
         self._fdb[vsid] = set()
-        self._epoll.register(dev.fileno(), select.EPOLLIN)
         self._program(vsid)
 
     def _remove(self, vsid: int) -> None:
         dev = self._subs.pop(vsid)
         self._fdb.pop(vsid, None)
-        with contextlib.suppress(OSError, ValueError):
-            self._epoll.unregister(dev.fileno())
+        if vsid in self._polled:
+            self._polled.discard(vsid)
+            with contextlib.suppress(OSError, ValueError):
+                self._epoll.unregister(dev.fileno())
         dev.close()
         with contextlib.suppress(NetlinkError):
             self._ipr.link("del", ifname=device_name(vsid))
@@ -208,7 +228,7 @@ class KernelVxlanTunnel(TunnelPort):
         for pkt, tci in zip(pkts, tcis, strict=True):
             routed = self.route(pkt, tci)
             if routed is not None:
-                batches.setdefault(routed[0], []).append(pkt)
+                batches.setdefault(routed[0], []).append(routed[2])
         for vsid, batch in batches.items():
             dev = self._subs.get(vsid)
             if dev is None:

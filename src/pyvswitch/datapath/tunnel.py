@@ -15,7 +15,10 @@ learned across hosts):
   the reply queued for the next ``recv`` as if it came through the tunnel; for an address of this host's own
   VMs: not sent (the VM heard it on the switch); either way nothing crosses the provider network;
 - other broadcast and multicast (DHCP, ND, ARP for unknown addresses): one copy to each other host of the
-  subnet (head-end replication), none to hosts without a port on it.
+  subnet (head-end replication), none to hosts without a port on it;
+- on a subnet with customer routes (datapath/distributed_router.py): ARP for its gateway address is answered
+  with the routing domain's router MAC, and unicast to that MAC is routed here to another subnet of the domain:
+  to the record's host with that subnet's VNI, or back to the switch on that subnet for a VM of this host.
 
 Tables are replaced whole (``set_tables``, one attribute store: the forwarding thread reads it once per batch).
 """
@@ -29,8 +32,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from pyvswitch.datapath.device import DeviceCounters, DeviceDrop
+from pyvswitch.datapath.distributed_router import RouterDrop, RouterTables, route_frame
 from pyvswitch.drops import DropReason
-from pyvswitch.packet.frame import Packet
+from pyvswitch.packet.frame import UNTAGGED, Packet
 from pyvswitch.packet.offload import finish_offloads
 from pyvswitch.packet.vxlan import (
     VXLAN_HEADER_LEN,
@@ -63,9 +67,16 @@ class TunnelTables:
     # (VSID, IPv4) -> MAC, remote records only; and this host's VMs' (VSID, IPv4), which answer themselves.
     arp: dict[tuple[int, bytes], int] = field(default_factory=dict)
     local: frozenset[tuple[int, bytes]] = frozenset()
+    router: RouterTables = field(default_factory=RouterTables)  # customer routes (distributed_router.py)
+    # VSID -> hosts that may send into it besides its own: those of the other subnets of its routing domain
+    # (their routers send routed frames with this subnet's VNI).
+    routed_peers: dict[int, tuple[str, ...]] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "peers", {v: frozenset(pas) for v, pas in self.flood.items()})
+        peers = {v: frozenset(pas) for v, pas in self.flood.items()}
+        for v, pas in self.routed_peers.items():
+            peers[v] = peers.get(v, frozenset()) | frozenset(pas)
+        object.__setattr__(self, "peers", peers)
 
 
 class TunnelPort:
@@ -86,6 +97,7 @@ class TunnelPort:
         self.vsid_of: dict[int, int] = {}
         self.suppressed = 0  # ARP requests answered here
         self.replicated = 0  # copies sent by head-end replication
+        self.routed = 0  # frames the distributed router sent on to another subnet (or answered)
         self._local: deque[Packet] = deque()  # replies made here, received before what the network brings
 
     def set_tables(self, tables: TunnelTables) -> None:
@@ -103,6 +115,7 @@ class TunnelPort:
             "datapath": self.datapath,
             "arp_suppressed": self.suppressed,
             "replicated": self.replicated,
+            "routed": self.routed,
             "subnets": len(self.code_of),
             "remote_macs": len(t.unicast),
             "peers": sorted({pa for pas in t.flood.values() for pa in pas}),
@@ -113,9 +126,10 @@ class TunnelPort:
         while local and len(out) < max_frames:
             out.append(local.popleft())
 
-    def route(self, pkt: Packet, tci: int) -> tuple[int, Sequence[str]] | None:
-        """The VSID of a frame the switch sends and the provider addresses it goes to; None if it goes nowhere
-        (answered here, or dropped and counted)."""
+    def route(self, pkt: Packet, tci: int) -> tuple[int, Sequence[str], Packet] | None:
+        """The VSID of a frame the switch sends, the provider addresses it goes to and the frame to send (``pkt``
+        itself unless the router rewrote it); None if it goes nowhere (answered or routed back to the switch
+        here, or dropped and counted)."""
         vsid = self.vsid_of.get(tci & 0xFFF) if tci >= 0 else None
         if vsid is None:
             self.counters.drops[TunnelDrop.TX_UNKNOWN_CODE] += 1
@@ -126,6 +140,8 @@ class TunnelPort:
             asked = arp_request_target(data)
             if asked is not None:
                 mac = tables.arp.get((vsid, asked[0]))
+                if mac is None:
+                    mac = tables.router.gateways.get((vsid, asked[0]))  # the subnet's default gateway
                 if mac is not None:
                     self._local.append(Packet(arp_reply(mac, asked[0], asked[1], asked[2]), tci & 0xFFF))
                     self.suppressed += 1
@@ -135,12 +151,33 @@ class TunnelPort:
                     return None
             targets: Sequence[str] = tables.flood.get(vsid, ())
             self.replicated += max(0, len(targets) - 1)
-            return vsid, targets
-        pa = tables.unicast.get((vsid, int.from_bytes(data[0:6], "big")))
+            return vsid, targets, pkt
+        dst = int.from_bytes(data[0:6], "big")
+        if dst == tables.router.router_macs.get(vsid):
+            return self._routed(pkt, vsid)
+        pa = tables.unicast.get((vsid, dst))
         if pa is None:
             self.counters.drops[TunnelDrop.TX_NO_RECORD] += 1
             return None
-        return vsid, (pa,)
+        return vsid, (pa,), pkt
+
+    def _routed(self, pkt: Packet, vsid: int) -> tuple[int, Sequence[str], Packet] | None:
+        routed = route_frame(self.tables.router, vsid, pkt.data)
+        if isinstance(routed, RouterDrop):
+            self.counters.drops[routed] += 1
+            return None
+        to_vsid, data, pa = routed
+        self.routed += 1
+        out = Packet(bytes(data), UNTAGGED, pkt.vnet)
+        if pa is not None:
+            return to_vsid, (pa,), out
+        code = self.code_of.get(to_vsid)
+        if code is None:  # a record naming this host on a subnet without a port here (a static record)
+            self.counters.drops[TunnelDrop.TX_UNKNOWN_CODE] += 1
+            return None
+        out.tci = code
+        self._local.append(out)  # a VM of this host: back to the switch, on the destination subnet
+        return None
 
 
 class VxlanTunnel(TunnelPort):
@@ -218,11 +255,10 @@ class VxlanTunnel(TunnelPort):
             routed = self.route(pkt, tci)
             if routed is None:
                 continue
-            vsid, targets = routed
-            data = pkt.data
+            vsid, targets, out = routed
             header = encode_header(vsid)
             # Wire-ready frames: a VM's TCP super-frame is cut to its MSS, a partial checksum finished.
-            for frame in finish_offloads(data, pkt.vnet):
+            for frame in finish_offloads(out.data, out.vnet):
                 datagram = header + frame
                 for pa in targets:
                     try:

@@ -274,14 +274,18 @@ class Switch:
         return t
 
     def unknown_targets(self, vlan: int) -> tuple[int, ...]:
-        """Ports that receive unicast to an unknown MAC in ``vlan``."""
+        """Ports that receive unicast to an unknown MAC in ``vlan``. The tunnel port of a virtual subnet is one:
+        it sends a unicast by the lookup records or drops it, never floods (datapath/tunnel.py), so a remote MAC
+        (or the distributed router's) is reached whether or not the MAC table has learned it."""
         t = self._unknown_cache.get(vlan)
         if t is None:
             flood_all = self.config.flood_unknown_unicast
             t = self._unknown_cache[vlan] = tuple(
                 p.index
                 for p in self.ports
-                if p is not None and vlan in p.egress_vlans and (flood_all or p.kind in WIRE_KINDS)
+                if p is not None
+                and vlan in p.egress_vlans
+                and (flood_all or p.kind in WIRE_KINDS or p.kind is PortKind.TUNNEL)
             )
         return t
 

@@ -1,6 +1,7 @@
 """Cluster and virtual subnet routes (issue 13): /v1/cluster (this host's membership) and /v1/vnet/* (lookup
-records and provider addresses: Get-/New-/Remove-NetVirtualizationLookupRecord,
-Get-NetVirtualizationProviderAddress). Without ``pyvswitchd --cluster`` they answer 409, saying so."""
+records, customer routes and provider addresses: Get-/New-/Remove-NetVirtualizationLookupRecord,
+Get-/New-/Set-/Remove-NetVirtualizationCustomerRoute, Get-NetVirtualizationProviderAddress). Without
+``pyvswitchd --cluster`` they answer 409, saying so."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ from fastapi import FastAPI, Response
 
 from pyvswitch.cluster.agent import ClusterAgent
 from pyvswitch.cluster.client import ClusterError
-from pyvswitch.cluster.records import ENCAP, LookupRecord, RecordError, check_vsid
+from pyvswitch.cluster.records import ENCAP, CustomerRoute, LookupRecord, RecordError, check_rdid, check_vsid
 from pyvswitch.daemon.api.common import Request_
 from pyvswitch.daemon.service import Service
 from pyvswitch.daemon.service.errors import Conflict, NotFound
@@ -31,6 +32,30 @@ def _record_view(r: LookupRecord) -> dict[str, Any]:
         "provider_address": r.provider_address, "rule": r.rule, "host": r.host, "vm": r.vm, "port": r.port,
         "type": "Static" if r.host is None else "Dynamic",
     }  # fmt: skip
+
+
+class CustomerRouteBody(Request_):
+    routing_domain_id: str
+    virtual_subnet_id: int
+    destination_prefix: str
+    next_hop: str = "0.0.0.0"
+    metric: int = 256
+
+
+def _route_view(r: CustomerRoute) -> dict[str, Any]:
+    return {
+        "routing_domain_id": r.rdid, "virtual_subnet_id": r.vsid, "destination_prefix": r.destination_prefix,
+        "next_hop": r.next_hop, "metric": r.metric, "gateway_address": r.gateway_address,
+    }  # fmt: skip
+
+
+def _record_error(exc: RecordError) -> ConfigError:
+    """A record's or route's field error, named as the API's body names it."""
+    field, _, message = str(exc).partition(": ")
+    field = {"customer_mac": "mac_address", "vsid": "virtual_subnet_id", "rdid": "routing_domain_id"}.get(
+        field, field
+    )
+    return ConfigError([(field, message)])
 
 
 def add_vnet_routes(app: FastAPI, service: Service) -> None:
@@ -73,9 +98,7 @@ def add_vnet_routes(app: FastAPI, service: Service) -> None:
             )  # fmt: skip
             return _record_view(a.add_static_record(rec))
         except RecordError as exc:
-            field, _, message = str(exc).partition(": ")
-            field = {"customer_mac": "mac_address", "vsid": "virtual_subnet_id"}.get(field, field)
-            raise ConfigError([(field, message)]) from None
+            raise _record_error(exc) from None
         except ClusterError as exc:
             raise etcd(exc) from None
 
@@ -100,3 +123,55 @@ def add_vnet_routes(app: FastAPI, service: Service) -> None:
                     for h in a.hosts()]  # fmt: skip
         except ClusterError as exc:
             raise etcd(exc) from None
+
+    @app.get("/v1/vnet/customer-routes")
+    def customer_routes(
+        routing_domain_id: str | None = None, virtual_subnet_id: int | None = None
+    ) -> list[dict[str, Any]]:
+        a = agent()
+        try:
+            rdid = check_rdid(routing_domain_id) if routing_domain_id is not None else None
+            vsid = checked_vsid(virtual_subnet_id)
+            return [
+                _route_view(r)
+                for r in a.routes()
+                if (rdid is None or r.rdid == rdid) and (vsid is None or r.vsid == vsid)
+            ]
+        except RecordError as exc:
+            raise _record_error(exc) from None
+        except ClusterError as exc:
+            raise etcd(exc) from None
+
+    @app.post("/v1/vnet/customer-routes", status_code=201)
+    def add_customer_route(body: CustomerRouteBody) -> dict[str, Any]:
+        """Add a route, or replace the one with the same domain, subnet and prefix (Set-: a new metric)."""
+        a = agent()
+        try:
+            route = CustomerRoute(
+                body.routing_domain_id, body.virtual_subnet_id, body.destination_prefix, body.next_hop,
+                body.metric,
+            )  # fmt: skip
+            return _route_view(a.add_route(route))
+        except RecordError as exc:
+            raise _record_error(exc) from None
+        except ClusterError as exc:
+            raise etcd(exc) from None
+
+    @app.delete("/v1/vnet/customer-routes", status_code=204)
+    def remove_customer_route(
+        routing_domain_id: str, virtual_subnet_id: int, destination_prefix: str
+    ) -> Response:
+        a = agent()
+        try:
+            probe = CustomerRoute(routing_domain_id, virtual_subnet_id, destination_prefix)
+            gone = a.remove_route(probe.rdid, probe.vsid, probe.destination_prefix)
+        except RecordError as exc:
+            raise _record_error(exc) from None
+        except ClusterError as exc:
+            raise etcd(exc) from None
+        if not gone:
+            raise NotFound(
+                "destination_prefix",
+                f"no customer route {destination_prefix} on {virtual_subnet_id} in {routing_domain_id}",
+            )
+        return Response(status_code=204)
