@@ -259,6 +259,61 @@ def test_the_kernel_vxlan_datapath_follows_the_records_and_carries_tcp_super_fra
     )  # fmt: skip
 
 
+def test_customer_routes_route_between_the_subnets_of_a_routing_domain_on_and_across_hosts(lab: Lab) -> None:
+    """Item 2, New-NetVirtualizationCustomerRoute: three subnets of one routing domain (two on hostA, one on
+    hostB) reach each other through their default gateway, the first address of their prefix, answered by their
+    own host (ARP and ping); a routed ping is one hop (TTL 63) on the same host and across the tunnel; a VM of
+    another routing domain with an overlapping address reaches nothing of it; routes removed, routing stops."""
+    a, b = lab.host("hostA"), lab.host("hostB")
+    rd, other = "{5EC0A000-0000-4000-8000-000000000001}", "{5EC0A000-0000-4000-8000-000000000002}"
+    web, app, db, red = BLUE + 20, BLUE + 21, BLUE + 22, RED + 20
+    vw, vd, va, vr = unique("crw"), unique("crd"), unique("cra"), unique("crr")
+    ns_w = a.vm_add(vw, "10.20.0.5/24")
+    ns_d = a.vm_add(vd, "10.20.2.9/24")
+    ns_a = b.vm_add(va, "10.20.1.7/24")
+    ns_r = b.vm_add(vr, "10.20.0.5/24")  # web's address, in another routing domain
+    for host, vm, vsid in ((a, vw, web), (a, vd, db), (b, va, app), (b, vr, red)):
+        host.cli("Set-VMNetworkAdapter", "-VMName", vm, "-VirtualSubnetId", str(vsid))
+    for ns, gw in ((ns_w, "10.20.0.1"), (ns_d, "10.20.2.1"), (ns_a, "10.20.1.1"), (ns_r, "10.20.0.1")):
+        subprocess.run(["ip", "-n", ns, "route", "add", "default", "via", gw], check=True)
+    for vsid, prefix in ((web, "10.20.0.0/24"), (app, "10.20.1.0/24"), (db, "10.20.2.0/24")):
+        a.cli("New-NetVirtualizationCustomerRoute", "-RoutingDomainID", rd, "-VirtualSubnetID", str(vsid),
+              "-DestinationPrefix", prefix, "-NextHop", "0.0.0.0", "-Metric", "255")  # fmt: skip
+    b.cli("vnet", "route-add", other, str(red), "10.20.0.0/24")
+    listed = b.cli("Get-NetVirtualizationCustomerRoute", "-RoutingDomainID", rd).stdout
+    assert all(p in listed for p in ("10.20.0.0/24", "10.20.1.0/24", "10.20.2.0/24")), listed
+    bad = a.cli("New-NetVirtualizationCustomerRoute", "-RoutingDomainID", other, "-VirtualSubnetID", str(web),
+                "-DestinationPrefix", "10.99.0.0/24", "-NextHop", "0.0.0.0", check=False)  # fmt: skip
+    assert bad.returncode != 0 and "virtual_subnet_id" in bad.stderr and "routing domain" in bad.stderr
+    wait_for(lambda: str(app) in a.json("vnet", "status")["subnets"], timeout_s=10, what="hostA watching app")
+    wait_for(lambda: str(web) in b.json("vnet", "status")["subnets"], timeout_s=10, what="hostB watching web")
+
+    def ping(ns: str, ip: str, count: int = 5) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(["ip", "netns", "exec", ns, "ping", "-c", str(count), "-i", "0.1", "-W", "1", ip],
+                              capture_output=True, text=True)  # fmt: skip
+
+    gw = ping(ns_w, "10.20.0.1")
+    assert " 0% packet loss" in gw.stdout and "ttl=64" in gw.stdout, gw.stdout  # the gateway answers
+    neigh = subprocess.run(["ip", "-n", ns_w, "neigh", "show", "10.20.0.1"], capture_output=True, text=True)
+    assert re.search(r"lladdr 02:", neigh.stdout), neigh.stdout  # the routing domain's router MAC
+    for ns, ip in ((ns_w, "10.20.1.7"), (ns_a, "10.20.0.5"), (ns_w, "10.20.2.9"), (ns_a, "10.20.2.9")):
+        res = ping(ns, ip)
+        assert " 0% packet loss" in res.stdout and "ttl=63" in res.stdout, (ns, ip, res.stdout)
+    isolated = ping(ns_r, "10.20.1.7", 3)  # the other domain has no route to app's prefix
+    assert " 100% packet loss" in isolated.stdout, isolated.stdout
+    tunnel = next(p for p in _ports(a.json("counters")) if p.get("tunnel"))["tunnel"]
+    assert tunnel["routed"] >= 20, tunnel
+    a.cli("Remove-NetVirtualizationCustomerRoute", "-RoutingDomainID", rd, "-VirtualSubnetID", str(app))
+    wait_for(lambda: " 100% packet loss" in ping(ns_w, "10.20.1.7", 2).stdout, timeout_s=10,
+             what="routing to app stopped with its route")  # fmt: skip
+    assert " 0% packet loss" in ping(ns_w, "10.20.2.9", 2).stdout  # the other routes stay
+    a.cli("Remove-NetVirtualizationCustomerRoute", "-RoutingDomainID", rd)
+    b.cli("Remove-NetVirtualizationCustomerRoute", "-RoutingDomainID", other)
+    assert a.json("vnet", "routes", "--rdid", rd) == []
+    for host, vm in ((a, vw), (a, vd), (b, va), (b, vr)):
+        host.cli("vm", "del", vm)
+
+
 def _ports(data: Any) -> list[dict[str, Any]]:
     """Every port entry (a dict with rx_frames) anywhere in a counters document."""
     found: list[dict[str, Any]] = []
