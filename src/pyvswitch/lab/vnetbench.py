@@ -2,7 +2,10 @@
 network (ARP requests, floods), the MTU a VM has, and TCP VM -> VM across hosts vs on one host, in one run.
 
 Topology: ``pyvswitch lab up --hosts 3 --cluster``; VSID 5100 with two VMs on hostA and one each on hostB and
-hostC. Every VM's neighbour cache is flushed first, so each first ping ARPs; a capture on the provider bridge's
+hostC. Routing (customer routes): VSIDs 5101 (10.81.0.0/24) and 5102 (10.82.0.0/24) in one routing domain, a VM of
+5102 on hostA and one of 5101 on each of hostA and hostB; TCP from the first to the others, through the
+distributed router (on one host, and across the tunnel). (5100's VMs hold 10.80.0.1, the address the router
+would take as 5100's gateway, so the routed source is on a subnet of its own.) Every VM's neighbour cache is flushed first, so each first ping ARPs; a capture on the provider bridge's
 own interface (where a bridge delivers what it floods) counts VXLAN datagrams and, inside them, ARP requests
 and broadcasts: none should cross (the tunnels answer ARP from the records and replicate nothing else here). Run: ``python -m
 pyvswitch.lab.vnetbench [--reps 3] [--json FILE]`` (``make bench-cluster``).
@@ -28,6 +31,9 @@ from pyvswitch.testing.netns import unique
 VSID = 5100
 VMS = (("a1", "hostA", "10.80.0.1"), ("a2", "hostA", "10.80.0.2"), ("b1", "hostB", "10.80.0.3"),
        ("c1", "hostC", "10.80.0.4"))  # fmt: skip
+ROUTED_VSID, SOURCE_VSID = 5101, 5102
+ROUTED_VMS = (("ra", "hostA", "10.81.0.5"), ("rb", "hostB", "10.81.0.6"))
+RDID = "{BE4C0000-0000-4000-8000-000000005100}"
 
 
 def _ns(netns: str, *cmd: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:
@@ -101,6 +107,39 @@ def bench(reps: int, seconds: int, datapath: str) -> dict[str, Any]:
         out["tcp_same_host_gbps"] = round(statistics.median(local), 2)
         out["tcp_across_over_same_host"] = round(statistics.median(across) / statistics.median(local), 2)
         out["runs"] = {"across": [round(x, 2) for x in across], "same_host": [round(x, 2) for x in local]}
+        out["routed"] = _routed(lab, ns, reps, seconds)
+    return out
+
+
+def _routed(lab: Lab, ns: dict[str, str], reps: int, seconds: int) -> dict[str, Any]:
+    """TCP from a VM of VSID 5102 on hostA to VMs of VSID 5101 through the distributed router: on hostA and
+    across the tunnel to hostB."""
+    a = lab.host("hostA")
+    for vsid, prefix in ((SOURCE_VSID, "10.82.0.0/24"), (ROUTED_VSID, "10.81.0.0/24")):
+        a.cli("vnet", "route-add", RDID, str(vsid), prefix)
+    vms = [("rs", "hostA", "10.82.0.5", SOURCE_VSID), *[(n, h, i, ROUTED_VSID) for n, h, i in ROUTED_VMS]]
+    for name, host, ip, vsid in vms:
+        vm = unique(f"v{name}")
+        ns[name] = lab.host(host).vm_add(vm, f"{ip}/24")
+        lab.host(host).cli("port", "set", f"{vm}-eth0", "--virtual-subnet-id", str(vsid))
+        _ns(ns[name], "ip", "route", "add", "default", "via", ip.rsplit(".", 1)[0] + ".1")
+    deadline = time.monotonic() + 15
+    while time.monotonic() < deadline and len(a.json("vnet", "records", "--vsid", str(ROUTED_VSID))) < 2:
+        time.sleep(0.1)
+    out: dict[str, Any] = {}
+    for name, _, ip in ROUTED_VMS:
+        res = _ns(ns["rs"], "ping", "-c", "20", "-i", "0.01", "-W", "1", ip)
+        m = re.search(r"(\d+(?:\.\d+)?)% packet loss", res.stdout)
+        out[f"ping_loss_percent_rs->{name}"] = float(m[1]) if m else 100.0
+    across, local = [], []
+    for _ in range(reps):
+        across.append(_iperf(ns["rs"], ns["rb"], "10.81.0.6", seconds))
+        local.append(_iperf(ns["rs"], ns["ra"], "10.81.0.5", seconds))
+    out["tcp_routed_across_hosts_gbps"] = round(statistics.median(across), 2)
+    out["tcp_routed_same_host_gbps"] = round(statistics.median(local), 2)
+    out["runs"] = {"across": [round(x, 2) for x in across], "same_host": [round(x, 2) for x in local]}
+    tunnel = _find_port(a.json("counters"), "vxlan0")
+    out["hostA_tunnel_routed"] = tunnel.get("tunnel", {}).get("routed") if tunnel else None
     return out
 
 
@@ -149,7 +188,13 @@ def main(argv: list[str] | None = None) -> int:
     if args.json_path:
         Path(args.json_path).write_text(text + "\n")
     runs = [out[dp] for dp in args.datapaths.split(",")]
-    return 0 if all(r["full_mesh_loss_percent"] == 0 and r["broadcasts_crossing"] == 0 for r in runs) else 1
+    ok = all(
+        r["full_mesh_loss_percent"] == 0
+        and r["broadcasts_crossing"] == 0
+        and not any(v for k, v in r["routed"].items() if k.startswith("ping_loss"))
+        for r in runs
+    )
+    return 0 if ok else 1
 
 
 if __name__ == "__main__":
