@@ -1,5 +1,5 @@
 """The demo's cluster scene (lab/demo_cluster.py) on its own 3-host cluster lab: a virtual subnet across the hosts
-(full mesh, ARP answered by the local tunnels, none crossing), a second subnet with the same addresses kept apart,
+(full mesh, ARP answered by the local tunnels, none crossing), a second subnet with the same addresses kept apart, routing between two subnets of a routing domain,
 a live migration under 1 ms pings from the third host with the record following the VM, and a killed host whose
 records expire with its 5 s lease while the others stop sending to it. Every check must pass, the table must say
 what happened, and nothing may be left: namespaces, the lab's registry and state, etcd members, links."""
@@ -73,7 +73,7 @@ def test_cluster_scene_passes_and_cleans_up() -> None:
     print(text)
     print(f"the scene took {took:.0f} s")
     assert good, text
-    assert [c.ok for c in checks] == [True] * 8, text
+    assert [c.ok for c in checks] == [True] * 9, text
     assert took < 150, f"the scene took {took:.0f} s"
 
     # The admin's commands, as typed.
@@ -112,6 +112,10 @@ def test_cluster_scene_passes_and_cleans_up() -> None:
     assert re.search(
         rf"red1 → 10\.50\.0\.2 \(only in blue\){row}blocked: other subnet{row}.*fails, as expected", text
     )
+    assert re.search(
+        rf"web1 \(hostA\) → db3 \(hostC\), VSID 5003 → 5004{row}routed: replies at TTL 63{row}3/3", text
+    )
+    assert "New-NetVirtualizationCustomerRoute -RoutingDomainID" in text
     gap = re.search(r"longest gap ([\d.]+) ms, (\d+) lost", text)
     assert gap and float(gap[1]) < MAX_BLACKOUT_MS, text
     assert re.search(

@@ -1,7 +1,8 @@
 """The demo's cluster scene (issue 13): virtual subnets across three pyvswitchd hosts that share state through etcd
 and meet only through VXLAN tunnels; a full-mesh ping with ARP answered by each host's own tunnel, a second subnet
-with the same customer addresses kept apart, a live migration under 1 ms pings from the third host, and a host
-killed whose lookup records expire with its lease.
+with the same customer addresses kept apart, routing between two subnets of a routing domain (customer routes),
+a live migration under 1 ms pings from the third host, and a host killed whose lookup records expire with its
+lease.
 
 Topology: a cluster lab of its own (``pyvswitch lab up --hosts 3 --cluster --lease-ttl 5``, lab/hosts.py): a
 provider network namespace ``<lab>-pnet`` (a bridge, a 3-member etcd on 10.91.0.201-203) and three hosts whose
@@ -9,6 +10,8 @@ provider network namespace ``<lab>-pnet`` (a bridge, a 3-member etcd on 10.91.0.
 
     blue, VSID 5001     blue1 10.50.0.1 (hostA)   blue2 10.50.0.2 (hostB)   blue3 10.50.0.3 (hostC)
     red,  VSID 6001     red1  10.50.0.1 (hostA)                             red3  10.50.0.3 (hostC)
+    web,  VSID 5003     web1  10.60.0.10 (hostA)     } one routing domain: customer routes 10.60.0.0/24
+    db,   VSID 5004                                  db3 10.61.0.10 (hostC)  } and 10.61.0.0/24
 
     hostA pa0 10.91.0.1 ──┐
     hostB pa0 10.91.0.2 ──┼── pnet bridge ── etcd m0 m1 m2 (10.91.0.201-203)
@@ -17,13 +20,14 @@ provider network namespace ``<lab>-pnet`` (a bridge, a 3-member etcd on 10.91.0.
 The steps: (1) every VM forgets its neighbours, then the blue VMs ping each other (6 pairs) while a capture on the
 provider network counts what crosses: the tunnels answer ARP from the lookup records (``arp_suppressed`` in
 their counters), so no ARP request crosses; (2) red1 reaches red3 at the address blue3 also has, and not
-blue2's address, which red has not; (3) blue1 moves hostA -> hostB (``pyvswitch migrate``) while blue3 on hostC
+blue2's address, which red has not; (2b) web1 reaches db3 on another subnet and host through its
+default gateway (10.60.0.1, answered by hostA; the routed ping is one hop: TTL 63); (3) blue1 moves hostA -> hostB (``pyvswitch migrate``) while blue3 on hostC
 pings it every millisecond through the tunnels (lab/migrationbench.py's measure: the longest gap between
 replies), and its record's host and provider address follow; (4) hostC's pyvswitchd and forwarder are killed
 -9 while hostA and hostB keep pinging its VMs: nothing revokes its lease, etcd expires it after the TTL (5 s
 here), the other hosts' watched views drop hostC's records and hosts, and their tunnels stop sending to hostC
 (a capture of datagrams to 10.91.0.3 stamps the last one). The scene fails if a pair does not reach, an ARP
-request crosses, red hears blue, the blackout reaches 500 ms, the record does not move, the records outlive the
+request crosses, red hears blue, web1 does not reach db3 routed, the blackout reaches 500 ms, the record does not move, the records outlive the
 lease by more than 2 s, or a datagram goes to hostC after its records are gone. Skipped where etcd, fping or
 tcpdump is missing.
 """
@@ -62,6 +66,8 @@ MAX_BLACKOUT_MS = 500.0  # the demo's bound (make bench-cluster measures the fig
 EXPIRY_SLACK_S = 2.0  # past the TTL: etcd checks leases every 500 ms, then the watch and the table push
 PUSH_SLACK_S = 0.3  # from a view dropping a host to its tunnel's tables without it (forwarder RPC)
 MOVER, PINGER, MOVE_FROM, MOVE_TO = "blue1", "blue3", "hostA", "hostB"
+WEB, DB = 5003, 5004  # two subnets of one routing domain (customer routes)
+ROUTING_DOMAIN = "{5EC0A000-0000-4000-8000-0000000000D0}"
 VICTIM = "hostC"
 
 
@@ -85,6 +91,7 @@ VMS = (
     ClusterVm("red3", "hostC", RED, "10.50.0.3"),
 )
 BY_NAME = {v.short: v for v in VMS}
+ROUTED = (ClusterVm("web1", "hostA", WEB, "10.60.0.10"), ClusterVm("db3", "hostC", DB, "10.61.0.10"))
 
 
 def cluster_unavailable() -> str | None:
@@ -170,9 +177,9 @@ class ClusterScene:
         self.console = console
         self.lab_name = unique("dclab")
         self.lab: Lab | None = None
-        self.names = {v.short: f"{v.short}-{tag}" for v in VMS}
+        self.names = {v.short: f"{v.short}-{tag}" for v in (*VMS, *ROUTED)}
         self.netns: dict[str, str] = {}
-        self.where = {v.short: v.host for v in VMS}  # the host each VM is on now
+        self.where = {v.short: v.host for v in (*VMS, *ROUTED)}  # the host each VM is on now
         self.skipped: str | None = None
         self._procs: list[subprocess.Popen[bytes]] = []
         self._captures: list[Capture] = []
@@ -255,6 +262,7 @@ class ClusterScene:
         try:
             checks = self.mesh()
             checks += self.isolation()
+            checks += self.routing()
             checks += self.migration()
             checks += self.host_loss()
         except (httpx.HTTPError, LabError) as exc:  # a daemon that stopped answering: as the demo reports it
@@ -430,6 +438,53 @@ class ClusterScene:
                 + (" — fails, as expected" if other is None or other.received == 0 else ""),
                 other is None or other.received == 0,
             ),
+        ]
+
+    def routing(self) -> list[SceneCheck]:
+        web, db = ROUTED
+        self.comment(
+            f"routing: web (VSID {WEB}, 10.60.0.0/24) and db (VSID {DB}, 10.61.0.0/24) in one routing domain; "
+            "every host routes between them (HNV's distributed router)"
+        )
+        for vm in ROUTED:
+            h = self.host(vm.host)
+            name = self.names[vm.short]
+            res = self.cli(h, "vm", "add", name, "--switch", SWITCH, "--ip", f"{vm.ip}/24")
+            m = re.search(r"^netns:\s+(\S+)", res.stdout, re.M)
+            self.netns[vm.short] = m[1] if m else name
+            self.cli(h, "Set-VMNetworkAdapter", "-VMName", name, "-VirtualSubnetId", str(vm.vsid), show=False)
+        for vm in (web, db):
+            prefix = vm.ip.rsplit(".", 1)[0] + ".0/24"
+            self.cli(self.host("hostA"), "New-NetVirtualizationCustomerRoute", "-RoutingDomainID", ROUTING_DOMAIN,
+                     "-VirtualSubnetID", str(vm.vsid), "-DestinationPrefix", prefix, "-NextHop", "0.0.0.0",
+                     show=vm is web)  # fmt: skip
+        self.comment("each VM's default gateway is the first address of its prefix, answered by its own host")
+        for vm in ROUTED:
+            gw = vm.ip.rsplit(".", 1)[0] + ".1"
+            self.command(f"ip -n {self.ns(vm.short)} route add default via {gw}")
+            subprocess.run(["ip", "-n", self.ns(vm.short), "route", "add", "default", "via", gw], check=True)
+        wait_for(
+            lambda: str(DB) in _api(self.host("hostA"), "/cluster")["subnets"],
+            timeout_s=10, interval_s=0.1, what="hostA watching db's subnet (its routing domain's)",
+        )  # fmt: skip
+        self.command(f"ip netns exec {self.ns('web1')} ping -c 3 {db.ip}")
+        res = subprocess.run(
+            ["ip", "netns", "exec", self.ns("web1"), "ping", "-c", "3", "-i", "0.2", "-W", "1", db.ip],
+            capture_output=True, text=True,
+        )  # fmt: skip
+        self.say(res.stdout.strip())
+        ttls = set(re.findall(r"ttl=(\d+)", res.stdout))
+        replies = len(re.findall(r"bytes from", res.stdout))
+        gw_mac = self.neighbour_mac("web1", "10.60.0.1")
+        routed = int(tunnel_info(self.host("hostA")).get("routed", 0))
+        self.say(f"web1 knows its gateway 10.60.0.1 as {gw_mac}; hostA's {TUNNEL} routed {routed} frame(s)")
+        return [
+            SceneCheck(
+                f"web1 (hostA) → db3 (hostC), VSID {WEB} → {DB}",
+                "routed: replies at TTL 63",
+                f"{replies}/3 replies, TTL {', '.join(sorted(ttls)) or '-'}",
+                replies > 0 and ttls == {"63"},
+            )
         ]
 
     def migration(self) -> list[SceneCheck]:
