@@ -50,6 +50,9 @@ NUD_PERMANENT = 0x80
 ZERO_MAC = "00:00:00:00:00:00"
 # A subnet's ring: a tunnel carries what crosses hosts, far less than a VM port's bursts; 8 MiB per subnet.
 SUBNET_RING = RingSpec(rx_frames=4096, tx_frames=512)
+# A subnet this host only routes to is never read: one block of receive slots, so a routing domain of many
+# subnets costs ~1 MiB each, not 8.
+SEND_ONLY_RING = RingSpec(rx_frames=32, tx_frames=512, rcvbuf=1 << 20)
 
 
 def device_name(vsid: int) -> str:
@@ -90,6 +93,7 @@ class KernelVxlanTunnel(TunnelPort):
         )  # set_codes (forwarding thread) and set_tables (a caller's) both program
         self._epoll = select.epoll()
         self._polled: set[int] = set()  # VSIDs whose device is in the epoll set (those with a code)
+        self._send_only: set[int] = set()  # VSIDs whose device was made for routing only (SEND_ONLY_RING)
 
     # ---- configuration ----
 
@@ -110,11 +114,12 @@ class KernelVxlanTunnel(TunnelPort):
         the distributed router sends with that subnet's VNI; datapath/distributed_router.py)."""
         code_of = self.code_of
         want = set(code_of) | self.tables.router.reachable(code_of)
-        for vsid in [v for v in self._subs if v not in want]:
+        # Gone, or a send-only device whose subnet now has a port here (it needs the full receive ring).
+        for vsid in [v for v in self._subs if v not in want or (v in code_of and v in self._send_only)]:
             self._remove(vsid)
         for vsid in sorted(want):
             if vsid not in self._subs:
-                self._add(vsid)
+                self._add(vsid, send_only=vsid not in code_of)
         self._read = [(dev, code_of[v]) for v, dev in self._subs.items() if v in code_of]
         # Only the read devices wake the loop: a send-only one's ring is never read, and would keep it spinning.
         for vsid, dev in self._subs.items():
@@ -127,7 +132,7 @@ class KernelVxlanTunnel(TunnelPort):
                         self._epoll.unregister(dev.fileno())
                     self._polled.discard(vsid)
 
-    def _add(self, vsid: int) -> None:
+    def _add(self, vsid: int, send_only: bool = False) -> None:
         name = device_name(vsid)
         with contextlib.suppress(NetlinkError):  # a crashed forwarder's device: start clean
             self._ipr.link("del", ifname=name)
@@ -142,7 +147,7 @@ class KernelVxlanTunnel(TunnelPort):
                 vxlan_learning=0,
                 mtu=VM_MTU,
             )
-            dev = AfPacketDevice(name, SUBNET_RING)  # brings the link up
+            dev = AfPacketDevice(name, SEND_ONLY_RING if send_only else SUBNET_RING)  # brings the link up
         except (NetlinkError, DeviceError) as exc:
             with contextlib.suppress(NetlinkError):
                 self._ipr.link("del", ifname=name)
@@ -151,12 +156,15 @@ class KernelVxlanTunnel(TunnelPort):
             ) from exc
         dev.counters.drops = self.counters.drops  # its ring overruns and refused frames are this port's
         self._subs[vsid] = dev
+        if send_only:
+            self._send_only.add(vsid)
         self._fdb[vsid] = set()
         self._program(vsid)
 
     def _remove(self, vsid: int) -> None:
         dev = self._subs.pop(vsid)
         self._fdb.pop(vsid, None)
+        self._send_only.discard(vsid)
         if vsid in self._polled:
             self._polled.discard(vsid)
             with contextlib.suppress(OSError, ValueError):
