@@ -3,8 +3,10 @@ PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 APT_PACKAGES := iperf3 tshark ethtool tcpdump netsniff-ng iproute2 iputils-ping fping openvswitch-switch qemu-system-x86 etcd-server etcd-client
+# Without their recommendations: prometheus alone (tests scrape /metrics with it), not node-exporter and its service.
+APT_PACKAGES_BARE := prometheus
 
-.PHONY: setup system-deps venv demo test test-quick fuzz lint typecheck unit bench bench-compare bench-rules bench-failover bench-qos bench-migration bench-guests bench-cluster clean
+.PHONY: setup system-deps venv demo test test-quick fuzz lint typecheck unit bench bench-compare bench-rules bench-failover bench-qos bench-migration bench-guests bench-cluster bench-metrics clean
 
 setup: system-deps venv
 
@@ -14,6 +16,11 @@ system-deps:
 	if [ -n "$$missing" ]; then \
 	  echo "installing:$$missing"; \
 	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; \
+	fi
+	@missing=""; for p in $(APT_PACKAGES_BARE); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	if [ -n "$$missing" ]; then \
+	  echo "installing:$$missing"; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing >/dev/null; \
 	fi
 
 venv: $(VENV)/.installed
@@ -58,6 +65,10 @@ bench-guests: setup
 
 # Cluster scale by simulation (issue 13): 1,000 hosts x 50 VMs in a real 3-member etcd, 20 hosts as real agents;
 # then live migration across 3 cluster hosts under 1 ms pings through VXLAN from the third host.
+# What Prometheus scraping costs the data path (issue 14): TCP offloads off, /metrics scraped 1/s vs not.
+bench-metrics: setup
+	$(BIN)/python -m pyvswitch.lab.metricsbench --reps 5 --json bench-metrics.json
+
 bench-cluster: setup
 	$(BIN)/python -m pyvswitch.lab.clusterbench --hosts 1000 --vms 50 --sample 20 --churn 500 --json bench-cluster.json
 	$(BIN)/python -m pyvswitch.lab.migrationbench --cluster --runs 5 --json bench-migration-cluster.json

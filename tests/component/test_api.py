@@ -470,3 +470,22 @@ def test_host_port_kind_via_ports(d: Daemon) -> None:
     assert r.status_code == 201, r.text
     assert r.json()["kind"] == PortKind.HOST.value
     assert d.lab.links[r.json()["interface"]]["ips"] == ["192.0.2.1/24"]
+
+
+def test_metrics_on_the_api_socket_time_requests_by_route_template(d: Daemon) -> None:
+    """Issue 14 item 1: /metrics answers the Prometheus text format; the API's latency histogram has one series
+    per route template (two ports' requests are one series), and a path nothing serves is "unmatched"."""
+    d.client.post("/v1/switches", json={"name": "s1", "type": "private"})
+    for name in ("a", "b"):
+        d.client.get(f"/v1/switches/{name}")
+    d.client.get("/v1/nothing-here")
+    r = d.client.get("/metrics")
+    assert r.status_code == 200 and r.headers["content-type"].startswith("text/plain")
+    text = r.text
+    assert (
+        'pyvswitch_api_request_duration_seconds_count{method="GET",route="/v1/switches/{name}"} 2.0' in text
+    )
+    assert 'pyvswitch_api_request_duration_seconds_count{method="POST",route="/v1/switches"} 1.0' in text
+    assert 'route="unmatched"' in text and "/v1/nothing-here" not in text
+    assert 'pyvswitch_build_info{version="' in text
+    assert "/metrics" not in d.client.get("/openapi.json").json()["paths"]  # not part of the REST contract

@@ -24,7 +24,7 @@ import sqlite3
 import stat
 import sys
 from pathlib import Path
-from typing import IO, TYPE_CHECKING
+from typing import IO, TYPE_CHECKING, Any
 
 import pyvswitch
 from pyvswitch.daemon import pidlock
@@ -119,9 +119,21 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         help="with --cluster: encapsulate VXLAN in kernel vxlan devices with static FDB entries from the lookup "
         "records (kernel, the default: GSO passes through) or in the switch process (python)",
     )
+    p.add_argument(
+        "--metrics-listen",
+        default=None,
+        metavar="ADDR:PORT",
+        help="also serve Prometheus metrics (/metrics, read-only, nothing else) on this TCP address, e.g. "
+        "127.0.0.1:9464; they are always on the API socket at /metrics",
+    )
     p.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
     p.add_argument("--detach", action="store_true", help="run in the background; exit once ready")
     args = p.parse_args(argv)
+    if args.metrics_listen is not None:
+        try:
+            args.metrics_addr = parse_listen(args.metrics_listen)
+        except ValueError as exc:
+            p.error(f"--metrics-listen: {exc}")
     if args.cluster is not None:
         try:
             from pyvswitch.cluster.client import parse_endpoints
@@ -138,6 +150,19 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         if not 1 <= args.cluster_lease_ttl <= 3600:
             p.error("--cluster-lease-ttl: 1..3600 seconds")
     return args
+
+
+def parse_listen(text: str) -> tuple[str, int]:
+    """``ADDR:PORT`` (``[v6]:PORT`` for IPv6) -> (address, port); the address must be an IP address."""
+    addr, sep, port = text.rpartition(":")
+    if not sep or not port.isdigit() or not 0 < int(port) < 65536:
+        raise ValueError(f"{text!r} is not ADDR:PORT (a port 1-65535)")
+    addr = addr[1:-1] if addr.startswith("[") and addr.endswith("]") else addr
+    try:
+        ipaddress.ip_address(addr)
+    except ValueError:
+        raise ValueError(f"{addr!r} is not an IP address") from None
+    return addr, int(port)
 
 
 def _cluster_agent(args: argparse.Namespace, state_dir: Path) -> ClusterAgent:
@@ -340,6 +365,7 @@ def run(args: argparse.Namespace) -> int:
     steering: ReceiveSteering | None = None
     service: Service | None = None
     agent: ClusterAgent | None = None
+    metrics_server: Any = None
     # From here on any failure must still remove the socket (issue 11): the finally below does.
     try:
         host_id = args.host_id if args.host_id is not None else host_id_from(_machine_id(), str(state_dir))
@@ -401,8 +427,17 @@ def run(args: argparse.Namespace) -> int:
                 cpus=guest_cpus,
             )
             steering.start()
+        app = create_app(service, migrations)
+        if args.metrics_listen is not None:
+            from prometheus_client import start_http_server
+
+            # prometheus_client's own server: it answers the registry's exposition on any GET, nothing else.
+            metrics_server, _ = start_http_server(
+                args.metrics_addr[1], args.metrics_addr[0], registry=app.state.metrics.registry
+            )
+            log.info("metrics on http://%s/metrics", args.metrics_listen)
         config = uvicorn.Config(
-            create_app(service, migrations),
+            app,
             log_config=None,
             log_level=args.log_level,
             access_log=False,
@@ -417,6 +452,9 @@ def run(args: argparse.Namespace) -> int:
         log.info("stopping")
         return 0
     finally:
+        if metrics_server is not None:
+            metrics_server.shutdown()
+            metrics_server.server_close()
         if steering is not None:
             steering.stop()
         if agent is not None:

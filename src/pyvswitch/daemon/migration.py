@@ -66,6 +66,7 @@ import logging
 import threading
 import time
 import uuid
+from collections import Counter, deque
 from collections.abc import Callable
 from time import perf_counter
 from typing import Any
@@ -154,6 +155,12 @@ class Migrations:
         self._after_start: list[Callable[[], object]] = []
         self._retry_lock = threading.Lock()
         self._retrying: threading.Thread | None = None
+        # What metrics report (daemon/metrics.py): outcomes by "role:outcome", the newest blackouts driven here.
+        self.outcomes: Counter[str] = Counter()
+        self.blackouts_s: deque[float] = deque(maxlen=1000)
+
+    def stats(self) -> dict[str, Any]:
+        return {"outcomes": dict(self.outcomes), "blackouts_s": list(self.blackouts_s)}
 
     def pending(self) -> list[dict[str, Any]]:
         """The records not settled yet (GET /v1/migrations): id, role, phase, VM, peer."""
@@ -170,9 +177,20 @@ class Migrations:
         guest = self.service.vm(name).kind is VmKind.QEMU  # 404 before anything is resolved
         peer: Peer = HttpPeer(socket) if socket else self._peer_for(to)
         try:
-            if guest:
-                return migrate_guest(self, name, to, peer, socket)
-            return self._migrate(name, to, peer, socket)
+            out = (
+                migrate_guest(self, name, to, peer, socket)
+                if guest
+                else self._migrate(name, to, peer, socket)
+            )
+        except Exception:
+            self.outcomes["source:failed"] += 1
+            raise
+        else:
+            self.outcomes["source:committed"] += 1
+            blackout = out.get("timings", {}).get("blackout_s")
+            if isinstance(blackout, float):
+                self.blackouts_s.append(blackout)
+            return out
         finally:
             close = getattr(peer, "close", None)
             if callable(close):
@@ -519,12 +537,14 @@ class Migrations:
                     phases.mark("resume_guest")
             except Exception:
                 log.exception("cannot adopt VM %s of migration %s; giving it back", vm.name, ident)
+                self.outcomes["destination:failed"] += 1
                 self._give_back(rec)
                 raise
             fault("migration:destination:adopted")
             out = self._after_adopt(ports, decode_states(rec.state), phases)
             self.intents.put(rec.at(Phase.COMMITTED))
             fault("migration:destination:committed")
+        self.outcomes["destination:committed"] += 1
         return {**out, "adopt_s": perf_counter() - t0}
 
     def _committed_here(self, rec: Intent, vms: set[str]) -> bool:

@@ -46,7 +46,7 @@ from pyvswitch.switch.devices import (
     team_settings,
 )
 from pyvswitch.switch.mobility import Mobility
-from pyvswitch.switch.runner import Runner
+from pyvswitch.switch.runner import BATCH_BOUNDS, Runner
 from pyvswitch.switch.security import team_macs
 from pyvswitch.switch.switch import CompiledPorts, Switch, SwitchPort
 from pyvswitch.switch.team import Member, TeamDevice
@@ -405,6 +405,12 @@ class Engine:
             "loop_restarts": self.loop_restarts,
             "resyncs": self.resyncs,
             "busy_s": round(self.busy_s, 3),
+            # Frames per received batch (metrics' histogram): counts per bound, the last past the largest.
+            "batches": {
+                "bounds": list(BATCH_BOUNDS),
+                "counts": list(self.runner.batch_counts),
+                "frames": self.runner.batch_frames,
+            },
             "drop_reasons": drop_descriptions(),  # what each reason means, for `show drops`
         }
 

@@ -62,6 +62,11 @@ class PortDrop(DropReason):
     INTERNAL_ERROR = "internal-error", "a bug in the switch raised while processing the batch (logged)"
 
 
+# Bounds of the batch-size histogram: powers of two up to the largest batch the loop takes (256 by default).
+BATCH_BOUNDS = (1, 2, 4, 8, 16, 32, 64, 128, 256)
+BATCH_LAST = len(BATCH_BOUNDS)
+
+
 class Runner:
     """The forwarding thread and everything only it touches."""
 
@@ -84,6 +89,10 @@ class Runner:
         # Wall time the forwarding thread spent on batches that had frames (not idle polling): how loaded the
         # forwarding CPU is, for the receive-steering controller and for operators.
         self.busy_s = 0.0
+        # Frames per received batch, bucketed by BATCH_BOUNDS (the last bucket: more than the largest bound),
+        # for metrics (daemon/metrics.py): one list increment per batch.
+        self.batch_counts = [0] * (len(BATCH_BOUNDS) + 1)
+        self.batch_frames = 0
         self.supervisor = Supervisor()
         self._next_aging = 0.0
         self._next_team_tick = 0.0
@@ -156,7 +165,10 @@ class Runner:
             pkts = dev.recv(batch_size if pacer is None else pacer.allowance(batch_size))
             if not pkts:
                 continue
-            total += len(pkts)
+            n = len(pkts)
+            total += n
+            # (n - 1).bit_length(): 1 -> 0, 2 -> 1, 3-4 -> 2, 5-8 -> 3 ...: the index of the first bound >= n.
+            self.batch_counts[min((n - 1).bit_length(), BATCH_LAST)] += 1
             try:
                 if pacer is not None:
                     pacer.took(pkts)
@@ -210,6 +222,7 @@ class Runner:
             self._next_aging = now + AGING_INTERVAL_S
             for sw in self.switches.values():
                 sw.age(now)
+        self.batch_frames += total
         return total
 
     def drain(self, now: float) -> None:

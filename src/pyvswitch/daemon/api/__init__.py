@@ -26,6 +26,7 @@ from pyvswitch.config.validate import problems_from_errors
 from pyvswitch.daemon.api import dcb, diagnostics, host, ports, qos, switches, teams, vms
 from pyvswitch.daemon.api.common import Request_, patch_changes
 from pyvswitch.daemon.api.limits import BodyLimit
+from pyvswitch.daemon.api.metrics import add_metrics_route, service_metrics
 from pyvswitch.daemon.api.vnet import add_vnet_routes
 from pyvswitch.daemon.capture_api import add_capture_routes
 from pyvswitch.daemon.iov import add_iov_routes
@@ -101,7 +102,8 @@ def add_error_handlers(app: FastAPI) -> None:
 
 
 def create_app(service: Service, migrations: Migrations | None = None) -> FastAPI:
-    """A FastAPI app serving ``service`` under /v1, OpenAPI at /openapi.json."""
+    """A FastAPI app serving ``service`` under /v1, OpenAPI at /openapi.json, Prometheus metrics at /metrics
+    (``app.state.metrics``: the registry, also served by ``pyvswitchd --metrics-listen``)."""
     app = FastAPI(title="pyvswitchd", version=pyvswitch.__version__)
     app.add_middleware(BodyLimit)
     add_error_handlers(app)
@@ -111,6 +113,7 @@ def create_app(service: Service, migrations: Migrations | None = None) -> FastAP
     if service.iov is not None:  # SR-IOV (daemon/iov.py)
         add_iov_routes(app, service.iov)
         service.iov.start()
-    add_migration_routes(app, service, migrations)  # live migration (daemon/migration.py)
+    mig = add_migration_routes(app, service, migrations)  # live migration (daemon/migration.py)
     add_vnet_routes(app, service)  # cluster mode and virtual subnets (issue 13)
+    app.state.metrics = add_metrics_route(app, service_metrics(service, mig))
     return app
