@@ -263,8 +263,9 @@ def test_port_xacl_add_list_del(sh: Sh, d: Daemon, web01: None) -> None:
         "True",
         "600",
         "20",
+        "0",
     ]
-    assert table[2] == ["1", "Inbound", "Deny", "any", "any", "any", "any", "any", "False", "3600", "-"]
+    assert table[2] == ["1", "Inbound", "Deny", "any", "any", "any", "any", "any", "False", "3600", "-", "0"]
     x = d.service.port(P).extended_acls[1]
     assert (x.protocol, x.local_port, x.stateful, x.idle_session_timeout_s, x.isolation_id) == (
         "6",
@@ -436,11 +437,12 @@ def test_vmnetworkadapterextendedacl_cmdlets(sh: Sh, d: Daemon) -> None:
         "Weight",
         "Stateful",
         "IdleSessionTimeout",
+        "Hits",
     ]
     assert rows(out)[2:] == [
-        ["web01", "Inbound", "Allow", "ANY", "10.0.0.0/8", "80", "ANY", "TCP", "10", "True", "600"],
-        ["web01", "Inbound", "Deny", "ANY", "ANY", "ANY", "ANY", "ANY", "1", "False", "3600"],
-        ["web01", "Outbound", "Allow", "ANY", "ANY", "ANY", "49152-49182", "UDP", "5", "False", "3600"],
+        ["web01", "Inbound", "Allow", "ANY", "10.0.0.0/8", "80", "ANY", "TCP", "10", "True", "600", "0"],
+        ["web01", "Inbound", "Deny", "ANY", "ANY", "ANY", "ANY", "ANY", "1", "False", "3600", "0"],
+        ["web01", "Outbound", "Allow", "ANY", "ANY", "ANY", "49152-49182", "UDP", "5", "False", "3600", "0"],
     ]
     assert sh.ok("--json Get-VMNetworkAdapterExtendedAcl -VMName web01").json()[2] == {
         "VMName": "web01",
@@ -457,6 +459,7 @@ def test_vmnetworkadapterextendedacl_cmdlets(sh: Sh, d: Daemon) -> None:
         "Stateful": False,
         "IdleSessionTimeout": 3600,
         "IsolationID": 20,
+        "Hits": 0,
     }
 
     res = sh(f"{add} -Action Deny -Direction Inbound -Weight 10")

@@ -108,14 +108,17 @@ def test_status_shows_the_table_size_and_its_limits() -> None:
     h = switch("UDP")
     h.send("a", dgram(A, B, 5000, 53))
     status = fw_counters(h)["status"]
+    hits_a = status["ports"]["a"]["rule_hits"]
+    hits_c = status["ports"]["c"]["rule_hits"]
+    assert sum(r["hits"] for r in hits_a) == 1 and sum(r["hits"] for r in hits_c) == 0  # per entry, the same
     assert status == {
         "connections": 1,
         "max_connections": MAX_CONNECTIONS,
         "max_connections_per_port": MAX_CONNECTIONS_PER_PORT,
         "table_full_drops": 0,
         "ports": {
-            "a": {"rules": 2, "flows": 1, "hits": 1, "table_full_drops": 0},
-            "c": {"rules": 2, "flows": 0, "hits": 0, "table_full_drops": 0},
+            "a": {"rules": 2, "flows": 1, "hits": 1, "table_full_drops": 0, "rule_hits": hits_a},
+            "c": {"rules": 2, "flows": 0, "hits": 0, "table_full_drops": 0, "rule_hits": hits_c},
         },
     }
     assert (MAX_CONNECTIONS, MAX_CONNECTIONS_PER_PORT) == (262_144, 65_536)

@@ -103,3 +103,82 @@ def test_traced_packets_carry_their_trace_as_the_capture_comment(tmp_path: Path)
     assert len(traced) == 2  # the traced packet, in at a and out at b
     assert all("ingress" in (r.comment or "") and "delivered to b" in (r.comment or "") for r in traced)
     assert len(records) == 4  # and the untraced one, twice, without comments
+
+
+def _tree(rec: object) -> str:
+    return str(rec.as_dict()["tree"])  # type: ignore[attr-defined]
+
+
+def test_a_drop_names_the_deciding_entry_with_its_weight_and_fields() -> None:
+    """Issue 14 item 4: not only the counter's name but what decided it, as the admin wrote it."""
+    h = harness()
+    sw = h.engine.switches["s"]
+    rec = sw.what_if("a", *build(f"dst={B} tcp ip=10.0.0.1>10.0.0.2 dport=80", default_src=A))
+    drop = next(s for s in rec.steps if s.verdict == "drop")
+    assert drop.detail.startswith("extended-acl-deny")
+    assert "extended ACL entry Deny Inbound weight 5 (LocalPort 80, Protocol TCP)" in drop.detail
+    assert "Deny Inbound weight 5" in rec.verdict
+    # The same port, another destination port: no entry matches, and the delivery says so.
+    rec = sw.what_if("a", *build(f"dst={B} tcp ip=10.0.0.1>10.0.0.2 dport=81", default_src=A))
+    deliver = next(s for s in rec.steps if s.verdict == "deliver")
+    assert "no Inbound extended ACL entry matches: allowed" in deliver.detail
+
+
+def test_the_summary_decodes_l2_to_l4() -> None:
+    h = harness()
+    sw = h.engine.switches["s"]
+    rec = sw.what_if(
+        "a", *build(f"dst={B} vlan=0 pcp=5 tcp ip=10.0.0.1>10.0.0.2 sport=4000 dport=80", default_src=A)
+    )
+    assert f"{A} > {B} vlan 0 prio 5 10.0.0.1:4000 > 10.0.0.2:80 TCP [S]" in rec.summary
+    rec = sw.what_if("a", *build(f"dst={B} icmp ip=10.0.0.1>10.0.0.2", default_src=A))
+    assert "10.0.0.1 > 10.0.0.2 ICMP type 8" in rec.summary
+    assert " ARP " in sw.what_if("a", *build("arp", default_src=A)).summary
+
+
+def test_guards_acls_and_vlans_say_what_they_compared() -> None:
+    ports = [
+        vm("a", A, acls=[AclEntry(action="Deny", direction="Outbound", remote_ip="10.0.0.0/24"),
+                         AclEntry(action="Allow", direction="Outbound", remote_ip="10.0.0.7")]),
+        vm("b", B),
+    ]  # fmt: skip
+    h = SwitchHarness([SwitchConfig(name="s")], ports)
+    sw = h.engine.switches["s"]
+    rec = sw.what_if("a", *build(f"dst={B} udp ip=10.0.0.1>10.0.0.2", default_src=A))
+    assert "port ACL entry Deny Outbound RemoteIPAddress 10.0.0.0/24 (longest match)" in _tree(rec)
+    rec = sw.what_if("a", *build(f"dst={B} udp ip=10.0.0.1>10.0.0.7", default_src=A))
+    passed = next(s for s in rec.steps if s.stage == "port ACL outbound (a)")
+    assert passed.verdict == "pass" and "Allow Outbound RemoteIPAddress 10.0.0.7/32" in passed.detail
+    rec = sw.what_if("a", *build(f"src={C} dst={B} udp ip=10.0.0.1>10.0.0.7", default_src=A))
+    assert f"MacAddressSpoofing Off: source {C} is not the port's ({A})" in _tree(rec)
+    rec = sw.what_if("a", *build(f"dst={B} vlan=7 udp", default_src=A))
+    assert "the port admits untagged; the frame is tagged VLAN 7" in _tree(rec)
+
+
+def test_extended_acl_entries_count_the_packets_they_decide_cached_or_not() -> None:
+    """Per-rule hit counters (OVS's n_packets): an entry's own matches, the packets of the connections it
+    opened, whether the switch's flow cache replayed them or not; what-if traces count nothing."""
+    allow_out = ExtendedAclEntry(
+        action="Allow", direction="Outbound", weight=10, protocol="UDP", stateful=True
+    )
+    deny_in = ExtendedAclEntry(action="Deny", direction="Inbound", weight=1)
+    ports = [vm("a", A), vm("b", B, extended_acls=[allow_out, deny_in])]
+    h = SwitchHarness([SwitchConfig(name="s")], ports, Registry.of(Firewall))
+    sw = h.engine.switches["s"]
+    out, _ = build(f"dst={A} udp ip=10.0.0.2>10.0.0.1 sport=5000 dport=6000", default_src=B)
+    back, _ = build(f"dst={B} udp ip=10.0.0.1>10.0.0.2 sport=6000 dport=5000", default_src=A)
+    stray, _ = build(f"dst={B} udp ip=10.0.0.1>10.0.0.2 sport=7000 dport=5000", default_src=A)
+    for _ in range(5):
+        h.send("b", out)  # opens the connection, then refreshes it (cached after the first)
+        h.send("a", back)  # the reply: admitted by the connection weight 10 opened
+    h.send("a", stray)
+    h.send("a", stray)
+    sw.what_if("a", stray, -1)
+
+    def hits() -> dict[tuple[str, int], int]:
+        fw = next(e for e in sw.counters()["extensions"] if e["name"] == "pyvswitch-firewall")  # type: ignore[union-attr, index]
+        return {(r["direction"], r["weight"]): r["hits"] for r in fw["status"]["ports"]["b"]["rule_hits"]}
+
+    assert hits() == {("Outbound", 10): 10, ("Inbound", 1): 2}
+    cache = sw.counters()["ports"]["a"]["flow_cache"]  # type: ignore[index]
+    assert cache["hits"] > 0  # some of the replies were replayed, and still counted

@@ -29,11 +29,15 @@ def test_trace_a_ping_then_what_if_a_blocked_connection(host: Host) -> None:
     with httpx.Client(transport=httpx.HTTPTransport(uds=str(host.socket)), timeout=30) as c:
         c.patch(f"http://pyvswitchd/v1/ports/{b}-eth0", json={"extended_acls": deny}).raise_for_status()
     before = host.json("counters")
-    tree = host.cli("trace", a, f"dst={mac_b}", "tcp", "ip=10.98.0.1>10.98.0.2", "dport=22").stdout
+    dropped = host.cli("trace", a, f"dst={mac_b}", "tcp", "ip=10.98.0.1>10.98.0.2", "dport=22", check=False)
+    tree = dropped.stdout
+    assert dropped.returncode == 1  # it would be dropped: a script can test it
     assert (
         "what-if" in tree
         and "extended-acl-deny" in tree
         and "dropped at extension pyvswitch-firewall" in tree
+        and "extended ACL entry Deny Inbound weight 5 (LocalPort 22, Protocol TCP)" in tree
+        and "10.98.0.1:49152 > 10.98.0.2:22 TCP [S]" in tree
     )
     ok = host.cli("trace", a, f"dst={mac_b}", "tcp", "ip=10.98.0.1>10.98.0.2", "dport=80").stdout
     assert f"delivered to {b}-eth0" in ok
@@ -41,7 +45,9 @@ def test_trace_a_ping_then_what_if_a_blocked_connection(host: Host) -> None:
     fw = lambda c: next(e for e in c["switches"]["sw"]["extensions"] if e["name"] == "pyvswitch-firewall")  # noqa: E731
     assert fw(after)["drops"] == fw(before)["drops"]  # type: ignore[arg-type]  # what-if counted nothing
     bad = host.cli("trace", a, "bogus=1", check=False)
-    assert bad.returncode == 1 and "bogus" in bad.stderr
+    assert bad.returncode == 2 and "bogus" in bad.stderr  # bad input, not "would be dropped"
+    hits = host.json("Get-VMNetworkAdapterExtendedAcl", "-VMName", b)
+    assert [h["Hits"] for h in hits] == [0]  # type: ignore[index, union-attr]  # what-ifs count nothing
 
 
 def test_a_capture_of_a_traced_port_carries_the_trace_as_comments(host: Host, tmp_path: Path) -> None:

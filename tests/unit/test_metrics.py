@@ -25,7 +25,8 @@ COUNTERS: dict[str, Any] = {
             },
             "elements": {"ingress": {"drops": {"runt": 1}}, "forward": {"drops": {}}, "egress": {"drops": {}}},
             "extensions": [{"name": "pyvswitch-firewall", "calls": 8, "errors": 0, "drops": {"deny": 6},
-                            "status": {"connections": 12, "max_connections": 100}}],
+                            "status": {"connections": 12, "max_connections": 100, "ports": {"web-eth0": {
+                                "rule_hits": [{"direction": "Inbound", "weight": 1, "hits": 6}]}}}}],
             "fdb": {"learned": 3, "static": 2, "evictions": 1, "moves": 0, "not_learned": 0},
         }
     },
@@ -114,6 +115,8 @@ def test_every_family_the_issue_names_with_its_labels() -> None:
         m[("pyvswitch_firewall_connections", (("extension", "pyvswitch-firewall"), ("switch", "ext")))] == 12
     )
     assert m[("pyvswitch_tunnel_routed_total", (("port", "vxlan0"), ("switch", "ext")))] == 9
+    hit = (("direction", "Inbound"), ("port", "web-eth0"), ("switch", "ext"), ("weight", "1"))
+    assert m[("pyvswitch_extended_acl_hits_total", hit)] == 6
     assert m[("pyvswitch_qos_port_bandwidth_share_ratio", port)] == 0.25
     assert m[("pyvswitch_qos_port_rate_bits_per_second", port)] == 8000
     cls = (("class", "SMB"), ("egress", "uplink"), ("switch", "ext"))

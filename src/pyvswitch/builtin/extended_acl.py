@@ -9,6 +9,7 @@ never by a scan. Rule types are the public API's (ext/rules.py); the L3/L4 field
 
 from __future__ import annotations
 
+import ipaddress
 import math
 from collections import OrderedDict
 from collections.abc import Iterable, Sequence
@@ -16,7 +17,9 @@ from dataclasses import dataclass, field
 
 from pyvswitch.drops import DropReason
 from pyvswitch.ext.rules import CACHE_MAX, Action, Direction, ExtendedRule
-from pyvswitch.packet.l3l4 import L3L4, PROTO_ICMP, PROTO_ICMPV6, PROTO_TCP
+from pyvswitch.packet.l3l4 import L3L4, PROTO_ICMP, PROTO_ICMPV6, PROTO_TCP, PROTO_UDP
+
+PROTOCOL_NAMES = {PROTO_TCP: "TCP", PROTO_UDP: "UDP", PROTO_ICMP: "ICMPv4", PROTO_ICMPV6: "ICMPv6"}
 
 
 def _in_prefix(p: tuple[int, int, int], version: int, addr: int) -> bool:
@@ -96,6 +99,7 @@ class FlowState:
     queued: float = 0.0
     fid: FlowId = (0, 0, 0, 0, 0, 0)
     owner: dict[FlowId, FlowState] | None = None  # the port's flows; None once the table forgot it
+    cell: list[int] | None = None  # the hit counter of ``rule`` (ExtendedAcl.rule_hits), shared by its flows
 
     def hit(self, now: float, packets: int = 1) -> bool:
         """Packets of this flow replayed from the switch's flow cache (a FlowToken): what ``verdict`` does for
@@ -104,6 +108,8 @@ class FlowState:
             return False
         self.expires = now + self.timeout
         self.packets += packets
+        if self.cell is not None:
+            self.cell[0] += packets
         return True
 
 
@@ -112,18 +118,23 @@ class Stateless:
     matched), unless the flow has been opened since (by a SYN, or the other direction): then the packet must
     take the firewall again, which would refresh that flow."""
 
-    __slots__ = ("acl", "counts", "flow")
+    __slots__ = ("acl", "cell", "counts", "flow")
 
-    def __init__(self, acl: ExtendedAcl, flow: FlowId | None, counts: bool) -> None:
+    def __init__(
+        self, acl: ExtendedAcl, flow: FlowId | None, counts: bool, cell: list[int] | None = None
+    ) -> None:
         self.acl = acl
         self.flow = flow
         self.counts = counts
+        self.cell = cell  # the matched rule's hit counter
 
     def hit(self, now: float, packets: int = 1) -> bool:
         if self.flow is not None and self.flow in self.acl.flows:
             return False
         if self.counts:
             self.acl.hits += packets
+            if self.cell is not None:
+                self.cell[0] += packets
         return True
 
 
@@ -330,6 +341,12 @@ class ExtendedAcl:
     # What the last allowing ``verdict`` would do again for the next packets of that flow (the switch's flow
     # cache replays it, ext/api.py API 1.2): the flow it refreshed or opened, or a Stateless.
     replay: FlowState | Stateless | None = None
+    # Packets each rule decided (its own match, or a connection it opened), one mutable cell per rule so that
+    # flows and flow-cache tokens count into it directly; kept across recompiles for an unchanged rule.
+    rule_hits: dict[ExtendedRule, list[int]] = field(default_factory=dict)
+    # What decided the last ``verdict`` (for a trace): the rule, and whether through a connection it opened.
+    decided: ExtendedRule | None = None
+    by_flow: bool = False
 
     @classmethod
     def compile(
@@ -346,6 +363,8 @@ class ExtendedAcl:
             table = previous.table if previous is not None else ConnTable()
         acl = cls(by_dir, table=table)
         acl._index = {d: RuleIndex(rs) for d, rs in by_dir.items()}
+        old_cells = previous.rule_hits if previous is not None else {}
+        acl.rule_hits = {r: old_cells.get(r) or [0] for rs in by_dir.values() for r in rs}
         if previous is not None:
             # Established flows survive a rule change until they idle out.
             acl.flows = previous.flows
@@ -382,12 +401,17 @@ class ExtendedAcl:
                 if state.expires >= now:
                     state.expires = now + state.timeout
                     state.packets += 1
+                    if state.cell is not None:
+                        state.cell[0] += 1
                     self.replay = state
+                    self.decided, self.by_flow = state.rule, True
                     return None
                 self.table.remove(state)
+        self.by_flow = False
         index = self._index.get(direction)
         if index is None:
             self.replay = Stateless(self, flow, False)
+            self.decided = None
             return None
         key = (direction, match, vlan)
         if key in self._cache:
@@ -397,18 +421,47 @@ class ExtendedAcl:
             if len(self._cache) >= CACHE_MAX:
                 self._cache.clear()
             self._cache[key] = rule
+        self.decided = rule
         if rule is None:
             self.replay = Stateless(self, flow, False)
             return None
         self.hits += 1
+        cell = self.rule_hits.get(rule)
+        if cell is not None:
+            cell[0] += 1
         if rule.action is Action.DENY:
             return DENY
         if rule.stateful and opens and flow is not None:
-            state = FlowState(now + rule.idle_timeout_s, rule.idle_timeout_s, rule, 1)
+            state = FlowState(now + rule.idle_timeout_s, rule.idle_timeout_s, rule, 1, cell=cell)
             if not self.table.add(self.flows, flow, state, now):
                 self.full_drops += 1
                 return TABLE_FULL
             self.replay = state
             return None
-        self.replay = Stateless(self, flow, True)
+        self.replay = Stateless(self, flow, True, cell)
         return None
+
+    def cell_of(self, rule: ExtendedRule) -> list[int] | None:
+        return self.rule_hits.get(rule)
+
+
+def describe_rule(rule: ExtendedRule) -> str:
+    """An extended ACL entry as Add-VMNetworkAdapterExtendedAcl names it: action, direction, weight, fields."""
+    fields = []
+    for name, p in (("LocalIPAddress", rule.local), ("RemoteIPAddress", rule.remote)):
+        if p is not None:
+            v, net, plen = p
+            fields.append(
+                f"{name} {ipaddress.ip_network((net, plen)) if v == 4 else ipaddress.IPv6Network((net, plen))}"
+            )
+    for name, r in (("LocalPort", rule.local_ports), ("RemotePort", rule.remote_ports)):
+        if r is not None:
+            fields.append(f"{name} {r[0]}" + (f"-{r[1]}" if r[1] != r[0] else ""))
+    if rule.protocol is not None:
+        fields.append(f"Protocol {PROTOCOL_NAMES.get(rule.protocol, rule.protocol)}")
+    if rule.isolation_id is not None:
+        fields.append(f"IsolationID {rule.isolation_id}")
+    if rule.stateful:
+        fields.append("Stateful")
+    what = ", ".join(fields) if fields else "any traffic"
+    return f"{rule.action.value} {rule.direction.value} weight {rule.weight} ({what})"

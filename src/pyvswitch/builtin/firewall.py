@@ -29,11 +29,13 @@ from pydantic import BaseModel, ConfigDict, Field
 from pyvswitch.builtin.extended_acl import (
     MAX_CONNECTIONS,
     MAX_CONNECTIONS_PER_PORT,
+    TABLE_FULL,
     ConnTable,
     ExtendedAcl,
     FlowState,
+    describe_rule,
 )
-from pyvswitch.ext.api import Context, FilterExtension, Gate, OnError, PortEvent, PortInfo
+from pyvswitch.ext.api import Context, FilterExtension, Gate, OnError, PortEvent, PortInfo, explain
 from pyvswitch.ext.rules import Action, Direction, ExtendedRule
 from pyvswitch.packet.frame import Packet
 from pyvswitch.packet.l3l4 import packet_l3
@@ -150,10 +152,24 @@ class Firewall(FilterExtension):
                 drop = verdict(direction, l3, l3.src, l3.dst, l3.sport, l3.dport, p.vlan, now)
             else:
                 drop = verdict(direction, l3, l3.dst, l3.src, l3.dport, l3.sport, p.vlan, now)
+            if p.trace is not None:
+                explain(p, self._why(acl, direction, drop))
             if drop is not None:
                 gate.drop(p, drop)
             elif p.flow is not None and acl.replay is not None:
                 gate.cache(p, acl.replay)
+
+    @staticmethod
+    def _why(acl: ExtendedAcl, direction: Direction, drop: str | None) -> str:
+        """What decided a traced packet: the extended ACL entry, with its weight and fields."""
+        rule = acl.decided
+        if drop == TABLE_FULL and rule is not None:
+            return f"{describe_rule(rule)} would open a connection over the connection limit"
+        if rule is None:
+            return f"no {direction.value} extended ACL entry matches: allowed"
+        if acl.by_flow:
+            return f"an established connection opened by {describe_rule(rule)}"
+        return f"extended ACL entry {describe_rule(rule)}"
 
     def status(self) -> dict[str, Any]:
         """The connection table's size, limits and refusals, and per port: rules, flows, rule hits, refusals."""
@@ -165,6 +181,12 @@ class Firewall(FilterExtension):
                     "flows": len(acl.flows),
                     "hits": acl.hits,
                     "table_full_drops": acl.full_drops,
+                    # Per entry: packets it decided (its own match, or a connection it opened), by the
+                    # (direction, weight) that names an entry of a port.
+                    "rule_hits": [
+                        {"direction": r.direction.value, "weight": r.weight, "hits": cell[0]}
+                        for r, cell in list(acl.rule_hits.items())
+                    ],
                 }
                 for name, acl in list(self.acls.items())  # read from API threads: a copy first
             },
@@ -200,7 +222,10 @@ class Firewall(FilterExtension):
             raise ValueError(f"firewall state version {data.get('v')!r} is not 1")
         refused = 0
         for fid, remaining, timeout, packets, rule in data["flows"]:
-            state = FlowState(float(remaining), float(timeout), _rule_of(rule), int(packets))
+            restored = _rule_of(rule)
+            state = FlowState(
+                float(remaining), float(timeout), restored, int(packets), cell=acl.cell_of(restored)
+            )
             flow = (int(fid[0]), int(fid[1]), int(fid[2]), int(fid[3]), int(fid[4]), int(fid[5]))
             # Queued at this host's last reading for now; rebased at the next batch, before any lookup.
             if self.table.add(acl.flows, flow, state, self._now):

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, TypeVar
+from urllib.parse import quote
 
 import click
 from pydantic import BaseModel, ValidationError
@@ -192,6 +193,7 @@ def xacl_table(port: str, entries: Sequence[Mapping[str, Any]]) -> str:
             "stateful",
             "idle-timeout",
             "isolation-id",
+            "hits",
         ],
         [
             [
@@ -206,10 +208,25 @@ def xacl_table(port: str, entries: Sequence[Mapping[str, Any]]) -> str:
                 e.get("stateful"),
                 e.get("idle_session_timeout_s"),
                 e.get("isolation_id") or "-",
+                e.get("hits", "-"),
             ]
             for e in evaluation_order(entries)
         ],
     )
+
+
+def acl_hits(client: Any, port: str) -> dict[tuple[object, object], int]:
+    """(direction, weight) -> packets the port's extended ACL entry decided (the firewall's counters)."""
+    out = client.request("GET", f"/ports/{quote(port, safe='')}/acl-hits")
+    return {(h["direction"], h["weight"]): int(h["hits"]) for h in out.get("extended", [])}
+
+
+def _with_hits(client: Any, port: Mapping[str, Any]) -> dict[str, Any]:
+    """The port with each extended ACL entry's ``hits`` (what the firewall counted for it)."""
+    entries = list(port.get("extended_acls") or [])
+    hits = acl_hits(client, str(port.get("name"))) if entries else {}
+    with_hits = [{**e, "hits": hits.get((e.get("direction"), e.get("weight")), 0)} for e in entries]
+    return {**port, "extended_acls": with_hits}
 
 
 def _show(state: State, port: Mapping[str, Any], key: str, human: Callable[[str, list[Any]], str]) -> None:
@@ -416,7 +433,7 @@ def xacl_add(
                 "remove it first or choose another weight",
             )
         changed = c.update_port(port, {"extended_acls": [*entries, entry]})
-        _show(state, changed, "extended_acls", xacl_table)
+        _show(state, _with_hits(c, changed), "extended_acls", xacl_table)
 
 
 @xacl_group.command("list")
@@ -424,9 +441,10 @@ def xacl_add(
 @json_flag
 @pass_state
 def xacl_list(state: State, port: str) -> None:
-    """PORT's extended ACL entries in evaluation order (--json: as stored)."""
+    """PORT's extended ACL entries in evaluation order, with the packets each decided (--json: as stored,
+    plus hits)."""
     with state.client() as c:
-        _show(state, c.port(port), "extended_acls", xacl_table)
+        _show(state, _with_hits(c, c.port(port)), "extended_acls", xacl_table)
 
 
 @xacl_group.command("del")
@@ -443,4 +461,4 @@ def xacl_del(state: State, port: str, weight: int, direction: str | None) -> Non
         if not removed:
             where = f" {direction.capitalize()}" if direction else ""
             raise Rejected("weight", f"port {port} has no{where} extended ACL entry with weight {weight}")
-        _show(state, c.update_port(port, {"extended_acls": kept}), "extended_acls", xacl_table)
+        _show(state, _with_hits(c, c.update_port(port, {"extended_acls": kept})), "extended_acls", xacl_table)

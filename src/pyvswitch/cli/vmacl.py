@@ -14,6 +14,7 @@ from typing import Any
 
 from pyvswitch.cli.acls import (
     AclInputError,
+    acl_hits,
     check_acl,
     check_xacl,
     evaluation_order,
@@ -73,6 +74,7 @@ XACL_COLUMNS = (
     "Weight",
     "Stateful",
     "IdleSessionTimeout",
+    "Hits",
 )
 
 
@@ -169,7 +171,13 @@ def _print_acls(s: Session, ports: Sequence[Mapping[str, Any]]) -> None:
 
 
 def _print_xacls(s: Session, ports: Sequence[Mapping[str, Any]]) -> None:
-    objs = [xacl_obj(p, e) for p in ports for e in evaluation_order(p.get("extended_acls") or [])]
+    objs = []
+    for p in ports:
+        entries = evaluation_order(p.get("extended_acls") or [])
+        hits = acl_hits(s.client, str(p["name"])) if entries else {}
+        objs += [
+            {**xacl_obj(p, e), "Hits": hits.get((e.get("direction"), e.get("weight")), 0)} for e in entries
+        ]
     show(s, objs, XACL_COLUMNS)
 
 

@@ -179,6 +179,11 @@ class SwitchMetrics(Collector):
             "The firewall's connection table size.",
             ["switch", "extension"],
         )
+        rule_hits = f.counter(
+            "pyvswitch_extended_acl_hits",
+            "Packets an extended ACL entry decided (its own match, or a connection it opened).",
+            ["switch", "port", "direction", "weight"],
+        )
         tunnel = {
             key: f.counter(f"pyvswitch_tunnel_{key}", doc, sp)
             for key, doc in (
@@ -225,6 +230,10 @@ class SwitchMetrics(Collector):
                 if "connections" in status:
                     conns.add_metric([sw_name, name], _num(status["connections"]))
                     conns_max.add_metric([sw_name, name], _num(status.get("max_connections")))
+                for port, acl in _dict(status.get("ports")).items():
+                    for h in _dict(acl).get("rule_hits") or []:
+                        labels = [sw_name, port, str(h.get("direction")), str(h.get("weight"))]
+                        rule_hits.add_metric(labels, _num(h.get("hits")))
             table = _dict(sw.get("fdb"))
             fdb.add_metric([sw_name, "learned"], _num(table.get("learned")))
             fdb.add_metric([sw_name, "static"], _num(table.get("static")))

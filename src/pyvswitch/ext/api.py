@@ -1,4 +1,4 @@
-"""The public extension API (version 1.2): what a third-party capture, filter or forwarding extension writes against.
+"""The public extension API (version 1.3): what a third-party capture, filter or forwarding extension writes against.
 
 An extension is a class registered in the entry-point group ``pyvswitch.extensions``::
 
@@ -38,6 +38,11 @@ and then ``on_error`` decides: ``"bypass"`` (the batch continues as if the exten
 Packets (``pyvswitch.packet.frame.Packet``) are untagged inside the switch: ``pkt.vlan`` is the VLAN, ``pkt.tci``
 the received tag; ``pkt.src``/``pkt.dst`` are MACs as 48-bit ints; ``pkt.in_port`` is the source port index
 (``Context.port(i)`` names it); ``pkt.vnet`` the virtio-net header (offsets relative to ``data``).
+
+Traces (API 1.3): ``explain(pkt, text)`` says what decided a packet (the rule, with its fields) when the packet is
+being traced (``pyvswitch trace``, what-if traces); the trace prints it on the extension's line, after the drop
+reason. It costs nothing otherwise: test ``pkt.trace is not None`` before building an expensive text, or pass a
+callable.
 """
 
 from __future__ import annotations
@@ -50,11 +55,12 @@ from typing import Any, ClassVar
 from pydantic import BaseModel
 
 from pyvswitch.ext.rules import ExtendedRule
+from pyvswitch.observe.trace import explain
 from pyvswitch.packet.frame import UNTAGGED, Buffer, FlowToken, Packet
 
 # 1.1: Direction enum, Gate.decisions()/take_injected(), Context.take_originated(); 1.2: flow cache (flow_cacheable,
-# Gate.cache)
-API_VERSION = "1.2"
+# Gate.cache); 1.3: explain() for traces
+API_VERSION = "1.3"
 ENTRY_POINT_GROUP = "pyvswitch.extensions"
 
 
@@ -327,4 +333,5 @@ __all__ = [
     "PortEvent",
     "PortInfo",
     "Veto",
+    "explain",
 ]

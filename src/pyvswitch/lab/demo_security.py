@@ -13,6 +13,7 @@ misbehaving guest would.
 from __future__ import annotations
 
 import contextlib
+import re
 import struct
 import subprocess
 from collections.abc import Callable, Iterator
@@ -147,10 +148,12 @@ class SecurityScene:
 
         c.print("[bold cyan]# why was it refused? a what-if trace (nothing is sent)[/bold cyan]")
         desc = [f"dst={self.mac('web01')}", "tcp", f"ip={ips['web02']}>{ips['web01']}", "dport=8080"]
-        tree = self.cli("trace", web02, *desc).stdout
-        explained = "extended-acl-deny" in tree
+        res = self.cli("trace", web02, *desc, check=False)  # exit 1: it would be dropped
+        tree = res.stdout
+        rule = re.search(r"extended ACL entry (Deny \w+ weight \d+ \([^)]*\))", tree)
+        explained = res.returncode == 1 and "extended-acl-deny" in tree and rule is not None
         checks.append(SecurityCheck("what-if trace of it", "names the firewall rule", explained,
-                                    "dropped at pyvswitch-firewall: extended-acl-deny" if explained else tree[-60:]))  # fmt: skip
+                                    f"dropped: {rule[1]}" if rule is not None else tree[-60:]))  # fmt: skip
         return checks
 
     def table(self, checks: list[SecurityCheck]) -> bool:

@@ -4,17 +4,21 @@ A trace record follows one packet from the port it arrived on through every stag
 each extension, port security, forwarding, egress) to the ports it was delivered to. The switch fills it in only
 for packets of a traced port (a per-port packet budget, off by default) and for what-if traces, so the normal
 path pays nothing. Drop reasons come from the same per-element counters that ``show drops`` reports: a stage's
-verdict is the counter that moved while the packet was in it.
+verdict is the counter that moved while the packet was in it, and the stage says what decided it (``explain``:
+the ACL entry with its weight and fields, the guard and what it compared, the VLAN rule), so a drop reads
+"extended-acl-deny: Deny Inbound weight 1 (any address, any port)" rather than a counter's name.
 """
 
 from __future__ import annotations
 
+import ipaddress
 import time
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from pyvswitch.packet.frame import Packet
+from pyvswitch.packet.l3l4 import PROTO_ICMP, PROTO_ICMPV6, PROTO_TCP, PROTO_UDP, parse_l3l4
 from pyvswitch.packet.mac import format_mac
 from pyvswitch.pipeline.chain import Chain, Outs
 
@@ -34,9 +38,19 @@ class TraceRecord:
     what_if: bool = False
     time: float = field(default_factory=time.time)
     steps: list[TraceStep] = field(default_factory=list)
+    # What the stage running now said decided the packet (``explain``), joined to that stage's line.
+    why: list[str] = field(default_factory=list)
 
     def add(self, stage: str, verdict: str, detail: str = "") -> None:
         self.steps.append(TraceStep(stage, verdict, detail))
+
+    def explain(self, text: str) -> None:
+        """The deciding object of the stage in progress (an ACL entry, a guard's comparison, a VLAN rule)."""
+        self.why.append(text)
+
+    def take_why(self) -> str:
+        text, self.why = "; ".join(self.why), []
+        return text
 
     @property
     def verdict(self) -> str:
@@ -70,14 +84,51 @@ class TraceRecord:
         return "\n".join(lines)
 
 
+_PROTOS = {PROTO_TCP: "TCP", PROTO_UDP: "UDP", PROTO_ICMP: "ICMP", PROTO_ICMPV6: "ICMPv6"}
+_ETHERTYPES = {
+    0x0800: "IPv4",
+    0x86DD: "IPv6",
+    0x0806: "ARP",
+    0x8100: "802.1Q",
+    0x88CC: "LLDP",
+    0x8809: "LACP",
+}
+_TCP_FLAGS = "FSRPAUEC"  # bit 0 (FIN) first, as tcpdump names them
+
+
+def tcp_flags(flags: int) -> str:
+    return "".join(c for i, c in enumerate(_TCP_FLAGS) if flags >> i & 1) or "none"
+
+
 def summarize(data: bytes | bytearray | memoryview, tci: int, vlan: int) -> str:
-    """One line: MACs, EtherType, VLAN, length."""
+    """One line, L2 to L4: MACs, the 802.1Q tag (VID and priority), then for IP the addresses, protocol, ports,
+    TCP flags or ICMP type, else the EtherType by name; and the length."""
     if len(data) < 14:
         return f"runt ({len(data)} bytes)"
     dst, src = format_mac(int.from_bytes(data[0:6], "big")), format_mac(int.from_bytes(data[6:12], "big"))
     etype = (data[12] << 8) | data[13]
-    tag = f" tag {tci & 0xFFF}" if tci >= 0 else ""
-    return f"{src} > {dst} type 0x{etype:04x}{tag} len {len(data)}"
+    inner = data
+    if etype == 0x8100 and len(data) >= 18:  # an inline tag: describe it and what it carries
+        tci = (data[14] << 8) | data[15]
+        etype = (data[16] << 8) | data[17]
+        inner = bytes(data[:12]) + bytes(data[16:])
+    tag = f" vlan {tci & 0xFFF} prio {tci >> 13}" if tci >= 0 else ""
+    l2 = f"{src} > {dst}{tag}"
+    l3 = parse_l3l4(inner) if etype in (0x0800, 0x86DD) else None
+    if l3 is None or not l3.version:
+        return f"{l2} {_ETHERTYPES.get(etype, f'type 0x{etype:04x}')} len {len(data)}"
+    a = ipaddress.ip_address(l3.src) if l3.version == 4 else ipaddress.IPv6Address(l3.src)
+    b = ipaddress.ip_address(l3.dst) if l3.version == 4 else ipaddress.IPv6Address(l3.dst)
+    proto = _PROTOS.get(l3.proto, f"proto {l3.proto}")
+    if l3.proto in (PROTO_TCP, PROTO_UDP):
+        flow = f"{a}:{l3.sport} > {b}:{l3.dport} {proto}"
+        if l3.proto == PROTO_TCP:
+            flow += f" [{tcp_flags(l3.tcp_flags)}]"
+    elif l3.proto in (PROTO_ICMP, PROTO_ICMPV6) and l3.icmp_type >= 0:
+        flow = f"{a} > {b} {proto} type {l3.icmp_type}" + (f" id {l3.icmp_id}" if l3.icmp_id else "")
+    else:
+        flow = f"{a} > {b} {proto}"
+    return f"{l2} {flow} len {len(data)}"
 
 
 def drop_diff(before: Counter[tuple[str, str]], after: Counter[tuple[str, str]]) -> list[tuple[str, str]]:
@@ -108,22 +159,34 @@ def run_traced(
         if before is None:
             continue
         after = snapshot()
+        decided = rec.take_why()
         if batch:
-            rec.add(step.label, "pass", step.detail(batch[0]) if step.detail is not None else "")
+            detail = step.detail(batch[0]) if step.detail is not None else ""
+            rec.add(step.label, "pass", " — ".join(x for x in (detail, decided) if x))
             before = after
         else:
-            why = drop_diff(before, after)
-            rec.add(step.label, "drop", "; ".join(f"{r} ({w})" for w, r in why) or "no destination")
+            why = "; ".join(f"{r} ({w})" for w, r in drop_diff(before, after)) or "no destination"
+            rec.add(step.label, "drop", f"{why}: {decided}" if decided else why)
             before = None
     outs = chain.fanout(batch)
     for edit in chain.egress:
         edit(batch, outs)
     if before is not None:
+        decided = rec.take_why()  # what the egress steps (inbound ACLs, extensions) said decided it
         for d, (pkts, tcis) in sorted(outs.items()):
             if pkts:
                 delivered = egress_detail(d, tcis[0])
                 if delivered is not None:
-                    rec.add(delivered[0], "deliver", delivered[1])
+                    detail = " — ".join(x for x in (delivered[1], decided) if x)
+                    rec.add(delivered[0], "deliver", detail)
         for where, reason in drop_diff(before, snapshot()):
-            rec.add(where, "drop", reason)
+            rec.add(where, "drop", f"{reason}: {decided}" if decided else reason)
     return outs
+
+
+def explain(pkt: Packet, text: str | Callable[[], str]) -> None:
+    """Say what decided ``pkt`` at the stage in progress, if it is being traced (a callable is only called
+    then, so describing costs nothing on the normal path)."""
+    rec = pkt.trace
+    if isinstance(rec, TraceRecord):
+        rec.explain(text() if callable(text) else text)

@@ -25,9 +25,10 @@ from dataclasses import dataclass
 from pyvswitch.config.schema import AclAction, AclDirection, AclEntry
 from pyvswitch.drops import DropReason
 from pyvswitch.ext.rules import CACHE_MAX, Action
+from pyvswitch.observe.trace import explain
 from pyvswitch.packet.frame import Packet
 from pyvswitch.packet.l3l4 import L3L4, packet_l3
-from pyvswitch.packet.mac import parse_mac
+from pyvswitch.packet.mac import format_mac, parse_mac
 from pyvswitch.pipeline.element import Element
 
 # ------------------------------------------------------------------ the table (longest prefix match)
@@ -138,6 +139,34 @@ class PortAclTable:
                         break
         return best is not Action.DENY
 
+    def deciding(
+        self, version: int, local_ip: int, remote_ip: int, local_mac: int, remote_mac: int
+    ) -> PortAclEntry | None:
+        """The entry ``_decide`` follows (longest match, Deny winning a tie), for a trace: a scan, never per
+        packet."""
+        best: tuple[int, bool] | None = None
+        found: PortAclEntry | None = None
+        host_len = 32 if version == 4 else 128
+        for e in self.entries:
+            if e.action is Action.METER:
+                continue
+            if e.kind == "mac":
+                if e.mac is not None and e.mac != (local_mac if e.local else remote_mac):
+                    continue
+                plen = host_len if e.mac is not None else 0
+            else:
+                if e.version != version or not version:
+                    continue
+                bits = 32 if version == 4 else 128
+                mask = ((1 << e.plen) - 1) << (bits - e.plen) if e.plen else 0
+                if (local_ip if e.local else remote_ip) & mask != e.prefix:
+                    continue
+                plen = e.plen
+            rank = (plen, e.action is Action.DENY)
+            if best is None or rank > best:
+                best, found = rank, e
+        return found
+
     def _meter(self, version: int, local_ip: int, remote_ip: int, size: int) -> None:
         bits = 32 if version == 4 else 128
         for e in self._meter_ip:
@@ -202,6 +231,8 @@ class PortAcl(Element):
                 ok = allows(l3, p.src, p.dst, l3.src, l3.dst, len(p.data))
             else:
                 ok = allows(l3, p.dst, p.src, l3.dst, l3.src, len(p.data))
+            if p.trace is not None:
+                explain(p, self.describe(l3, p))
             if ok:
                 keep.append(p)
             else:
@@ -209,6 +240,27 @@ class PortAcl(Element):
                 if p.flow is not None:
                     p.flow.ok = False  # inbound: one destination of several may refuse it
         return keep
+
+    def describe(self, l3: L3L4, p: Packet) -> str:
+        """The entry that decides ``p`` here, as Add-VMNetworkAdapterAcl names its fields (for a trace)."""
+        if self.outbound:
+            e = self.table.deciding(l3.version, l3.src, l3.dst, p.src, p.dst)
+        else:
+            e = self.table.deciding(l3.version, l3.dst, l3.src, p.dst, p.src)
+        direction = "Outbound" if self.outbound else "Inbound"
+        if e is None:
+            return f"no {direction} port ACL entry matches: allowed"
+        side = "Local" if e.local else "Remote"
+        if e.kind == "mac":
+            what = f"{side}MacAddress {format_mac(e.mac) if e.mac is not None else 'ANY'}"
+        else:
+            net = (
+                ipaddress.ip_network((e.prefix, e.plen))
+                if e.version == 4
+                else ipaddress.IPv6Network((e.prefix, e.plen))
+            )
+            what = f"{side}IPAddress {net}"
+        return f"port ACL entry {e.action.value} {direction} {what} (longest match)"
 
     def meters(self) -> list[dict[str, object]]:
         """AC-03: what each Meter entry counted."""

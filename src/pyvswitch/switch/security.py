@@ -42,9 +42,10 @@ from typing import Protocol
 from pyvswitch.clock import Clock
 from pyvswitch.config.schema import HostConfig, PortConfig, PortKind
 from pyvswitch.drops import DropReason
+from pyvswitch.observe.trace import explain
 from pyvswitch.packet.classify import IPPROTO_ICMP, IPPROTO_UDP, is_dhcp_server_message, is_router_message
 from pyvswitch.packet.frame import ETH_P_ARP, UNTAGGED, Buffer, Packet
-from pyvswitch.packet.mac import parse_mac
+from pyvswitch.packet.mac import format_mac, parse_mac
 from pyvswitch.pipeline.element import Element
 from pyvswitch.switch.fdb import MacTable
 from pyvswitch.switch.wire import WIRE_KINDS
@@ -108,6 +109,8 @@ class DhcpGuard(Element):
         ]
         if len(out) != len(batch):
             self.drop(SecurityDrop.DHCP_GUARD, len(batch) - len(out))
+            for pkt in batch:
+                explain(pkt, "DhcpGuard On: a DHCP server message (UDP from port 67 or 547) from a VM port")
         return out
 
 
@@ -131,6 +134,8 @@ class RouterGuard(Element):
         ]
         if len(out) != len(batch):
             self.drop(SecurityDrop.ROUTER_GUARD, len(batch) - len(out))
+            for pkt in batch:
+                explain(pkt, "RouterGuard On: a router advertisement or redirect (ICMP 9/5, ICMPv6 134/137)")
         return out
 
 
@@ -163,6 +168,12 @@ class MacGuard(Element):
         for pkt in batch:
             if pkt.src not in allowed:
                 self.drop(SecurityDrop.MAC_SPOOFING)
+                if pkt.trace is not None:
+                    mine = ", ".join(format_mac(m) for m in sorted(allowed))
+                    explain(
+                        pkt,
+                        f"MacAddressSpoofing Off: source {format_mac(pkt.src)} is not the port's ({mine})",
+                    )
                 continue
             data = pkt.data
             # An ARP frame with a sender address in it must name an allowed MAC (a shorter one makes no claim).
@@ -173,6 +184,9 @@ class MacGuard(Element):
                 and int.from_bytes(data[ARP_SHA], "big") not in allowed
             ):
                 self.drop(SecurityDrop.ARP_SPOOFING)
+                if pkt.trace is not None:
+                    sender = format_mac(int.from_bytes(data[ARP_SHA], "big"))
+                    explain(pkt, f"MacAddressSpoofing Off: ARP sender {sender} is not the port's")
                 continue
             out.append(pkt)
         return out

@@ -348,8 +348,9 @@ class Switch:
         names = [self.ports[d].name for d in pkt.dsts or () if self.ports[d] is not None]  # type: ignore[union-attr]
         return "to " + (", ".join(names) or "nobody")
 
-    def _egress_detail(self, d: int, tci: int) -> tuple[str, str] | None:
-        """A traced packet's delivery: the port's name and the tag it leaves with."""
+    def _egress_detail(self, d: int, tci: int, src: int = -1) -> tuple[str, str] | None:
+        """A traced packet's delivery: the port's name, the tag it leaves with, and the QoS it meets there (the
+        traffic class its 802.1p priority maps to, the source port's guaranteed share of that egress)."""
         dport = self.ports[d]
         if dport is None:
             return None
@@ -358,6 +359,16 @@ class Switch:
             if tci == UNTAGGED
             else f"tagged VLAN {tci & 0xFFF}" + (f" PCP {tci >> 13}" if tci >> 13 else "")
         )
+        egress = dport.egress
+        if egress is not None:
+            prio = 0 if tci == UNTAGGED else (tci >> 13) & 7
+            tc = egress.classes[egress.class_of[prio]]
+            qos = f"QoS: class {tc.name} (priority {prio}, {tc.algorithm}"
+            qos += f" {tc.bandwidth_percentage}%)" if tc.algorithm == "ETS" else ")"
+            if src >= 0 and src in egress.port_names:
+                qos += f", {self.ports[src].name if self.ports[src] else src} guaranteed "  # type: ignore[union-attr]
+                qos += f"{egress.guaranteed_share(src):.1f}% of {egress.capacity / 1e6:g} Mbit/s"
+            tag += f" — {qos}"
         return dport.name, tag
 
     def _process_traced(
@@ -386,7 +397,14 @@ class Switch:
     def _run_traced(self, port: SwitchPort, pkt: Packet, rec: TraceRecord) -> Outs:
         chain = port.chain
         assert chain is not None
-        return run_traced(chain, [pkt], rec, self._drop_snapshot, self._egress_detail)
+        src = port.index
+        if port.pacer is not None:  # MaximumBandwidth: the source's cap, before anything is forwarded
+            rec.add(
+                "QoS", "note", f"{port.name}: MaximumBandwidth {port.pacer.bucket.rate * 8 / 1e6:g} Mbit/s"
+            )
+        return run_traced(
+            chain, [pkt], rec, self._drop_snapshot, lambda d, tci: self._egress_detail(d, tci, src)
+        )
 
     @staticmethod
     def _merge(
@@ -419,6 +437,7 @@ class Switch:
         assert port is not None
         pkt = Packet(bytes(frame), tci)
         rec = TraceRecord(self.name, port_name, summarize(frame, tci, 0), what_if=True)
+        pkt.trace = rec  # the stages that decide say what decided it (observe/trace.py explain)
         twin._run_traced(port, pkt, rec)
         return rec
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from fastapi import APIRouter, Response
 
 from pyvswitch.config.schema import AclEntry, ExtendedAclEntry, PortConfig, PortMirroring, VlanConfig
@@ -64,6 +66,11 @@ def router(service: Service) -> APIRouter:
     @r.get("/v1/ports")
     def list_ports(switch: str | None = None, vm: str | None = None) -> list[PortConfig]:
         return service.ports(switch=switch, vm=vm)
+
+    @r.get("/v1/ports/{name}/acl-hits")
+    def port_acl_hits(name: str) -> dict[str, list[dict[str, Any]]]:
+        """Packets each extended ACL entry of the port decided (its own match, or a connection it opened)."""
+        return service.acl_hits(name)
 
     @r.get("/v1/ports/{name}")
     def get_port(name: str) -> PortConfig:

@@ -48,6 +48,32 @@ class DiagnosticOps(Transaction):
         switches.get(self._cfg, switch, "switch")
         return self._engine.fdb(switch)
 
+    def acl_hits(self, name: str) -> dict[str, list[dict[str, object]]]:
+        """Per extended ACL entry of port ``name``: the packets it decided (``extended``: direction, weight,
+        hits), from the switch's firewall; entries no firewall has counted yet have 0."""
+        port = self.port(name)  # type: ignore[attr-defined]
+        hits: dict[tuple[str, int], int] = {}
+        if port.switch is not None:
+            per_switch = self._engine.counters().get("switches")
+            sw = per_switch.get(port.switch) if isinstance(per_switch, dict) else None
+            for ext in (sw.get("extensions") if isinstance(sw, dict) else None) or []:
+                status = ext.get("status") if isinstance(ext, dict) else None
+                ports = status.get("ports") if isinstance(status, dict) else None
+                entry = ports.get(port.name) if isinstance(ports, dict) else None
+                for h in (entry.get("rule_hits") if isinstance(entry, dict) else None) or []:
+                    key = (str(h["direction"]), int(h["weight"]))
+                    hits[key] = hits.get(key, 0) + int(h["hits"])
+        return {
+            "extended": [
+                {
+                    "direction": e.direction.value,
+                    "weight": e.weight,
+                    "hits": hits.get((e.direction.value, e.weight), 0),
+                }
+                for e in port.extended_acls
+            ]
+        }
+
     def counters(self, switch: str | None = None) -> dict[str, object]:
         data = self._engine.counters()
         if switch is None:

@@ -12,6 +12,7 @@ from typing import Protocol
 
 from pyvswitch.clock import Clock
 from pyvswitch.drops import DropReason
+from pyvswitch.observe.trace import explain
 from pyvswitch.packet.frame import ETH_HLEN, ETH_P_8021Q, UNTAGGED, VLAN_HLEN, Packet
 from pyvswitch.packet.vnet import EMPTY_VNET_HDR, VNET_HDR_LEN, shift_vnet, vnet_problem
 from pyvswitch.pipeline.chain import Step
@@ -41,6 +42,20 @@ class IngressDrop(DropReason):
     SOURCE_MULTICAST = "source-multicast", "a group address as source: never valid"
     RESERVED_MULTICAST = "reserved-multicast", "01-80-C2-00-00-0x: link-local, a bridge never forwards it"
     VLAN_NOT_ADMITTED = "vlan-not-admitted", "the port's VLAN policy does not admit the frame's VLAN"
+
+
+def admitted(admit: dict[int, int], vid: int) -> str:
+    """What a port's VLAN policy admits, against the frame's VLAN (for a trace)."""
+    tagged = sorted(v for v in admit if v != UNTAGGED)
+    ranges: list[str] = []
+    for v in tagged:
+        if ranges and ranges[-1].split("-")[-1] == str(v - 1):
+            ranges[-1] = f"{ranges[-1].split('-')[0]}-{v}"
+        else:
+            ranges.append(str(v))
+    what = ("untagged" if UNTAGGED in admit else "") + (" and " if UNTAGGED in admit and tagged else "")
+    what += f"VLAN {','.join(ranges)}" if tagged else ""
+    return f"the port admits {what or 'nothing'}; the frame is {f'tagged VLAN {vid}' if vid else 'untagged'}"
 
 
 class Tables(Protocol):
@@ -144,6 +159,8 @@ class Ingress(Element):
             vlan = admit.get(vid if vid else UNTAGGED)
             if vlan is None:
                 self.drop(IngressDrop.VLAN_NOT_ADMITTED)
+                if pkt.trace is not None:
+                    explain(pkt, admitted(admit, vid))
                 continue
             src = (src_hi << 32) | src_lo
             pkt.vlan = vlan
