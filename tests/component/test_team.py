@@ -407,3 +407,56 @@ def test_a_link_notification_makes_the_team_look_at_once() -> None:
     events.pending = {"l1"}
     a.recv(8)
     assert [m.device.name for m in a.active()] == ["l0"]
+
+
+def test_state_changes_are_logged_as_events_an_operator_can_read(caplog: Any) -> None:
+    """Issue 14 item 5: a team that goes Down because LACP is not negotiated says so (LacpNegotiationIssue),
+    a member's carrier loss and return are events with the member, status and reason, the LACP partner is
+    named when it appears; nothing is said while nothing changes."""
+    import logging
+
+    caplog.set_level(logging.INFO, logger="pyvswitch.switch.team")
+    clock = FakeClock()
+    left, right = wires(2)
+    a = team(left, clock)  # no partner yet: right has no team
+    run(clock, [a], 1.0)
+    events = [
+        (r.event, r.fields.get("member"), r.fields.get("reason"))
+        for r in caplog.records
+        if hasattr(r, "event")
+    ]
+    assert ("team.member", "l0", "LacpNegotiationIssue") in events and (
+        "team.member",
+        "l1",
+        "LacpNegotiationIssue",
+    ) in events
+    assert any(r.event == "team.state" and r.fields["active"] == "" and "Down" in r.getMessage()
+               for r in caplog.records if hasattr(r, "event"))  # fmt: skip
+    caplog.clear()
+    b = team(right, clock, mac=0x200)
+    run(clock, [a, b], 5.0)
+    got = {
+        (r.event, r.fields.get("member"), r.fields.get("status"))
+        for r in caplog.records
+        if hasattr(r, "event")
+    }
+    assert ("team.member", "l0", "Active") in got and ("lacp.partner", "l0", None) in got
+    partner = next(
+        r for r in caplog.records if getattr(r, "event", "") == "lacp.partner" and r.fields["member"] == "l0"
+    )
+    assert partner.fields["system"] == "00:00:00:00:02:00"
+    caplog.clear()
+    run(clock, [a, b], 2.0)
+    assert not [r for r in caplog.records if r.name == "pyvswitch.switch.team"]  # steady: silent
+    left[0].carrier = False
+    right[0].carrier = False
+    run(clock, [a, b], 1.0)
+    down = [
+        r for r in caplog.records if getattr(r, "event", "") == "team.member" and r.fields["member"] == "l0"
+    ]
+    assert (
+        down
+        and down[-1].fields["status"] == "Failed"
+        and down[-1].fields["reason"] == "PhysicalMediaDisconnected"
+    )
+    assert down[-1].levelname == "WARNING"

@@ -27,6 +27,7 @@ from pyvswitch.cli.client import DEFAULT_SOCKET, ApiError, Client, DaemonUnreach
 from pyvswitch.cli.cmdlet.framework import CmdletError, CmdletUsageError, Session
 from pyvswitch.cli.extensions import extension_group
 from pyvswitch.cli.lab import lab_group
+from pyvswitch.cli.logs import log_group
 from pyvswitch.cli.migrate import migrate_command
 from pyvswitch.cli.qos import qos_group
 from pyvswitch.cli.sriov import sriov_group
@@ -72,6 +73,7 @@ for _command in (*COMMANDS, extension_group, trace_group, team_group, capture_gr
 cli.add_command(sriov_group)  # SR-IOV (cli/sriov.py)
 cli.add_command(migrate_command)  # live migration (cli/migrate.py)
 cli.add_command(vnet_group)  # virtual subnets in a cluster (cli/vnet.py, issue 13)
+cli.add_command(log_group)  # the daemon's logs (cli/logs.py, issue 14)
 cli.add_command(status_command)  # forwarding health (cli/status.py)
 for _command in (acl_group, xacl_group):
     port_group.add_command(_command)

@@ -108,6 +108,12 @@ class IntentLog:
             os.close(fd)
         os.replace(tmp, path)
         self._sync_dir()
+        # A live migration's recorded step is an operator's event (daemon/logs.py): which VM, which side, where.
+        log.info("migration %s of VM %s: %s %s (peer %s)", intent.id[:8], intent.vm_name, intent.role.value,
+                 intent.phase.value, intent.peer or "-",
+                 extra={"event": "migration.phase", "fields": {"key": intent.id, "migration": intent.id,
+                        "vm": intent.vm_name, "role": intent.role.value, "phase": intent.phase.value,
+                        "peer": intent.peer}})  # fmt: skip
         return intent
 
     def get(self, ident: str) -> Intent | None:

@@ -33,7 +33,7 @@ from pathlib import Path
 from typing import IO, Any
 
 from pyvswitch.config.schema import HostConfig
-from pyvswitch.daemon import pidlock, rpc
+from pyvswitch.daemon import logs, pidlock, rpc
 from pyvswitch.daemon.capture import CaptureManager
 from pyvswitch.switch.engine import Engine
 
@@ -94,6 +94,8 @@ class Forwarder:
             return getattr(self.captures, method)(*args, **kwargs)
         if target == "forwarder" and method == "status":
             return self.status()
+        if target == "forwarder" and method == "set_log_level":
+            return logs.set_level(str(args[0]))
         raise AttributeError(f"the forwarder serves no {target}.{method}")
 
     def status(self) -> dict[str, object]:
@@ -102,6 +104,7 @@ class Forwarder:
             "started": self.started,
             "attaches": self.attaches,
             "grace_s": self.grace_s,
+            "log_level": logs.level(),
         }
 
     # ---- connections ----
@@ -263,16 +266,13 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--fingerprint", required=True)
     p.add_argument("--log-level", default="info")
     args = p.parse_args(argv)
-    logging.basicConfig(
-        level=args.log_level.upper(),
-        stream=sys.stderr,
-        format="%(asctime)s %(levelname)s %(name)s[forwarder]: %(message)s",
-    )
-    # The control plane's signals are not ours: a terminal's Ctrl-C or a SIGTERM to the daemon's process
-    # group must not stop forwarding (the control plane asks for a shutdown when it means one).
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-    signal.signal(signal.SIGHUP, signal.SIG_IGN)
     state_dir = Path(args.state_dir)
+    logs.setup("forwarder", args.log_level, state_dir)
+    # The control plane's signals are not ours: a terminal's Ctrl-C or a SIGTERM to the daemon's process
+    # group must not stop forwarding (the control plane asks for a shutdown when it means one). A hang-up
+    # only reopens the log file (logrotate).
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGHUP, lambda *_: logs.reopen())
     lock = _lock(state_dir)
     cpu = None if args.cpu == "none" else int(args.cpu)
     others = {int(c) for c in args.other_cpus.split(",") if c}

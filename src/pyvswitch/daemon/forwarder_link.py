@@ -218,6 +218,10 @@ class RemoteEngine:
         out["forwarder"] = self.link.call("forwarder", "status")
         return out
 
+    def set_log_level(self, level: str) -> str:
+        """The forwarder process's log level (daemon/logs.py), as ``pyvswitch log level`` sets the daemon's."""
+        return str(self.link.call("forwarder", "set_log_level", level))
+
     def fdb(self, switch: str) -> list[dict[str, object]]:
         out: list[dict[str, object]] = self._call("fdb", switch)
         return out

@@ -264,7 +264,9 @@ class IovManager:
             old = self.state.ports
             changes = self.state.update(new)
             for t in changes:
-                log.info("SR-IOV: port %s -> %s (%s, VF %s)", t.port, t.to, t.reason, t.vf)
+                log.info("SR-IOV: port %s -> %s (%s, VF %s)", t.port, t.to, t.reason, t.vf,
+                         extra={"event": "sriov.path", "fields": {"key": t.port, "port": t.port, "path": str(t.to),
+                                "reason": str(t.reason), "vf": t.vf}})  # fmt: skip
             self._realise(cfg, old, new)
             self._seen = (cfg, facts)
 

@@ -488,11 +488,16 @@ def main(argv: list[str] | None = None) -> int:
         code = _detach(state_dir / "pyvswitchd.log")
         if code is not None:
             return code
-    logging.basicConfig(
-        level=args.log_level.upper(),
-        stream=sys.stderr,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-    )
+    from pyvswitch.daemon import logs
+
+    # Text on stderr, JSON lines in STATE_DIR/log (a state directory we cannot use: stderr alone; run() says why).
+    state_dir = Path(args.state_dir)
+    try:
+        state_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+        logs.setup("pyvswitchd", args.log_level, state_dir)
+    except OSError:
+        logs.setup("pyvswitchd", args.log_level, None)
+    signal.signal(signal.SIGHUP, lambda *_: logs.reopen())  # logrotate: reopen the files, keep the level
     if os.geteuid() != 0:
         log.warning("not running as root: namespaces and devices will fail")
     try:

@@ -297,7 +297,9 @@ class Migrations:
             forget_vf(svc, p.name)  # the ports are gone from here: the hold has done its work
         self._forget(rec, peer)
         t3 = perf_counter()
-        log.info("migrated VM %s to %s: blackout %.1f ms", name, to, (t2 - t1) * 1000)
+        log.info("migrated VM %s to %s: blackout %.1f ms", name, to, (t2 - t1) * 1000,
+                 extra={"event": "migration.done", "fields": {"key": ident, "migration": ident, "vm": name,
+                        "to": to, "blackout_ms": round((t2 - t1) * 1000, 1)}})  # fmt: skip
         return {
             "vm": name,
             "to": to,

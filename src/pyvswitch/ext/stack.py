@@ -230,7 +230,9 @@ def _construct(
     except BaseException as exc:  # a plug-in must not stop the daemon from applying any configuration
         problem = f"cannot start: {ext_cls.__name__}({switch!r}) raised {type(exc).__name__}: {exc}"
         if prev is None or prev.problem != problem:  # once per distinct failure, not on every change
-            log.error("extension %r on switch %r: %s", name, switch, problem, exc_info=True)
+            log.error("extension %r on switch %r: %s", name, switch, problem, exc_info=True,
+                      extra={"event": "extension.fault", "fields": {"key": f"{switch}/{name}", "switch": switch,
+                             "extension": name, "problem": problem}})  # fmt: skip
         stand_in = _Unconstructed(switch, ext_cls.kind, ext_cls.on_error)
         slot = ExtensionSlot(name, stand_in, False, pos, broken=problem, wanted=enabled, problem=problem)
         slot.failed_at = now()
@@ -312,10 +314,18 @@ class ExtensionStack:
         exc = sys.exception()
         slot.failed_at = self.ctx.now()
         slot.problem = f"{what} raised {type(exc).__name__}: {exc} ({slot.errors} errors, handled: {slot.instance.on_error.value})"
+        fault = {"event": "extension.fault", "fields": {"key": f"{self.switch}/{slot.name}", "switch": self.switch,
+                 "extension": slot.name, "problem": slot.problem, "errors": slot.errors}}  # fmt: skip
         if slot.errors <= LOG_FIRST:
-            log.exception("extension %r on switch %r raised in %s", slot.name, self.switch, what)
+            log.exception("extension %r on switch %r raised in %s", slot.name, self.switch, what, extra=fault)
         elif slot.errors % LOG_EVERY == 0:
-            log.error("extension %r on switch %r: %d errors so far", slot.name, self.switch, slot.errors)
+            log.error(
+                "extension %r on switch %r: %d errors so far",
+                slot.name,
+                self.switch,
+                slot.errors,
+                extra=fault,
+            )
 
     def _call(self, slot: ExtensionSlot, what: str, fn: Callable[[], object]) -> bool:
         """Run one data-path call of ``slot``; False if it failed, overran its budget or is benched."""
@@ -347,7 +357,9 @@ class ExtensionStack:
             f"{what} took {took:.3f} s on one batch (budget {BATCH_BUDGET_S} s): "
             f"handled as failed ({slot.instance.on_error.value}) for {bench:.0f} s"
         )
-        log.error("extension %r on switch %r: %s", slot.name, self.switch, slot.problem)
+        log.error("extension %r on switch %r: %s", slot.name, self.switch, slot.problem,
+                  extra={"event": "extension.fault", "fields": {"key": f"{self.switch}/{slot.name}",
+                         "switch": self.switch, "extension": slot.name, "problem": slot.problem}})  # fmt: skip
         return False
 
     def problems(self, now: float) -> list[str]:

@@ -41,6 +41,7 @@ class Supervisor:
         self._next_check = 0.0
         self._strikes: dict[int, int] = {}  # fd -> consecutive checks readable without progress
         self._rx_seen: dict[int, int] = {}  # fd -> rx_frames at the last check
+        self._overruns: dict[str, int] = {}  # device name -> ring overruns already reported
 
     def beat(self) -> bool:
         """A loop pass starts; True when it is time to look for stuck ports (``check``)."""
@@ -95,6 +96,20 @@ class Supervisor:
         for fd in [fd for fd in seen if fd not in by_fd]:
             del seen[fd]
             strikes.pop(fd, None)
+        self._report_overruns(by_fd.values())
+
+    def _report_overruns(self, devices: Iterable[Device]) -> None:
+        """A receive ring that overran since the last check: an event (daemon/logs.py rate-limits it per port,
+        so a port overrunning every batch says so a few times, then how often it was suppressed)."""
+        reported = self._overruns
+        for dev in devices:
+            n = dev.counters.drops.get("ring-overrun", 0)
+            before = reported.get(dev.name, 0)
+            if n > before:
+                log.warning("port device %s: %d frames lost to receive ring overruns (%d in all)", dev.name,
+                            n - before, n, extra={"event": "port.ring_overrun", "fields": {"key": dev.name,
+                            "device": dev.name, "lost": n - before, "total": n}})  # fmt: skip
+            reported[dev.name] = n
 
     def problems(self, thread: threading.Thread | None) -> list[str]:
         """Why forwarding is not progressing, or was not lately (read from any thread; no lock needed)."""

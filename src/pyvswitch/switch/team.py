@@ -32,6 +32,7 @@ announced (RARP) on the members that now carry them, so the physical switch rele
 
 from __future__ import annotations
 
+import logging
 import select
 import time
 from collections.abc import Callable, Sequence
@@ -43,9 +44,12 @@ from pyvswitch.datapath.device import Device, DeviceCounters
 from pyvswitch.datapath.link import LinkEvents
 from pyvswitch.drops import DropReason
 from pyvswitch.packet.frame import Packet
+from pyvswitch.packet.mac import format_mac
 from pyvswitch.switch.lacp import Lacpdu, MarkerPdu, PduError, decode, encode_marker, marker_response
 from pyvswitch.switch.lacp_port import ActorConfig, LacpAggregator, LacpPort, RxState
 from pyvswitch.switch.team_frames import announces_location, flow_hash, rarp
+
+log = logging.getLogger(__name__)
 
 FLOWLET_GAP_S = 0.005  # Dynamic: a flow idle this long may move (longer than any reordering window here)
 LOAD_HALF_LIFE_S = 0.1  # Dynamic: members' recent load, the least-loaded one takes a new flowlet
@@ -165,6 +169,9 @@ class TeamDevice:
         self.failovers = 0
         self.announcements = 0
         self.flowlet_moves = 0
+        # What the log last said of each member (status, reason, LACP partner) and of the team: events on change.
+        self._reported: dict[str, tuple[str, str, object]] = {}
+        self._reported_active: tuple[str, ...] | None = None
         # The (MAC, switch port) pairs behind the team, set by the engine from the switch that uses it.
         self.announce: Callable[[], list[tuple[int, int]]] = list
         self.reconfigure(members, self.settings)
@@ -278,7 +285,37 @@ class TeamDevice:
         if new != self._active or si != self._si:
             sent += self._set_active(new, si)
         self._decay(now)
+        self._report()
         return sent
+
+    def _report(self) -> None:
+        """Log every change an operator cares about (daemon/logs.py events): a member's OperationalStatus and
+        FailureReason (Get-NetLbfoTeamMember), its LACP partner, and the team's active members."""
+        for m in self.members:
+            status, reason = self.member_status(m)
+            partner = (m.lacp.partner.system, m.lacp.partner.key) if m.lacp is not None else None
+            name = m.device.name
+            before = self._reported.get(name)
+            self._reported[name] = (status, reason, partner)
+            if before is None or before[:2] != (status, reason):
+                level = logging.INFO if status in ("Active", "Standby") else logging.WARNING
+                log.log(level, "team %s member %s: %s (%s)", self.name, name, status, reason,
+                        extra={"event": "team.member", "fields": {"key": f"{self.name}/{name}", "team": self.name,
+                               "member": name, "status": status, "reason": reason}})  # fmt: skip
+            if partner is not None and (before is None or before[2] != partner) and partner[0]:
+                system = format_mac(int(partner[0]))
+                log.info("team %s member %s: LACP partner system %s key %s", self.name, name, system,
+                         partner[1], extra={"event": "lacp.partner", "fields": {"key": f"{self.name}/{name}",
+                         "team": self.name, "member": name, "system": system, "partner_key": partner[1]}})  # fmt: skip
+        active = tuple(m.device.name for m in self._active)
+        if active != self._reported_active and self.members:
+            if self._reported_active is not None or not active:
+                down = not active
+                log.log(logging.WARNING if down else logging.INFO, "team %s: %s", self.name,
+                        "Down: no member active" if down else f"active members {', '.join(active)}",
+                        extra={"event": "team.state", "fields": {"key": self.name, "team": self.name,
+                               "active": ",".join(active), "failovers": self.failovers}})  # fmt: skip
+            self._reported_active = active
 
     def _set_active(self, new: list[Member], si: bool) -> list[tuple[Device, bytes]]:
         if self._active and new != self._active:

@@ -1,4 +1,4 @@
-"""Routes about the daemon as a whole: health, the whole configuration, the audit history."""
+"""Routes about the daemon as a whole: health, the whole configuration, the audit history, its logs."""
 
 from __future__ import annotations
 
@@ -9,7 +9,14 @@ from pydantic import BaseModel, Field
 
 import pyvswitch
 from pyvswitch.config.schema import HostConfig
+from pyvswitch.daemon import logs
+from pyvswitch.daemon.api.common import Request_
 from pyvswitch.daemon.service import Service
+from pyvswitch.errors import ConfigError
+
+
+class LogLevelBody(Request_):
+    level: str
 
 
 class Health(BaseModel):
@@ -39,6 +46,30 @@ def router(service: Service) -> APIRouter:
             failed=failed,
             forwarding=forwarding,
         )
+
+    @r.get("/v1/log")
+    def log_settings() -> dict[str, Any]:
+        """The log level, and where the JSON logs are (STATE_DIR/log: pyvswitchd.jsonl, forwarder.jsonl)."""
+        return {"level": logs.level(), "directory": str(logs.log_dir(service.state_dir))}
+
+    @r.put("/v1/log")
+    def set_log_level(body: LogLevelBody) -> dict[str, Any]:
+        """``pyvswitch log level LEVEL``: the daemon's and the forwarder's level, at once, until the next start."""
+        try:
+            level = logs.set_level(body.level)
+        except ValueError as exc:
+            raise ConfigError([("level", str(exc))]) from None
+        forwarder = getattr(service.engine, "set_log_level", None)
+        if callable(forwarder):
+            forwarder(level)
+        return {"level": level, "directory": str(logs.log_dir(service.state_dir))}
+
+    @r.get("/v1/log/events")
+    def log_events(
+        limit: int = Query(100, ge=1, le=10_000), event: str | None = None
+    ) -> list[dict[str, Any]]:
+        """The newest records of both processes' JSON logs (``event``: only events whose name starts with it)."""
+        return logs.read_events(service.state_dir, limit, event)
 
     @r.get("/v1/failed")
     def failed_objects() -> list[dict[str, str]]:
