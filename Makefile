@@ -6,7 +6,7 @@ APT_PACKAGES := iperf3 tshark ethtool tcpdump netsniff-ng iproute2 iputils-ping 
 # Without their recommendations: prometheus alone (tests scrape /metrics with it), not node-exporter and its service.
 APT_PACKAGES_BARE := prometheus
 
-.PHONY: setup system-deps venv demo test test-quick fuzz lint typecheck unit bench bench-compare bench-rules bench-failover bench-qos bench-migration bench-guests bench-cluster bench-metrics clean
+.PHONY: setup system-deps venv demo test test-quick fuzz lint typecheck unit bench bench-compare bench-rules bench-failover bench-qos bench-migration bench-guests bench-cluster bench-metrics install clean
 
 setup: system-deps venv
 
@@ -65,6 +65,11 @@ bench-guests: setup
 
 # Cluster scale by simulation (issue 13): 1,000 hosts x 50 VMs in a real 3-member etcd, 20 hosts as real agents;
 # then live migration across 3 cluster hosts under 1 ms pings through VXLAN from the third host.
+# The systemd unit for this installation's pyvswitchd (Type=notify, a watchdog fed by the forwarding loop's
+# progress, KillMode=process for hitless restarts, /var/lib/pyvswitch and /run/pyvswitch); enabled if systemd runs.
+install: setup
+	$(BIN)/pyvswitchd --install-service
+
 # What Prometheus scraping costs the data path (issue 14): TCP offloads off, /metrics scraped 1/s vs not.
 bench-metrics: setup
 	$(BIN)/python -m pyvswitch.lab.metricsbench --reps 5 --json bench-metrics.json

@@ -28,6 +28,7 @@ from typing import IO, TYPE_CHECKING, Any
 
 import pyvswitch
 from pyvswitch.daemon import pidlock
+from pyvswitch.daemon.systemd import Watchdog, watchdog_interval
 from pyvswitch.errors import ConfigError, PyvswitchError
 
 if TYPE_CHECKING:
@@ -128,6 +129,19 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     )
     p.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
     p.add_argument("--detach", action="store_true", help="run in the background; exit once ready")
+    p.add_argument("--version", action="version", version=f"pyvswitchd {pyvswitch.__version__}")
+    p.add_argument(
+        "--install-service",
+        action="store_true",
+        help="write the systemd unit (Type=notify, watchdog, KillMode=process) running this pyvswitchd with "
+        "/var/lib/pyvswitch and /run/pyvswitch, enable it if systemd runs the machine, and exit",
+    )
+    p.add_argument(
+        "--install-root",
+        default="/",
+        metavar="DIR",
+        help="with --install-service: install under DIR (packaging)",
+    )
     args = p.parse_args(argv)
     if args.metrics_listen is not None:
         try:
@@ -272,13 +286,9 @@ def _unlink_own_socket(path: Path, ino: int) -> None:
 
 
 def _notify_systemd(message: str) -> None:
-    addr = os.environ.get("NOTIFY_SOCKET")
-    if not addr:
-        return
-    if addr.startswith("@"):
-        addr = "\0" + addr[1:]
-    with contextlib.suppress(OSError), socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as s:
-        s.sendto(message.encode(), addr)
+    from pyvswitch.daemon.systemd import notify
+
+    notify(message)
 
 
 def _detach(log_path: Path) -> int | None:
@@ -366,6 +376,7 @@ def run(args: argparse.Namespace) -> int:
     service: Service | None = None
     agent: ClusterAgent | None = None
     metrics_server: Any = None
+    watchdog: Watchdog | None = None
     # From here on any failure must still remove the socket (issue 11): the finally below does.
     try:
         host_id = args.host_id if args.host_id is not None else host_id_from(_machine_id(), str(state_dir))
@@ -446,12 +457,17 @@ def run(args: argparse.Namespace) -> int:
         server = uvicorn.Server(config)
         _report_ready("ok")
         _notify_systemd("READY=1")
+        interval = watchdog_interval()
+        if interval is not None:  # WatchdogSec: keep-alives while the forwarding loop progresses
+            watchdog = Watchdog(engine.health, interval).start()
         # uvicorn handles SIGTERM/SIGINT while serving: it stops accepting, finishes requests, returns.
         asyncio.run(server.serve(sockets=[sock]))
         _notify_systemd("STOPPING=1")
         log.info("stopping")
         return 0
     finally:
+        if watchdog is not None:
+            watchdog.stop()
         if metrics_server is not None:
             metrics_server.shutdown()
             metrics_server.server_close()
@@ -479,6 +495,20 @@ def run(args: argparse.Namespace) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
+    if args.install_service:
+        from pyvswitch.daemon.systemd import install
+
+        # The script beside this interpreter (a venv's or the system's), so the unit runs this installation.
+        script = Path(sys.executable).parent / "pyvswitchd"
+        exe = str(script) if script.exists() else "/usr/bin/pyvswitchd"
+        done = install(exe, Path(args.install_root))
+        sys.stdout.write(f"wrote {done['unit']} (ExecStart {done['exec_start']})\n")
+        sys.stdout.write(
+            "enabled pyvswitchd.service\n"
+            if done["enabled"]
+            else "start it: systemctl enable --now pyvswitchd\n"
+        )
+        return 0
     if args.host_id is not None and not 0 <= args.host_id <= 0xFFFF:
         sys.stderr.write("pyvswitchd: --host-id must be 0-65535\n")
         return 2
