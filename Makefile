@@ -6,7 +6,7 @@ APT_PACKAGES := iperf3 tshark ethtool tcpdump netsniff-ng iproute2 iputils-ping 
 # Without their recommendations: prometheus alone (tests scrape /metrics with it), not node-exporter and its service.
 APT_PACKAGES_BARE := prometheus
 
-.PHONY: setup system-deps venv demo test test-quick fuzz lint typecheck unit bench bench-compare bench-rules bench-failover bench-qos bench-migration bench-guests bench-cluster bench-metrics install clean
+.PHONY: setup system-deps venv demo test test-quick fuzz lint typecheck unit bench bench-compare bench-rules bench-failover bench-qos bench-migration bench-guests bench-cluster bench-metrics install man clean
 
 setup: system-deps venv
 
@@ -28,7 +28,7 @@ venv: $(VENV)/.installed
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
-	$(BIN)/pip install -q -e '.[test,bench]'
+	$(BIN)/pip install -q -e '.[test,bench,lab]'
 	touch $@
 
 demo: setup
@@ -65,6 +65,11 @@ bench-guests: setup
 
 # Cluster scale by simulation (issue 13): 1,000 hosts x 50 VMs in a real 3-member etcd, 20 hosts as real agents;
 # then live migration across 3 cluster hosts under 1 ms pings through VXLAN from the third host.
+# The man pages pyvswitch(1) and pyvswitchd(8), generated from the CLI and the daemon's parser (committed; a test
+# says when they are out of date).
+man: venv
+	$(BIN)/python -m pyvswitch.cli.manpage src/pyvswitch/data/man
+
 # The systemd unit for this installation's pyvswitchd (Type=notify, a watchdog fed by the forwarding loop's
 # progress, KillMode=process for hitless restarts, /var/lib/pyvswitch and /run/pyvswitch); enabled if systemd runs.
 install: setup

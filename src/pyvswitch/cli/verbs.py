@@ -532,10 +532,21 @@ def failed_table(rows: Any) -> str:
 # ---------------------------------------------------------------- lab
 
 
+def _need_lab_extra(what: str) -> None:
+    """The lab's tables need rich, an optional dependency (pyproject's ``lab`` extra): say how to get it."""
+    try:
+        import rich  # noqa: F401
+    except ImportError:
+        raise click.ClickException(
+            f"pyvswitch {what} needs the lab extra: pip install 'pyvswitch[lab]'"
+        ) from None
+
+
 @click.command("demo")
 @click.option("--keep", is_flag=True, help="Leave the demo host running and print how to remove it.")
 def demo_cmd(keep: bool) -> int:
     """Build a small Hyper-V-style host with real namespaces, show it, send traffic (needs root)."""
+    _need_lab_extra("demo")
     from pyvswitch.lab.demo import run_demo
 
     return run_demo(keep=keep)
@@ -561,6 +572,7 @@ def bench_cmd(json_path: str | None, quick: bool, plot_path: str | None, suites:
     """Benchmark pyvswitch against the Linux bridge on one harness (needs root): TCP, latency and frame-rate
     searches, then RFC 2544 / RFC 2889 tests on two- and four-port harnesses, with the generator's own
     ceiling measured in the same run."""
+    _need_lab_extra("bench")
     from pyvswitch.lab.bench import run_bench
     from pyvswitch.lab.rfcbench import SUITES
 

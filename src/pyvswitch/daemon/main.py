@@ -44,7 +44,7 @@ class StartupError(Exception):
     """A reason not to start, said in one line for the operator."""
 
 
-def parse_args(argv: list[str] | None) -> argparse.Namespace:
+def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="pyvswitchd", description="pyvswitch daemon: switches, ports, VMs and REST API"
     )
@@ -142,6 +142,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         metavar="DIR",
         help="with --install-service: install under DIR (packaging)",
     )
+    return p
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    p = build_parser()
     args = p.parse_args(argv)
     if args.metrics_listen is not None:
         try:
