@@ -475,7 +475,7 @@ def test_host_port_kind_via_ports(d: Daemon) -> None:
 def test_metrics_on_the_api_socket_time_requests_by_route_template(d: Daemon) -> None:
     """Issue 14 item 1: /metrics answers the Prometheus text format; the API's latency histogram has one series
     per route template (two ports' requests are one series), and a path nothing serves is "unmatched"."""
-    d.client.post("/v1/switches", json={"name": "s1", "type": "private"})
+    assert d.client.post("/v1/switches", json={"name": "s1", "type": "Private"}).status_code == 201
     for name in ("a", "b"):
         d.client.get(f"/v1/switches/{name}")
     d.client.get("/v1/nothing-here")
@@ -489,3 +489,19 @@ def test_metrics_on_the_api_socket_time_requests_by_route_template(d: Daemon) ->
     assert 'route="unmatched"' in text and "/v1/nothing-here" not in text
     assert 'pyvswitch_build_info{version="' in text
     assert "/metrics" not in d.client.get("/openapi.json").json()["paths"]  # not part of the REST contract
+
+
+def test_the_dashboard_app_needs_its_token_and_renders_the_topology(d: Daemon) -> None:
+    """Issue 14 item 2 (the page in Chromium: tests/system/test_dashboard.py): the token, once in the URL, then
+    a cookie; the page lists the switches; /snapshot is JSON the page draws."""
+    assert d.client.post("/v1/switches", json={"name": "s1", "type": "Private"}).status_code == 201
+    dash = d.client.app.state.dashboard  # type: ignore[attr-defined]
+    page = TestClient(dash.app())
+    assert page.get("/").status_code == 403 and page.get("/snapshot").status_code == 403
+    first = page.get("/", params={"token": dash.token})
+    assert first.status_code == 200 and "s1 (Private)" in first.text and "<script>" in first.text
+    snap = page.get("/snapshot")  # the cookie now
+    assert snap.status_code == 200 and set(snap.json()) >= {"ports", "qos", "teams", "events", "health"}
+    assert "cdn." not in first.text
+    docs = d.client.get("/docs")
+    assert docs.status_code == 200 and "/docs-static/swagger-ui-bundle.js" in docs.text

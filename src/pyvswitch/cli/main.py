@@ -25,6 +25,7 @@ from pyvswitch.cli.acls import acl_group, xacl_group
 from pyvswitch.cli.capture import capture_group
 from pyvswitch.cli.client import DEFAULT_SOCKET, ApiError, Client, DaemonUnreachable
 from pyvswitch.cli.cmdlet.framework import CmdletError, CmdletUsageError, Session
+from pyvswitch.cli.dashboard import dashboard_command
 from pyvswitch.cli.extensions import extension_group
 from pyvswitch.cli.lab import lab_group
 from pyvswitch.cli.logs import log_group
@@ -74,6 +75,7 @@ cli.add_command(sriov_group)  # SR-IOV (cli/sriov.py)
 cli.add_command(migrate_command)  # live migration (cli/migrate.py)
 cli.add_command(vnet_group)  # virtual subnets in a cluster (cli/vnet.py, issue 13)
 cli.add_command(log_group)  # the daemon's logs (cli/logs.py, issue 14)
+cli.add_command(dashboard_command)  # the web dashboard (cli/dashboard.py, issue 14)
 cli.add_command(status_command)  # forwarding health (cli/status.py)
 for _command in (acl_group, xacl_group):
     port_group.add_command(_command)

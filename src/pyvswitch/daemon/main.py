@@ -382,6 +382,7 @@ def run(args: argparse.Namespace) -> int:
     agent: ClusterAgent | None = None
     metrics_server: Any = None
     watchdog: Watchdog | None = None
+    dashboard: Any = None
     # From here on any failure must still remove the socket (issue 11): the finally below does.
     try:
         host_id = args.host_id if args.host_id is not None else host_id_from(_machine_id(), str(state_dir))
@@ -444,6 +445,7 @@ def run(args: argparse.Namespace) -> int:
             )
             steering.start()
         app = create_app(service, migrations)
+        dashboard = app.state.dashboard
         if args.metrics_listen is not None:
             from prometheus_client import start_http_server
 
@@ -471,6 +473,8 @@ def run(args: argparse.Namespace) -> int:
         log.info("stopping")
         return 0
     finally:
+        if dashboard is not None:
+            dashboard.stop()
         if watchdog is not None:
             watchdog.stop()
         if metrics_server is not None:

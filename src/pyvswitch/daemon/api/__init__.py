@@ -25,10 +25,13 @@ import pyvswitch
 from pyvswitch.config.validate import problems_from_errors
 from pyvswitch.daemon.api import dcb, diagnostics, host, ports, qos, switches, teams, vms
 from pyvswitch.daemon.api.common import Request_, patch_changes
+from pyvswitch.daemon.api.dashboard import add_dashboard_routes
+from pyvswitch.daemon.api.docs import add_local_docs
 from pyvswitch.daemon.api.limits import BodyLimit
 from pyvswitch.daemon.api.metrics import add_metrics_route, service_metrics
 from pyvswitch.daemon.api.vnet import add_vnet_routes
 from pyvswitch.daemon.capture_api import add_capture_routes
+from pyvswitch.daemon.dashboard import Dashboard
 from pyvswitch.daemon.iov import add_iov_routes
 from pyvswitch.daemon.migration import Migrations, add_migration_routes
 from pyvswitch.daemon.service import Service
@@ -104,7 +107,9 @@ def add_error_handlers(app: FastAPI) -> None:
 def create_app(service: Service, migrations: Migrations | None = None) -> FastAPI:
     """A FastAPI app serving ``service`` under /v1, OpenAPI at /openapi.json, Prometheus metrics at /metrics
     (``app.state.metrics``: the registry, also served by ``pyvswitchd --metrics-listen``)."""
-    app = FastAPI(title="pyvswitchd", version=pyvswitch.__version__)
+    # /docs from the Swagger UI the swagger-ui-bundle package carries (docs.py), never from a CDN.
+    app = FastAPI(title="pyvswitchd", version=pyvswitch.__version__, docs_url=None, redoc_url=None)
+    add_local_docs(app)
     app.add_middleware(BodyLimit)
     add_error_handlers(app)
     for resource in ROUTERS:
@@ -116,4 +121,5 @@ def create_app(service: Service, migrations: Migrations | None = None) -> FastAP
     mig = add_migration_routes(app, service, migrations)  # live migration (daemon/migration.py)
     add_vnet_routes(app, service)  # cluster mode and virtual subnets (issue 13)
     app.state.metrics = add_metrics_route(app, service_metrics(service, mig))
+    app.state.dashboard = add_dashboard_routes(app, Dashboard(service))
     return app
