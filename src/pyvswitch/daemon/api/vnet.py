@@ -5,6 +5,8 @@ Get-/New-/Set-/Remove-NetVirtualizationCustomerRoute, Get-NetVirtualizationProvi
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
 from typing import Any
 
 from fastapi import FastAPI, Response
@@ -58,6 +60,17 @@ def _record_error(exc: RecordError) -> ConfigError:
     return ConfigError([(field, message)])
 
 
+@contextlib.contextmanager
+def _answering() -> Iterator[None]:
+    """A field the request got wrong: 400 naming it; etcd out of reach: 409 ``cluster``."""
+    try:
+        yield
+    except RecordError as exc:
+        raise _record_error(exc) from None
+    except ClusterError as exc:
+        raise Conflict("cluster", str(exc)) from None
+
+
 def add_vnet_routes(app: FastAPI, service: Service) -> None:
     def agent() -> ClusterAgent:
         cluster = service.cluster
@@ -66,15 +79,7 @@ def add_vnet_routes(app: FastAPI, service: Service) -> None:
         return cluster
 
     def checked_vsid(vsid: int | None) -> int | None:
-        if vsid is None:
-            return None
-        try:
-            return check_vsid(vsid)
-        except RecordError as exc:
-            raise ConfigError([("virtual_subnet_id", str(exc).split(": ", 1)[-1])]) from None
-
-    def etcd(exc: ClusterError) -> Conflict:
-        return Conflict("cluster", str(exc))
+        return check_vsid(vsid) if vsid is not None else None  # callers answer a RecordError (_answering)
 
     @app.get("/v1/cluster")
     def cluster_status() -> dict[str, Any]:
@@ -83,32 +88,24 @@ def add_vnet_routes(app: FastAPI, service: Service) -> None:
     @app.get("/v1/vnet/lookup-records")
     def lookup_records(virtual_subnet_id: int | None = None) -> list[dict[str, Any]]:
         a = agent()
-        try:
+        with _answering():
             return [_record_view(r) for r in a.records(checked_vsid(virtual_subnet_id))]
-        except ClusterError as exc:
-            raise etcd(exc) from None
 
     @app.post("/v1/vnet/lookup-records", status_code=201)
     def add_lookup_record(body: LookupRecordBody) -> dict[str, Any]:
         a = agent()
-        try:
+        with _answering():
             rec = LookupRecord(
                 body.virtual_subnet_id, body.customer_address, body.mac_address, body.provider_address,
                 rule=body.rule,
             )  # fmt: skip
             return _record_view(a.add_static_record(rec))
-        except RecordError as exc:
-            raise _record_error(exc) from None
-        except ClusterError as exc:
-            raise etcd(exc) from None
 
     @app.delete("/v1/vnet/lookup-records/{virtual_subnet_id}/{customer_address}", status_code=204)
     def remove_lookup_record(virtual_subnet_id: int, customer_address: str) -> Response:
         a = agent()
-        try:
+        with _answering():
             gone = a.remove_record(int(checked_vsid(virtual_subnet_id) or 0), customer_address)
-        except ClusterError as exc:
-            raise etcd(exc) from None
         if not gone:
             raise NotFound(
                 "customer_address", f"no lookup record for {customer_address} on {virtual_subnet_id}"
@@ -118,18 +115,16 @@ def add_vnet_routes(app: FastAPI, service: Service) -> None:
     @app.get("/v1/vnet/provider-addresses")
     def provider_addresses() -> list[dict[str, Any]]:
         a = agent()
-        try:
+        with _answering():
             return [{"host": h.name, "provider_address": h.provider_address, "capabilities": list(h.capabilities)}
                     for h in a.hosts()]  # fmt: skip
-        except ClusterError as exc:
-            raise etcd(exc) from None
 
     @app.get("/v1/vnet/customer-routes")
     def customer_routes(
         routing_domain_id: str | None = None, virtual_subnet_id: int | None = None
     ) -> list[dict[str, Any]]:
         a = agent()
-        try:
+        with _answering():
             rdid = check_rdid(routing_domain_id) if routing_domain_id is not None else None
             vsid = checked_vsid(virtual_subnet_id)
             return [
@@ -137,38 +132,26 @@ def add_vnet_routes(app: FastAPI, service: Service) -> None:
                 for r in a.routes()
                 if (rdid is None or r.rdid == rdid) and (vsid is None or r.vsid == vsid)
             ]
-        except RecordError as exc:
-            raise _record_error(exc) from None
-        except ClusterError as exc:
-            raise etcd(exc) from None
 
     @app.post("/v1/vnet/customer-routes", status_code=201)
     def add_customer_route(body: CustomerRouteBody) -> dict[str, Any]:
         """Add a route, or replace the one with the same domain, subnet and prefix (Set-: a new metric)."""
         a = agent()
-        try:
+        with _answering():
             route = CustomerRoute(
                 body.routing_domain_id, body.virtual_subnet_id, body.destination_prefix, body.next_hop,
                 body.metric,
             )  # fmt: skip
             return _route_view(a.add_route(route))
-        except RecordError as exc:
-            raise _record_error(exc) from None
-        except ClusterError as exc:
-            raise etcd(exc) from None
 
     @app.delete("/v1/vnet/customer-routes", status_code=204)
     def remove_customer_route(
         routing_domain_id: str, virtual_subnet_id: int, destination_prefix: str
     ) -> Response:
         a = agent()
-        try:
+        with _answering():
             probe = CustomerRoute(routing_domain_id, virtual_subnet_id, destination_prefix)
             gone = a.remove_route(probe.rdid, probe.vsid, probe.destination_prefix)
-        except RecordError as exc:
-            raise _record_error(exc) from None
-        except ClusterError as exc:
-            raise etcd(exc) from None
         if not gone:
             raise NotFound(
                 "destination_prefix",
