@@ -59,7 +59,10 @@ def render() -> str:
     from pyvswitch.cli.cmdlets import CMDLETS
     from pyvswitch.cli.main import cli
 
-    root = click.Context(cli, info_name="pyvswitch")
+    # The context the CLI itself makes (its help option names, -h and --help, for every command below it): click
+    # caches each command's help option on first use, so a page made from bare contexts would depend on whether
+    # the CLI had already run in this process.
+    root = cli.make_context("pyvswitch", [], resilient_parsing=True)
     lines = [
         f'.TH PYVSWITCH 1 "{DATE}" "pyvswitch {pyvswitch.__version__}" "pyvswitch manual"',
         ".SH NAME",
