@@ -257,9 +257,12 @@ def _bind_socket(path: Path) -> socket.socket:
                 f"{path} exists and is {_file_kind(st.st_mode)}, not a socket; not removing it"
             )
         probe = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        # A live daemon accepts at once; a socket whose backlog is full and never drained has nobody serving it
+        # (a blocking connect would wait for as long as whatever still holds it lives).
+        probe.settimeout(2.0)
         try:
             probe.connect(str(path))
-        except OSError:
+        except OSError:  # refused, or timed out on a backlog nobody drains
             log.info("removing stale socket %s", path)
             path.unlink()
         else:
@@ -341,6 +344,12 @@ def _exit_on_signal(signum: int, frame: object) -> None:
     raise SystemExit(0)
 
 
+def _close_in_child(*held: Any) -> None:
+    for obj in held:
+        with contextlib.suppress(OSError):
+            os.close(obj.fileno())
+
+
 def run(args: argparse.Namespace) -> int:
     """Start everything, serve until signalled, stop everything. Returns the exit code."""
     fwd_cpu, guest_cpus = cpu_plan(args.forwarding_cpu, os.sched_getaffinity(0))
@@ -375,6 +384,10 @@ def run(args: argparse.Namespace) -> int:
     lock = _lock_state_dir(state_dir)
     sock = _bind_socket(sock_path)
     sock_ino = os.lstat(sock_path).st_ino
+    # pyroute2 forks helpers for namespace work, which inherit every descriptor; one outliving a kill -9 of
+    # this daemon kept its listening socket (a successor's probe then hung on the full backlog for a minute)
+    # and its state-directory lock. A forked child closes both at once: they are the daemon's alone.
+    os.register_at_fork(after_in_child=lambda: _close_in_child(sock, lock))
     store: Store | None = None
     link: ForwarderLink | None = None
     steering: ReceiveSteering | None = None
