@@ -7,7 +7,10 @@ Both kinds of cases are drawn: valid ones (positive: they reach the service's ow
 configuration, so later requests meet switches, VMs, teams and policies) and invalid ones (negative: wrong types,
 missing fields, out-of-range values). Path parameters name objects that exist half of the time, or a request would
 almost never get past the 404. Left out: routes that touch this host beyond the daemon's state (POST /v1/captures and
-starting a NetEvent session write files where the request says; migrations connect to other daemons' sockets).
+starting a NetEvent session write files where the request says; migrations connect to other daemons' sockets;
+POST /v1/dashboard listens on a TCP port), and PUT /v1/log, which sets the level of the whole process: run
+in-process, a generated "debug" made every later test of the worker log everything (a fresh-clone run fell
+under the request budget).
 """
 
 from __future__ import annotations
@@ -49,6 +52,8 @@ EXCLUDED = (
     ("POST", "/v1/migrations"),
     ("POST", "/v1/migrations/validate"),
     ("POST", "/v1/migrations/commit"),
+    ("POST", "/v1/dashboard"),
+    ("PUT", "/v1/log"),
 )
 # Names of the objects ``populate`` makes, per path parameter.
 KNOWN = {

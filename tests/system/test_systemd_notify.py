@@ -50,8 +50,9 @@ def test_keep_alives_stop_while_the_forwarder_is_frozen_and_resume(tmp_path: Pat
             got.clear()
             drain(3.0)
             assert [m for _, m in got].count("WATCHDOG=1") >= 2, got
-            events = host.json("log", "events", "--event", "watchdog.")
-            assert [e["event"] for e in events][:2] == ["watchdog.withheld", "watchdog.resumed"], events  # type: ignore[index]
+            # Withheld (once per reason: "has not answered", then perhaps a stale heartbeat), then resumed.
+            events = [e["event"] for e in host.json("log", "events", "--event", "watchdog.")]  # type: ignore[index, union-attr]
+            assert events and events[0] == "watchdog.withheld" and "watchdog.resumed" in events, events
     finally:
         sock.close()
     version = subprocess.run([str(BIN / "pyvswitchd"), "--version"], capture_output=True, text=True)
