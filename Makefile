@@ -4,8 +4,9 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 APT_PACKAGES := iperf3 tshark ethtool tcpdump netsniff-ng iproute2 iputils-ping fping openvswitch-switch qemu-system-x86 etcd-server etcd-client
 # Without their recommendations: prometheus (tests scrape /metrics with it, not node-exporter and its service) and
-# chromium (the dashboard test loads the page headless; none of the desktop it recommends).
-APT_PACKAGES_BARE := prometheus chromium
+# chromium (the dashboard test loads the page headless; none of the desktop it recommends), nfdump (nfcapd is the IPFIX
+# collector of the flow export tests; not its service).
+APT_PACKAGES_BARE := prometheus chromium nfdump
 
 .PHONY: setup system-deps venv demo test test-quick fuzz lint typecheck unit bench bench-compare bench-rules bench-failover bench-qos bench-migration bench-guests bench-cluster bench-metrics install man clean
 

@@ -21,5 +21,9 @@ def test_generated_requests_never_get_a_5xx_and_refusals_have_the_errors_shape()
             "failures": len(res.failures),
         },
     )
-    assert res.requests >= min(budget.API_REQUESTS, 200), f"only {res.requests} requests in the time allowed"
+    # Not a speed check (a fresh-clone CI run beside the system tests managed 125 in 25 s): enough requests, of
+    # both kinds, reached the service for the property to mean something.
+    assert res.requests >= min(budget.API_REQUESTS, 50), f"only {res.requests} requests in the time allowed"
+    assert any(200 <= s < 300 for s in res.statuses), f"no request was accepted: {res.statuses}"
+    assert any(400 <= s < 500 for s in res.statuses), f"no request was refused: {res.statuses}"
     assert res.failures == [], f"seed {seed}: {res.failures[:5]}"

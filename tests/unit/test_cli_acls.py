@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import click
 import pytest
 
 from pyvswitch.cli.acls import (
@@ -18,7 +19,7 @@ from pyvswitch.cli.acls import (
 )
 from pyvswitch.cli.cmdlet.framework import CmdletUsageError, bind
 from pyvswitch.cli.cmdlets import find
-from pyvswitch.cli.extensions import enabled_settings, ordered_settings
+from pyvswitch.cli.extensions import enabled_settings, ordered_settings, settings_changes, with_settings
 from pyvswitch.cli.vmacl import acl_entries_from_args, xacl_entry_from_args
 from pyvswitch.cli.vmextension import switch_extension_obj, system_extension_obj
 
@@ -288,3 +289,32 @@ def test_ordered_settings_put_names_first_keeping_state() -> None:
         {"name": "new", "enabled": False},
         {"name": "a", "enabled": False},
     ]
+
+
+def test_ordering_keeps_an_extensions_settings() -> None:
+    configured = [{"name": "a", "enabled": True, "settings": {"sampling_rate": 100}}]
+    assert ordered_settings(configured, [], ["b", "a"])[1] == configured[0]
+
+
+def test_extension_set_parses_values_and_drops_emptied_keys() -> None:
+    changes = settings_changes(
+        ["sampling_rate=100", "collectors=10.0.0.9,10.0.0.10", "flag=true", "agent_address="]
+    )
+    assert changes == {
+        "sampling_rate": 100,
+        "collectors": "10.0.0.9,10.0.0.10",
+        "flag": True,
+        "agent_address": None,
+    }
+    configured = [
+        {"name": "s", "enabled": True, "settings": {"agent_address": "10.0.0.1", "sub_agent_id": 2}}
+    ]
+    new = with_settings(configured, [], "s", changes)
+    assert new[0]["settings"] == {"sub_agent_id": 2, "sampling_rate": 100, "collectors": "10.0.0.9,10.0.0.10",
+                                  "flag": True}  # fmt: skip
+    assert configured[0]["settings"]["agent_address"] == "10.0.0.1"  # not changed in place
+    # Not configured yet: added in the state the stack reports.
+    added = with_settings([], [{"name": "x", "enabled": False}], "x", {"k": 1})
+    assert added == [{"name": "x", "enabled": False, "settings": {"k": 1}}]
+    with pytest.raises(click.BadParameter):
+        settings_changes(["novalue"])

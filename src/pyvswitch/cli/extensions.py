@@ -1,7 +1,9 @@
-"""`pyvswitch extension ...`: installed extensions and each switch's stack (list, show, enable, disable, order)."""
+"""`pyvswitch extension ...`: installed extensions and each switch's stack (list, show, enable, disable, order,
+set)."""
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 from typing import Any
 
@@ -99,8 +101,48 @@ def ordered_settings(
     """``names`` first, in this order (each keeps its enabled state); the rest follow as they were."""
     enabled = {r["name"]: r["enabled"] for r in stack}
     enabled.update({s["name"]: s["enabled"] for s in configured})
+    given = {s["name"]: dict(s) for s in configured}
     rest = [dict(s) for s in configured if s["name"] not in names]
-    return [{"name": n, "enabled": enabled.get(n, False)} for n in names] + rest
+    return [given.get(n) or {"name": n, "enabled": enabled.get(n, False)} for n in names] + rest
+
+
+def settings_changes(pairs: Sequence[str]) -> dict[str, Any]:
+    """KEY=VALUE arguments: a JSON value (number, true/false, null, list) as such, anything else as text;
+    ``KEY=`` is None, which drops the key (the extension's default again)."""
+    out: dict[str, Any] = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key:
+            raise click.BadParameter(f"{pair!r}: expected KEY=VALUE", param_hint="SETTINGS")
+        if value == "":
+            out[key] = None
+            continue
+        try:
+            out[key] = json.loads(value)
+        except ValueError:
+            out[key] = value
+    return out
+
+
+def with_settings(
+    configured: Sequence[JsonObj], stack: Sequence[JsonObj], name: str, changes: dict[str, Any]
+) -> list[JsonObj]:
+    """``configured`` with ``changes`` applied to ``name``'s settings (None drops a key); an extension not
+    configured yet is added in its current state (enabled or not)."""
+    new = [dict(s) for s in configured]
+    entry = next((s for s in new if s["name"] == name), None)
+    if entry is None:
+        enabled = next((r["enabled"] for r in stack if r["name"] == name), False)
+        entry = {"name": name, "enabled": enabled}
+        new.append(entry)
+    settings = dict(entry.get("settings") or {})
+    for key, value in changes.items():
+        if value is None:
+            settings.pop(key, None)
+        else:
+            settings[key] = value
+    entry["settings"] = settings
+    return new
 
 
 def set_enabled(c: Client, switch: str, names: Sequence[str], enabled: bool) -> list[JsonObj]:
@@ -160,3 +202,26 @@ def extension_order(state: State, switch: str, names: tuple[str, ...]) -> None:
     capture -> filter -> forwarding order."""
     with state.client() as c:
         _change(state, switch, set_order(c, switch, names))
+
+
+@extension_group.command("set")
+@click.argument("switch")
+@click.argument("name")
+@click.argument("settings", nargs=-1, required=True, metavar="KEY=VALUE...")
+@json_flag
+@pass_state
+def extension_set(state: State, switch: str, name: str, settings: tuple[str, ...]) -> None:
+    """Change extension NAME's settings on SWITCH, e.g. ``pyvswitch extension set sw pyvswitch-sflow
+    collectors=10.0.0.9 sampling_rate=400``. A value is JSON when it parses (numbers, true, ["a","b"]), text
+    otherwise; KEY= drops a setting (back to its default). The extension's settings model validates the whole
+    change: a bad value changes nothing and names the field."""
+    changes = settings_changes(settings)
+    with state.client() as c:
+        configured, stack = extension_settings(c, switch)
+        new = with_settings(configured, stack, name, changes)
+        c.update_switch(switch, {"extensions": new})
+    if state.json:
+        echo_json(new)
+        return
+    entry = next(s for s in new if s["name"] == name)
+    click.echo(f"switch {switch}: {name} " + (_fmt(entry["settings"]) if entry["settings"] else "(defaults)"))

@@ -1,4 +1,4 @@
-"""The public extension API (version 1.3): what a third-party capture, filter or forwarding extension writes against.
+"""The public extension API (version 1.4): what a third-party capture, filter or forwarding extension writes against.
 
 An extension is a class registered in the entry-point group ``pyvswitch.extensions``::
 
@@ -43,6 +43,13 @@ Traces (API 1.3): ``explain(pkt, text)`` says what decided a packet (the rule, w
 being traced (``pyvswitch trace``, what-if traces); the trace prints it on the extension's line, after the drop
 reason. It costs nothing otherwise: test ``pkt.trace is not None`` before building an expensive text, or pass a
 callable.
+
+Sampling (API 1.4): a ``SamplingExtension`` (a capture extension, as the sFlow and IPFIX exporters are) sees not
+every frame but one in ``sampling_rate`` of each port's received frames, picked at random intervals (sFlow's
+"skip" countdown: the mean interval is the rate), after the switch has decided them: each ``Sample`` says where the
+frame went. It does not take the port off the flow cache nor add a step to any chain, so its cost is per sample,
+not per frame; ``tick`` is called about once a second, and ``Context.counters`` gives a port's interface counters
+(sFlow's counter samples).
 """
 
 from __future__ import annotations
@@ -59,8 +66,8 @@ from pyvswitch.observe.trace import explain
 from pyvswitch.packet.frame import UNTAGGED, Buffer, FlowToken, Packet
 
 # 1.1: Direction enum, Gate.decisions()/take_injected(), Context.take_originated(); 1.2: flow cache (flow_cacheable,
-# Gate.cache); 1.3: explain() for traces
-API_VERSION = "1.3"
+# Gate.cache); 1.3: explain() for traces; 1.4: SamplingExtension, Sample, Context.counters
+API_VERSION = "1.4"
 ENTRY_POINT_GROUP = "pyvswitch.extensions"
 
 
@@ -133,6 +140,38 @@ class CapturedFrame:
         )
 
 
+@dataclass(frozen=True, slots=True)
+class PortCounters:
+    """A port's interface counters as the switch saw them (frames and bytes at the port's device; ``rx_drops``
+    the frames it received and did not forward, ``tx_drops`` those it could not send)."""
+
+    rx_frames: int
+    rx_bytes: int
+    tx_frames: int
+    tx_bytes: int
+    rx_drops: int
+    tx_drops: int
+
+
+@dataclass(frozen=True, slots=True)
+class Sample:
+    """One sampled frame (API 1.4), after the switch decided it.
+
+    ``header``: the first bytes of the frame as received (at most the extension's ``header_bytes``), a copy;
+    ``length``: the whole frame's length; ``outputs``: the port indices it was delivered to (empty: dropped);
+    ``pool``: frames received on ``in_port`` since sampling began there, sampled or not (sFlow's sample_pool).
+    ``vlan`` is the VLAN the switch put it in (0 when ingress dropped it before deciding), ``tci`` the tag it
+    arrived with."""
+
+    header: bytes
+    length: int
+    in_port: int
+    vlan: int
+    tci: int
+    outputs: tuple[int, ...]
+    pool: int
+
+
 @dataclass(slots=True)
 class Context:
     """The switch as an extension sees it during a call: names of ports, the clock, and origination."""
@@ -142,12 +181,17 @@ class Context:
     ports: dict[int, PortInfo]
     _originated: list[tuple[bytes, int | None, int]] = field(default_factory=list)
     _vf_requests: list[tuple[str, bool]] = field(default_factory=list)
+    _counters: Callable[[int], PortCounters | None] = lambda index: None
 
     def port(self, index: int) -> PortInfo | None:
         return self.ports.get(index)
 
     def port_index(self, name: str) -> int | None:
         return next((i for i, p in self.ports.items() if p.name == name), None)
+
+    def counters(self, index: int) -> PortCounters | None:
+        """API 1.4: port ``index``'s interface counters now (None: no such port)."""
+        return self._counters(index)
 
     def originate(self, frame: Buffer, source_port: int | None = None, vlan: int = 0) -> None:
         """Send a new frame into the switch's ingress (next batch). ``source_port`` None = the trusted default
@@ -297,6 +341,22 @@ class CaptureExtension(Extension):
         """Frames received from (ingress) or about to be sent to (egress) port index ``port``."""
 
 
+class SamplingExtension(CaptureExtension):
+    """API 1.4: a capture extension that sees one in ``sampling_rate`` received frames of every port, decided
+    (see the module doc). ``capture`` is never called, and what it originates is discarded. Set
+    ``sampling_rate`` (and ``header_bytes``) in ``configure``: the switch reads them after every configuration
+    change."""
+
+    sampling_rate: int = 400
+    header_bytes: int = 128
+
+    def sampled(self, ctx: Context, samples: Sequence[Sample]) -> None:
+        """Samples of one received batch (all from one port)."""
+
+    def tick(self, ctx: Context, now: float) -> None:
+        """About once a second, from the forwarding thread, with or without traffic: export what is due."""
+
+
 class FilterExtension(Extension):
     kind = ExtensionKind.FILTER
 
@@ -330,8 +390,11 @@ __all__ = [
     "ForwardingExtension",
     "Gate",
     "OnError",
+    "PortCounters",
     "PortEvent",
     "PortInfo",
+    "Sample",
+    "SamplingExtension",
     "Veto",
     "explain",
 ]

@@ -40,6 +40,8 @@ from pyvswitch.ext.api import (
     OnError,
     PortEvent,
     PortInfo,
+    Sample,
+    SamplingExtension,
     Veto,
 )
 from pyvswitch.ext.registry import Registry
@@ -255,6 +257,10 @@ class ExtensionStack:
     def refresh(self) -> None:
         """Recompute who is in the data path: enabled and not idle (call after port events)."""
         enabled = [s for s in self.slots if s.enabled and not self._idle(s)]
+        # Sampling extensions (API 1.4) are fed by the switch's sampler, not by the chains: they neither make
+        # the stack active nor keep a port off the flow cache.
+        self.samplers = [s for s in enabled if isinstance(s.instance, SamplingExtension)]
+        enabled = [s for s in enabled if s not in self.samplers]
         self.captures = [s for s in enabled if s.kind is ExtensionKind.CAPTURE]
         self.filters = [s for s in enabled if s.kind is ExtensionKind.FILTER]
         fwd = [s for s in enabled if s.kind is ExtensionKind.FORWARDING]
@@ -395,6 +401,19 @@ class ExtensionStack:
             assert isinstance(ext, CaptureExtension)
             frames = [CapturedFrame.of(p) for p in pkts]
             self._call(slot, "capture", partial(ext.capture, self.ctx, frames, direction, port))
+
+    def sampled(self, slot: ExtensionSlot, samples: list[Sample]) -> None:
+        """Hand one batch's samples to a sampling extension (switch/sampling.py), contained as any call."""
+        ext = slot.instance
+        assert isinstance(ext, SamplingExtension)
+        self._call(slot, "sampled", partial(ext.sampled, self.ctx, samples))
+
+    def tick(self, now: float) -> None:
+        """The sampling extensions' periodic call (the forwarding loop's aging tick, about once a second)."""
+        for slot in self.samplers:
+            ext = slot.instance
+            assert isinstance(ext, SamplingExtension)
+            self._call(slot, "tick", partial(ext.tick, self.ctx, now))
 
     def _filter(self, slot: ExtensionSlot, pkts: list[Packet], gate: Gate) -> list[Packet]:
         ext = slot.instance

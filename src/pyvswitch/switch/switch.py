@@ -21,7 +21,7 @@ from pyvswitch.clock import Clock
 from pyvswitch.config.schema import ExtendedAclEntry, PortConfig, PortKind, PortMirroring, SwitchConfig
 from pyvswitch.datapath import link
 from pyvswitch.datapath.device import Device
-from pyvswitch.ext.api import PortEvent, PortInfo
+from pyvswitch.ext.api import PortCounters, PortEvent, PortInfo
 from pyvswitch.ext.registry import Registry
 from pyvswitch.ext.rules import Action, ExtendedRule, port_range
 from pyvswitch.ext.rules import Direction as AclDir
@@ -37,6 +37,7 @@ from pyvswitch.switch.fdb import MacTable
 from pyvswitch.switch.plan import compile_chain, compile_flow_cache
 from pyvswitch.switch.port import SwitchPort
 from pyvswitch.switch.portacl import PortAcl, compile_port_acls
+from pyvswitch.switch.sampling import Sampler
 from pyvswitch.switch.security import compile_security
 from pyvswitch.switch.vlan import VlanPolicy, compile_port_vlan, learning_domains, tunnel_codes
 from pyvswitch.switch.wire import WIRE_KINDS
@@ -93,6 +94,8 @@ class Switch:
         # The flow caches in front of the ports' chains (switch/flowcache.py); off only to compare (tests, benches).
         self.flow_cache = FLOW_CACHE
         self._unknown_cache: dict[int, tuple[int, ...]] = {}
+        # Sampling extensions' sampler (switch/sampling.py), around ``process``; None while none is enabled.
+        self.sampler: Sampler | None = None
 
     # ---- configuration (between batches) ----
 
@@ -196,6 +199,8 @@ class Switch:
             idx = self.index_of.pop(name)
             self.ports[idx] = None
             self.fdb.flush_port(idx)
+            if self.sampler is not None:
+                self.sampler.forget(idx)
         static: dict[int, int] = {}
         for pc in ports:
             idx = plan[pc.name]
@@ -251,6 +256,7 @@ class Switch:
         dests = {self.index_of[n] for n, m in mirroring.items() if m is PortMirroring.DESTINATION}
         self.mirror_to = sorted(dests) if self.mirror_from else []
         stack.ctx.ports = {self.index_of[pc.name]: compiled.infos[pc.name] for pc in ports}
+        stack.ctx._counters = self.port_counters
         self.refresh_extensions()
         return removed
 
@@ -260,6 +266,7 @@ class Switch:
         if self.ext is not None:
             self.ext.refresh()
         self.ext_active = self.ext if self.ext is not None and self.ext.active else None
+        self.sampler = Sampler(self.ext, self.sampler) if self.ext is not None and self.ext.samplers else None
         self._compile()
 
     # ---- forwarding ----
@@ -291,6 +298,12 @@ class Switch:
 
     def process(self, port: SwitchPort, batch: list[Packet]) -> Outs:
         """Run one received batch through the port's chain; returns per destination port (packets, TCIs)."""
+        sampler = self.sampler
+        if sampler is not None:
+            return sampler.process(port, batch, self._process)
+        return self._process(port, batch)
+
+    def _process(self, port: SwitchPort, batch: list[Packet]) -> Outs:
         if self.traced and port.index in self.traced:
             return self._process_traced(port, batch)
         flows = port.flows
@@ -451,7 +464,32 @@ class Switch:
         return sorted(macs.items())
 
     def age(self, now: float) -> int:
+        """The forwarding loop's once-a-second housekeeping: the MAC table's aging, the sampling extensions'
+        tick (their exports and counter samples)."""
+        if self.sampler is not None and self.ext is not None:
+            self.ext.tick(now)
         return self.fdb.age(now)
+
+    def port_counters(self, index: int) -> PortCounters | None:
+        """Port ``index``'s interface counters (ext/api.py Context.counters): its device's frames and bytes, the
+        frames the switch dropped from it, and those its device could not send."""
+        p = self.ports[index] if 0 <= index < len(self.ports) else None
+        if p is None:
+            return None
+        c = p.device.counters
+        device_drops = dict(c.drops)  # receive side (ring overruns) and send side ("tx-..." reasons)
+        tx_drops = sum(n for r, n in device_drops.items() if r.startswith("tx-"))
+        dropped = sum(dict(p.drops).values()) + sum(device_drops.values()) - tx_drops
+        if p.security is not None:
+            dropped += sum(p.security.drops().values())
+        return PortCounters(
+            rx_frames=c.rx_frames,
+            rx_bytes=c.rx_bytes,
+            tx_frames=c.tx_frames,
+            tx_bytes=c.tx_bytes,
+            rx_drops=dropped,
+            tx_drops=tx_drops,
+        )
 
     # ---- observation (any thread; reads only) ----
 

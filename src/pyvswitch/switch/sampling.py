@@ -1,0 +1,112 @@
+"""Packet sampling for sampling extensions (ext/api.py, API 1.4): sFlow's random 1-in-N sampling per data source.
+
+Each port (a data source) keeps, per sampling extension, a countdown of the frames to skip before the next sample,
+drawn uniformly from 1 .. 2N-1 so that the mean interval is N and the picks follow no pattern a traffic source
+could lock onto (the sFlow v5 specification, §4.2.1). A batch shorter than the countdown costs one subtraction;
+the frames picked are copied (their first ``header_bytes``) before the chain runs, because a filter may replace a
+packet's data and the rest of it lives in a receive ring, and described after, when the switch's ``Outs`` say where
+each went. That is why sampling sits around ``Switch.process`` rather than in a chain: it sees the flow cache's
+replays as well as the chain's work, and it adds no step to either.
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from pyvswitch.ext.api import Sample, SamplingExtension
+from pyvswitch.ext.stack import ExtensionSlot, ExtensionStack
+from pyvswitch.packet.frame import Packet
+from pyvswitch.pipeline.chain import Outs
+from pyvswitch.switch.port import SwitchPort
+
+Process = Callable[[SwitchPort, list[Packet]], Outs]
+
+
+@dataclass(slots=True)
+class Tap:
+    """One sampling extension's sampling state: its rate, and per port index the countdown and the pool."""
+
+    slot: ExtensionSlot
+    rate: int
+    header_bytes: int
+    rng: random.Random
+    skips: dict[int, int] = field(default_factory=dict)
+    pools: dict[int, int] = field(default_factory=dict)
+
+    def next_skip(self) -> int:
+        rate = self.rate
+        return 1 if rate <= 1 else self.rng.randint(1, 2 * rate - 1)
+
+
+class Sampler:
+    """A switch's sampling: every sampling extension of its stack, fed one batch at a time."""
+
+    def __init__(self, stack: ExtensionStack, old: Sampler | None = None, seed: int | None = None) -> None:
+        self.stack = stack
+        previous = {t.slot.name: t for t in old.taps} if old is not None else {}
+        self.taps: list[Tap] = []
+        for slot in stack.samplers:
+            ext = slot.instance
+            assert isinstance(ext, SamplingExtension)
+            rate = max(1, int(ext.sampling_rate))
+            tap = Tap(slot, rate, max(14, int(ext.header_bytes)), random.Random(seed))
+            kept = previous.get(slot.name)
+            if kept is not None and kept.rate == rate:
+                tap.skips, tap.pools, tap.rng = (
+                    kept.skips,
+                    kept.pools,
+                    kept.rng,
+                )  # a reconfiguration is no restart
+            elif kept is not None:
+                tap.pools = kept.pools
+            self.taps.append(tap)
+
+    def process(self, port: SwitchPort, batch: list[Packet], run: Process) -> Outs:
+        """``run(port, batch)`` with the batch's samples taken before and handed over after."""
+        n = len(batch)
+        index = port.index
+        picked: list[tuple[Tap, list[tuple[Packet, bytes, int, int]]]] = []
+        for tap in self.taps:
+            pool = tap.pools.get(index, 0)
+            tap.pools[index] = pool + n
+            skip = tap.skips.get(index) or tap.next_skip()
+            if skip > n:
+                tap.skips[index] = skip - n
+                continue
+            pos = skip - 1
+            chosen: list[tuple[Packet, bytes, int, int]] = []
+            limit = tap.header_bytes
+            while pos < n:
+                pkt = batch[pos]
+                data = pkt.data
+                chosen.append((pkt, bytes(data[:limit]), len(data), pool + pos + 1))
+                pos += tap.next_skip()
+            tap.skips[index] = pos - n + 1
+            picked.append((tap, chosen))
+        if not picked:
+            return run(port, batch)
+        outs = run(port, batch)
+        for tap, chosen in picked:
+            samples = [
+                Sample(
+                    header,
+                    length,
+                    index,
+                    pkt.vlan,
+                    pkt.tci,
+                    # Identity tests in C (Packet has no __eq__): cheap for the one or two samples of a batch.
+                    tuple(d for d, (pkts, _) in outs.items() if pkt in pkts),
+                    pool,
+                )
+                for pkt, header, length, pool in chosen
+            ]
+            self.stack.sampled(tap.slot, samples)
+        return outs
+
+    def forget(self, index: int) -> None:
+        """A port went: its countdowns and pools go with it (a new port may take the index)."""
+        for tap in self.taps:
+            tap.skips.pop(index, None)
+            tap.pools.pop(index, None)
