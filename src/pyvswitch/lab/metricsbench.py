@@ -21,6 +21,7 @@ import statistics
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -122,13 +123,25 @@ def bench(reps: int, seconds: float) -> dict[str, Any]:
                f"sampling_rate={SFLOW_RATE}")  # fmt: skip
         received = (0, 0)
         try:
-            plain, scraped, sampled = [], [], []
-            for _ in range(reps):  # alternated, so a drift of the machine falls on all three
-                plain.append(tcp())
-                scraped.append(with_poller(scraper, 1.0, tcp, cpu=cpu))
+            plain: list[float] = []
+            scraped: list[float] = []
+            sampled: list[float] = []
+
+            def with_sflow() -> float:
                 pv.cli("extension", "enable", "sw", "pyvswitch-sflow")
-                sampled.append(tcp())
-                pv.cli("extension", "disable", "sw", "pyvswitch-sflow")
+                try:
+                    return tcp()
+                finally:
+                    pv.cli("extension", "disable", "sw", "pyvswitch-sflow")
+
+            arms: list[tuple[list[float], Callable[[], float]]] = [
+                (plain, tcp),
+                (scraped, lambda: with_poller(scraper, 1.0, tcp, cpu=cpu)),
+                (sampled, with_sflow),
+            ]
+            for rep in range(reps):  # alternated and rotated, so a drift of the machine falls on all three
+                for results, measure in arms[rep % 3 :] + arms[: rep % 3]:
+                    results.append(measure())
         finally:
             scraper.close()
             received = collector.stop()

@@ -41,10 +41,19 @@ class Tap:
 
 
 class Sampler:
-    """A switch's sampling: every sampling extension of its stack, fed one batch at a time."""
+    """A switch's sampling: every sampling extension of its stack, fed one batch at a time.
 
-    def __init__(self, stack: ExtensionStack, old: Sampler | None = None, seed: int | None = None) -> None:
+    ``until[i]``: frames port ``i`` may still receive before some tap needs to look (the smallest countdown);
+    ``deferred[i]``: frames received since the taps were last told. ``Switch.process`` reads both inline and
+    calls ``process`` only for a batch that reaches a sample, so a batch without one costs a subtraction and two
+    stores (the taps' dictionaries cost ~0.8 us a batch, 10 % of the forwarder under small TCP batches)."""
+
+    def __init__(
+        self, stack: ExtensionStack, ports: int, old: Sampler | None = None, seed: int | None = None
+    ) -> None:
         self.stack = stack
+        if old is not None:
+            old.settle()
         previous = {t.slot.name: t for t in old.taps} if old is not None else {}
         self.taps: list[Tap] = []
         for slot in stack.samplers:
@@ -53,27 +62,41 @@ class Sampler:
             rate = max(1, int(ext.sampling_rate))
             tap = Tap(slot, rate, max(14, int(ext.header_bytes)), random.Random(seed))
             kept = previous.get(slot.name)
-            if kept is not None and kept.rate == rate:
-                tap.skips, tap.pools, tap.rng = (
-                    kept.skips,
-                    kept.pools,
-                    kept.rng,
-                )  # a reconfiguration is no restart
+            if kept is not None and kept.rate == rate:  # a reconfiguration is no restart
+                tap.skips, tap.pools, tap.rng = kept.skips, kept.pools, kept.rng
             elif kept is not None:
                 tap.pools = kept.pools
             self.taps.append(tap)
+        # 0: the port's next batch takes ``process``, which sets the real countdown.
+        self.until = [0] * ports
+        self.deferred = [0] * ports
+
+    def settle(self) -> None:
+        """Tell the taps about every deferred frame (before the sampler is replaced)."""
+        for index, n in enumerate(self.deferred):
+            if n:
+                for tap in self.taps:
+                    tap.pools[index] = tap.pools.get(index, 0) + n
+                    if index in tap.skips:
+                        tap.skips[index] -= n
+                self.deferred[index] = 0
 
     def process(self, port: SwitchPort, batch: list[Packet], run: Process) -> Outs:
         """``run(port, batch)`` with the batch's samples taken before and handed over after."""
         n = len(batch)
         index = port.index
+        deferred = self.deferred[index]
+        self.deferred[index] = 0
         picked: list[tuple[Tap, list[tuple[Packet, bytes, int, int]]]] = []
+        until = 1 << 62
         for tap in self.taps:
-            pool = tap.pools.get(index, 0)
+            pool = tap.pools.get(index, 0) + deferred
             tap.pools[index] = pool + n
-            skip = tap.skips.get(index) or tap.next_skip()
+            skip = tap.skips.get(index)
+            skip = tap.next_skip() if skip is None else skip - deferred
             if skip > n:
                 tap.skips[index] = skip - n
+                until = min(until, skip - n)
                 continue
             pos = skip - 1
             chosen: list[tuple[Packet, bytes, int, int]] = []
@@ -84,7 +107,9 @@ class Sampler:
                 chosen.append((pkt, bytes(data[:limit]), len(data), pool + pos + 1))
                 pos += tap.next_skip()
             tap.skips[index] = pos - n + 1
+            until = min(until, pos - n + 1)
             picked.append((tap, chosen))
+        self.until[index] = until
         if not picked:
             return run(port, batch)
         outs = run(port, batch)
@@ -110,3 +135,6 @@ class Sampler:
         for tap in self.taps:
             tap.skips.pop(index, None)
             tap.pools.pop(index, None)
+        if index < len(self.until):
+            self.until[index] = 0
+            self.deferred[index] = 0
