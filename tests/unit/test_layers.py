@@ -11,8 +11,8 @@ from pathlib import Path
 PKG = Path(__file__).resolve().parents[2] / "src" / "pyvswitch"
 
 # Layer -> the pyvswitch layers it may import (besides itself and the leaf modules errors/clock).
-# config.schema is a leaf of plain value objects that the switch compiles; the rest of config (store,
-# validation) belongs to the management plane.
+# config.schema is a leaf of plain value objects that the switch compiles, and config.vocabulary its words without
+# pydantic (for the CLI's start-up); the rest of config (store, validation) belongs to the management plane.
 ALLOWED: dict[str, set[str]] = {
     "packet": set(),
     "pipeline": {"packet"},
@@ -20,11 +20,24 @@ ALLOWED: dict[str, set[str]] = {
     "observe": {"pipeline", "packet"},
     "ext": {"pipeline", "packet", "observe"},
     "builtin": {"ext", "packet"},
-    "switch": {"ext", "pipeline", "datapath", "packet", "config.schema", "observe"},
+    "switch": {"ext", "pipeline", "datapath", "packet", "config.schema", "config.vocabulary", "observe"},
     "config": {"packet"},
     "guest": set(),  # QEMU guests: image, process, agent; used by the daemon and the lab alike (issue 12)
-    "cluster": {"packet", "config.schema"},  # etcd client, host agent, lookup records (issue 13)
-    "lab": {"config.schema", "packet", "testing.netns", "testing.ovs", "datapath.rps", "guest", "cluster"},
+    "cluster": {
+        "packet",
+        "config.schema",
+        "config.vocabulary",
+    },  # etcd client, host agent, lookup records (issue 13)
+    "lab": {
+        "config.schema",
+        "config.vocabulary",
+        "packet",
+        "testing.netns",
+        "testing.ovs",
+        "datapath.rps",
+        "guest",
+        "cluster",
+    },
     "daemon": {
         "config",
         "switch",
@@ -35,7 +48,7 @@ ALLOWED: dict[str, set[str]] = {
         "guest",
         "cluster",
     },  # never the lab (issue 16)
-    "cli": {"config.schema", "lab", "packet"},
+    "cli": {"config.schema", "config.vocabulary", "lab", "packet"},
     "testing": {"*"},
 }
 LEAVES = {"errors", "clock", "drops", "__init__"}

@@ -5,7 +5,8 @@ from __future__ import annotations
 import pytest
 from pydantic import ValidationError
 
-from pyvswitch.config.schema import PortConfig, PortKind, VlanConfig, format_vlan_list, parse_vlan_list
+from pyvswitch.config.schema import PortConfig, PortKind, VlanConfig
+from pyvswitch.config.vocabulary import format_vlan_list, parse_vlan_list
 from pyvswitch.packet.frame import UNTAGGED
 from pyvswitch.switch.vlan import compile_vlan, learning_domains
 

@@ -25,12 +25,10 @@ from typing import Any, TypeVar
 from urllib.parse import quote
 
 import click
-from pydantic import BaseModel, ValidationError
 
 from pyvswitch.cli.client import JsonObj
 from pyvswitch.cli.format import echo_json, table
 from pyvswitch.cli.verbkit import State, json_flag, pass_state
-from pyvswitch.config.schema import AclEntry, ExtendedAclEntry
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -63,9 +61,15 @@ class Rejected(click.ClickException):
 # ---------------------------------------------------------------- entries and list edits
 
 
-def _checked(model: type[BaseModel], entry: Mapping[str, Any]) -> JsonObj:
+def _checked(model: str, entry: Mapping[str, Any]) -> JsonObj:
+    """Validated by the schema's own model (``AclEntry``, ``ExtendedAclEntry``), imported only now: pydantic and
+    the schema are most of a CLI call's start-up, and only commands that write an entry need them."""
+    from pydantic import ValidationError
+
+    from pyvswitch.config import schema
+
     try:
-        return model.model_validate(dict(entry)).model_dump(mode="json")
+        return getattr(schema, model).model_validate(dict(entry)).model_dump(mode="json")  # type: ignore[no-any-return]
     except ValidationError as exc:
         # loc is the field (empty for a rule across fields); pydantic prefixes "Value error, " to ours.
         problems = [
@@ -77,12 +81,12 @@ def _checked(model: type[BaseModel], entry: Mapping[str, Any]) -> JsonObj:
 
 def check_acl(entry: Mapping[str, Any]) -> JsonObj:
     """``entry`` as the daemon will store it (AclEntry); AclInputError naming the fields otherwise."""
-    return _checked(AclEntry, entry)
+    return _checked("AclEntry", entry)
 
 
 def check_xacl(entry: Mapping[str, Any]) -> JsonObj:
     """``entry`` as the daemon will store it (ExtendedAclEntry); AclInputError naming the fields otherwise."""
-    return _checked(ExtendedAclEntry, entry)
+    return _checked("ExtendedAclEntry", entry)
 
 
 def normal_address(field: str, value: str) -> str:

@@ -4,19 +4,26 @@ Bodies go and come back as plain JSON objects: the CLI prints what the daemon sa
 daemon's own answer) and the daemon validates every request, so re-modelling the schema here would only add
 a second place to keep in step. Two failures are told apart because the CLI exits differently for each:
 ``DaemonUnreachable`` (nobody to ask: exit 3) and ``ApiError`` (the daemon said no: exit 1).
+
+Over the socket, requests go through the standard library's ``http.client`` on an AF_UNIX socket, not httpx:
+importing httpx (and httpcore, h11, anyio, ssl) took ~0.1 s of every CLI call (issue 15 asks for < 150 ms in
+all). httpx stays for what only it does here: a test hands the client an httpx transport (MockTransport, the
+ASGI app in process), and httpx is imported then.
 """
 
 from __future__ import annotations
 
-import errno
+import http.client
+import json as jsonlib
 import os
+import socket
 import time
 from types import TracebackType
-from typing import Any
-from urllib.parse import quote
+from typing import TYPE_CHECKING, Any, Protocol
+from urllib.parse import quote, urlencode
 
-import httpx
-from httpx import USE_CLIENT_DEFAULT
+if TYPE_CHECKING:
+    import httpx
 
 DEFAULT_SOCKET = "/run/pyvswitch/pyvswitchd.sock"
 BASE_URL = "http://pyvswitchd/v1"
@@ -55,7 +62,7 @@ class ApiError(Exception):
         super().__init__("; ".join(f"{f}: {m}" if f else m for f, m in errors))
 
     @classmethod
-    def from_response(cls, resp: httpx.Response) -> ApiError:
+    def from_response(cls, resp: Response) -> ApiError:
         problems: list[tuple[str, str]] = []
         try:
             body = resp.json()
@@ -73,24 +80,60 @@ class ApiError(Exception):
         return cls(resp.status_code, problems)
 
 
+class Response(Protocol):
+    """What the client reads of an answer (httpx.Response has it, and so has ``_Answer``)."""
+
+    @property
+    def status_code(self) -> int: ...
+    @property
+    def content(self) -> bytes: ...
+    @property
+    def text(self) -> str: ...
+    @property
+    def reason_phrase(self) -> str: ...
+    def json(self) -> Any: ...
+
+
+class _Answer:
+    """An http.client answer, read whole."""
+
+    def __init__(self, status: int, reason: str, content: bytes) -> None:
+        self.status_code = status
+        self.reason_phrase = reason
+        self.content = content
+
+    @property
+    def text(self) -> str:
+        return self.content.decode("utf-8", "replace")
+
+    def json(self) -> Any:
+        return jsonlib.loads(self.content)
+
+
+class _UnixConnection(http.client.HTTPConnection):
+    """HTTP/1.1 to the daemon's unix socket."""
+
+    def __init__(self, path: str, timeout_s: float) -> None:
+        super().__init__("pyvswitchd", timeout=timeout_s)
+        self.socket_path = path
+
+    def connect(self) -> None:
+        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        try:
+            sock.settimeout(self.timeout)
+            sock.connect(self.socket_path)
+        except BaseException:
+            sock.close()
+            raise
+        self.sock = sock
+
+
 def _seg(name: str) -> str:
     return quote(name, safe="")
 
 
-def _os_errno(exc: BaseException) -> int | None:
-    """The errno of the OSError somewhere in the chain httpx/httpcore wrapped around it."""
-    seen: set[int] = set()
-    cur: BaseException | None = exc
-    while cur is not None and id(cur) not in seen:
-        seen.add(id(cur))
-        if isinstance(cur, OSError) and cur.errno is not None:
-            return cur.errno
-        cur = cur.__cause__ or cur.__context__
-    return None
-
-
 class Client:
-    """Calls pyvswitchd. ``transport`` replaces the unix-socket transport (tests use httpx.MockTransport)."""
+    """Calls pyvswitchd. ``transport`` replaces the unix socket (tests use httpx.MockTransport)."""
 
     def __init__(
         self,
@@ -100,12 +143,14 @@ class Client:
         timeout_s: float = DEFAULT_TIMEOUT_S,
     ) -> None:
         self.socket_path = socket_path
+        self.timeout_s = timeout_s
         self._check_socket = transport is None
-        self._http = httpx.Client(
-            base_url=BASE_URL,
-            transport=transport or httpx.HTTPTransport(uds=socket_path),
-            timeout=timeout_s,
-        )
+        self._http: httpx.Client | None = None
+        self._conn: _UnixConnection | None = None
+        if transport is not None:
+            import httpx
+
+            self._http = httpx.Client(base_url=BASE_URL, transport=transport, timeout=timeout_s)
 
     def __enter__(self) -> Client:
         return self
@@ -119,7 +164,11 @@ class Client:
         self.close()
 
     def close(self) -> None:
-        self._http.close()
+        if self._http is not None:
+            self._http.close()
+        if self._conn is not None:
+            self._conn.close()
+            self._conn = None
 
     def request(
         self,
@@ -134,34 +183,61 @@ class Client:
         # Checked first so the common case (daemon not started) gets the plain message, not a socket errno.
         if self._check_socket and not os.path.exists(self.socket_path):
             raise DaemonUnreachable(self.socket_path, "missing")
-        try:
-            resp = self._http.request(
-                method,
-                path,
-                json=json,
-                params=params,
-                timeout=timeout_s if timeout_s is not None else USE_CLIENT_DEFAULT,
-            )
-        except httpx.ConnectError as exc:
-            code = _os_errno(exc)
-            if code == errno.ENOENT:
-                raise DaemonUnreachable(self.socket_path, "missing") from exc
-            if code in (errno.EACCES, errno.EPERM):
-                raise DaemonUnreachable(self.socket_path, "permission") from exc
-            if code == errno.ECONNREFUSED:
-                raise DaemonUnreachable(self.socket_path, "refused") from exc
-            raise DaemonUnreachable(self.socket_path, str(exc) or type(exc).__name__) from exc
-        except httpx.TimeoutException as exc:
-            raise DaemonUnreachable(
-                self.socket_path, f"no answer within {self._http.timeout.read or 0:g} s"
-            ) from exc
-        except httpx.TransportError as exc:
-            raise DaemonUnreachable(self.socket_path, str(exc) or type(exc).__name__) from exc
+        timeout = timeout_s if timeout_s is not None else self.timeout_s
+        if self._http is not None:
+            resp: Response = self._http.request(method, path, json=json, params=params, timeout=timeout)
+        else:
+            resp = self._over_socket(method, path, json, params, timeout)
         if resp.status_code >= 400:
             raise ApiError.from_response(resp)
         if resp.status_code == 204 or not resp.content:
             return None
         return resp.json()
+
+    def _over_socket(
+        self, method: str, path: str, json: Any, params: dict[str, str] | None, timeout_s: float
+    ) -> _Answer:
+        url = "/v1" + path + ("?" + urlencode(params) if params else "")
+        body = None if json is None else jsonlib.dumps(json).encode()
+        headers = {"Host": "pyvswitchd", "Accept": "application/json"}
+        if body is not None:
+            headers["Content-Type"] = "application/json"
+        for attempt in (1, 2):
+            fresh = self._conn is None
+            if self._conn is None:
+                self._conn = _UnixConnection(self.socket_path, timeout_s)
+            conn = self._conn
+            conn.timeout = timeout_s
+            if conn.sock is not None:
+                conn.sock.settimeout(timeout_s)
+            try:
+                conn.request(method, url, body=body, headers=headers)
+                r = conn.getresponse()
+                answer = _Answer(r.status, r.reason, r.read())
+                if r.will_close:
+                    self.close()
+                return answer
+            except (http.client.RemoteDisconnected, BrokenPipeError, ConnectionResetError) as exc:
+                self.close()
+                # A kept-alive connection the daemon closed meanwhile: once more on a new one.
+                if fresh or attempt == 2:
+                    raise DaemonUnreachable(self.socket_path, str(exc) or type(exc).__name__) from exc
+            except TimeoutError as exc:
+                self.close()
+                raise DaemonUnreachable(self.socket_path, f"no answer within {timeout_s:g} s") from exc
+            except FileNotFoundError as exc:
+                self.close()
+                raise DaemonUnreachable(self.socket_path, "missing") from exc
+            except PermissionError as exc:
+                self.close()
+                raise DaemonUnreachable(self.socket_path, "permission") from exc
+            except ConnectionRefusedError as exc:
+                self.close()
+                raise DaemonUnreachable(self.socket_path, "refused") from exc
+            except (OSError, http.client.HTTPException) as exc:
+                self.close()
+                raise DaemonUnreachable(self.socket_path, str(exc) or type(exc).__name__) from exc
+        raise AssertionError("unreachable")
 
     # ---- typed calls, one per route ----
 

@@ -12,38 +12,75 @@ a verb: ``pyvswitch --socket S --json Get-VMSwitch``.
 from __future__ import annotations
 
 import os
+import re
 import shlex
 import sys
 from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING
 
 import click
-import httpx
 
 import pyvswitch
-from pyvswitch.cli import cmdlets
-from pyvswitch.cli.acls import acl_group, xacl_group
-from pyvswitch.cli.capture import capture_group
 from pyvswitch.cli.client import DEFAULT_SOCKET, ApiError, Client, DaemonUnreachable
-from pyvswitch.cli.cmdlet.framework import CmdletError, CmdletUsageError, Session
-from pyvswitch.cli.dashboard import dashboard_command
-from pyvswitch.cli.extensions import extension_group
-from pyvswitch.cli.lab import lab_group
-from pyvswitch.cli.logs import log_group
-from pyvswitch.cli.migrate import migrate_command
-from pyvswitch.cli.qos import qos_group
-from pyvswitch.cli.sriov import sriov_group
-from pyvswitch.cli.status import status_command
-from pyvswitch.cli.team import team_group
-from pyvswitch.cli.trace import trace_group
+from pyvswitch.cli.lazy import LazyGroup
 from pyvswitch.cli.verbkit import State
-from pyvswitch.cli.verbs import COMMANDS, port_group
-from pyvswitch.cli.vnet import vnet_group
-from pyvswitch.lab.hosts import LabError, lookup_host
+
+if TYPE_CHECKING:
+    import httpx
+
+    from pyvswitch.cli.cmdlet.framework import Session
+
+# Every subcommand, imported when used (cli/lazy.py): "module:attribute".
+SUBCOMMANDS = {
+    "switch": "pyvswitch.cli.verbs:switch_group",
+    "vm": "pyvswitch.cli.verbs:vm_group",
+    "port": "pyvswitch.cli.main:port_with_acls",
+    "fdb": "pyvswitch.cli.verbs:fdb_group",
+    "counters": "pyvswitch.cli.verbs:counters_cmd",
+    "show": "pyvswitch.cli.verbs:show_cmd",
+    "demo": "pyvswitch.cli.verbs:demo_cmd",
+    "bench": "pyvswitch.cli.verbs:bench_cmd",
+    "extension": "pyvswitch.cli.extensions:extension_group",
+    "trace": "pyvswitch.cli.trace:trace_group",
+    "team": "pyvswitch.cli.team:team_group",
+    "capture": "pyvswitch.cli.capture:capture_group",
+    "qos": "pyvswitch.cli.qos:qos_group",
+    "lab": "pyvswitch.cli.lab:lab_group",
+    "sriov": "pyvswitch.cli.sriov:sriov_group",  # SR-IOV
+    "migrate": "pyvswitch.cli.migrate:migrate_command",  # live migration
+    "vnet": "pyvswitch.cli.vnet:vnet_group",  # virtual subnets in a cluster (issue 13)
+    "log": "pyvswitch.cli.logs:log_group",  # the daemon's logs (issue 14)
+    "dashboard": "pyvswitch.cli.dashboard:dashboard_command",  # the web dashboard (issue 14)
+    "status": "pyvswitch.cli.status:status_command",  # forwarding health
+}
+# The cmdlet front end's test, without importing the cmdlet table (cli/cmdlets.py CMDLET_RE).
+CMDLET_WORD = re.compile(r"^[A-Za-z]+-[A-Za-z][A-Za-z0-9]*$")
+
+
+def port_with_acls() -> click.Command:
+    """``port``, with its ``acl`` and ``xacl`` subgroups (cli/acls.py)."""
+    from pyvswitch.cli.acls import acl_group, xacl_group
+    from pyvswitch.cli.verbs import port_group
+
+    for command in (acl_group, xacl_group):
+        port_group.add_command(command)
+    return port_group
+
+
+def _cmdlet_epilog() -> str:
+    from pyvswitch.cli import cmdlets
+
+    return cmdlets.epilog()
+
+
+class HostLookupError(Exception):
+    """``--host NAME`` names no lab host."""
+
 
 CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 110}
 
 
-@click.group(context_settings=CONTEXT, epilog=cmdlets.epilog())
+@click.group(cls=LazyGroup, context_settings=CONTEXT, lazy=SUBCOMMANDS, epilog_of=_cmdlet_epilog)
 @click.option(
     "--socket",
     "socket_path",
@@ -69,24 +106,21 @@ def cli(ctx: click.Context, socket_path: str, lab_host: str | None, json_out: bo
     state.json = state.json or json_out
 
 
-for _command in (*COMMANDS, extension_group, trace_group, team_group, capture_group, qos_group, lab_group):
-    cli.add_command(_command)
-cli.add_command(sriov_group)  # SR-IOV (cli/sriov.py)
-cli.add_command(migrate_command)  # live migration (cli/migrate.py)
-cli.add_command(vnet_group)  # virtual subnets in a cluster (cli/vnet.py, issue 13)
-cli.add_command(log_group)  # the daemon's logs (cli/logs.py, issue 14)
-cli.add_command(dashboard_command)  # the web dashboard (cli/dashboard.py, issue 14)
-cli.add_command(status_command)  # forwarding health (cli/status.py)
-for _command in (acl_group, xacl_group):
-    port_group.add_command(_command)
-
-
 def _host_socket(name: str) -> str:
     """The API socket of lab host ``name`` (lab/hosts.py's registry)."""
     try:
+        return _lab_socket(name)
+    except HostLookupError as exc:
+        raise click.BadParameter(str(exc), param_hint="'--host'") from exc
+
+
+def _lab_socket(name: str) -> str:
+    from pyvswitch.lab.hosts import LabError, lookup_host  # the lab's registry: only for --host
+
+    try:
         return lookup_host(name).socket
     except LabError as exc:
-        raise click.BadParameter(str(exc), param_hint="'--host'") from exc
+        raise HostLookupError(str(exc)) from exc
 
 
 def _leading_globals(argv: Sequence[str]) -> tuple[str | None, bool, int]:
@@ -101,7 +135,7 @@ def _leading_globals(argv: Sequence[str]) -> tuple[str | None, bool, int]:
             json_out = True
             i += 1
         elif word == "--host" and i + 1 < len(argv):
-            socket_path = lookup_host(argv[i + 1]).socket  # LabError: main() says so, exit 2
+            socket_path = _lab_socket(argv[i + 1])  # HostLookupError: main() says so, exit 2
             i += 2
         elif word == "--socket" and i + 1 < len(argv):
             socket_path = argv[i + 1]
@@ -114,16 +148,10 @@ def _leading_globals(argv: Sequence[str]) -> tuple[str | None, bool, int]:
     return socket_path, json_out, i
 
 
-def _guarded(run: Callable[[], int]) -> int:
+def _guarded(run: Callable[[], int], cmdlet: bool = False) -> int:
     """Run a command; map the failures every command can have onto the contract's exit codes."""
     try:
         return run()
-    except CmdletUsageError as exc:
-        click.echo(str(exc), err=True)
-        return 2
-    except CmdletError as exc:
-        click.echo(str(exc), err=True)
-        return 1
     except DaemonUnreachable as exc:
         click.echo(str(exc), err=True)
         return 3
@@ -133,6 +161,17 @@ def _guarded(run: Callable[[], int]) -> int:
         return 1
     except KeyboardInterrupt:
         return 130
+    except Exception as exc:
+        if cmdlet:  # the cmdlet front end's own refusals (imported only for a cmdlet line)
+            from pyvswitch.cli.cmdlet.framework import CmdletError, CmdletUsageError
+
+            if isinstance(exc, CmdletUsageError):
+                click.echo(str(exc), err=True)
+                return 2
+            if isinstance(exc, CmdletError):
+                click.echo(str(exc), err=True)
+                return 1
+        raise
 
 
 def _run_click(argv: list[str], transport: httpx.BaseTransport | None) -> int:
@@ -151,10 +190,10 @@ def _cmdlet_words(rest: list[str]) -> list[str] | None:
     """The cmdlet and its arguments, if ``rest`` is a cmdlet call (also a whole PowerShell line in one word)."""
     if not rest:
         return None
-    if cmdlets.looks_like_cmdlet(rest[0]):
+    if CMDLET_WORD.match(rest[0]):
         return rest
     first = rest[0].split(maxsplit=1)
-    if len(rest) == 1 and len(first) == 2 and cmdlets.looks_like_cmdlet(first[0]):
+    if len(rest) == 1 and len(first) == 2 and CMDLET_WORD.match(first[0]):
         try:
             return shlex.split(rest[0])
         except ValueError:
@@ -167,17 +206,20 @@ def main(argv: Sequence[str] | None = None, *, transport: httpx.BaseTransport | 
     args = list(sys.argv[1:] if argv is None else argv)
     try:
         socket_path, json_out, i = _leading_globals(args)
-    except LabError as exc:
+    except HostLookupError as exc:
         click.echo(f"error: --host: {exc}", err=True)
         return 2
     words = _cmdlet_words(args[i:])
     if words is not None:
+        from pyvswitch.cli import cmdlets
+        from pyvswitch.cli.cmdlet.framework import Session
+
         path = socket_path or os.environ.get("PYVSWITCH_SOCKET") or DEFAULT_SOCKET
 
         def session() -> Session:
             return Session(Client(path, transport=transport), json=json_out)
 
-        return _guarded(lambda: cmdlets.run(words[0], words[1:], session))
+        return _guarded(lambda: cmdlets.run(words[0], words[1:], session), cmdlet=True)
     return _guarded(lambda: _run_click(args, transport))
 
 

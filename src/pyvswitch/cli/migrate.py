@@ -18,12 +18,13 @@ from pyvswitch.cli.client import Client, JsonObj
 from pyvswitch.cli.cmdlet.framework import Args, Cmdlet, Param, Session
 from pyvswitch.cli.format import echo_json, ps_table
 from pyvswitch.cli.verbkit import State, json_flag, pass_state
-from pyvswitch.lab.hosts import LabError, lookup_host
 
 
 def migrate_vm(client: Client, vm: str, to: str) -> JsonObj:
     body = {"vm": vm, "to": to}
     if not to.startswith("/"):
+        from pyvswitch.lab.hosts import LabError, lookup_host  # the lab's registry (pyroute2): only here
+
         try:
             body["socket"] = str(lookup_host(to).socket)
         except LabError:

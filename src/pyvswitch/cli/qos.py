@@ -24,7 +24,7 @@ import click
 from pyvswitch.cli.client import Client, JsonObj
 from pyvswitch.cli.format import detail, echo_json, table
 from pyvswitch.cli.verbkit import BW_HELP, State, bandwidth_callback, json_flag, pass_state
-from pyvswitch.config.schema import format_bps
+from pyvswitch.config.vocabulary import format_bps
 
 
 def _seg(name: str) -> str:

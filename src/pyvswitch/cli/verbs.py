@@ -18,7 +18,6 @@ import click
 
 from pyvswitch.cli.client import Client, JsonObj
 from pyvswitch.cli.format import echo_json, table
-from pyvswitch.cli.sriov import iov_path
 from pyvswitch.cli.verbkit import BW_HELP, State, bandwidth_callback, crud_group, emit, json_flag, pass_state
 from pyvswitch.cli.views import (
     config_text,
@@ -247,6 +246,8 @@ def vm_exec(state: State, name: str, command: tuple[str, ...], timeout_s: float)
 
 def _port_with_iov(c: Client, name: str) -> JsonObj:
     """The port, with a VM adapter's SR-IOV path: VF (policies bypassed) or Software, and why (cli/sriov.py)."""
+    from pyvswitch.cli.sriov import iov_path  # with the cmdlet framework: not for the other verbs
+
     port = c.port(name)
     if port.get("kind") == "vm":
         port["iov"] = iov_path(c, name)

@@ -12,7 +12,7 @@ from typing import Any
 
 from pyvswitch.cli.format import counter_rows, detail, table
 from pyvswitch.cli.vlanspec import format_vlan
-from pyvswitch.config.schema import format_bps
+from pyvswitch.config.vocabulary import format_bps
 
 
 def _bits(v: object) -> str:

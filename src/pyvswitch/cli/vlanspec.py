@@ -19,9 +19,8 @@ from collections.abc import Mapping
 from typing import Any
 
 import click
-from pydantic import ValidationError
 
-from pyvswitch.config.schema import VlanConfig, VlanMode, format_vlan_list, parse_vlan_list
+from pyvswitch.config.vocabulary import VlanMode, format_vlan_list, parse_vlan_list
 
 GRAMMAR = "untagged, access:ID, trunk:LIST[:native=ID], isolated:P:S, community:P:S, promiscuous:P:LIST"
 
@@ -95,6 +94,10 @@ def parse_vlan_spec(text: str) -> dict[str, Any]:
         }
     else:
         raise VlanSpecError(f"unknown VLAN mode {head!r} (expected {GRAMMAR})")
+    from pydantic import ValidationError  # the schema only when a spec is given: not for showing VLANs
+
+    from pyvswitch.config.schema import VlanConfig
+
     try:
         VlanConfig.model_validate(out)
     except ValidationError as exc:

@@ -14,8 +14,6 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from pydantic import ValidationError
-
 from pyvswitch.cli.client import JsonObj
 from pyvswitch.cli.cmdlet.framework import (
     FORCE_PARAMS,
@@ -33,7 +31,7 @@ from pyvswitch.cli.cmdlet.objects import ADAPTER_SELECTION, adapter_name, adapte
 from pyvswitch.cli.cmdlet.output import show
 from pyvswitch.cli.format import echo_json, hyperv_mac
 from pyvswitch.cli.sriov import add_iov_fields
-from pyvswitch.config.schema import VlanConfig, VlanMode, format_vlan_list, parse_vlan_list
+from pyvswitch.config.vocabulary import VlanMode, format_vlan_list, parse_vlan_list
 from pyvswitch.packet.mac import format_mac, parse_mac
 
 ADAPTER_COLUMNS = ("Name", "VMName", "SwitchName", "MacAddress", "Status", "IPAddresses")
@@ -257,6 +255,10 @@ def vlan_from_args(a: Args) -> JsonObj:
     elif mode == "Promiscuous":
         body["primary_vlan_id"] = a.number("PrimaryVlanId")
         body["secondary_vlan_ids"] = _vlan_list(a, "SecondaryVlanIdList")
+    from pydantic import ValidationError  # pydantic only for the cmdlet that sets a VLAN
+
+    from pyvswitch.config.schema import VlanConfig
+
     try:
         VlanConfig.model_validate(body)
     except ValidationError as exc:

@@ -25,9 +25,11 @@ from pyvswitch.config.qos_schema import (
     TrafficClassAlgorithm,
     TrafficClassConfig,
 )
+from pyvswitch.config.vocabulary import VlanMode, format_bps, format_vlan_list, parse_vlan_list
 from pyvswitch.packet.mac import format_mac, is_multicast, parse_mac
 
-# The QoS models live in config/qos_schema.py; they are part of this schema, and imported from here.
+# The QoS models live in config/qos_schema.py, and the words the CLI shares in config/vocabulary.py; they are part
+# of this schema, and imported from here.
 __all__ = [
     "DcbConfig",
     "IpProtocolMatch",
@@ -38,6 +40,10 @@ __all__ = [
     "QosTemplate",
     "TrafficClassAlgorithm",
     "TrafficClassConfig",
+    "VlanMode",
+    "format_bps",
+    "format_vlan_list",
+    "parse_vlan_list",
 ]
 
 NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,31}$")
@@ -103,15 +109,6 @@ class SwitchType(StrEnum):
     PRIVATE = "Private"
 
 
-class VlanMode(StrEnum):
-    UNTAGGED = "Untagged"
-    ACCESS = "Access"
-    TRUNK = "Trunk"
-    ISOLATED = "Isolated"
-    COMMUNITY = "Community"
-    PROMISCUOUS = "Promiscuous"
-
-
 class PortKind(StrEnum):
     VM = "vm"  # a VM's network adapter: veth whose peer is eth<N> in the VM's namespace
     HOST = "host"  # a management-OS vNIC: veth whose peer stays in the daemon's namespace
@@ -121,40 +118,6 @@ class PortKind(StrEnum):
     # A VXLAN tunnel to the other hosts of the switch's virtual subnets (cluster mode, issue 13): made by the
     # daemon in what the engine runs (``interface`` is the provider address), never configured.
     TUNNEL = "tunnel"
-
-
-def parse_vlan_list(text: str) -> list[int]:
-    """'1-100,200' -> sorted unique VLAN ids. Raises ValueError naming the bad part."""
-    out: set[int] = set()
-    for part in text.replace(" ", "").split(","):
-        if not part:
-            continue
-        lo_s, _, hi_s = part.partition("-")
-        try:
-            lo = int(lo_s)
-            hi = int(hi_s) if hi_s else lo
-        except ValueError:
-            raise ValueError(f"bad VLAN list element {part!r}") from None
-        if not (1 <= lo <= hi <= 4094):
-            raise ValueError(f"VLAN range {part!r} outside 1-4094")
-        out.update(range(lo, hi + 1))
-    return sorted(out)
-
-
-def format_vlan_list(vlans: list[int]) -> str:
-    """[1,2,3,7] -> '1-3,7'."""
-    parts: list[str] = []
-    run: list[int] = []
-    for v in sorted(vlans):
-        if run and v == run[-1] + 1:
-            run.append(v)
-            continue
-        if run:
-            parts.append(str(run[0]) if len(run) == 1 else f"{run[0]}-{run[-1]}")
-        run = [v]
-    if run:
-        parts.append(str(run[0]) if len(run) == 1 else f"{run[0]}-{run[-1]}")
-    return ",".join(parts)
 
 
 class VlanConfig(Model):
@@ -245,14 +208,6 @@ class MinimumBandwidthMode(StrEnum):
 def round_bits(v: int) -> int:
     """Hyper-V rounds bandwidth values (bit/s) to the nearest multiple of 8."""
     return (v + 4) // 8 * 8
-
-
-def format_bps(bps: int) -> str:
-    """bit/s for people: 1_000_000_000 -> '1 Gbit/s', 950_000_000 -> '950 Mbit/s', 1_250_000 -> '1.25 Mbit/s'."""
-    for unit, name in ((10**12, "Tbit/s"), (10**9, "Gbit/s"), (10**6, "Mbit/s"), (10**3, "kbit/s")):
-        if bps >= unit:
-            return f"{bps / unit:.6g} {name}"
-    return f"{bps} bit/s"
 
 
 BitsPerSecond = Annotated[int, Field(ge=0, le=10**13)]
