@@ -54,3 +54,24 @@ def test_every_lazy_subcommand_loads_under_its_own_name() -> None:
     assert cli.list_commands(ctx) == sorted(SUBCOMMANDS)
     port = cli.get_command(ctx, "port")
     assert isinstance(port, click.Group) and {"acl", "xacl"} <= set(port.commands)
+
+
+def test_answers_framed_by_length_chunks_or_close_and_broken_ones_refused() -> None:
+    from pyvswitch.cli.unix_http import ProtocolError, parse
+
+    head = b"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\n"
+    assert parse(head + b"content-length: 2\r\n\r\n{}trailing") == (200, "OK", b"{}")
+    assert parse(head + b"transfer-encoding: chunked\r\n\r\n2\r\n[1\r\n1;x=y\r\n]\r\n0\r\n\r\n") == (
+        200,
+        "OK",
+        b"[1]",
+    )
+    assert parse(b"HTTP/1.1 204 No Content\r\n\r\n") == (204, "No Content", b"")
+    assert parse(b"HTTP/1.0 404\r\n\r\nnot found") == (404, "", b"not found")
+    for bad in (b"", b"HTTP/1.1 200 OK\r\ncontent-le", b"SSH-2.0\r\n\r\n", head + b"content-length: 9\r\n\r\n{}",
+                head + b"transfer-encoding: chunked\r\n\r\nzz\r\n"):  # fmt: skip
+        try:
+            parse(bad)
+        except ProtocolError:
+            continue
+        raise AssertionError(f"accepted {bad!r}")

@@ -5,22 +5,22 @@ daemon's own answer) and the daemon validates every request, so re-modelling the
 a second place to keep in step. Two failures are told apart because the CLI exits differently for each:
 ``DaemonUnreachable`` (nobody to ask: exit 3) and ``ApiError`` (the daemon said no: exit 1).
 
-Over the socket, requests go through the standard library's ``http.client`` on an AF_UNIX socket, not httpx:
-importing httpx (and httpcore, h11, anyio, ssl) took ~0.1 s of every CLI call (issue 15 asks for < 150 ms in
-all). httpx stays for what only it does here: a test hands the client an httpx transport (MockTransport, the
-ASGI app in process), and httpx is imported then.
+Over the socket, requests go through cli/unix_http.py (one request per connection, written by hand: httpx took
+~0.1 s and http.client ~40 ms of every CLI call's start-up, and issue 15 asks for < 150 ms in all). httpx stays
+for what only it does here: a test hands the client an httpx transport (MockTransport, the ASGI app in process),
+and httpx is imported then.
 """
 
 from __future__ import annotations
 
-import http.client
 import json as jsonlib
 import os
-import socket
 import time
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Protocol
 from urllib.parse import quote, urlencode
+
+from pyvswitch.cli.unix_http import ProtocolError, exchange
 
 if TYPE_CHECKING:
     import httpx
@@ -95,7 +95,7 @@ class Response(Protocol):
 
 
 class _Answer:
-    """An http.client answer, read whole."""
+    """An answer over the socket (cli/unix_http.py), read whole."""
 
     def __init__(self, status: int, reason: str, content: bytes) -> None:
         self.status_code = status
@@ -108,24 +108,6 @@ class _Answer:
 
     def json(self) -> Any:
         return jsonlib.loads(self.content)
-
-
-class _UnixConnection(http.client.HTTPConnection):
-    """HTTP/1.1 to the daemon's unix socket."""
-
-    def __init__(self, path: str, timeout_s: float) -> None:
-        super().__init__("pyvswitchd", timeout=timeout_s)
-        self.socket_path = path
-
-    def connect(self) -> None:
-        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        try:
-            sock.settimeout(self.timeout)
-            sock.connect(self.socket_path)
-        except BaseException:
-            sock.close()
-            raise
-        self.sock = sock
 
 
 def _seg(name: str) -> str:
@@ -146,7 +128,6 @@ class Client:
         self.timeout_s = timeout_s
         self._check_socket = transport is None
         self._http: httpx.Client | None = None
-        self._conn: _UnixConnection | None = None
         if transport is not None:
             import httpx
 
@@ -166,9 +147,6 @@ class Client:
     def close(self) -> None:
         if self._http is not None:
             self._http.close()
-        if self._conn is not None:
-            self._conn.close()
-            self._conn = None
 
     def request(
         self,
@@ -199,45 +177,18 @@ class Client:
     ) -> _Answer:
         url = "/v1" + path + ("?" + urlencode(params) if params else "")
         body = None if json is None else jsonlib.dumps(json).encode()
-        headers = {"Host": "pyvswitchd", "Accept": "application/json"}
-        if body is not None:
-            headers["Content-Type"] = "application/json"
-        for attempt in (1, 2):
-            fresh = self._conn is None
-            if self._conn is None:
-                self._conn = _UnixConnection(self.socket_path, timeout_s)
-            conn = self._conn
-            conn.timeout = timeout_s
-            if conn.sock is not None:
-                conn.sock.settimeout(timeout_s)
-            try:
-                conn.request(method, url, body=body, headers=headers)
-                r = conn.getresponse()
-                answer = _Answer(r.status, r.reason, r.read())
-                if r.will_close:
-                    self.close()
-                return answer
-            except (http.client.RemoteDisconnected, BrokenPipeError, ConnectionResetError) as exc:
-                self.close()
-                # A kept-alive connection the daemon closed meanwhile: once more on a new one.
-                if fresh or attempt == 2:
-                    raise DaemonUnreachable(self.socket_path, str(exc) or type(exc).__name__) from exc
-            except TimeoutError as exc:
-                self.close()
-                raise DaemonUnreachable(self.socket_path, f"no answer within {timeout_s:g} s") from exc
-            except FileNotFoundError as exc:
-                self.close()
-                raise DaemonUnreachable(self.socket_path, "missing") from exc
-            except PermissionError as exc:
-                self.close()
-                raise DaemonUnreachable(self.socket_path, "permission") from exc
-            except ConnectionRefusedError as exc:
-                self.close()
-                raise DaemonUnreachable(self.socket_path, "refused") from exc
-            except (OSError, http.client.HTTPException) as exc:
-                self.close()
-                raise DaemonUnreachable(self.socket_path, str(exc) or type(exc).__name__) from exc
-        raise AssertionError("unreachable")
+        try:
+            return _Answer(*exchange(self.socket_path, method, url, body, timeout_s))
+        except TimeoutError as exc:
+            raise DaemonUnreachable(self.socket_path, f"no answer within {timeout_s:g} s") from exc
+        except FileNotFoundError as exc:
+            raise DaemonUnreachable(self.socket_path, "missing") from exc
+        except PermissionError as exc:
+            raise DaemonUnreachable(self.socket_path, "permission") from exc
+        except ConnectionRefusedError as exc:
+            raise DaemonUnreachable(self.socket_path, "refused") from exc
+        except (OSError, ProtocolError) as exc:
+            raise DaemonUnreachable(self.socket_path, str(exc) or type(exc).__name__) from exc
 
     # ---- typed calls, one per route ----
 
