@@ -61,6 +61,7 @@ class SflowAgent(SamplingExtension):
         self.settings = SflowSettings()
         self.collectors = Collectors([])
         self.agent = "0.0.0.0"
+        self.agent_header = sflow.agent_header(self.agent)
         self.started = time.monotonic()
         self.datagrams = 0  # datagram sequence number
         self.flow_sequence: dict[int, int] = {}  # per data source (ifIndex)
@@ -80,6 +81,7 @@ class SflowAgent(SamplingExtension):
         self.collectors.close()
         self.collectors = Collectors(settings.targets())
         self.agent = settings.agent_address or self.collectors.source_address()
+        self.agent_header = sflow.agent_header(self.agent)
         self.next_poll = 0.0
 
     # ---- flow samples ----
@@ -90,26 +92,22 @@ class SflowAgent(SamplingExtension):
             source = s.in_port + 1
             seq = self.flow_sequence.get(source, 0) + 1
             self.flow_sequence[source] = seq
-            prio = 0 if s.tci == UNTAGGED else s.tci >> 13
-            out_vlan = s.vlan
+            outputs = s.outputs
             self._add(
-                sflow.FlowSample(
-                    sequence=seq,
-                    source=source,
-                    rate=rate,
-                    pool=s.pool,
-                    drops=0,
-                    input=source,
-                    output=sflow.output_port([o + 1 for o in s.outputs]),
-                    header=s.header,
-                    frame_length=s.length,
-                    src_vlan=s.vlan,
-                    src_priority=prio,
-                    dst_vlan=out_vlan,
-                    dst_priority=prio,
-                ).encode()
+                sflow.flow_sample(
+                    seq,
+                    source,
+                    rate,
+                    s.pool,
+                    source,
+                    outputs[0] + 1 if len(outputs) == 1 else sflow.output_port(outputs),
+                    s.header,
+                    s.length,
+                    s.vlan,
+                    0 if s.tci == UNTAGGED else s.tci >> 13,
+                )
             )
-            self.samples += 1
+        self.samples += len(samples)
 
     # ---- counter samples and the periodic flush ----
 
@@ -148,7 +146,9 @@ class SflowAgent(SamplingExtension):
     def flush(self) -> None:
         self.datagrams += 1
         uptime_ms = int((time.monotonic() - self.started) * 1000)
-        data = sflow.datagram(self.agent, self.settings.sub_agent_id, self.datagrams, uptime_ms, self.pending)
+        data = sflow.datagram(
+            self.agent_header, self.settings.sub_agent_id, self.datagrams, uptime_ms, self.pending
+        )
         self.pending = []
         self.pending_bytes = sflow.DATAGRAM_HEADER_V4
         self.collectors.send(data)

@@ -351,7 +351,8 @@ class SamplingExtension(CaptureExtension):
     header_bytes: int = 128
 
     def sampled(self, ctx: Context, samples: Sequence[Sample]) -> None:
-        """Samples of one received batch (all from one port)."""
+        """Samples in the order they were taken, of any ports: a few dozen at a time, and whatever is left just
+        before each ``tick`` (so a sample is at most about a second old)."""
 
     def tick(self, ctx: Context, now: float) -> None:
         """About once a second, from the forwarding thread, with or without traffic: export what is due."""

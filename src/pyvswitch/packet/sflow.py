@@ -56,38 +56,38 @@ def output_port(outputs: Sequence[int]) -> int:
     return MULTIPLE | min(len(outputs), 0x7FFFFFFF)
 
 
-@dataclass(frozen=True, slots=True)
-class FlowSample:
-    sequence: int
-    source: int  # the data source's ifIndex (source type 0: an interface)
-    rate: int
-    pool: int
-    drops: int
-    input: int
-    output: int
-    header: bytes
-    frame_length: int
-    src_vlan: int
-    src_priority: int
-    dst_vlan: int
-    dst_priority: int
+# A flow sample with its two records, up to the header bytes: sample format and length, the 8 words of the sample,
+# the raw packet header record's format, length and 4 words. The extended switch record follows the header.
+_FLOW_HEAD = struct.Struct(">II IIIIIIII II IIII".replace(" ", ""))
+_SWITCH_RECORD = struct.Struct(">IIIIII")
+_FLOW_FIXED = _FLOW_HEAD.size - 8 + _SWITCH_RECORD.size  # the sample's length without its header bytes
 
-    def encode(self) -> bytes:
-        raw = _RAW.pack(HEADER_ETHERNET, self.frame_length, 0, len(self.header))
-        raw += self.header + b"\0" * (-len(self.header) % 4)
-        switch = _SWITCH.pack(self.src_vlan, self.src_priority, self.dst_vlan, self.dst_priority)
-        records = _record(RAW_PACKET_HEADER, raw) + _record(EXTENDED_SWITCH, switch)
-        body = _FLOW.pack(
-            self.sequence & _M32,
-            self.source & 0xFFFFFF,
-            self.rate,
-            self.pool & _M32,
-            self.drops & _M32,
-            self.input,
-            self.output,
-            2,
-        )
-        return _record(FLOW_SAMPLE, body + records)
+
+def flow_sample(
+    sequence: int,
+    source: int,
+    rate: int,
+    pool: int,
+    input_if: int,
+    output_if: int,
+    header: bytes,
+    frame_length: int,
+    vlan: int,
+    priority: int,
+) -> bytes:
+    """One flow sample (format 1) with a raw packet header record (Ethernet, nothing stripped) and an extended
+    switch record (the same VLAN and priority in and out: the switch does not retag inside a VLAN). Packed in
+    two calls: the agent builds one per sample on the forwarding thread."""
+    pad = -len(header) % 4
+    raw_len = 16 + len(header) + pad
+    head = _FLOW_HEAD.pack(
+        FLOW_SAMPLE, _FLOW_FIXED + len(header) + pad,
+        sequence & _M32, source & 0xFFFFFF, rate, pool & _M32, 0, input_if, output_if, 2,
+        RAW_PACKET_HEADER, raw_len, HEADER_ETHERNET, frame_length, 0, len(header),
+    )  # fmt: skip
+    return (
+        head + header + b"\0" * pad + _SWITCH_RECORD.pack(EXTENDED_SWITCH, 16, vlan, priority, vlan, priority)
+    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -138,13 +138,17 @@ class CounterSample:
         return _record(COUNTER_SAMPLE, body)
 
 
-def datagram(agent: str, sub_agent: int, sequence: int, uptime_ms: int, samples: Sequence[bytes]) -> bytes:
-    """One datagram carrying already encoded ``samples``."""
+def agent_header(agent: str) -> bytes:
+    """The datagram's first words: version and agent address (computed once per configuration)."""
     addr = ipaddress.ip_address(agent)
     kind = ADDRESS_IPV4 if addr.version == 4 else ADDRESS_IPV6
-    head = struct.pack(">II", VERSION, kind) + addr.packed
-    head += struct.pack(">IIII", sub_agent, sequence & _M32, uptime_ms & _M32, len(samples))
-    return head + b"".join(samples)
+    return struct.pack(">II", VERSION, kind) + addr.packed
+
+
+def datagram(agent: bytes, sub_agent: int, sequence: int, uptime_ms: int, samples: Sequence[bytes]) -> bytes:
+    """One datagram carrying already encoded ``samples``; ``agent`` from ``agent_header``."""
+    head = struct.pack(">IIII", sub_agent, sequence & _M32, uptime_ms & _M32, len(samples))
+    return agent + head + b"".join(samples)
 
 
 DATAGRAM_HEADER_V4 = 28  # version, address type and IPv4 address, sub-agent, sequence, uptime, count

@@ -6,7 +6,8 @@ could lock onto (the sFlow v5 specification, §4.2.1). A batch shorter than the 
 the frames picked are copied (their first ``header_bytes``) before the chain runs, because a filter may replace a
 packet's data and the rest of it lives in a receive ring, and described after, when the switch's ``Outs`` say where
 each went. That is why sampling sits around ``Switch.process`` rather than in a chain: it sees the flow cache's
-replays as well as the chain's work, and it adds no step to either.
+replays as well as the chain's work, and it adds no step to either. Samples reach the extension ``HANDOVER`` at a
+time or with the next tick, whichever is first.
 """
 
 from __future__ import annotations
@@ -22,6 +23,9 @@ from pyvswitch.pipeline.chain import Outs
 from pyvswitch.switch.port import SwitchPort
 
 Process = Callable[[SwitchPort, list[Packet]], Outs]
+# Samples are handed to their extension this many at a time, or at the next tick (about once a second): each call
+# into an extension is contained and timed (ext/stack.py), which costs more than building a sample.
+HANDOVER = 32
 
 
 @dataclass(slots=True)
@@ -34,6 +38,7 @@ class Tap:
     rng: random.Random
     skips: dict[int, int] = field(default_factory=dict)
     pools: dict[int, int] = field(default_factory=dict)
+    pending: list[Sample] = field(default_factory=list)  # taken, not yet handed over
 
     def next_skip(self) -> int:
         rate = self.rate
@@ -54,6 +59,7 @@ class Sampler:
         self.stack = stack
         if old is not None:
             old.settle()
+            old.tick()  # what the old taps hold goes out at the old settings
         previous = {t.slot.name: t for t in old.taps} if old is not None else {}
         self.taps: list[Tap] = []
         for slot in stack.samplers:
@@ -114,7 +120,7 @@ class Sampler:
             return run(port, batch)
         outs = run(port, batch)
         for tap, chosen in picked:
-            samples = [
+            tap.pending += [
                 Sample(
                     header,
                     length,
@@ -127,8 +133,19 @@ class Sampler:
                 )
                 for pkt, header, length, pool in chosen
             ]
-            self.stack.sampled(tap.slot, samples)
+            if len(tap.pending) >= HANDOVER:
+                self.hand_over(tap)
         return outs
+
+    def hand_over(self, tap: Tap) -> None:
+        samples, tap.pending = tap.pending, []
+        self.stack.sampled(tap.slot, samples)
+
+    def tick(self) -> None:
+        """Before the extensions' tick: what each tap holds goes to its extension."""
+        for tap in self.taps:
+            if tap.pending:
+                self.hand_over(tap)
 
     def forget(self, index: int) -> None:
         """A port went: its countdowns and pools go with it (a new port may take the index)."""

@@ -476,6 +476,7 @@ class Switch:
         """The forwarding loop's once-a-second housekeeping: the MAC table's aging, the sampling extensions'
         tick (their exports and counter samples)."""
         if self.sampler is not None and self.ext is not None:
+            self.sampler.tick()
             self.ext.tick(now)
         return self.fdb.age(now)
 
