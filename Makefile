@@ -80,6 +80,7 @@ install: setup
 # What Prometheus scraping costs the data path (issue 14): TCP offloads off, /metrics scraped 1/s vs not.
 bench-metrics: setup
 	$(BIN)/python -m pyvswitch.lab.metricsbench --reps 5 --json bench-metrics.json
+	$(BIN)/python -m pyvswitch.testing.samplingbench | tee bench-sampling.json
 
 bench-cluster: setup
 	$(BIN)/python -m pyvswitch.lab.clusterbench --hosts 1000 --vms 50 --sample 20 --churn 500 --json bench-cluster.json

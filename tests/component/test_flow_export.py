@@ -215,9 +215,24 @@ def nfcapd(directory: Path) -> Iterator[int]:
     try:
         wait_bound(port)
         yield port
+        # Everything sent has been read: nfcapd on SIGTERM writes out what it read, not what waits in its socket.
+        deadline = time.monotonic() + 10
+        while udp_queued(port) and time.monotonic() < deadline:
+            time.sleep(0.02)
     finally:
         proc.terminate()  # it writes out and closes the current file on SIGTERM
         proc.wait(timeout=30)
+
+
+def udp_queued(port: int) -> int:
+    """Bytes waiting in the receive queue of the UDP socket bound to 127.0.0.1:``port`` (/proc/net/udp)."""
+    want = f"0100007F:{port:04X}"
+    with open("/proc/net/udp") as f:
+        for line in f.readlines()[1:]:
+            fields = line.split()
+            if fields[1] == want:
+                return int(fields[4].split(":")[1], 16)
+    return 0
 
 
 def wait_bound(port: int, timeout_s: float = 10.0) -> None:

@@ -92,9 +92,13 @@ def run(name: str, argv: Sequence[str], session_factory: Callable[[], Session]) 
         click.echo(help_text(cmd))
         return 0
     argv, format_list = _format_list(argv)
+    # --json anywhere on the line (it is no PowerShell parameter, so it cannot be one's value).
+    json_out = "--json" in argv
+    argv = [w for w in argv if w != "--json"]
     args = bind(cmd, argv)
     session = session_factory()
     session.format_list = session.format_list or format_list
+    session.json = session.json or json_out
     with session.client:
         cmd.run(args, session)
     return 0

@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import json
-import os
 
 import click
 
+from pyvswitch.cli.verbkit import State, json_flag, pass_state, run_in_netns
 from pyvswitch.lab.hosts import Lab, LabError, list_labs
 
 DEFAULT_LAB = "lab"
@@ -49,6 +49,7 @@ def lab_group() -> None:
     show_default=True,
     help="With --cluster: seconds after which a silent host's registration and records expire.",
 )
+@json_flag
 @click.pass_context
 def lab_up(ctx: click.Context, count: int, name: str, cluster: bool, lease_ttl: int) -> None:
     """Create (or complete) a lab: LAN bridge, LAN host, N hosts each with pyvswitchd and an External switch."""
@@ -70,10 +71,15 @@ def lab_up(ctx: click.Context, count: int, name: str, cluster: bool, lease_ttl: 
 
 @lab_group.command("down")
 @click.option("--name", metavar="LAB", help="The lab's name (default: the only one, else 'lab').")
-def lab_down(name: str | None) -> None:
+@json_flag
+@click.pass_context
+def lab_down(ctx: click.Context, name: str | None) -> None:
     """Stop the lab's daemons and remove its VMs, namespaces, links, state and registry (also after a crash)."""
     lab = _open(name)
     problems = lab.down()
+    if _json(ctx):
+        click.echo(json.dumps({"removed": "lab", "name": lab.name, "problems": problems}, indent=2))
+        return
     for p in problems:
         click.echo(f"warning: {p}", err=True)
     click.echo(f"lab {lab.name} removed" if not problems else f"lab {lab.name} removed with problems")
@@ -81,6 +87,7 @@ def lab_down(name: str | None) -> None:
 
 @lab_group.command("status")
 @click.option("--name", metavar="LAB", help="The lab's name (default: the only one, else 'lab').")
+@json_flag
 @click.pass_context
 def lab_status(ctx: click.Context, name: str | None) -> None:
     """Hosts, namespaces, sockets, whether each daemon runs, switch and VM counts."""
@@ -93,7 +100,9 @@ def lab_status(ctx: click.Context, name: str | None) -> None:
 @click.option("--name", metavar="LAB", help="The lab's name (default: the only one, else 'lab').")
 @click.argument("host")
 @click.argument("command", nargs=-1, required=True, type=click.UNPROCESSED)
-def lab_exec(name: str | None, host: str, command: tuple[str, ...]) -> None:
+@json_flag
+@pass_state
+def lab_exec(state: State, name: str | None, host: str, command: tuple[str, ...]) -> int:
     """Run COMMAND in HOST's namespace (or 'lan' for the LAN host): pyvswitch lab exec HOST -- CMD [ARGS]..."""
     argv = list(command)
     if argv and argv[0] == "--":
@@ -109,10 +118,7 @@ def lab_exec(name: str | None, host: str, command: tuple[str, ...]) -> None:
         raise click.ClickException(
             f"lab {lab.name} has no host {host!r} (hosts: {', '.join(lab.record.hosts)}, lan)"
         )
-    try:
-        os.execvp("ip", ["ip", "netns", "exec", netns, *argv])
-    except OSError as exc:
-        raise click.ClickException(f"cannot run ip netns exec: {exc}") from exc
+    return run_in_netns(state, netns, argv)
 
 
 def _json(ctx: click.Context) -> bool:

@@ -11,6 +11,7 @@ a verb: ``pyvswitch --socket S --json Get-VMSwitch``.
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import shlex
@@ -148,17 +149,33 @@ def _leading_globals(argv: Sequence[str]) -> tuple[str | None, bool, int]:
     return socket_path, json_out, i
 
 
-def _guarded(run: Callable[[], int], cmdlet: bool = False) -> int:
-    """Run a command; map the failures every command can have onto the contract's exit codes."""
+def _guarded(run: Callable[[], int], json_out: Callable[[], bool], cmdlet: bool = False) -> int:
+    """Run a command; map the failures every command can have onto the contract's exit codes, and say what
+    failed on stderr: as text, or with --json as {"errors": [{"field", "message"}], "exit_code"}."""
+
+    def fail(code: int, errors: list[tuple[str, str]], text: list[str] | None = None) -> int:
+        """``text``: the lines people see (default: each message as it is)."""
+        if json_out():
+            body = {"errors": [{"field": f, "message": m} for f, m in errors], "exit_code": code}
+            click.echo(json.dumps(body), err=True)
+        else:
+            for line in text if text is not None else [m for _, m in errors]:
+                click.echo(line, err=True)
+        return code
+
     try:
         return run()
     except DaemonUnreachable as exc:
-        click.echo(str(exc), err=True)
-        return 3
+        return fail(3, [("", str(exc))])
     except ApiError as exc:
-        for fld, msg in exc.errors:
-            click.echo(f"error: {fld}: {msg}" if fld else f"error: {msg}", err=True)
-        return 1
+        return fail(1, exc.errors, [f"error: {f}: {m}" if f else f"error: {m}" for f, m in exc.errors])
+    except click.ClickException as exc:  # usage errors and the like, from click's own parsing
+        if not json_out():
+            exc.show()
+            return exc.exit_code
+        return fail(exc.exit_code, [("", exc.format_message())])
+    except click.exceptions.Abort:
+        return fail(1, [("", "Aborted!")])
     except KeyboardInterrupt:
         return 130
     except Exception as exc:
@@ -166,23 +183,14 @@ def _guarded(run: Callable[[], int], cmdlet: bool = False) -> int:
             from pyvswitch.cli.cmdlet.framework import CmdletError, CmdletUsageError
 
             if isinstance(exc, CmdletUsageError):
-                click.echo(str(exc), err=True)
-                return 2
+                return fail(2, [("", str(exc))])
             if isinstance(exc, CmdletError):
-                click.echo(str(exc), err=True)
-                return 1
+                return fail(1, [("", str(exc))])
         raise
 
 
-def _run_click(argv: list[str], transport: httpx.BaseTransport | None) -> int:
-    try:
-        rv = cli.main(args=argv, prog_name="pyvswitch", standalone_mode=False, obj=State(transport=transport))
-    except click.ClickException as exc:
-        exc.show()
-        return exc.exit_code
-    except click.exceptions.Abort:
-        click.echo("Aborted!", err=True)
-        return 1
+def _run_click(argv: list[str], state: State) -> int:
+    rv = cli.main(args=argv, prog_name="pyvswitch", standalone_mode=False, obj=state)
     return rv if isinstance(rv, int) else 0
 
 
@@ -207,7 +215,12 @@ def main(argv: Sequence[str] | None = None, *, transport: httpx.BaseTransport | 
     try:
         socket_path, json_out, i = _leading_globals(args)
     except HostLookupError as exc:
-        click.echo(f"error: --host: {exc}", err=True)
+        if "--json" in args:
+            click.echo(
+                json.dumps({"errors": [{"field": "--host", "message": str(exc)}], "exit_code": 2}), err=True
+            )
+        else:
+            click.echo(f"error: --host: {exc}", err=True)
         return 2
     words = _cmdlet_words(args[i:])
     if words is not None:
@@ -219,8 +232,10 @@ def main(argv: Sequence[str] | None = None, *, transport: httpx.BaseTransport | 
         def session() -> Session:
             return Session(Client(path, transport=transport), json=json_out)
 
-        return _guarded(lambda: cmdlets.run(words[0], words[1:], session), cmdlet=True)
-    return _guarded(lambda: _run_click(args, transport))
+        line_json = json_out or "--json" in words
+        return _guarded(lambda: cmdlets.run(words[0], words[1:], session), lambda: line_json, cmdlet=True)
+    state = State(transport=transport)
+    return _guarded(lambda: _run_click(args, state), lambda: state.json or json_out)
 
 
 if __name__ == "__main__":

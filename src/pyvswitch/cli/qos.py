@@ -23,7 +23,7 @@ import click
 
 from pyvswitch.cli.client import Client, JsonObj
 from pyvswitch.cli.format import detail, echo_json, table
-from pyvswitch.cli.verbkit import BW_HELP, State, bandwidth_callback, json_flag, pass_state
+from pyvswitch.cli.verbkit import BW_HELP, State, bandwidth_callback, json_flag, pass_state, removed
 from pyvswitch.config.vocabulary import format_bps
 
 
@@ -290,13 +290,13 @@ def policy_list(state: State) -> None:
 
 @policy_group.command("del")
 @click.argument("name")
+@json_flag
 @pass_state
 def policy_del(state: State, name: str) -> None:
     """Remove host QoS policy NAME (Remove-NetQosPolicy)."""
     with state.client() as c:
         c.request("DELETE", f"/qos/policies/{_seg(name)}")
-    if not state.json:
-        click.echo(f"removed QoS policy {name}")
+    removed(state, "QoS policy", name)
 
 
 # ---------------------------------------------------------------- traffic classes, PFC, DCBX, adapters
@@ -372,13 +372,13 @@ def class_list(state: State) -> None:
 
 @class_group.command("del")
 @click.argument("name")
+@json_flag
 @pass_state
 def class_del(state: State, name: str) -> None:
     """Remove traffic class NAME; its priorities and share return to [Default]."""
     with state.client() as c:
         c.request("DELETE", f"/qos/traffic-classes/{_seg(name)}")
-    if not state.json:
-        click.echo(f"removed traffic class {name}")
+    removed(state, "traffic class", name)
 
 
 def _dcb(c: Client) -> JsonObj:

@@ -13,7 +13,7 @@ from urllib.parse import quote
 import click
 
 from pyvswitch.cli.format import echo_json, table
-from pyvswitch.cli.verbkit import BW_HELP, State, bandwidth_callback, json_flag, pass_state
+from pyvswitch.cli.verbkit import BW_HELP, State, bandwidth_callback, json_flag, pass_state, removed
 
 MODES = {"switchindependent": "SwitchIndependent", "static": "Static", "lacp": "Lacp"}
 ALGORITHMS = {
@@ -114,10 +114,13 @@ def team_show(state: State, name: str) -> None:
 
 @team_group.command("del")
 @click.argument("name")
+@json_flag
 @pass_state
 def team_del(state: State, name: str) -> None:
+    """Remove team NAME (Remove-NetLbfoTeam); its members are free again."""
     with state.client() as c:
-        c.request("DELETE", f"/teams/{name}")
+        c.request("DELETE", f"/teams/{_seg(name)}")
+    removed(state, "team", name)
 
 
 @team_group.command("set")
@@ -218,11 +221,13 @@ def member_set(state: State, name: str, interface: str, standby: bool) -> None:
 @member_group.command("del")
 @click.argument("name")
 @click.argument("interface")
+@json_flag
 @pass_state
 def member_del(state: State, name: str, interface: str) -> None:
     """Remove member INTERFACE from team NAME (not the last one: delete the team)."""
     with state.client() as c:
         c.request("DELETE", f"/teams/{_seg(name)}/members/{_seg(interface)}")
+    removed(state, f"member of team {name}", interface)
 
 
 @team_group.group("nic")
@@ -299,10 +304,13 @@ def nic_set(state: State, name: str, nic: str | None, vlan: int | None, default:
 @click.argument("name")
 @click.option("--vlan", type=click.IntRange(0, 4094), help="The team interface in this VLAN.")
 @click.option("--name", "nic", metavar="IF", help="The team interface of this name.")
+@json_flag
 @pass_state
 def nic_del(state: State, name: str, vlan: int | None, nic: str | None) -> None:
     """Remove a VLAN team interface of team NAME (by --vlan or --name); its host interface goes."""
     if vlan is None and nic is None:
         raise click.UsageError("give --vlan or --name")
     with state.client() as c:
-        c.request("DELETE", f"/teams/{_seg(name)}/nics/{_seg(_nic_name(c, name, nic, vlan))}")
+        ifname = _nic_name(c, name, nic, vlan)
+        c.request("DELETE", f"/teams/{_seg(name)}/nics/{_seg(ifname)}")
+    removed(state, "team interface", ifname)

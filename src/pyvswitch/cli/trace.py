@@ -9,6 +9,7 @@ that is not a subcommand is the port or VM to trace from). A what-if exits 0 whe
 from __future__ import annotations
 
 from typing import Any
+from urllib.parse import quote
 
 import click
 
@@ -94,11 +95,16 @@ def trace_start(state: State, port: str, count: int) -> None:
 
 @trace_group.command("stop")
 @click.option("--port", required=True)
+@json_flag
 @pass_state
 def trace_stop(state: State, port: str) -> None:
     """Stop tracing PORT."""
     with state.client() as c:
-        c.request("DELETE", f"/traces/{port}")
+        c.request("DELETE", f"/traces/{quote(port, safe='')}")
+    if state.json:
+        echo_json({"stopped": "trace", "port": port})
+    else:
+        click.echo(f"stopped tracing {port}")
 
 
 @trace_group.command("show")

@@ -81,6 +81,32 @@ def emit(state: State, data: Any, human: Callable[[Any], str]) -> None:
         click.echo(human(data))
 
 
+def removed(state: State, noun: str, name: str) -> None:
+    """What a ``del`` says: ``removed NOUN NAME``, or with ``--json`` ``{"removed": NOUN, "name": NAME}`` (a script
+    gets an object on every command, not silence)."""
+    if state.json:
+        echo_json({"removed": noun, "name": name})
+    else:
+        click.echo(f"removed {noun} {name}")
+
+
+def run_in_netns(state: State, netns: str, argv: list[str]) -> int:
+    """Run ``argv`` in ``netns``: exec'd (its exit status and signals are the CLI's own), or with ``--json``
+    as a child whose output comes back as ``{"returncode", "stdout", "stderr"}``."""
+    import os
+    import subprocess
+
+    if state.json:
+        res = subprocess.run(["ip", "netns", "exec", netns, *argv], capture_output=True, text=True)
+        echo_json({"returncode": res.returncode, "stdout": res.stdout, "stderr": res.stderr})
+        return res.returncode
+    try:
+        os.execvp("ip", ["ip", "netns", "exec", netns, *argv])
+    except OSError as exc:
+        raise click.ClickException(f"cannot run ip netns exec: {exc}") from exc
+    return 0  # not reached: execvp replaced the process
+
+
 def crud_group(
     name: str,
     doc: str,
@@ -129,7 +155,6 @@ def crud_group(
     def delete_(state: State, name: str) -> None:
         with state.client() as c:
             delete(c, name)
-        if not state.json:
-            click.echo(f"removed {noun} {name}")
+        removed(state, noun, name)
 
     return group

@@ -10,7 +10,6 @@ every verb module stands on), the text views ``cli.views``'.
 
 from __future__ import annotations
 
-import os
 import sys
 from typing import Any
 
@@ -18,7 +17,16 @@ import click
 
 from pyvswitch.cli.client import Client, JsonObj
 from pyvswitch.cli.format import echo_json, table
-from pyvswitch.cli.verbkit import BW_HELP, State, bandwidth_callback, crud_group, emit, json_flag, pass_state
+from pyvswitch.cli.verbkit import (
+    BW_HELP,
+    State,
+    bandwidth_callback,
+    crud_group,
+    emit,
+    json_flag,
+    pass_state,
+    run_in_netns,
+)
 from pyvswitch.cli.views import (
     config_text,
     counters_text,
@@ -215,12 +223,13 @@ def vm_add(
 @click.option(
     "--timeout", "timeout_s", type=float, default=60.0, show_default=True, help="A QEMU guest's limit (s)."
 )
+@json_flag
 @pass_state
 def vm_exec(state: State, name: str, command: tuple[str, ...], timeout_s: float) -> int:
     """Run COMMAND inside VM NAME: pyvswitch vm exec NAME -- CMD [ARGS]...
 
     In a namespace VM through ip netns exec; in a QEMU guest through its agent (stdout, stderr and the exit
-    status are the command's)."""
+    status are the command's; with --json, given back as {"returncode", "stdout", "stderr"})."""
     argv = list(command)
     if argv and argv[0] == "--":
         argv = argv[1:]
@@ -230,15 +239,14 @@ def vm_exec(state: State, name: str, command: tuple[str, ...], timeout_s: float)
         vm = c.vm(name)
         if vm.get("kind") == "qemu":
             res = c.exec_vm(name, argv, timeout_s)
-            sys.stdout.write(str(res.get("stdout", "")))
-            sys.stderr.write(str(res.get("stderr", "")))
+            if state.json:
+                echo_json({k: res.get(k) for k in ("returncode", "stdout", "stderr")})
+            else:
+                sys.stdout.write(str(res.get("stdout", "")))
+                sys.stderr.write(str(res.get("stderr", "")))
             return int(res.get("returncode", 1))
         netns = str(vm["netns"])
-    # exec, not a child: the command's exit status and signals are the CLI's own.
-    try:
-        os.execvp("ip", ["ip", "netns", "exec", netns, *argv])
-    except OSError as exc:
-        raise click.ClickException(f"cannot run ip netns exec: {exc}") from exc
+    return run_in_netns(state, netns, argv)
 
 
 # ---------------------------------------------------------------- port
@@ -545,12 +553,21 @@ def _need_lab_extra(what: str) -> None:
 
 @click.command("demo")
 @click.option("--keep", is_flag=True, help="Leave the demo host running and print how to remove it.")
-def demo_cmd(keep: bool) -> int:
-    """Build a small Hyper-V-style host with real namespaces, show it, send traffic (needs root)."""
+@json_flag
+@pass_state
+def demo_cmd(state: State, keep: bool) -> int:
+    """Build a small Hyper-V-style host with real namespaces, show it, send traffic (needs root). With --json
+    the show goes to stderr and stdout gets {"passed", "exit_code"}."""
     _need_lab_extra("demo")
     from pyvswitch.lab.demo import run_demo
 
-    return run_demo(keep=keep)
+    if not state.json:
+        return run_demo(keep=keep)
+    from rich.console import Console
+
+    code = run_demo(keep=keep, console=Console(stderr=True))
+    echo_json({"passed": code == 0, "exit_code": code})
+    return code
 
 
 @click.command("bench")

@@ -23,7 +23,7 @@ import click
 from pyvswitch.cli.client import Client, JsonObj
 from pyvswitch.cli.cmdlet.framework import Args, Cmdlet, Param, PType, Session
 from pyvswitch.cli.format import detail, echo_json, hyperv_mac, ps_table, table
-from pyvswitch.cli.verbkit import State, json_flag, pass_state
+from pyvswitch.cli.verbkit import State, json_flag, pass_state, removed
 
 _VSID = (4096, 16_777_215)
 
@@ -150,11 +150,13 @@ def vnet_record_add(state: State, vsid: int, customer_address: str, mac: str, pa
 @vnet_group.command("record-del")
 @click.argument("vsid", type=click.IntRange(*_VSID))
 @click.argument("customer_address")
+@json_flag
 @pass_state
 def vnet_record_del(state: State, vsid: int, customer_address: str) -> None:
     """Remove a lookup record."""
     with state.client() as c:
         _remove(c, vsid, customer_address)
+    removed(state, f"lookup record of VSID {vsid}", customer_address)
 
 
 @vnet_group.command("routes")
@@ -196,11 +198,13 @@ def vnet_route_add(state: State, rdid: str, vsid: int, prefix: str, next_hop: st
 @click.argument("rdid")
 @click.argument("vsid", type=click.IntRange(*_VSID))
 @click.argument("prefix")
+@json_flag
 @pass_state
 def vnet_route_del(state: State, rdid: str, vsid: int, prefix: str) -> None:
     """Remove a customer route."""
     with state.client() as c:
         _remove_route(c, rdid, vsid, prefix)
+    removed(state, f"customer route of VSID {vsid}", prefix)
 
 
 # ---------------------------------------------------------------- cmdlets

@@ -360,10 +360,10 @@ class Demo:
             self.console.print(f"  {ln}", markup=False, highlight=False)
 
 
-def run_demo(keep: bool) -> int:
+def run_demo(keep: bool, console: Console | None = None) -> int:
     """Build, show, exercise and (unless ``keep``) remove the demo host. 0 when every check behaved as
-    stated, 1 when one did not, 2 when the demo cannot run here."""
-    console = Console()
+    stated, 1 when one did not, 2 when the demo cannot run here. ``console``: where the show goes."""
+    console = console or Console()
     if os.geteuid() != 0:
         console.print("[red]the demo needs root (namespaces, veths)[/red]")
         return 2

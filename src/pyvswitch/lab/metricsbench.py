@@ -9,9 +9,7 @@ Prometheus with ``scrape_interval: 1s`` does. The sFlow collector is a process i
 reads and counts the datagrams. Goal for both: >= 0.97 x plain.
 
 On this 2-CPU machine a TCP run varies by up to 2x from rep to rep, more than the 3 % to resolve, so the bench
-also measures sFlow's cost where nothing else moves it: the same switch in process on memory devices (the
-engine's own loop, the flow cache on), TCP-sized frames in batches of 4, the forwarding time per frame with the
-agent sampling 1 in 400 to a real UDP collector and without, alternated, in CPU time of the thread.
+`make bench-metrics` also runs testing/samplingbench.py: sFlow's cost in process, where nothing else moves it.
 
 ``python -m pyvswitch.lab.metricsbench [--reps 5] [--seconds 4] [--json FILE]`` (``make bench-metrics``); root.
 """
@@ -32,8 +30,6 @@ from typing import Any
 
 import httpx
 
-from pyvswitch.builtin.sflow import SflowAgent
-from pyvswitch.ext.registry import Registry
 from pyvswitch.lab.bench import with_poller
 from pyvswitch.lab.harness import Harness, LinuxBridge, PyvswitchForwarder
 from pyvswitch.lab.traffic import run_iperf3
@@ -102,64 +98,8 @@ class Scraper:
         self.client.close()
 
 
-def sampling_cost(frames: int = 50_000, batch: int = 4, reps: int = 15) -> dict[str, Any]:
-    """ns per frame through a switch on memory devices, sFlow at 1-in-SFLOW_RATE on and off, alternated. The
-    fastest run of each is the cost (what the other processes of a busy 2-CPU machine add only ever slows a run);
-    the medians are reported beside it."""
-    import socket as socketlib
-
-    from pyvswitch.config.schema import ExtensionSetting, PortConfig, PortKind, SwitchConfig
-    from pyvswitch.lab.generator import udp_frame
-    from pyvswitch.testing.harness import SwitchHarness
-
-    with socketlib.socket(socketlib.AF_INET, socketlib.SOCK_DGRAM) as collector:
-        collector.bind(("127.0.0.1", 0))
-        collector.setblocking(False)
-        target = f"127.0.0.1:{collector.getsockname()[1]}"
-        a, b = "02:00:00:00:00:0a", "02:00:00:00:00:0b"
-        ports = [
-            PortConfig(name=n, kind=PortKind.VM, vm=n, switch="s", mac=m) for n, m in (("a", a), ("b", b))
-        ]
-        settings = {"collectors": [target], "sampling_rate": SFLOW_RATE}
-
-        def harness(on: bool) -> SwitchHarness:
-            ext = [ExtensionSetting(name="pyvswitch-sflow", enabled=on, settings=settings)]
-            return SwitchHarness([SwitchConfig(name="s", extensions=ext)], ports, Registry.of(SflowAgent))
-
-        frame = udp_frame(b, a, 1518)
-        times: dict[bool, list[float]] = {False: [], True: []}
-        # Built once and alternated: a switch built per run measured its allocations more than its forwarding.
-        switches = {False: harness(False), True: harness(True)}
-        try:
-            for _ in range(reps):
-                for on, h in switches.items():
-                    src, dst = h.port_device("a"), h.port_device("b")
-                    t0 = (
-                        time.thread_time()
-                    )  # CPU time: what another tenant of the machine takes is not counted
-                    for _ in range(frames // batch):
-                        for _ in range(batch):
-                            src.inject(frame)
-                        h.engine.run_once()
-                        dst.sent.clear()
-                    times[on].append((time.thread_time() - t0) / frames * 1e9)
-                    while True:
-                        try:
-                            collector.recv(65535)
-                        except BlockingIOError:
-                            break
-        finally:
-            for h in switches.values():
-                h.engine.stop()
-    fast_off, fast_on = min(times[False]), min(times[True])
-    return {"batch": batch, "frames": frames, "reps": reps, "ns_per_frame_off": round(fast_off),
-            "ns_per_frame_sflow": round(fast_on), "sflow_cost": round(fast_on / fast_off - 1, 4),
-            "median_ns_per_frame_off": round(statistics.median(times[False])),
-            "median_ns_per_frame_sflow": round(statistics.median(times[True]))}  # fmt: skip
-
-
 def bench(reps: int, seconds: float) -> dict[str, Any]:
-    out: dict[str, Any] = {"reps": reps, "seconds": seconds, "sflow_in_process": sampling_cost()}
+    out: dict[str, Any] = {"reps": reps, "seconds": seconds}
     with Harness() as h:
         h1, h2 = h.h1, h.h2
         assert h1 is not None and h2 is not None
