@@ -534,3 +534,58 @@ def test_stale_socket_exits_3(tmp_path: Path, capsys: pytest.CaptureFixture[str]
     finally:
         s.close()
     assert res.rc == 3 and "pyvswitchd is not running" in res.err
+
+
+# ---------------------------------------------------------------- config export / diff / import, history
+
+
+def test_config_export_diff_import_round_trip_and_history(cli: Cli, tmp_path: Path) -> None:
+    """issue 15: an export imported back changes nothing; a changed file's diff names each object and field; a
+    dry run changes nothing; an import applies in one transaction; a bad file is refused whole, field named."""
+    cli.ok("switch", "add", "sw1", "--type", "private")
+    cli.ok("vm", "add", "web", "--switch", "sw1", "--ip", "10.0.0.10/24")
+    path = tmp_path / "host.json"
+    cli.ok("config", "export", str(path))
+    assert cli("config", "diff", str(path)).rc == 0  # nothing to change
+    doc = json.loads(path.read_text())
+    doc["switches"].append({"name": "sw2", "type": "Private"})
+    doc["switches"][0]["mac_aging_s"] = 60
+    doc["vms"] = []
+    doc["ports"] = [p for p in doc["ports"] if p.get("vm") != "web"]
+    path.write_text(json.dumps(doc))
+    res = cli("config", "diff", str(path))
+    assert res.rc == 1
+    assert (
+        "+ switches sw2" in res.out and "~ switches sw1 (mac_aging_s)" in res.out and "- vms web" in res.out
+    )
+    changes = cli("config", "diff", str(path), "--json").json()
+    assert {(c["op"], c["kind"], c["name"]) for c in changes} >= {
+        ("add", "switches", "sw2"),
+        ("remove", "vms", "web"),
+    }
+    cli.ok("config", "import", str(path), "--dry-run")
+    assert [s["name"] for s in cli.ok("--json", "switch", "list").json()] == ["sw1"]
+    out = cli.ok("--json", "config", "import", str(path)).json()
+    assert out["applied"] is True
+    assert sorted(s["name"] for s in cli.ok("--json", "switch", "list").json()) == ["sw1", "sw2"]
+    assert cli.ok("--json", "vm", "list").json() == []
+    assert cli("config", "diff", str(path)).rc == 0
+    history = cli.ok("--json", "history", "--limit", "5").json()
+    assert history[0]["summary"] == "replace configuration" and len(history) >= 3
+    assert "replace configuration" in cli.ok("history").out
+    bad = tmp_path / "bad.json"
+    bad.write_text(json.dumps({**doc, "switches": [{"name": "sw3", "mac_aging_s": -1}]}))
+    res = cli("config", "import", str(bad))
+    assert res.rc == 1 and "switches.0.mac_aging_s" in res.err
+    assert sorted(s["name"] for s in cli.ok("--json", "switch", "list").json()) == ["sw1", "sw2"]
+
+
+def test_did_you_mean_for_verbs_cmdlets_and_object_names(cli: Cli) -> None:
+    """issue 15: a mistyped verb, cmdlet or object name gets the close ones suggested."""
+    res = cli("swich", "list")
+    assert res.rc == 2 and "Did you mean 'switch'?" in res.err
+    res = cli("Get-VMSwich")
+    assert res.rc == 2 and "Did you mean Get-VMSwitch" in res.err
+    cli.ok("switch", "add", "ext-lan", "--type", "private")
+    res = cli("switch", "show", "ext-lna")
+    assert res.rc == 1 and "no switch 'ext-lna'; did you mean 'ext-lan'?" in res.err

@@ -12,6 +12,7 @@ nothing with exit 1 (``CmdletError``); ``cli.main`` maps them.
 
 from __future__ import annotations
 
+import difflib
 import re
 from collections.abc import Callable, Sequence
 
@@ -58,10 +59,12 @@ def looks_like_cmdlet(word: str) -> bool:
 def find(name: str) -> Cmdlet:
     cmd = _BY_NAME.get(name.lower())
     if cmd is None:
+        close = difflib.get_close_matches(name.lower(), list(_BY_NAME), n=3, cutoff=0.75)
+        hint = f" Did you mean {' or '.join(_BY_NAME[c].name for c in close)}?" if close else ""
         raise CmdletUsageError(
             "",
-            f"The term '{name}' is not recognized as a name of a cmdlet supported by pyvswitch. "
-            f"Supported: {', '.join(c.name for c in CMDLETS)}.",
+            f"The term '{name}' is not recognized as a name of a cmdlet supported by pyvswitch.{hint} "
+            "`pyvswitch --help` lists them all.",
         )
     return cmd
 

@@ -53,6 +53,8 @@ SUBCOMMANDS = {
     "log": "pyvswitch.cli.logs:log_group",  # the daemon's logs (issue 14)
     "dashboard": "pyvswitch.cli.dashboard:dashboard_command",  # the web dashboard (issue 14)
     "status": "pyvswitch.cli.status:status_command",  # forwarding health
+    "config": "pyvswitch.cli.config_cmd:config_group",  # the whole configuration as a file (issue 15)
+    "history": "pyvswitch.cli.config_cmd:history_command",  # the audit trail of saves
 }
 # The cmdlet front end's test, without importing the cmdlet table (cli/cmdlets.py CMDLET_RE).
 CMDLET_WORD = re.compile(r"^[A-Za-z]+-[A-Za-z][A-Za-z0-9]*$")

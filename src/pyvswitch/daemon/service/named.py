@@ -4,6 +4,7 @@ are what every resource does with such a list: find an object, add one, replace 
 
 from __future__ import annotations
 
+import difflib
 from collections.abc import Mapping, Sequence
 from typing import Protocol, TypeVar
 
@@ -21,11 +22,14 @@ N = TypeVar("N", bound=Named)
 
 
 def find(items: Sequence[N], name: str, what: str, field: str = "name") -> N:
-    """The item called ``name``, or NotFound ("no switch 'x'") naming the request's ``field``."""
+    """The item called ``name``, or NotFound ("no switch 'x'; did you mean 'ext'?") naming the request's
+    ``field``."""
     for item in items:
         if item.name == name:
             return item
-    raise NotFound(field, f"no {what} {name!r}")
+    close = difflib.get_close_matches(name, [i.name for i in items], n=3, cutoff=0.6)
+    hint = f"; did you mean {' or '.join(repr(c) for c in close)}?" if close else ""
+    raise NotFound(field, f"no {what} {name!r}{hint}")
 
 
 def appended(cfg: HostConfig, collection: str, item: Named, what: str) -> Change:
