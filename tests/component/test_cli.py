@@ -589,3 +589,17 @@ def test_did_you_mean_for_verbs_cmdlets_and_object_names(cli: Cli) -> None:
     cli.ok("switch", "add", "ext-lan", "--type", "private")
     res = cli("switch", "show", "ext-lna")
     assert res.rc == 1 and "no switch 'ext-lna'; did you mean 'ext-lan'?" in res.err
+
+
+def test_may_exist_and_if_exists(cli: Cli) -> None:
+    """issue 15: --may-exist on add and --if-exists on del make scripts idempotent (ovs-vsctl's flags)."""
+    cli.ok("switch", "add", "sw1", "--type", "private")
+    assert cli("switch", "add", "sw1", "--type", "private").rc == 1  # without the flag: the conflict
+    again = cli.ok("--json", "switch", "add", "sw1", "--type", "private", "--may-exist").json()
+    assert again["name"] == "sw1"
+    assert len(cli.ok("--json", "switch", "list").json()) == 1
+    cli.ok("switch", "del", "sw1")
+    assert cli("switch", "del", "sw1").rc == 1
+    out = cli.ok("--json", "switch", "del", "sw1", "--if-exists").json()
+    assert out == {"removed": "switch", "name": "sw1", "existed": False}
+    assert "nothing to remove" in cli.ok("vm", "del", "nope", "--if-exists").out

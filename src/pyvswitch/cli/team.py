@@ -13,7 +13,18 @@ from urllib.parse import quote
 import click
 
 from pyvswitch.cli.format import echo_json, table
-from pyvswitch.cli.verbkit import BW_HELP, State, bandwidth_callback, json_flag, pass_state, removed
+from pyvswitch.cli.verbkit import (
+    BW_HELP,
+    State,
+    bandwidth_callback,
+    created,
+    deleted,
+    if_exists_flag,
+    json_flag,
+    may_exist_flag,
+    pass_state,
+    removed,
+)
 
 MODES = {"switchindependent": "SwitchIndependent", "static": "Static", "lacp": "Lacp"}
 ALGORITHMS = {
@@ -43,10 +54,11 @@ def team_group() -> None:
 @click.option("--standby", metavar="IF", help="The member kept in standby.")
 @click.option("--member-link-speed", metavar="BIT/S", callback=bandwidth_callback,
               help=f"Each member's line rate, for QoS ({BW_HELP}; 0 = unbounded).")  # fmt: skip
+@may_exist_flag
 @json_flag
 @pass_state
 def team_add(state: State, name: str, members: tuple[str, ...], mode: str, algorithm: str, lacp_timer: str,
-             standby: str | None, member_link_speed: int | None) -> None:  # fmt: skip
+             standby: str | None, member_link_speed: int | None, may_exist: bool) -> None:  # fmt: skip
     """Create team NAME (New-NetLbfoTeam); use it with: pyvswitch switch add SW --uplink NAME."""
     body = {
         "name": name,
@@ -58,7 +70,13 @@ def team_add(state: State, name: str, members: tuple[str, ...], mode: str, algor
         "member_link_speed": member_link_speed or 0,
     }
     with state.client() as c:
-        out = dict(c.request("POST", "/teams", json=body))
+        out = dict(
+            created(
+                lambda: c.request("POST", "/teams", json=body),
+                lambda: c.request("GET", f"/teams/{_seg(name)}"),
+                may_exist,
+            )
+        )
     echo_json(out) if state.json else click.echo(
         f"team {name}: {', '.join(members)} ({body['teaming_mode']})"
     )
@@ -114,13 +132,14 @@ def team_show(state: State, name: str) -> None:
 
 @team_group.command("del")
 @click.argument("name")
+@if_exists_flag
 @json_flag
 @pass_state
-def team_del(state: State, name: str) -> None:
+def team_del(state: State, name: str, if_exists: bool) -> None:
     """Remove team NAME (Remove-NetLbfoTeam); its members are free again."""
     with state.client() as c:
-        c.request("DELETE", f"/teams/{_seg(name)}")
-    removed(state, "team", name)
+        existed = deleted(lambda: c.request("DELETE", f"/teams/{_seg(name)}"), if_exists)
+    removed(state, "team", name, existed)
 
 
 @team_group.command("set")

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 
-from pyvswitch.cli.client import DEFAULT_SOCKET, Client
+from pyvswitch.cli.client import DEFAULT_SOCKET, ApiError, Client
 from pyvswitch.cli.format import echo_json
 from pyvswitch.cli.units import parse_bandwidth
 
@@ -81,13 +81,49 @@ def emit(state: State, data: Any, human: Callable[[Any], str]) -> None:
         click.echo(human(data))
 
 
-def removed(state: State, noun: str, name: str) -> None:
+def removed(state: State, noun: str, name: str, existed: bool = True) -> None:
     """What a ``del`` says: ``removed NOUN NAME``, or with ``--json`` ``{"removed": NOUN, "name": NAME}`` (a script
-    gets an object on every command, not silence)."""
+    gets an object on every command, not silence); ``existed`` False: ``--if-exists`` found nothing to remove."""
     if state.json:
-        echo_json({"removed": noun, "name": name})
+        echo_json({"removed": noun, "name": name, **({} if existed else {"existed": False})})
     else:
-        click.echo(f"removed {noun} {name}")
+        click.echo(f"removed {noun} {name}" if existed else f"no {noun} {name}: nothing to remove")
+
+
+def may_exist_flag(f: F) -> F:
+    """``--may-exist`` on an ``add`` (as ovs-vsctl has it): NAME existing already is success, changing nothing."""
+    return click.option(
+        "--may-exist", is_flag=True, help="Succeed, changing nothing, when NAME exists already."
+    )(f)
+
+
+def if_exists_flag(f: F) -> F:
+    """``--if-exists`` on a ``del``: NAME missing is success."""
+    return click.option("--if-exists", is_flag=True, help="Succeed when NAME does not exist.")(f)
+
+
+def created(create: Callable[[], Any], existing: Callable[[], Any], may_exist: bool) -> Any:
+    """``create()``; with ``may_exist``, a conflict where the object exists gives ``existing()`` instead."""
+    try:
+        return create()
+    except ApiError as exc:
+        if may_exist and exc.status == 409:
+            try:
+                return existing()
+            except ApiError:
+                pass
+        raise
+
+
+def deleted(delete: Callable[[], Any], if_exists: bool) -> bool:
+    """``delete()``; False when ``if_exists`` and there was nothing to delete."""
+    try:
+        delete()
+    except ApiError as exc:
+        if if_exists and exc.status == 404:
+            return False
+        raise
+    return True
 
 
 def run_in_netns(state: State, netns: str, argv: list[str]) -> int:
@@ -150,11 +186,12 @@ def crud_group(
 
     @group.command("del", help=del_help)
     @click.argument("name")
+    @if_exists_flag
     @json_flag
     @pass_state
-    def delete_(state: State, name: str) -> None:
+    def delete_(state: State, name: str, if_exists: bool) -> None:
         with state.client() as c:
-            delete(c, name)
-        removed(state, noun, name)
+            existed = deleted(lambda: delete(c, name), if_exists)
+        removed(state, noun, name, existed)
 
     return group

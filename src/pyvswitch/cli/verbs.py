@@ -21,9 +21,11 @@ from pyvswitch.cli.verbkit import (
     BW_HELP,
     State,
     bandwidth_callback,
+    created,
     crud_group,
     emit,
     json_flag,
+    may_exist_flag,
     pass_state,
     run_in_netns,
 )
@@ -90,6 +92,7 @@ switch_group = crud_group(
     type=click.Choice(["default", "weight", "absolute", "none"], case_sensitive=False),
     help="Minimum-bandwidth mode, fixed at creation (default = weight).",
 )
+@may_exist_flag
 @json_flag
 @pass_state
 def switch_add(
@@ -101,6 +104,7 @@ def switch_add(
     flood_unknown: bool,
     link_speed: int | None,
     min_bandwidth_mode: str | None,
+    may_exist: bool,
 ) -> None:
     """Create switch NAME (New-VMSwitch)."""
     kind = type_.lower() if type_ else None
@@ -132,7 +136,7 @@ def switch_add(
     if min_bandwidth_mode is not None:
         body["minimum_bandwidth_mode"] = min_bandwidth_mode.capitalize()
     with state.client() as c:
-        emit(state, c.add_switch(body), switch_detail)
+        emit(state, created(lambda: c.add_switch(body), lambda: c.switch(name), may_exist), switch_detail)
 
 
 # ---------------------------------------------------------------- vm
@@ -172,6 +176,7 @@ vm_group = crud_group(
 @click.option("--cpus", type=int, metavar="N", help="A QEMU guest's virtual CPUs (default 1).")
 @click.option("--no-wait", is_flag=True, help="Return once QEMU runs, not once the guest has booted.")
 @click.option("--no-adapter", is_flag=True, help="Create the VM without its adapter NAME-eth0.")
+@may_exist_flag
 @json_flag
 @pass_state
 def vm_add(
@@ -187,6 +192,7 @@ def vm_add(
     cpus: int | None,
     no_wait: bool,
     no_adapter: bool,
+    may_exist: bool,
 ) -> int:
     """Create VM NAME with one adapter NAME-eth0 (eth0 inside the VM).
 
@@ -210,7 +216,7 @@ def vm_add(
     body.update(given)
     # The first QEMU guest builds the image (~5-15 s) inside the request.
     with state.client(timeout_s=600) as c:
-        vm = c.add_vm(body)
+        vm = created(lambda: c.add_vm(body), lambda: c.vm(name), may_exist)
         if kind == "qemu" and not no_wait:
             vm = c.wait_vm_booted(name)
         emit(state, vm, vm_detail)
@@ -289,6 +295,7 @@ port_group = crud_group(
 @click.option("--tap", metavar="IF", help="A TAP device the switch creates and owns.")
 @click.option("--switch", "switch", metavar="SW", required=True, help="The switch to connect it to.")
 @click.option("--vlan", metavar="SPEC", callback=vlan_option_callback, help=VLAN_HELP)
+@may_exist_flag
 @json_flag
 @pass_state
 def port_add(
@@ -298,6 +305,7 @@ def port_add(
     tap: str | None,
     switch: str,
     vlan: JsonObj | None,
+    may_exist: bool,
 ) -> None:
     """Add port NAME bound to an interface or a TAP."""
     if (interface is None) == (tap is None):
@@ -311,7 +319,7 @@ def port_add(
     if vlan is not None:
         body["vlan"] = vlan
     with state.client() as c:
-        emit(state, c.add_port(body), port_detail)
+        emit(state, created(lambda: c.add_port(body), lambda: c.port(name), may_exist), port_detail)
 
 
 @port_group.command("set")
