@@ -75,3 +75,33 @@ def test_answers_framed_by_length_chunks_or_close_and_broken_ones_refused() -> N
         except ProtocolError:
             continue
         raise AssertionError(f"accepted {bad!r}")
+
+
+def complete(words: str, env: dict[str, str] | None = None) -> list[str]:
+    """What bash would be offered for the last word of ``words`` (click's bash protocol: type,value lines)."""
+    import os
+    import shutil
+
+    exe = shutil.which("pyvswitch", path=os.path.dirname(sys.executable))
+    assert exe is not None
+    parts = words.split(" ")
+    out = subprocess.run(
+        [exe], capture_output=True, text=True, timeout=60,
+        env={**os.environ, **(env or {}), "COMP_WORDS": words, "COMP_CWORD": str(len(parts) - 1),
+             "_PYVSWITCH_COMPLETE": "bash_complete"},
+    ).stdout  # fmt: skip
+    return [line.split(",", 1)[1] for line in out.splitlines() if "," in line]
+
+
+def test_shell_completion_of_verbs_options_and_cmdlets() -> None:
+    """issue 15: verbs, their options and the cmdlet names complete (object names: tests/system)."""
+    assert "switch" in complete("pyvswitch sw")
+    assert {"list", "show", "del", "add"} <= set(complete("pyvswitch switch "))
+    assert "--may-exist" in complete("pyvswitch switch add x --m")
+    assert {"Get-VMSwitch", "Get-VMSwitchExtension"} <= set(complete("pyvswitch Get-VMSw"))
+    assert complete("pyvswitch sriov ") and not any(
+        c.startswith("Get-") for c in complete("pyvswitch sriov ")
+    )
+    script = subprocess.run([sys.executable, "-m", "pyvswitch.cli.main", "completion", "bash"], capture_output=True,
+                            text=True, check=True).stdout  # fmt: skip
+    assert "_PYVSWITCH_COMPLETE=bash_complete" in script

@@ -25,11 +25,18 @@ class LazyGroup(click.Group):
         *args: Any,
         lazy: Mapping[str, str] | None = None,
         epilog_of: Callable[[], str] | None = None,
+        more_completions: Callable[[str], list[Any]] | None = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(*args, **kwargs)
         self.lazy = dict(lazy or {})
         self.epilog_of = epilog_of
+        self.more_completions = more_completions
+
+    def shell_complete(self, ctx: click.Context, incomplete: str) -> list[Any]:
+        """The subcommands (click), and what ``more_completions`` adds (the cmdlets, at the top level)."""
+        items = super().shell_complete(ctx, incomplete)
+        return items + (self.more_completions(incomplete) if self.more_completions else [])
 
     def list_commands(self, ctx: click.Context) -> list[str]:
         return sorted({*self.commands, *self.lazy})

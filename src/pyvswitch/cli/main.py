@@ -17,7 +17,7 @@ import re
 import shlex
 import sys
 from collections.abc import Callable, Sequence
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import click
 
@@ -55,6 +55,7 @@ SUBCOMMANDS = {
     "status": "pyvswitch.cli.status:status_command",  # forwarding health
     "config": "pyvswitch.cli.config_cmd:config_group",  # the whole configuration as a file (issue 15)
     "history": "pyvswitch.cli.config_cmd:history_command",  # the audit trail of saves
+    "completion": "pyvswitch.cli.completion:completion_command",  # shell completion scripts
 }
 # The cmdlet front end's test, without importing the cmdlet table (cli/cmdlets.py CMDLET_RE).
 CMDLET_WORD = re.compile(r"^[A-Za-z]+-[A-Za-z][A-Za-z0-9]*$")
@@ -70,6 +71,12 @@ def port_with_acls() -> click.Command:
     return port_group
 
 
+def _cmdlet_completions(incomplete: str) -> list[Any]:
+    from pyvswitch.cli.completion import cmdlet_names
+
+    return cmdlet_names(incomplete)
+
+
 def _cmdlet_epilog() -> str:
     from pyvswitch.cli import cmdlets
 
@@ -83,7 +90,13 @@ class HostLookupError(Exception):
 CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 110}
 
 
-@click.group(cls=LazyGroup, context_settings=CONTEXT, lazy=SUBCOMMANDS, epilog_of=_cmdlet_epilog)
+@click.group(
+    cls=LazyGroup,
+    context_settings=CONTEXT,
+    lazy=SUBCOMMANDS,
+    epilog_of=_cmdlet_epilog,
+    more_completions=_cmdlet_completions,
+)
 @click.option(
     "--socket",
     "socket_path",

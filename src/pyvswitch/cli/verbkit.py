@@ -143,6 +143,18 @@ def run_in_netns(state: State, netns: str, argv: list[str]) -> int:
     return 0  # not reached: execvp replaced the process
 
 
+def names_completion(list_path: str) -> Callable[[click.Context, click.Parameter, str], list[Any]]:
+    """Shell completion of an object name from ``GET /v1{list_path}`` (cli/completion.py, imported when a shell
+    asks)."""
+
+    def complete(ctx: click.Context, param: click.Parameter, incomplete: str) -> list[Any]:
+        from pyvswitch.cli.completion import object_names
+
+        return object_names(list_path)(ctx, param, incomplete)
+
+    return complete
+
+
 def crud_group(
     name: str,
     doc: str,
@@ -155,13 +167,15 @@ def crud_group(
     detail: Callable[[Any], str],
     helps: tuple[str, str, str],
     list_filters: Sequence[Callable[[Any], Any]] = (),
+    names_path: str | None = None,
 ) -> click.Group:
     """Group ``name`` with ``list``, ``show NAME`` and ``del NAME``; the caller adds ``add`` and the rest.
 
     ``read_all(client, **filters)`` lists (the ``list_filters`` options are its keyword arguments), ``read``
     fetches one, ``delete`` removes one (``removed <noun> NAME`` unless ``--json``); ``table`` and ``detail``
-    render them for people. ``helps`` are the list, show and del commands' help lines. One factory, so the
-    three groups cannot drift apart in options, ``--json`` handling or messages.
+    render them for people. ``helps`` are the list, show and del commands' help lines. ``names_path``: the API
+    list whose names complete NAME in a shell. One factory, so the three groups cannot drift apart in options,
+    ``--json`` handling or messages.
     """
     group = click.Group(name, help=doc)
     list_help, show_help, del_help = helps
@@ -176,8 +190,10 @@ def crud_group(
         cmd = option(cmd)
     group.command("list", help=list_help)(cmd)
 
+    complete = names_completion(names_path) if names_path else None
+
     @group.command("show", help=show_help)
-    @click.argument("name")
+    @click.argument("name", shell_complete=complete)
     @json_flag
     @pass_state
     def show(state: State, name: str) -> None:
@@ -185,7 +201,7 @@ def crud_group(
             emit(state, read(c, name), detail)
 
     @group.command("del", help=del_help)
-    @click.argument("name")
+    @click.argument("name", shell_complete=complete)
     @if_exists_flag
     @json_flag
     @pass_state
