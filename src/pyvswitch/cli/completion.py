@@ -9,14 +9,11 @@ bash-completion looks for it.
 from __future__ import annotations
 
 import os
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import click
 from click.shell_completion import CompletionItem, get_completion_class
-
-from pyvswitch.cli.client import DEFAULT_SOCKET, ApiError, Client, DaemonUnreachable, JsonObj
 
 COMPLETE_VAR = "_PYVSWITCH_COMPLETE"
 SHELLS = ("bash", "zsh", "fish")
@@ -56,24 +53,6 @@ def completion_command(ctx: click.Context, shell: str, install: bool, json_flag:
         click.echo(json.dumps({"shell": shell, "path": str(path)}))
     else:
         click.echo(f"wrote {path}; new shells complete pyvswitch")
-
-
-def object_names(list_path: str) -> Callable[[click.Context, click.Parameter, str], list[CompletionItem]]:
-    """An argument's completion: the names of the objects ``GET /v1{list_path}`` returns."""
-
-    def complete(ctx: click.Context, param: click.Parameter, incomplete: str) -> list[CompletionItem]:
-        # The root's parsed --socket (or its env var): completion runs no group callback, so State has not got it.
-        socket = (
-            ctx.find_root().params.get("socket_path") or os.environ.get("PYVSWITCH_SOCKET") or DEFAULT_SOCKET
-        )
-        try:
-            with Client(str(socket), timeout_s=2.0) as c:
-                rows: list[JsonObj] = list(c.request("GET", list_path))
-        except (ApiError, DaemonUnreachable):
-            return []
-        return [CompletionItem(str(r["name"])) for r in rows if str(r.get("name", "")).startswith(incomplete)]
-
-    return complete
 
 
 def cmdlet_names(incomplete: str) -> list[Any]:

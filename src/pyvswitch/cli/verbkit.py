@@ -148,7 +148,7 @@ def names_completion(list_path: str) -> Callable[[click.Context, click.Parameter
     asks)."""
 
     def complete(ctx: click.Context, param: click.Parameter, incomplete: str) -> list[Any]:
-        from pyvswitch.cli.completion import object_names
+        from pyvswitch.cli.name_completion import object_names
 
         return object_names(list_path)(ctx, param, incomplete)
 
