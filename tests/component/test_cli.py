@@ -344,6 +344,17 @@ def test_new_and_get_vmswitch(cli: Cli, d: Daemon) -> None:
     ]
     res = cli("Get-VMSwitch", "nope")
     assert res.rc == 1 and 'unable to find a virtual switch with name "nope"' in res.err
+    # issue 15: Select-Object and Format-Table, as one quoted word or after the pipe as words.
+    picked = cli.ok(
+        "--json", "Get-VMSwitch", "-Name", "ext", "| Select-Object -Property name,Capacity"
+    ).json()
+    assert picked == [{"Name": "ext", "Capacity": 0}]
+    assert rows(cli.ok("Get-VMSwitch", "|", "ft", "Name,Notes,AllowManagementOS").out)[0] == [
+        "Name", "Notes", "AllowManagementOS",
+    ]  # fmt: skip
+    assert "Capacity : 0" in cli.ok("Get-VMSwitch", "ext", "| select Name,Capacity | fl").out
+    res = cli("Get-VMSwitch", "| select Nope")
+    assert res.rc == 2 and "no property Nope" in res.err
 
     res = cli("New-VMSwitch", "-Name", "x")
     assert res.rc == 2 and "Parameter set cannot be resolved" in res.err

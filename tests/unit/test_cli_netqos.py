@@ -6,7 +6,7 @@ import pytest
 
 from pyvswitch.cli.cmdlet.framework import Args, CmdletError, CmdletUsageError, bind
 from pyvswitch.cli.cmdlet.output import ps_list
-from pyvswitch.cli.cmdlets import _format_list, find
+from pyvswitch.cli.cmdlets import _pipeline, find
 from pyvswitch.cli.netqos import class_body, flow_control_priorities, policy_body, policy_obj
 from pyvswitch.cli.qos import parse_priorities, policy_add_body, qos_text
 from pyvswitch.cli.units import parse_bandwidth
@@ -85,11 +85,23 @@ def test_get_vmswitch_shows_the_qos_properties() -> None:
     assert "BandwidthReservationMode            : Absolute" in text
 
 
-def test_format_list_tail() -> None:
-    assert _format_list(["ext", "|", "fl"]) == (["ext"], True)
-    assert _format_list(["|", "Format-List"]) == ([], True)
-    assert _format_list(["ext", "|fl"]) == (["ext"], True)
-    assert _format_list(["ext"]) == (["ext"], False)
+def test_pipeline_tail() -> None:
+    assert _pipeline(["ext", "|", "fl"]) == (["ext"], {"format_list": True})
+    assert _pipeline(["|", "Format-List"]) == ([], {"format_list": True})
+    assert _pipeline(["ext", "|fl"]) == (["ext"], {"format_list": True})
+    assert _pipeline(["ext"]) == (["ext"], {})
+    assert _pipeline(["-Name", "ext", "| Select-Object -Property Name,SwitchType"]) == (
+        ["-Name", "ext"],
+        {"select": ["Name", "SwitchType"]},
+    )
+    assert _pipeline(["|", "ft", "Name,", "Notes"]) == (
+        [],
+        {"format_table": True, "select": ["Name", "Notes"]},
+    )
+    assert _pipeline(["| select Name | fl"]) == ([], {"select": ["Name"], "format_list": True})
+    for bad in (["| Sort-Object Name"], ["| select"]):
+        with pytest.raises(CmdletUsageError):
+            _pipeline(bad)
 
 
 def test_new_netqospolicy_template_and_actions() -> None:

@@ -15,6 +15,7 @@ from __future__ import annotations
 import difflib
 import re
 from collections.abc import Callable, Sequence
+from typing import Any
 
 import click
 
@@ -77,15 +78,39 @@ def epilog() -> str:
     return "\n".join(lines)
 
 
-def _format_list(argv: Sequence[str]) -> tuple[list[str], bool]:
-    """A line ending in ``| fl`` / ``| Format-List`` (quoted for the shell): the words before it, and True."""
+PIPE_STAGES = {
+    "fl": "list", "format-list": "list", "ft": "table", "format-table": "table",
+    "select": "select", "select-object": "select",
+}  # fmt: skip
+
+
+def _pipeline(argv: Sequence[str]) -> tuple[list[str], dict[str, Any]]:
+    """The words before a trailing pipeline, and what it asks: ``| fl`` / ``| Format-List``, ``| ft`` /
+    ``| Format-Table``, ``| Select-Object [-Property] A,B`` (or ``| select A,B``; ``fl A,B`` and ``ft A,B`` select
+    too), in any number of stages. The pipe must reach us as a word (quoted, or after ``--``): ``'|' fl``,
+    ``'| fl'`` and ``'|fl'`` all do."""
     words = list(argv)
-    tail = [w.lower() for w in words[-2:]]
-    if tail[-1:] in (["|fl"], ["|format-list"]):
-        return words[:-1], True
-    if len(tail) == 2 and tail[0] == "|" and tail[1] in ("fl", "format-list"):
-        return words[:-2], True
-    return words, False
+    start = next((i for i, w in enumerate(words) if w.startswith("|")), None)
+    if start is None:
+        return words, {}
+    stages = " ".join(words[start:]).split("|")[1:]
+    out: dict[str, Any] = {}
+    for stage in stages:
+        parts = stage.replace(",", " , ").split()
+        if not parts or parts[0].lower() not in PIPE_STAGES:
+            known = "Format-List (fl), Format-Table (ft), Select-Object (select)"
+            raise CmdletUsageError("", f"'| {stage.strip()}': pyvswitch pipes its output only to {known}.")
+        kind = PIPE_STAGES[parts[0].lower()]
+        props = [p for p in parts[1:] if p not in (",",) and p.lower() != "-property"]
+        if kind == "list":
+            out["format_list"] = True
+        elif kind == "table":
+            out["format_table"] = True
+        if props:
+            out["select"] = props
+        elif kind == "select":
+            raise CmdletUsageError("", "Select-Object needs -Property A,B")
+    return words[:start], out
 
 
 def run(name: str, argv: Sequence[str], session_factory: Callable[[], Session]) -> int:
@@ -94,13 +119,15 @@ def run(name: str, argv: Sequence[str], session_factory: Callable[[], Session]) 
     if any(t in ("-?", "--help", "/?") for t in argv):
         click.echo(help_text(cmd))
         return 0
-    argv, format_list = _format_list(argv)
+    argv, view = _pipeline(argv)
     # --json anywhere on the line (it is no PowerShell parameter, so it cannot be one's value).
     json_out = "--json" in argv
     argv = [w for w in argv if w != "--json"]
     args = bind(cmd, argv)
     session = session_factory()
-    session.format_list = session.format_list or format_list
+    session.format_list = session.format_list or bool(view.get("format_list"))
+    session.format_table = bool(view.get("format_table"))
+    session.select = view.get("select")
     session.json = session.json or json_out
     with session.client:
         cmd.run(args, session)

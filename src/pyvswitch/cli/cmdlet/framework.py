@@ -81,6 +81,9 @@ class Session:
     client: Client
     json: bool = False
     format_list: bool = False  # the line ended in "| fl" (Format-List)
+    format_table: bool = False  # "| ft" (Format-Table): a table even for objects Windows lists
+    # "| Select-Object A,B" or "| ft A,B" / "| fl A,B": these properties only, in this order (None: all).
+    select: list[str] | None = None
 
 
 @dataclass(frozen=True)
