@@ -27,3 +27,31 @@ def test_drop_rows_name_element_and_reason() -> None:
     # Every reason the switch counted says what it means (issue 16: drop reasons are typed and described).
     assert all(r[4] for r in rows), rows
     assert any(r[1].startswith("a ") and r[2] == "mac-spoofing" for r in rows), rows
+
+
+def test_a_standalone_teams_hidden_switch_shows_as_the_team() -> None:
+    """issue 14: the engine's '_team:<team>' switch is the team to the operator."""
+    counters = {
+        "switches": {"_team:t1": {"elements": {"ingress": {"drops": {"runt": 3}}}}},
+        "drop_reasons": {"runt": "shorter than an Ethernet header"},
+    }
+    assert drop_rows(counters) == [["team t1", "ingress", "runt", 3, "shorter than an Ethernet header"]]
+
+
+def test_what_the_nic_switch_delivered_is_counted_but_is_no_drop() -> None:
+    """issue 14: frames the emulated NIC switch already delivered (SR-IOV) are no drop."""
+    C = "02:00:00:00:00:0c"
+    h = SwitchHarness(
+        [SwitchConfig(name="s")],
+        [
+            PortConfig(name=n, kind=PortKind.VM, vm=n, switch="s", mac=m)
+            for n, m in (("a", A), ("b", B), ("c", C))
+        ],
+    )
+    h.engine.switches["s"].set_nic_switched({"a": frozenset({"b"})})
+    h.send("a", eth("ff:ff:ff:ff:ff:ff", A))
+    h.expect_nothing("b")
+    assert len(h.take("c")) == 1
+    counters = h.engine.counters()["switches"]["s"]  # type: ignore[index]
+    assert counters["elements"]["egress"]["nic_switch_delivered"] == 1
+    assert counters["drops"] == {} and drop_rows(h.engine.counters()) == []  # type: ignore[arg-type]

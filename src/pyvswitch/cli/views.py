@@ -12,7 +12,7 @@ from typing import Any
 
 from pyvswitch.cli.format import counter_rows, detail, table
 from pyvswitch.cli.vlanspec import format_vlan
-from pyvswitch.config.vocabulary import format_bps
+from pyvswitch.config.vocabulary import HIDDEN_TEAM_PREFIX, format_bps
 
 
 def _bits(v: object) -> str:
@@ -232,7 +232,9 @@ def drop_rows(counters: dict[str, Any]) -> list[list[object]]:
     device) and reason, largest first, with what the reason means: where frames died and why (VPP's ``show
     errors``)."""
     rows: list[list[object]] = []
-    for sw, data in (counters.get("switches") or {}).items():
+    for name, data in (counters.get("switches") or {}).items():
+        # A standalone team's hidden switch (config/team_nics.py) is the team to the operator.
+        sw = f"team {name.removeprefix(HIDDEN_TEAM_PREFIX)}" if name.startswith(HIDDEN_TEAM_PREFIX) else name
         for element, e in (data.get("elements") or {}).items():
             rows += [[sw, element, r, n] for r, n in (e.get("drops") or {}).items()]
         for port, p in (data.get("ports") or {}).items():

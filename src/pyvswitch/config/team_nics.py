@@ -37,8 +37,9 @@ from pyvswitch.config.schema import (
     VlanConfig,
     VlanMode,
 )
+from pyvswitch.config.vocabulary import HIDDEN_TEAM_PREFIX
 
-HIDDEN_PREFIX = "_team:"
+HIDDEN_PREFIX = HIDDEN_TEAM_PREFIX
 IFNAMSIZ = 15  # usable characters of a Linux interface name
 
 

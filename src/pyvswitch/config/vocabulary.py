@@ -58,3 +58,8 @@ def format_bps(bps: int) -> str:
         if bps >= unit:
             return f"{bps / unit:.6g} {name}"
     return f"{bps} bit/s"
+
+
+# The engine's hidden switch of a standalone team is "_team:<team>" (config/team_nics.py); the CLI shows it as
+# the team.
+HIDDEN_TEAM_PREFIX = "_team:"

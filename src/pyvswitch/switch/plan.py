@@ -48,6 +48,7 @@ class SwitchState(Protocol):
     ext_active: ExtensionStack | None
     index_of: dict[str, int]
     egress_drops: Counter[str]
+    egress_counts: Counter[str]
     nic_switched: dict[str, frozenset[str]]
     acl_in_ports: set[int]
     mirror_from: set[int]
@@ -89,7 +90,7 @@ def compile_chain(sw: SwitchState, port: SwitchPort) -> Chain:
     egress: list[EgressStep] = []
     served = sw.nic_switched.get(port.name)
     if served:
-        egress.append(NicSwitched([sw.index_of[n] for n in served if n in sw.index_of], sw.egress_drops))
+        egress.append(NicSwitched([sw.index_of[n] for n in served if n in sw.index_of], sw.egress_counts))
     if sec is not None and sec.keep_priority:
         egress.append(KeepPriority(port, sw.ports))
     if sw.acl_in_ports:

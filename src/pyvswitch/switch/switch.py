@@ -86,6 +86,9 @@ class Switch:
         self.ingress = Ingress(self)
         self.forward = Forward(self)
         self.egress_drops: Counter[str] = Counter()
+        self.egress_counts: Counter[str] = (
+            Counter()
+        )  # what egress counts that is no drop (nic_switch_delivered)
         # SR-IOV (switch/iov.py): ingress port name -> names of the destinations the emulated NIC switch already
         # served for that port's frames (a broadcast from the wire reached the VFs, a VF's broadcast reached the
         # wire). Set by the engine; a port it does not name has no such step in its chain.
@@ -534,7 +537,7 @@ class Switch:
             "ports": ports,
             "elements": {
                 **{e.name: e.counters() for e in (self.ingress, self.forward)},
-                "egress": {"drops": dict(self.egress_drops)},
+                "egress": {"drops": dict(self.egress_drops), **dict(self.egress_counts)},
             },
             "drops": dict(drops),
             "extensions": self.ext.counters() if self.ext is not None else [],

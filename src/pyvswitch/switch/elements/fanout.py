@@ -23,7 +23,6 @@ class EgressDrop(DropReason):
     """Why a frame does not leave for a destination after forwarding (``show drops``, element "egress")."""
 
     VLAN_EGRESS_FILTERED = "vlan-egress-filtered", "known unicast to a port outside the frame's VLAN"
-    NIC_SWITCH_DELIVERED = "nic-switch-delivered", "the emulated NIC switch delivered it already (SR-IOV)"
     INJECTED_RUNT = "injected-runt", "an extension injected fewer bytes than an Ethernet header"
     INJECTED_BAD_SOURCE = "injected-bad-source", "an extension injected on behalf of a port that is gone"
 
@@ -72,20 +71,24 @@ class FanOut:
         return outs
 
 
+NIC_SWITCH_DELIVERED = "nic_switch_delivered"  # the egress element's counter: not a drop (issue 14)
+
+
 class NicSwitched:
-    """Removes the destinations the NIC switch delivered to already (switch/iov.py), counted."""
+    """Removes the destinations the NIC switch delivered to already (switch/iov.py), counted as delivered by the
+    NIC switch: the frame reached them, so it is no drop."""
 
-    __slots__ = ("drops", "served")
+    __slots__ = ("delivered", "served")
 
-    def __init__(self, served: Sequence[int], drops: Counter[str]) -> None:
+    def __init__(self, served: Sequence[int], delivered: Counter[str]) -> None:
         self.served = served
-        self.drops = drops
+        self.delivered = delivered
 
     def __call__(self, batch: list[Packet], outs: Outs) -> None:
         for idx in self.served:
             if idx in outs:
                 pkts = outs.pop(idx)[0]
-                self.drops[EgressDrop.NIC_SWITCH_DELIVERED] += len(pkts)
+                self.delivered[NIC_SWITCH_DELIVERED] += len(pkts)
                 uncache(pkts)
 
 
