@@ -398,6 +398,13 @@ def send_migration(src: Guest, uri: str, timeout_s: float = 120.0) -> MigrationS
 def resume_migrated(guest: Guest) -> None:
     """Run a guest that arrived by live migration, and announce its MACs from QEMU itself at once (RARPs, as
     after every migration, but not waiting for the guest's own announcement, which under TCG comes late)."""
+    # The source says "completed" once it has sent everything; the destination may still be loading it (a loaded
+    # host, make test): continue it only once it has (its status leaves "inmigrate").
+    wait_until(
+        lambda: guest.qmp("query-status").get("status") != "inmigrate",
+        timeout_s=30,
+        what=f"guest {guest.spec.name} to finish loading the migrated state",
+    )
     guest.qmp("cont")
     guest.qmp("announce-self", initial=0, max=100, rounds=5, step=50)
 
