@@ -82,6 +82,15 @@ def two_hosts(agents: Agents, vsid: int) -> tuple[ClusterAgent, ClusterAgent]:
     b.publish([rec(vsid, "10.0.0.2", "02:00:00:00:0b:02", "192.0.2.2")])
     wait_for(lambda: b.lookup(vsid, "10.0.0.1") is not None, timeout_s=10, what="hostA's record at hostB")
     wait_for(lambda: a.lookup(vsid, "10.0.0.2") is not None, timeout_s=10, what="hostB's record at hostA")
+    # Each host's own record and membership back through its own watch: what a restart finds in its cache (a
+    # stop before they came back made the successor write them again, seen on a loaded fresh-clone run).
+    for agent, ip in ((a, "10.0.0.1"), (b, "10.0.0.2")):
+
+        def settled(agent: ClusterAgent = agent, ip: str = ip) -> bool:
+            v = agent.view(vsid)
+            return agent.lookup(vsid, ip) is not None and v is not None and agent.host.name in v.hosts
+
+        wait_for(settled, timeout_s=10, what=f"{agent.host.name}'s own record in its view")
     return a, b
 
 
