@@ -92,7 +92,6 @@ class SflowAgent(SamplingExtension):
             source = s.in_port + 1
             seq = self.flow_sequence.get(source, 0) + 1
             self.flow_sequence[source] = seq
-            outputs = s.outputs
             self._add(
                 sflow.flow_sample(
                     seq,
@@ -100,7 +99,7 @@ class SflowAgent(SamplingExtension):
                     rate,
                     s.pool,
                     source,
-                    outputs[0] + 1 if len(outputs) == 1 else sflow.output_port(outputs),
+                    sflow.output_port([o + 1 for o in s.outputs]),  # ifIndex = port index + 1
                     s.header,
                     s.length,
                     s.vlan,

@@ -403,7 +403,8 @@ class ExtensionStack:
             self._call(slot, "capture", partial(ext.capture, self.ctx, frames, direction, port))
 
     def sampled(self, slot: ExtensionSlot, samples: list[Sample]) -> None:
-        """Hand one batch's samples to a sampling extension (switch/sampling.py), contained as any call."""
+        """Hand samples to a sampling extension (switch/sampling.py: up to 32, or what a tick finds), contained
+        as any call."""
         ext = slot.instance
         assert isinstance(ext, SamplingExtension)
         self._call(slot, "sampled", partial(ext.sampled, self.ctx, samples))

@@ -53,9 +53,7 @@ class Sampler:
     calls ``process`` only for a batch that reaches a sample, so a batch without one costs a subtraction and two
     stores (the taps' dictionaries cost ~0.8 us a batch, 10 % of the forwarder under small TCP batches)."""
 
-    def __init__(
-        self, stack: ExtensionStack, ports: int, old: Sampler | None = None, seed: int | None = None
-    ) -> None:
+    def __init__(self, stack: ExtensionStack, ports: int, old: Sampler | None = None) -> None:
         self.stack = stack
         if old is not None:
             old.settle()
@@ -66,7 +64,7 @@ class Sampler:
             ext = slot.instance
             assert isinstance(ext, SamplingExtension)
             rate = max(1, int(ext.sampling_rate))
-            tap = Tap(slot, rate, max(14, int(ext.header_bytes)), random.Random(seed))
+            tap = Tap(slot, rate, max(14, int(ext.header_bytes)), random.Random())
             kept = previous.get(slot.name)
             if kept is not None and kept.rate == rate:  # a reconfiguration is no restart
                 tap.skips, tap.pools, tap.rng = kept.skips, kept.pools, kept.rng

@@ -86,9 +86,8 @@ class Switch:
         self.ingress = Ingress(self)
         self.forward = Forward(self)
         self.egress_drops: Counter[str] = Counter()
-        self.egress_counts: Counter[str] = (
-            Counter()
-        )  # what egress counts that is no drop (nic_switch_delivered)
+        # What egress counts that is no drop: frames the NIC switch delivered already (nic_switch_delivered).
+        self.egress_counts: Counter[str] = Counter()
         # SR-IOV (switch/iov.py): ingress port name -> names of the destinations the emulated NIC switch already
         # served for that port's frames (a broadcast from the wire reached the VFs, a VF's broadcast reached the
         # wire). Set by the engine; a port it does not name has no such step in its chain.
