@@ -8,7 +8,7 @@ APT_PACKAGES := iperf3 tshark ethtool tcpdump netsniff-ng iproute2 iputils-ping 
 # collector of the flow export tests; not its service).
 APT_PACKAGES_BARE := prometheus chromium nfdump
 
-.PHONY: setup system-deps venv demo test test-quick fuzz lint typecheck unit bench bench-compare bench-rules bench-failover bench-qos bench-migration bench-guests bench-cluster bench-metrics install man clean
+.PHONY: setup system-deps venv demo test test-quick fuzz lint typecheck unit bench bench-compare bench-rules bench-failover bench-qos bench-migration bench-guests bench-cluster bench-metrics install man docs clean
 
 setup: system-deps venv
 
@@ -30,7 +30,7 @@ venv: $(VENV)/.installed
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
-	$(BIN)/pip install -q -e '.[test,bench,lab]'
+	$(BIN)/pip install -q -e '.[test,bench,lab,docs]'
 	touch $@
 
 demo: setup
@@ -71,6 +71,12 @@ bench-guests: setup
 # says when they are out of date).
 man: venv
 	$(BIN)/python -m pyvswitch.cli.manpage src/pyvswitch/data/man
+
+# The documentation site (issue 15): docs/*.md plus the cmdlet and REST references generated at build time from the
+# cmdlet table and the OpenAPI document (src/pyvswitch/docsgen.py, an mkdocs hook), offline, into build/site.
+# (NO_MKDOCS_2_WARNING: mkdocs-material's banner about its successor, printed on every build, is not about this site.)
+docs: venv
+	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict --site-dir build/site
 
 # The systemd unit for this installation's pyvswitchd (Type=notify, a watchdog fed by the forwarding loop's
 # progress, KillMode=process for hitless restarts, /var/lib/pyvswitch and /run/pyvswitch); enabled if systemd runs.
