@@ -194,7 +194,7 @@ def test_a_team_bound_to_a_switch_keeps_only_its_default_interface(d: Daemon) ->
     ok(d, "POST", "/v1/teams/t1/nics", 201, json={"vlan_id": 10})
     sw = {"name": "ext", "type": "External", "net_adapter": "t1", "allow_management_os": False}
     field, msg = fails(d, "POST", "/v1/switches", 400, json=sw)[0]
-    assert field == "teams[0].team_nics[0].vlan_id"
+    assert field == "teams['t1'].team_nics[0].vlan_id"  # another object: by its name, not an index
     assert "all VLAN separation is done in the switch" in msg and "'t1.10'" in msg
     ok(d, "DELETE", "/v1/teams/t1/nics/t1.10", 204)
     ok(d, "POST", "/v1/switches", 201, json=sw)
@@ -559,3 +559,64 @@ def test_team_member_link_speed_for_qos(cli: Cli, d: Daemon) -> None:
     assert ok(d, "GET", "/v1/teams/t1")["member_link_speed"] == 10**9
     cli.ok("team", "set", "t1", "--member-link-speed", "10G")
     assert ok(d, "GET", "/v1/teams/t1")["member_link_speed"] == 10**10
+
+
+# ---------------------------------------------------------------- refusals name what the user typed (issue 15)
+
+
+def test_a_team_over_a_switch_uplink_is_refused_naming_the_switch_not_an_index(cli: Cli, d: Daemon) -> None:
+    """The README's old line: ``team add t1 --member eth1`` when eth1 is switch ext's uplink. The refusal is the
+    team's (the request's ``members``), says whose uplink eth1 is, and carries no ``ports[N]``."""
+    ok(d, "POST", "/v1/switches", 201, json={"name": "ext", "type": "External", "net_adapter": "eth1"})
+    assert fails(d, "POST", "/v1/teams", 400, json={"name": "t1", "members": ["eth2", "eth1"]}) == [
+        ("members[1]", "'eth1' is already the uplink of switch 'ext' (port 'ext-uplink')")
+    ]
+    res = cli("team", "add", "t1", "--member", "eth1", "--member", "eth2")
+    assert res.rc == 1
+    assert "members[0]: 'eth1' is already the uplink of switch 'ext' (port 'ext-uplink')" in res.err
+    assert "ports[" not in res.err and "is a member of team" not in res.err
+    # Adding it to an existing team: the request's field is the member's name.
+    team(d, "t2", ("eth3",))
+    assert fails(d, "POST", "/v1/teams/t2/members", 400, json={"name": "eth1"}) == [
+        ("name", "'eth1' is already the uplink of switch 'ext' (port 'ext-uplink')")
+    ]
+    assert [t["name"] for t in ok(d, "GET", "/v1/teams")] == ["t2"]  # nothing changed
+
+
+def test_a_switch_over_a_team_member_is_refused_naming_the_team(cli: Cli, d: Daemon) -> None:
+    """The reverse: ``switch add q --uplink eth3`` when eth3 is a member of team t1 names the switch's own
+    field (net_adapter) and the team."""
+    team(d, "t1", ("eth2", "eth3"))
+    sw = {"name": "q", "type": "External", "net_adapter": "eth3"}
+    assert fails(d, "POST", "/v1/switches", 400, json=sw) == [
+        ("net_adapter", "'eth3' is already a member of team 't1'")
+    ]
+    res = cli("switch", "add", "q", "--uplink", "eth3")
+    assert res.rc == 1
+    assert "net_adapter: 'eth3' is already a member of team 't1'" in res.err and "ports[" not in res.err
+    res = cli("New-VMSwitch", "-Name", "q", "-NetAdapterName", "eth3")
+    assert res.rc == 1 and "'eth3' is already a member of team 't1'" in res.err and "ports[" not in res.err
+    assert ok(d, "GET", "/v1/switches") == []
+
+
+def test_other_objects_in_a_refusal_are_named_by_name(d: Daemon) -> None:
+    """A refused request about one object names the others it conflicts with by name (``ports['x'].field``, a
+    path a client can still parse), and messages say "port 'x'", not ``ports[N]``."""
+    ok(d, "POST", "/v1/switches", 201, json={"name": "ext", "type": "External", "net_adapter": "eth1"})
+    ok(
+        d,
+        "POST",
+        "/v1/ports",
+        201,
+        json={"name": "bound", "kind": "interface", "interface": "eth4", "switch": "ext"},
+    )
+    # A switch whose adapter is already bound as a port: the switch's field, the port named.
+    sw = {"name": "sw2", "type": "External", "net_adapter": "eth4"}
+    assert fails(d, "POST", "/v1/switches", 400, json=sw) == [
+        ("net_adapter", "interface 'eth4' is already used by port 'bound'")
+    ]
+    # A second port on the same interface: "already used by port 'bound'".
+    errs = fails(
+        d, "POST", "/v1/ports", 400, json={"name": "again", "kind": "interface", "interface": "eth4"}
+    )
+    assert errs == [("interface", "interface 'eth4' is already used by port 'bound'")]

@@ -165,7 +165,7 @@ def test_team_capacity_is_member_speed_times_active_members() -> None:
 def test_link_speed_on_a_team_uplink_points_at_member_link_speed() -> None:
     cfg = host(link_speed=G).model_copy(update={"teams": [TeamConfig(name="eth1", members=["m1"])]})
     got = problems(cfg)
-    assert "teams[0].member_link_speed" in got["ports[0].link_speed"]
+    assert "its members' (the team's member_link_speed)" in got["ports[0].link_speed"]  # named, no index
 
 
 def test_absolute_minimum_above_the_ports_maximum() -> None:

@@ -2,7 +2,9 @@
 
 The pydantic models check one object at a time; this module checks what only the whole configuration can
 tell (names unique, references resolve, an interface bound once, MACs unique, VLAN roles consistent).
-Paths look like ``ports[2].vlan.access_vlan_id`` so that an API client can point at the offending field.
+Paths look like ``ports[2].vlan.access_vlan_id`` so that an API client can point at the offending field (the
+service names objects in them by name for a request: ``daemon/service/paths.py``; start-up's ``settle`` reads the
+index to leave the object out); messages name the other objects involved by their names, never by an index.
 Nothing stops at the first problem: a rejected request lists everything that is wrong with it.
 """
 
@@ -77,17 +79,22 @@ def problems_from_validation_error(exc: ValidationError, prefix: str = "") -> li
 
 
 def _duplicates(
-    items: Iterable[tuple[int, str | None]], what: str, path: str, field: str, out: list[Problem]
+    items: Iterable[tuple[int, str | None]],
+    what: str,
+    path: str,
+    field: str,
+    out: list[Problem],
+    owner: Callable[[int], str] | None = None,
 ) -> None:
-    """Report every repeated value after its first occurrence, naming where it was first used."""
+    """Report every repeated value after its first occurrence, naming the object that has it first
+    (``owner(index)``, e.g. "port 'web01-eth0'"; without one the value is a name and names itself)."""
     first: dict[str, int] = {}
     for i, value in items:
         if value is None:
             continue
         if value in first:
-            out.append(
-                (f"{path}[{i}].{field}", f"{what} {value!r} is already used by {path}[{first[value]}]")
-            )
+            by = f"is already used by {owner(first[value])}" if owner is not None else "is already taken"
+            out.append((f"{path}[{i}].{field}", f"{what} {value!r} {by}"))
         else:
             first[value] = i
 
@@ -124,6 +131,13 @@ def _name_problems(cfg: HostConfig) -> list[Problem]:
     return out
 
 
+def _binding(cfg: HostConfig, p: PortConfig) -> str:
+    """What binds ``p``'s interface, as the user knows it: "the uplink of switch 'ext' (port 'ext-uplink')"."""
+    if p.kind is PortKind.UPLINK and p.switch is not None:
+        return f"the uplink of switch {p.switch!r} (port {p.name!r})"
+    return f"the interface of port {p.name!r}"
+
+
 def validate(cfg: HostConfig, old: HostConfig | None = None) -> list[Problem]:
     """Every cross-object problem in ``cfg``; an empty list means the configuration can be applied.
 
@@ -134,23 +148,44 @@ def validate(cfg: HostConfig, old: HostConfig | None = None) -> list[Problem]:
     switches = {s.name: s for s in cfg.switches}
     vms = {v.name: v for v in cfg.vms}
 
+    def port(i: int) -> str:
+        return f"port {cfg.ports[i].name!r}"
+
     _duplicates(enumerate(s.name for s in cfg.switches), "switch name", "switches", "name", out)
     _duplicates(enumerate(p.name for p in cfg.ports), "port name", "ports", "name", out)
     _duplicates(enumerate(v.name for v in cfg.vms), "VM name", "vms", "name", out)
-    _duplicates(enumerate(v.namespace for v in cfg.vms), "namespace", "vms", "netns", out)
+    _duplicates(
+        enumerate(v.namespace for v in cfg.vms),
+        "namespace",
+        "vms",
+        "netns",
+        out,
+        lambda i: f"VM {cfg.vms[i].name!r}",
+    )
     _duplicates(enumerate(t.name for t in cfg.teams), "team name", "teams", "name", out)
     # A NIC belongs to one team at most, and a team member is not also bound as a port of its own.
-    members: dict[str, str] = {}
+    # Which of the two is named depends on what came last: a team (or member) added over a bound interface is
+    # the team's problem ("'eth1' is already the uplink of switch 'ext'"), a port bound to a team's member the
+    # port's. Without ``old`` (start-up) the port is the one named, and left out.
+    members: dict[str, tuple[str, int, int]] = {}  # member -> (team, team index, member index)
     for i, t in enumerate(cfg.teams):
         for j, m in enumerate(t.members):
             if m in members:
-                out.append((f"teams[{i}].members[{j}]", f"{m!r} is already a member of team {members[m]!r}"))
-            members[m] = t.name
+                out.append(
+                    (f"teams[{i}].members[{j}]", f"{m!r} is already a member of team {members[m][0]!r}")
+                )
+            else:
+                members[m] = (t.name, i, j)
+    old_members = {m for t in old.teams for m in t.members} if old is not None else set()
+    old_bound = {(p.name, p.interface) for p in old.ports} if old is not None else set()
     for i, p in enumerate(cfg.ports):
-        if p.interface in members:
-            out.append(
-                (f"ports[{i}].interface", f"{p.interface!r} is a member of team {members[p.interface]!r}")
-            )
+        if p.interface not in members:
+            continue
+        team, ti, j = members[p.interface]
+        if old is not None and p.interface not in old_members and (p.name, p.interface) in old_bound:
+            out.append((f"teams[{ti}].members[{j}]", f"{p.interface!r} is already {_binding(cfg, p)}"))
+        else:
+            out.append((f"ports[{i}].interface", f"{p.interface!r} is already a member of team {team!r}"))
     # An uplink's MAC is its NIC's, not an identity on the switch (bonded NICs may share one).
     _duplicates(
         ((i, p.mac) for i, p in enumerate(cfg.ports) if p.kind is not PortKind.UPLINK),
@@ -158,6 +193,7 @@ def validate(cfg: HostConfig, old: HostConfig | None = None) -> list[Problem]:
         "ports",
         "mac",
         out,
+        port,
     )
 
     # Interface names live in the daemon's namespace: a switch-side end, a bound NIC, a TAP or a host vNIC.
@@ -170,11 +206,12 @@ def validate(cfg: HostConfig, old: HostConfig | None = None) -> list[Problem]:
         for field, ifname in places:
             if ifname is None:
                 continue
-            where = f"ports[{i}].{field}"
             if ifname in host_names:
-                out.append((where, f"interface {ifname!r} is already used by {host_names[ifname]}"))
+                out.append(
+                    (f"ports[{i}].{field}", f"interface {ifname!r} is already used by {host_names[ifname]}")
+                )
             else:
-                host_names[ifname] = where
+                host_names[ifname] = port(i) if field == "interface" else f"{port(i)} (its {field})"
     adapters: dict[str, int] = {}
     for i, s in enumerate(cfg.switches):
         if s.net_adapter is None:
@@ -189,10 +226,13 @@ def validate(cfg: HostConfig, old: HostConfig | None = None) -> list[Problem]:
             )
         else:
             adapters[s.net_adapter] = i
+    old_adapters = {s.name: s.net_adapter for s in old.switches} if old is not None else {}
     for i, p in enumerate(cfg.ports):
         if p.kind is PortKind.UPLINK or p.interface not in adapters:
             continue
         owner = cfg.switches[adapters[p.interface]].name
+        if old is not None and old_adapters.get(owner) != p.interface and (p.name, p.interface) in old_bound:
+            continue  # the switch's adapter is what changed: its uplink port is told whose interface it is
         out.append((f"ports[{i}].interface", f"interface {p.interface!r} is the adapter of switch {owner!r}"))
 
     uplinks: dict[str, int] = {}
@@ -243,7 +283,7 @@ def validate(cfg: HostConfig, old: HostConfig | None = None) -> list[Problem]:
                     out.append(
                         (
                             f"{base}.switch",
-                            f"switch {sw.name!r} already has uplink port ports[{uplinks[sw.name]}]",
+                            f"switch {sw.name!r} already has uplink port {cfg.ports[uplinks[sw.name]].name!r}",
                         )
                     )
                 else:
@@ -274,6 +314,7 @@ def validate(cfg: HostConfig, old: HostConfig | None = None) -> list[Problem]:
             "ports",
             "peer_interface",
             out,
+            port,
         )
 
     out.extend(_pvlan_problems(cfg))
@@ -321,7 +362,7 @@ def _qos_problems(cfg: HostConfig, old: HostConfig | None) -> list[Problem]:
     of absolute reservations against capacity; QS-07/09: unique policy names, DCB on existing adapters."""
     out: list[Problem] = []
     switches = {s.name: (i, s) for i, s in enumerate(cfg.switches)}
-    teams = {t.name: (i, t) for i, t in enumerate(cfg.teams)}
+    teams = {t.name for t in cfg.teams}
     for i, sw in enumerate(cfg.switches):
         mode = effective_mode(sw)
         if (
@@ -355,12 +396,11 @@ def _qos_problems(cfg: HostConfig, old: HostConfig | None) -> list[Problem]:
                     )
                 )
             elif p.interface in teams:
-                ti, _ = teams[p.interface]
                 out.append(
                     (
                         f"{base}.link_speed",
                         f"{p.interface!r} is a team: its line rate is its members' "
-                        f"(teams[{ti}].member_link_speed)",
+                        "(the team's member_link_speed)",
                     )
                 )
         if p.maximum_bandwidth and p.minimum_bandwidth_absolute > p.maximum_bandwidth:
@@ -510,6 +550,10 @@ def _pvlan_problems(cfg: HostConfig) -> list[Problem]:
     Ports not connected to a switch have no role yet and are not compared.
     """
     out: list[Problem] = []
+
+    def port(i: int) -> str:
+        return f"port {cfg.ports[i].name!r}"
+
     secondaries: dict[tuple[str, int], tuple[int, str, int]] = {}  # (switch, sec) -> (primary, role, port)
     primaries: set[tuple[str, int]] = set()
     for i, p in enumerate(cfg.ports):
@@ -526,12 +570,12 @@ def _pvlan_problems(cfg: HostConfig) -> list[Problem]:
             out.append(
                 (
                     where,
-                    f"secondary VLAN {v.secondary_vlan_id} belongs to primary {seen[0]} on ports[{seen[2]}]",
+                    f"secondary VLAN {v.secondary_vlan_id} belongs to primary {seen[0]} on {port(seen[2])}",
                 )
             )
         elif seen[1] != role:
             out.append(
-                (where, f"secondary VLAN {v.secondary_vlan_id} is {seen[1]} on ports[{seen[2]}], {role} here")
+                (where, f"secondary VLAN {v.secondary_vlan_id} is {seen[1]} on {port(seen[2])}, {role} here")
             )
     for i, p in enumerate(cfg.ports):
         v = p.vlan
@@ -543,7 +587,7 @@ def _pvlan_problems(cfg: HostConfig) -> list[Problem]:
                 out.append(
                     (
                         f"ports[{i}].vlan.secondary_vlan_ids",
-                        f"secondary VLAN {sec} belongs to primary {found[0]} on ports[{found[2]}]",
+                        f"secondary VLAN {sec} belongs to primary {found[0]} on {port(found[2])}",
                     )
                 )
     for (sw, sec), (_, _, j) in secondaries.items():

@@ -7,23 +7,58 @@ DeviceError names); a client that sent ``PATCH /v1/ports/web01-eth0`` wants to h
 
 from __future__ import annotations
 
+import re
 from collections.abc import Collection
 
-from pyvswitch.config.schema import HostConfig, PortConfig
+from pyvswitch.config.schema import HostConfig, PortConfig, PortKind
 from pyvswitch.config.team_nics import hidden_owner, realize
 from pyvswitch.errors import DeviceError
+
+# The HostConfig lists of named objects: a path into one of them starts ``collection[index]``.
+_NAMED = ("teams", "switches", "ports", "vms", "qos_policies", "sriov_adapters")
+_ITEM = re.compile(r"^(\w+)\[(\d+)\](.*)$", re.DOTALL)
+
+
+def named_path(path: str, cfg: HostConfig) -> str:
+    """``ports[3].interface`` -> ``ports['ext-uplink'].interface``: an object is named by its name, not by
+    its place in the whole configuration, which a client never sees (still one JSON string, still a path)."""
+    m = _ITEM.match(path)
+    if m is None or m[1] not in _NAMED:
+        return path
+    items = getattr(cfg, m[1])
+    index = int(m[2])
+    if index >= len(items):
+        return path
+    return f"{m[1]}[{items[index].name!r}]{m[3]}"
 
 
 def request_paths(
     problems: list[tuple[str, str]], cfg: HostConfig, collection: str, name: str
 ) -> list[tuple[str, str]]:
-    """Rewrite ``ports[3].vlan`` to ``vlan`` when ``ports[3]`` is the object named ``name``."""
+    """Problems as the request about ``collection``'s object ``name`` speaks of them: ``ports[3].vlan`` is
+    ``vlan`` when ``ports[3]`` is that object; a switch's own uplink port's interface is the switch's
+    ``net_adapter``; every other object is named by its name (``named_path``)."""
     items = getattr(cfg, collection)
     index = next((i for i, item in enumerate(items) if item.name == name), None)
-    if index is None:
-        return problems
-    prefix = f"{collection}[{index}]."
-    return [(path.removeprefix(prefix), msg) for path, msg in problems]
+    own: dict[str, str] = {}
+    if index is not None:
+        own[f"{collection}[{index}]"] = ""
+    if collection == "switches":
+        for i, p in enumerate(cfg.ports):
+            if p.switch == name and p.kind is PortKind.UPLINK:
+                own[f"ports[{i}].interface"] = "net_adapter"
+    out: list[tuple[str, str]] = []
+    for path, msg in problems:
+        if own.get(path):
+            path = own[path]
+        else:
+            m = _ITEM.match(path)
+            if m is not None and m[3].startswith(".") and own.get(f"{m[1]}[{m[2]}]") == "":
+                path = m[3].removeprefix(".")
+            else:
+                path = named_path(path, cfg)
+        out.append((path, msg))
+    return out
 
 
 def culprit(cfg: HostConfig, exc: DeviceError, exclude: Collection[str] = ()) -> PortConfig | None:
