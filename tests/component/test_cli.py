@@ -567,7 +567,9 @@ def test_config_export_diff_import_round_trip_and_history(cli: Cli, tmp_path: Pa
     res = cli("config", "diff", str(path))
     assert res.rc == 1
     assert (
-        "+ switches sw2" in res.out and "~ switches sw1 (mac_aging_s)" in res.out and "- vms web" in res.out
+        "+ switches sw2" in res.out
+        and "~ switches sw1: mac_aging_s 300.0 -> 60.0" in res.out
+        and "- vms web" in res.out
     )
     changes = cli("config", "diff", str(path), "--json").json()
     assert {(c["op"], c["kind"], c["name"]) for c in changes} >= {
@@ -588,6 +590,14 @@ def test_config_export_diff_import_round_trip_and_history(cli: Cli, tmp_path: Pa
     bad.write_text(json.dumps({**doc, "switches": [{"name": "sw3", "mac_aging_s": -1}]}))
     res = cli("config", "import", str(bad))
     assert res.rc == 1 and "switches.0.mac_aging_s" in res.err
+    assert sorted(s["name"] for s in cli.ok("--json", "switch", "list").json()) == ["sw1", "sw2"]
+    # Valid by the schema, refused by the daemon's cross-object checks: --dry-run says so (the daemon's dry run).
+    orphan = tmp_path / "orphan.json"
+    cfg = cli.ok("config", "export").json()
+    cfg["ports"] = [*cfg["ports"], {"name": "lost", "kind": "vm", "vm": "nobody", "switch": "nowhere"}]
+    orphan.write_text(json.dumps(cfg))
+    res = cli("config", "import", str(orphan), "--dry-run")
+    assert res.rc == 1 and "nowhere" in res.err, res
     assert sorted(s["name"] for s in cli.ok("--json", "switch", "list").json()) == ["sw1", "sw2"]
 
 

@@ -53,6 +53,15 @@ class DaemonUnreachable(Exception):
         super().__init__(text)
 
 
+class NotRehearsed(Exception):
+    """Under a dry run (``Client.dry_run``), the daemon did not run a request it cannot rehearse (it acts outside
+    the configuration: a capture, a migration...); ``operation`` is ``METHOD /v1/path``."""
+
+    def __init__(self, operation: str) -> None:
+        self.operation = operation
+        super().__init__(operation)
+
+
 class ApiError(Exception):
     """The daemon rejected a request: its status and the ``(field, message)`` pairs it gave."""
 
@@ -126,6 +135,9 @@ class Client:
     ) -> None:
         self.socket_path = socket_path
         self.timeout_s = timeout_s
+        # A dry run's id (-WhatIf): every request carries it, so the daemon validates and answers without
+        # changing anything, later requests seeing the earlier ones' effect (daemon/dry_run.py).
+        self.dry_run: str | None = None
         self._check_socket = transport is None
         self._http: httpx.Client | None = None
         if transport is not None:
@@ -162,6 +174,8 @@ class Client:
         if self._check_socket and not os.path.exists(self.socket_path):
             raise DaemonUnreachable(self.socket_path, "missing")
         timeout = timeout_s if timeout_s is not None else self.timeout_s
+        if self.dry_run is not None:
+            params = {**(params or {}), "dry_run": self.dry_run}
         if self._http is not None:
             resp: Response = self._http.request(method, path, json=json, params=params, timeout=timeout)
         else:
@@ -170,7 +184,15 @@ class Client:
             raise ApiError.from_response(resp)
         if resp.status_code == 204 or not resp.content:
             return None
-        return resp.json()
+        body = resp.json()
+        if (
+            self.dry_run is not None
+            and isinstance(body, dict)
+            and body.get("run") is False
+            and "dry_run" in body
+        ):
+            raise NotRehearsed(str(body.get("operation") or f"{method} {path}"))
+        return body
 
     def _over_socket(
         self, method: str, path: str, json: Any, params: dict[str, str] | None, timeout_s: float

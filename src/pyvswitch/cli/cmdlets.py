@@ -33,6 +33,7 @@ from pyvswitch.cli import (
 )
 from pyvswitch.cli.cmdlet.framework import Cmdlet, CmdletUsageError, Session, bind
 from pyvswitch.cli.cmdlet.output import help_text
+from pyvswitch.cli.cmdlet.what_if import rehearse, take_what_if
 
 CMDLET_RE = re.compile(r"^[A-Za-z]+-[A-Za-z][A-Za-z0-9]*$")
 
@@ -123,6 +124,7 @@ def run(name: str, argv: Sequence[str], session_factory: Callable[[], Session]) 
     # --json anywhere on the line (it is no PowerShell parameter, so it cannot be one's value).
     json_out = "--json" in argv
     argv = [w for w in argv if w != "--json"]
+    argv, what_if = take_what_if(cmd, argv)
     args = bind(cmd, argv)
     session = session_factory()
     session.format_list = session.format_list or bool(view.get("format_list"))
@@ -130,5 +132,8 @@ def run(name: str, argv: Sequence[str], session_factory: Callable[[], Session]) 
     session.select = view.get("select")
     session.json = session.json or json_out
     with session.client:
-        cmd.run(args, session)
+        if what_if:
+            rehearse(cmd, args, session)
+        else:
+            cmd.run(args, session)
     return 0

@@ -2,18 +2,16 @@
 would change, applying it, and the audit trail of saves (issue 15 item 2).
 
 The file is the daemon's own JSON (``GET /v1/config``), so an export imported back changes nothing. ``diff``
-compares by object: lists of named objects (switches, ports, VMs, teams, QoS policies, SR-IOV adapters) by name,
-the rest as values; each changed object names its changed fields. ``import`` shows that diff, checks the file
+compares by object (``config/diff.py``: named objects by name, each change with its fields' values). ``import`` shows that diff, checks the file
 against the schema here (a bad file is refused whole, the field named, before anything is sent), and replaces
 the configuration in one transaction (``PUT /v1/config``, where the daemon's cross-object checks refuse it whole
-too); ``--dry-run`` stops after the diff.
+too); ``--dry-run`` stops after the diff and the daemon's dry run of the same PUT (its checks, nothing changed).
 """
 
 from __future__ import annotations
 
 import json
-import sys
-from collections.abc import Mapping
+import secrets
 from typing import Any
 
 import click
@@ -21,6 +19,7 @@ import click
 from pyvswitch.cli.client import ApiError, JsonObj
 from pyvswitch.cli.format import echo_json, table
 from pyvswitch.cli.verbkit import State, json_flag, pass_state
+from pyvswitch.config.diff import describe, diff
 
 
 @click.group("config")
@@ -73,9 +72,17 @@ def config_import(state: State, path: Any, dry_run: bool) -> None:
         changes = diff(c.config(), wanted)
         if not state.json:
             _show(state, changes)
+        if dry_run and changes:
+            # The daemon's own checks too (cross-object, OS), as a dry run of the same request: refused here
+            # exactly as the import would be, nothing changed.
+            run_id = "import-" + secrets.token_hex(8)
+            c.request("PUT", "/config", json=wanted, params={"dry_run": run_id})
+            c.request("DELETE", f"/dry-runs/{run_id}")
         if dry_run or not changes:
             if state.json:
                 echo_json({"changes": changes, "applied": False})
+            elif dry_run and changes:
+                click.echo("the daemon accepts this configuration (dry run: nothing changed)")
             return
         c.request("PUT", "/config", json=wanted)
     if state.json:
@@ -128,37 +135,6 @@ def _normalized(doc: JsonObj) -> JsonObj:
         raise ApiError(400, problems) from None
 
 
-def diff(running: Mapping[str, Any], wanted: Mapping[str, Any]) -> list[JsonObj]:
-    """Changes from ``running`` to ``wanted``: {"op": "add"|"remove"|"change", "kind", "name", "fields"}."""
-    out: list[JsonObj] = []
-    for kind in sorted(set(running) | set(wanted)):
-        old, new = running.get(kind), wanted.get(kind)
-        if _named_list(old if old is not None else []) and _named_list(new if new is not None else []):
-            olds = {o["name"]: o for o in old or []}
-            news = {o["name"]: o for o in new or []}
-            for name in sorted(set(olds) | set(news)):
-                if name not in news:
-                    out.append({"op": "remove", "kind": kind, "name": name, "fields": []})
-                elif name not in olds:
-                    out.append({"op": "add", "kind": kind, "name": name, "fields": []})
-                else:
-                    fields = _changed(olds[name], news[name])
-                    if fields:
-                        out.append({"op": "change", "kind": kind, "name": name, "fields": fields})
-        elif old != new:
-            fields = _changed(old, new) if isinstance(old, dict) and isinstance(new, dict) else [kind]
-            out.append({"op": "change", "kind": kind, "name": "", "fields": fields})
-    return out
-
-
-def _named_list(v: Any) -> bool:
-    return isinstance(v, list) and all(isinstance(o, dict) and "name" in o for o in v)
-
-
-def _changed(old: Mapping[str, Any], new: Mapping[str, Any]) -> list[str]:
-    return sorted(k for k in set(old) | set(new) if old.get(k) != new.get(k))
-
-
 def _show(state: State, changes: list[JsonObj]) -> None:
     if state.json:
         echo_json(changes)
@@ -166,8 +142,5 @@ def _show(state: State, changes: list[JsonObj]) -> None:
     if not changes:
         click.echo("no changes")
         return
-    sign = {"add": "+", "remove": "-", "change": "~"}
     for ch in changes:
-        what = f"{ch['kind']} {ch['name']}".rstrip()
-        fields = f" ({', '.join(ch['fields'])})" if ch["fields"] else ""
-        click.echo(f"{sign[ch['op']]} {what}{fields}", file=sys.stdout)
+        click.echo(describe(ch))

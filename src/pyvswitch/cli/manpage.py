@@ -56,6 +56,8 @@ def _options(cmd: click.Command, ctx: click.Context) -> list[str]:
 
 
 def render() -> str:
+    from pyvswitch.cli.cmdlet.output import full_syntax
+    from pyvswitch.cli.cmdlet.what_if import changes_state
     from pyvswitch.cli.cmdlets import CMDLETS
     from pyvswitch.cli.main import cli
 
@@ -94,7 +96,7 @@ def render() -> str:
     lines.append(".SH HYPER-V CMDLETS")
     lines.append("Parameters are case-insensitive and may be shortened to a unique prefix, as in PowerShell.")
     for c in sorted(CMDLETS, key=lambda c: c.name):
-        lines += [f".SS {c.name}", _roff(" ".join(p.syntax() for p in c.params) or "(no parameters)"), ".PP",
+        lines += [f".SS {c.name}", _roff(full_syntax(c).split(" ", 1)[1] if c.params or changes_state(c) else "(no parameters)"), ".PP",
                   _roff(c.summary)]  # fmt: skip
         if c.notes:
             lines += [".PP", _roff(c.notes)]

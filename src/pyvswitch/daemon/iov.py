@@ -32,6 +32,8 @@ from fastapi import FastAPI
 from pydantic import BaseModel, Field
 
 from pyvswitch.config.schema import HostConfig, PortKind, SriovAdapterConfig
+from pyvswitch.daemon import dry_run
+from pyvswitch.daemon.dry_run import DRY_RUN
 from pyvswitch.datapath.nicswitch import (
     Insn,
     NicSwitchPlan,
@@ -485,7 +487,8 @@ class IovManager:
             cfg.model_copy(update={"sriov_adapters": list(adapters.values())}),
             f"{what} SR-IOV on {name} ({a.num_vfs} VFs)",
         )
-        self.reconcile(force=True)
+        if dry_run.active() is None:  # a dry run (-WhatIf) programs no VF
+            self.reconcile(force=True)
         return self.adapter(name)
 
 
@@ -509,11 +512,11 @@ def add_iov_routes(app: FastAPI, iov: IovManager) -> None:
     def sriov_adapter(name: str) -> dict[str, Any]:
         return iov.adapter(name)
 
-    @app.put("/v1/sriov/adapters/{name}")
+    @app.put("/v1/sriov/adapters/{name}", openapi_extra=DRY_RUN)
     def sriov_set(name: str, body: AdapterBody) -> dict[str, Any]:
         return iov.set_adapter(name, body.enabled, body.num_vfs)
 
-    @app.delete("/v1/sriov/adapters/{name}")
+    @app.delete("/v1/sriov/adapters/{name}", openapi_extra=DRY_RUN)
     def sriov_disable(name: str) -> dict[str, Any]:
         return iov.set_adapter(name, False)
 

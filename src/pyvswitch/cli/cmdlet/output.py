@@ -14,6 +14,7 @@ import click
 
 from pyvswitch.cli.client import JsonObj
 from pyvswitch.cli.cmdlet.framework import Cmdlet, CmdletUsageError, Session
+from pyvswitch.cli.cmdlet.what_if import changes_state
 from pyvswitch.cli.format import cell, echo_json, ps_table
 
 
@@ -87,8 +88,14 @@ def _cell(v: Any, sep: str) -> Any:
     return "{" + sep.join(map(cell, v)) + "}" if isinstance(v, list) else v
 
 
+def full_syntax(cmd: Cmdlet) -> str:
+    """The syntax line with the common parameters this front end adds: ``[-WhatIf]`` where the cmdlet changes
+    state (cmdlet/what_if.py)."""
+    return cmd.syntax() + (" [-WhatIf]" if changes_state(cmd) else "")
+
+
 def help_text(cmd: Cmdlet) -> str:
-    text = f"NAME\n    {cmd.name}\n\nSYNOPSIS\n    {cmd.summary}\n\nSYNTAX\n    {cmd.syntax()}"
+    text = f"NAME\n    {cmd.name}\n\nSYNOPSIS\n    {cmd.summary}\n\nSYNTAX\n    {full_syntax(cmd)}"
     if cmd.notes:
         text += "\n\nREMARKS\n" + "\n".join(f"    {ln}" for ln in cmd.notes.splitlines())
     return text

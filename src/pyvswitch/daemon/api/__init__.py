@@ -8,7 +8,8 @@ Every rejected request answers ``{"errors": [{"field": path, "message": text}]}`
 (including bodies FastAPI itself rejects, JSON nested too deeply to parse among them), 404 for a missing object or
 path, 405, 409 for a conflict, 413 for a body over ``limits.MAX_BODY_BYTES``. The handlers that say
 so are here; the routes are one router per resource (``host``, ``switches``, ``vms``, ``ports``, ``teams``,
-``diagnostics``, ``qos``, ``dcb``), plus the capture, SR-IOV and migration routes their own modules add.
+``diagnostics``, ``qos``, ``dcb``), plus the capture, SR-IOV and migration routes their own modules add, and
+dry runs (``dry_run.py``: ``?dry_run=ID`` on any request, for ``-WhatIf``).
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Mapping
 
-from fastapi import FastAPI, Request
+from fastapi import Depends, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
@@ -27,6 +28,7 @@ from pyvswitch.daemon.api import dcb, diagnostics, host, ports, qos, switches, t
 from pyvswitch.daemon.api.common import Request_, patch_changes
 from pyvswitch.daemon.api.dashboard import add_dashboard_routes
 from pyvswitch.daemon.api.docs import add_local_docs
+from pyvswitch.daemon.api.dry_run import add_dry_run_routes, guard
 from pyvswitch.daemon.api.limits import BodyLimit
 from pyvswitch.daemon.api.metrics import add_metrics_route, service_metrics
 from pyvswitch.daemon.api.vnet import add_vnet_routes
@@ -108,7 +110,10 @@ def create_app(service: Service, migrations: Migrations | None = None) -> FastAP
     """A FastAPI app serving ``service`` under /v1, OpenAPI at /openapi.json, Prometheus metrics at /metrics
     (``app.state.metrics``: the registry, also served by ``pyvswitchd --metrics-listen``)."""
     # /docs from the Swagger UI the swagger-ui-bundle package carries (docs.py), never from a CDN.
-    app = FastAPI(title="pyvswitchd", version=pyvswitch.__version__, docs_url=None, redoc_url=None)
+    app = FastAPI(
+        title="pyvswitchd", version=pyvswitch.__version__, docs_url=None, redoc_url=None,
+        dependencies=[Depends(guard)],  # a dry run (?dry_run=ID) runs only the routes it can rehearse
+    )  # fmt: skip
     add_local_docs(app)
     app.add_middleware(BodyLimit)
     add_error_handlers(app)
@@ -122,4 +127,5 @@ def create_app(service: Service, migrations: Migrations | None = None) -> FastAP
     add_vnet_routes(app, service)  # cluster mode and virtual subnets (issue 13)
     app.state.metrics = add_metrics_route(app, service_metrics(service, mig))
     app.state.dashboard = add_dashboard_routes(app, Dashboard(service))
+    add_dry_run_routes(app, service)  # ?dry_run=ID on any request (-WhatIf), /v1/dry-runs/ID
     return app

@@ -8,6 +8,7 @@ from fastapi import APIRouter, Response
 
 from pyvswitch.config.schema import TrafficClassAlgorithm, TrafficClassConfig
 from pyvswitch.daemon.api.common import Request_, patch_changes
+from pyvswitch.daemon.dry_run import DRY_RUN
 from pyvswitch.daemon.service import Service
 
 
@@ -34,7 +35,7 @@ def router(service: Service) -> APIRouter:
         """DCB settings with the traffic classes as Get-NetQosTrafficClass lists them ([Default] first)."""
         return {**service.dcb().model_dump(mode="json"), "traffic_classes": service.traffic_classes()}
 
-    @r.patch("/v1/qos/dcb")
+    @r.patch("/v1/qos/dcb", openapi_extra=DRY_RUN)
     def patch_dcb(body: DcbPatch) -> dict[str, Any]:
         changes = patch_changes(body)
         service.update_dcb(changes)
@@ -44,7 +45,7 @@ def router(service: Service) -> APIRouter:
     def traffic_classes() -> list[dict[str, Any]]:
         return service.traffic_classes()
 
-    @r.post("/v1/qos/traffic-classes", status_code=201)
+    @r.post("/v1/qos/traffic-classes", status_code=201, openapi_extra=DRY_RUN)
     def add_traffic_class(tc: TrafficClassConfig) -> dict[str, Any]:
         return service.add_traffic_class(tc)
 
@@ -52,12 +53,12 @@ def router(service: Service) -> APIRouter:
     def traffic_class(name: str) -> dict[str, Any]:
         return service.traffic_class(name)
 
-    @r.patch("/v1/qos/traffic-classes/{name}")
+    @r.patch("/v1/qos/traffic-classes/{name}", openapi_extra=DRY_RUN)
     def patch_traffic_class(name: str, body: TrafficClassPatch) -> dict[str, Any]:
         changes = patch_changes(body)
         return service.update_traffic_class(name, changes)
 
-    @r.delete("/v1/qos/traffic-classes/{name}", status_code=204)
+    @r.delete("/v1/qos/traffic-classes/{name}", status_code=204, openapi_extra=DRY_RUN)
     def delete_traffic_class(name: str) -> Response:
         service.delete_traffic_class(name)
         return Response(status_code=204)
@@ -67,11 +68,11 @@ def router(service: Service) -> APIRouter:
         """Adapters DCB can be enabled on (Get-NetAdapterQos): uplink/interface ports' NICs and teams."""
         return service.qos_adapters()
 
-    @r.put("/v1/qos/adapters/{name}")
+    @r.put("/v1/qos/adapters/{name}", openapi_extra=DRY_RUN)
     def enable_qos_adapter(name: str) -> dict[str, Any]:
         return service.set_qos_adapter(name, True)
 
-    @r.delete("/v1/qos/adapters/{name}")
+    @r.delete("/v1/qos/adapters/{name}", openapi_extra=DRY_RUN)
     def disable_qos_adapter(name: str) -> dict[str, Any]:
         return service.set_qos_adapter(name, False)
 

@@ -9,6 +9,7 @@ from fastapi import APIRouter, Query, Response
 from pydantic import Field
 
 from pyvswitch.daemon.api.common import Request_
+from pyvswitch.daemon.dry_run import READ_ONLY
 from pyvswitch.daemon.service import Service
 
 
@@ -51,7 +52,7 @@ def router(service: Service) -> APIRouter:
     def traces(port: str | None = None, limit: int = Query(100, ge=1, le=1000)) -> list[dict[str, Any]]:
         return service.traces(port, limit)
 
-    @r.post("/v1/whatif")
+    @r.post("/v1/whatif", openapi_extra=READ_ONLY)
     def what_if(body: WhatIf) -> dict[str, Any]:
         """Trace a described frame as if received on ``port``: no learning, counting or sending."""
         return service.what_if(body.port, body.frame)

@@ -11,6 +11,7 @@ import pyvswitch
 from pyvswitch.config.schema import HostConfig
 from pyvswitch.daemon import logs
 from pyvswitch.daemon.api.common import Request_
+from pyvswitch.daemon.dry_run import DRY_RUN
 from pyvswitch.daemon.service import Service
 from pyvswitch.errors import ConfigError
 
@@ -80,7 +81,7 @@ def router(service: Service) -> APIRouter:
     def get_config() -> HostConfig:
         return service.config
 
-    @r.put("/v1/config")
+    @r.put("/v1/config", openapi_extra=DRY_RUN)
     def put_config(cfg: HostConfig) -> HostConfig:
         return service.replace_config(cfg)
 

@@ -8,6 +8,7 @@ from fastapi import APIRouter, Response
 
 from pyvswitch.config.schema import AclEntry, ExtendedAclEntry, PortConfig, PortMirroring, VlanConfig
 from pyvswitch.daemon.api.common import Request_, patch_changes
+from pyvswitch.daemon.dry_run import DRY_RUN
 from pyvswitch.daemon.service import Service
 
 
@@ -76,15 +77,15 @@ def router(service: Service) -> APIRouter:
     def get_port(name: str) -> PortConfig:
         return service.port(name)
 
-    @r.post("/v1/ports", status_code=201)
+    @r.post("/v1/ports", status_code=201, openapi_extra=DRY_RUN)
     def add_port(port: PortConfig) -> PortConfig:
         return service.add_port(port)
 
-    @r.patch("/v1/ports/{name}")
+    @r.patch("/v1/ports/{name}", openapi_extra=DRY_RUN)
     def patch_port(name: str, body: PortPatch) -> PortConfig:
         return service.update_port(name, patch_changes(body, NOT_NULL))
 
-    @r.delete("/v1/ports/{name}", status_code=204)
+    @r.delete("/v1/ports/{name}", status_code=204, openapi_extra=DRY_RUN)
     def delete_port(name: str) -> Response:
         service.delete_port(name)
         return Response(status_code=204)

@@ -8,6 +8,7 @@ from fastapi import APIRouter, Response
 
 from pyvswitch.config.schema import IpProtocolMatch, QosPolicyConfig, QosTemplate
 from pyvswitch.daemon.api.common import Request_, patch_changes
+from pyvswitch.daemon.dry_run import DRY_RUN
 from pyvswitch.daemon.service import Service
 
 
@@ -45,7 +46,7 @@ def router(service: Service) -> APIRouter:
     def qos_policies() -> list[QosPolicyConfig]:
         return service.qos_policies()
 
-    @r.post("/v1/qos/policies", status_code=201)
+    @r.post("/v1/qos/policies", status_code=201, openapi_extra=DRY_RUN)
     def add_qos_policy(policy: QosPolicyConfig) -> QosPolicyConfig:
         return service.add_qos_policy(policy)
 
@@ -54,12 +55,12 @@ def router(service: Service) -> APIRouter:
     def qos_policy(name: str) -> QosPolicyConfig:
         return service.qos_policy(name)
 
-    @r.patch("/v1/qos/policies/{name:path}")
+    @r.patch("/v1/qos/policies/{name:path}", openapi_extra=DRY_RUN)
     def patch_qos_policy(name: str, body: QosPolicyPatch) -> QosPolicyConfig:
         changes = patch_changes(body, ("ip_protocol", "precedence"))
         return service.update_qos_policy(name, changes)
 
-    @r.delete("/v1/qos/policies/{name:path}", status_code=204)
+    @r.delete("/v1/qos/policies/{name:path}", status_code=204, openapi_extra=DRY_RUN)
     def delete_qos_policy(name: str) -> Response:
         service.delete_qos_policy(name)
         return Response(status_code=204)

@@ -7,6 +7,7 @@ from pydantic import Field
 
 from pyvswitch.config.schema import ExtensionSetting, MinimumBandwidthMode, SwitchConfig, SwitchType
 from pyvswitch.daemon.api.common import Request_, patch_changes
+from pyvswitch.daemon.dry_run import DRY_RUN
 from pyvswitch.daemon.service import Service
 
 
@@ -56,17 +57,17 @@ def router(service: Service) -> APIRouter:
     def get_switch(name: str) -> SwitchView:
         return switch_view(service.switch(name))
 
-    @r.post("/v1/switches", status_code=201)
+    @r.post("/v1/switches", status_code=201, openapi_extra=DRY_RUN)
     def add_switch(body: SwitchCreate) -> SwitchView:
         sw = SwitchConfig.model_validate(body.model_dump(exclude={"link_speed"}))
         return switch_view(service.add_switch(sw, link_speed=body.link_speed))
 
-    @r.patch("/v1/switches/{name}")
+    @r.patch("/v1/switches/{name}", openapi_extra=DRY_RUN)
     def patch_switch(name: str, body: SwitchPatch) -> SwitchView:
         changes = patch_changes(body, ("minimum_bandwidth_mode", "default_flow_minimum_bandwidth_weight"))
         return switch_view(service.update_switch(name, changes))
 
-    @r.delete("/v1/switches/{name}", status_code=204)
+    @r.delete("/v1/switches/{name}", status_code=204, openapi_extra=DRY_RUN)
     def delete_switch(name: str) -> Response:
         service.delete_switch(name)
         return Response(status_code=204)

@@ -10,6 +10,7 @@ from pydantic import Field
 
 from pyvswitch.config.schema import LacpTimer, LoadBalancing, TeamConfig, TeamingMode
 from pyvswitch.daemon.api.common import Request_, patch_changes
+from pyvswitch.daemon.dry_run import DRY_RUN
 from pyvswitch.daemon.service import Service
 
 
@@ -69,31 +70,31 @@ def router(service: Service) -> APIRouter:
     def team(name: str) -> dict[str, Any]:
         return service.team(name)
 
-    @r.post("/v1/teams", status_code=201)
+    @r.post("/v1/teams", status_code=201, openapi_extra=DRY_RUN)
     def add_team(team: TeamConfig) -> dict[str, Any]:
         return service.add_team(team)
 
-    @r.delete("/v1/teams/{name}", status_code=204)
+    @r.delete("/v1/teams/{name}", status_code=204, openapi_extra=DRY_RUN)
     def delete_team(name: str) -> Response:
         service.delete_team(name)
         return Response(status_code=204)
 
-    @r.patch("/v1/teams/{name}")
+    @r.patch("/v1/teams/{name}", openapi_extra=DRY_RUN)
     def patch_team(name: str, body: TeamPatch) -> dict[str, Any]:
         changes = patch_changes(body)
         return service.update_team(name, changes)
 
-    @r.post("/v1/teams/{name}/members", status_code=201)
+    @r.post("/v1/teams/{name}/members", status_code=201, openapi_extra=DRY_RUN)
     def add_team_member(name: str, body: TeamMemberAdd) -> dict[str, Any]:
         standby = body.administrative_mode is AdministrativeMode.STANDBY
         return service.add_team_member(name, body.name, standby=standby)
 
-    @r.patch("/v1/teams/{name}/members/{member}")
+    @r.patch("/v1/teams/{name}/members/{member}", openapi_extra=DRY_RUN)
     def patch_team_member(name: str, member: str, body: TeamMemberPatch) -> dict[str, Any]:
         standby = body.administrative_mode is AdministrativeMode.STANDBY
         return service.set_team_member(name, member, standby=standby)
 
-    @r.delete("/v1/teams/{name}/members/{member}", status_code=204)
+    @r.delete("/v1/teams/{name}/members/{member}", status_code=204, openapi_extra=DRY_RUN)
     def delete_team_member(name: str, member: str) -> Response:
         service.remove_team_member(name, member)
         return Response(status_code=204)
@@ -107,15 +108,15 @@ def router(service: Service) -> APIRouter:
     def team_nic(name: str, nic: str) -> dict[str, Any]:
         return service.team_nic(name, nic)
 
-    @r.post("/v1/teams/{name}/nics", status_code=201)
+    @r.post("/v1/teams/{name}/nics", status_code=201, openapi_extra=DRY_RUN)
     def add_team_nic(name: str, body: TeamNicAdd) -> dict[str, Any]:
         return service.add_team_nic(name, body.vlan_id, body.name)
 
-    @r.patch("/v1/teams/{name}/nics/{nic}")
+    @r.patch("/v1/teams/{name}/nics/{nic}", openapi_extra=DRY_RUN)
     def patch_team_nic(name: str, nic: str, body: TeamNicPatch) -> dict[str, Any]:
         return service.update_team_nic(name, nic, vlan_id=body.vlan_id, default=body.default)
 
-    @r.delete("/v1/teams/{name}/nics/{nic}", status_code=204)
+    @r.delete("/v1/teams/{name}/nics/{nic}", status_code=204, openapi_extra=DRY_RUN)
     def delete_team_nic(name: str, nic: str) -> Response:
         service.delete_team_nic(name, nic)
         return Response(status_code=204)

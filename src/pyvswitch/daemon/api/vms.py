@@ -11,6 +11,7 @@ from pydantic import BaseModel, Field, SerializerFunctionWrapHandler, model_seri
 
 from pyvswitch.config.schema import PortConfig, VlanConfig, VmKind
 from pyvswitch.daemon.api.common import Request_
+from pyvswitch.daemon.dry_run import DRY_RUN
 from pyvswitch.daemon.guests import Guests
 from pyvswitch.daemon.service import Conflict, Service
 from pyvswitch.guest.agent import AgentError
@@ -100,7 +101,7 @@ def router(service: Service) -> APIRouter:
     def get_vm(name: str) -> VmView:
         return vm_view(name)
 
-    @r.post("/v1/vms", status_code=201)
+    @r.post("/v1/vms", status_code=201, openapi_extra=DRY_RUN)
     def add_vm(body: VmCreate) -> VmView:
         fields = body.model_dump(include={"switch", "ip", "mac", "vlan"}, exclude_unset=True)
         vm_fields = body.model_dump(include={"kind", "memory_mb", "cpus"}, exclude_none=True)
@@ -123,7 +124,7 @@ def router(service: Service) -> APIRouter:
             raise Conflict("name", str(exc)) from exc
         return ExecResult(returncode=res.returncode, stdout=res.stdout, stderr=res.stderr)
 
-    @r.delete("/v1/vms/{name}", status_code=204)
+    @r.delete("/v1/vms/{name}", status_code=204, openapi_extra=DRY_RUN)
     def delete_vm(name: str) -> Response:
         service.delete_vm(name)
         return Response(status_code=204)

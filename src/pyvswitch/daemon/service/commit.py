@@ -8,6 +8,7 @@ Every change, whether it comes from the REST API or from start-up, goes through 
    (``eth<N>`` inside a VM, ``pvh`` + 8 hex for a host vNIC) and dynamic MACs from the pool (``resolve.py``);
 3. validate the whole candidate (``config.validate``) plus what only the OS can tell (a bound interface
    exists); any problem rejects the request whole, naming each field;
+   A dry run (``-WhatIf``, ``daemon/dry_run.py``) stops here: its scratch configuration becomes the candidate;
 4. provision new OS objects (namespaces, veths) through the injected provisioner (``provisioning.py``);
 5. ``engine.apply`` the candidate;
 6. save it in the store with a summary for the audit history.
@@ -51,6 +52,7 @@ from pyvswitch.config.schema import HostConfig, PortKind
 from pyvswitch.config.store import TABLE_OF_FIELD, FailedRow, Store
 from pyvswitch.config.team_nics import realize
 from pyvswitch.config.validate import validate
+from pyvswitch.daemon import dry_run
 from pyvswitch.daemon.macpool import MacPool
 from pyvswitch.daemon.service.paths import culprit, device_field, request_paths
 from pyvswitch.daemon.service.provisioning import (
@@ -211,7 +213,8 @@ class Transaction:
         self._pool = macpool
         self._new_ifname = new_ifname or (lambda prefix: prefix + secrets.token_hex(4))
         self._lock = threading.RLock()
-        self._cfg = HostConfig()
+        self._committed = HostConfig()
+        self.dry_runs = dry_run.DryRuns()  # -WhatIf: scratch configurations by id (dry_run.py)
         self._degraded: dict[str, str] = {}
         # Stored objects left out at start-up because they do not validate: (table, name) -> why.
         self._failed: dict[tuple[str, str], str] = {}
@@ -230,6 +233,16 @@ class Transaction:
         self.tunnels: TunnelsLike | None = None  # its VXLAN port's tables (daemon/tunnels.py)
 
     # ---- reads (the committed config is immutable) ----
+
+    @property
+    def _cfg(self) -> HostConfig:
+        """The configuration this request sees: the committed one, or its dry run's scratch (daemon/dry_run.py)."""
+        run = dry_run.active()
+        return run.cfg if run is not None else self._committed
+
+    @_cfg.setter
+    def _cfg(self, cfg: HostConfig) -> None:
+        self._committed = cfg
 
     @property
     def config(self) -> HostConfig:
@@ -360,6 +373,11 @@ class Transaction:
             problems += self.guests.problems(candidate)
         if problems:
             raise ConfigError(problems)
+        run = dry_run.active()
+        if run is not None:  # -WhatIf: everything a real change checks has passed; nothing is touched
+            run.cfg = candidate
+            run.summaries.append(summary)
+            return candidate
         degraded_before = dict(self._degraded)
         # A port the request touches is retried (a team port also when its team changes); one it removes is
         # forgotten. Hidden team-interface ports count as ports here.
