@@ -59,7 +59,10 @@ def _accepts(p: Param) -> str:
 
 def cmdlet_section(c: Cmdlet, equivalent: str, defaults: Mapping[tuple[str, str], str]) -> list[str]:
     lines = [f"## {c.name} {{#{slug(c.name)}}}", "", cell(c.summary) if c.summary else "", ""]
-    lines += ["```text", c.syntax(), "```", ""]
+    from pyvswitch.cli.cmdlet.output import full_syntax
+    from pyvswitch.cli.cmdlet.what_if import changes_state
+
+    lines += ["```text", full_syntax(c), "```", ""]
     lines += [f"**Linux-style equivalent:** {_equivalent(equivalent)}", ""]
     if c.params:
         lines += [
@@ -75,6 +78,9 @@ def cmdlet_section(c: Cmdlet, equivalent: str, defaults: Mapping[tuple[str, str]
             )
     else:
         lines.append("No parameters.")
+    if changes_state(c):
+        lines += ["", "Common parameter: `-WhatIf` shows what the line would change (validated by the daemon as a "
+                  "dry run) and changes nothing."]  # fmt: skip
     lines.append("")
     if c.notes:
         lines += ["Remarks:", "", "```text", c.notes.rstrip(), "```", ""]

@@ -15,5 +15,9 @@ def test_switch_and_vm_names_complete_from_the_daemon(host: Host) -> None:
     assert complete(f"pyvswitch switch show {sw[:3]}", env) == [sw]
     assert vm in complete("pyvswitch vm del ", env)
     assert f"{vm}-eth0" in complete("pyvswitch port show ", env)
+    # Cmdlet parameters that take names: the same names.
+    assert vm in complete("pyvswitch Set-VMNetworkAdapterVlan -VMName ", env)
+    assert complete(f"pyvswitch Remove-VMSwitch -Name {sw[:3]}", env) == [sw]
+    assert sw in complete("pyvswitch Connect-VMNetworkAdapter -VMName x -SwitchName ", env)
     # A daemon that is not there: no names, no error.
     assert complete("pyvswitch switch show ", {"PYVSWITCH_SOCKET": "/nonexistent.sock"}) == []

@@ -94,7 +94,8 @@ def complete(words: str, env: dict[str, str] | None = None) -> list[str]:
 
 
 def test_shell_completion_of_verbs_options_and_cmdlets() -> None:
-    """issue 15: verbs, their options and the cmdlet names complete (object names: tests/system)."""
+    """issue 15: verbs, their options, the cmdlet names and their parameters complete (object names:
+    tests/system)."""
     assert "switch" in complete("pyvswitch sw")
     assert {"list", "show", "del", "add"} <= set(complete("pyvswitch switch "))
     assert "--may-exist" in complete("pyvswitch switch add x --m")
@@ -102,6 +103,13 @@ def test_shell_completion_of_verbs_options_and_cmdlets() -> None:
     assert complete("pyvswitch sriov ") and not any(
         c.startswith("Get-") for c in complete("pyvswitch sriov ")
     )
+    # A cmdlet's parameters, -WhatIf where it changes state, and a parameter's choices.
+    params = complete("pyvswitch New-VMSwitch -")
+    assert {"-Name", "-SwitchType", "-NetAdapterName", "-WhatIf"} <= set(params)
+    assert "-WhatIf" not in complete("pyvswitch Get-VMSwitch -")
+    assert complete("pyvswitch New-VMSwitch -Sw") == ["-SwitchType"]
+    assert complete("pyvswitch New-VMSwitch -SwitchType ") == ["Internal", "Private", "External"]
+    assert complete("pyvswitch Set-VMNetworkAdapterVlan -VMName x -Ac") == ["-Access"]
     script = subprocess.run([sys.executable, "-m", "pyvswitch.cli.main", "completion", "bash"], capture_output=True,
                             text=True, check=True).stdout  # fmt: skip
     assert "_PYVSWITCH_COMPLETE=bash_complete" in script

@@ -13,6 +13,7 @@ import pytest
 
 from pyvswitch.cli import cmdlets
 from pyvswitch.cli.cmdlet.framework import bind
+from pyvswitch.cli.cmdlet.what_if import take_what_if
 from pyvswitch.cli.main import CMDLET_WORD, cli
 
 DOCS = Path(__file__).resolve().parents[2] / "docs"
@@ -55,7 +56,7 @@ def check(words: list[str]) -> None:
         cmd = cmdlets.find(words[i])
         if any(t in ("-?", "--help") for t in argv):
             return
-        bind(cmd, [w for w in argv if w != "--json"])
+        bind(cmd, take_what_if(cmd, [w for w in argv if w != "--json"])[0])
         return
     ctx = cli.make_context("pyvswitch", list(words))
     cmd: click.Command = cli

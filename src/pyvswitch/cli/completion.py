@@ -1,8 +1,9 @@
 """`pyvswitch completion bash|zsh|fish`: shell completion from click's own machinery (issue 15 item 2).
 
 Completed: verbs and their options (click), the Hyper-V cmdlet names at the first word (a word with a capital
-or a hyphen), and object names where a command takes one (switches, VMs, ports: asked of the daemon, with a
-short time-out so a stopped daemon only means no names). ``--install`` writes the bash script where
+or a hyphen), a cmdlet's parameters (``-SwitchName``, ``-WhatIf``) and their choices, and object names where a
+command or a cmdlet parameter takes one (switches, VMs, ports, teams: asked of the daemon, with a short time-out
+so a stopped daemon only means no names). ``--install`` writes the bash script where
 bash-completion looks for it.
 """
 
@@ -63,3 +64,45 @@ def cmdlet_names(incomplete: str) -> list[Any]:
 
     low = incomplete.lower()
     return [CompletionItem(c.name, help=c.summary) for c in CMDLETS if c.name.lower().startswith(low)]
+
+
+# Cmdlet parameters whose values are object names, and where the daemon lists them.
+_NAMED = {"switchname": "/switches", "vmswitchname": "/switches", "vmname": "/vms", "team": "/teams",
+          "sessionname": "/netevent/sessions"}  # fmt: skip
+# -Name, by the cmdlet's noun.
+_NAME_BY_NOUN = {"vmswitch": "/switches", "vm": "/vms", "netlbfoteam": "/teams", "neteventsession": "/netevent/sessions",
+                 "netqospolicy": "/qos/policies", "netqostrafficclass": "/qos/traffic-classes"}  # fmt: skip
+
+
+def cmdlet_command(name: str) -> click.Command | None:
+    """The cmdlet ``name`` as a click command, for completion only (the cmdlet binder parses real lines): its
+    parameters as ``-Name`` options, switch parameters as flags, choices as click choices, names from the
+    daemon, and ``-WhatIf`` where the cmdlet changes state."""
+    from pyvswitch.cli.cmdlet.framework import CmdletUsageError, PType
+    from pyvswitch.cli.cmdlet.what_if import changes_state
+    from pyvswitch.cli.cmdlets import find
+    from pyvswitch.cli.name_completion import object_names
+
+    try:
+        cmd = find(name)
+    except CmdletUsageError:
+        return None
+    noun = cmd.name.split("-", 1)[1].lower()
+    params: list[click.Parameter] = []
+    for p in cmd.params:
+        decl = [f"-{p.name}"]
+        if p.type is PType.SWITCH:
+            params.append(click.Option(decl, is_flag=True))
+            continue
+        lookup = _NAMED.get(p.name.lower()) or (_NAME_BY_NOUN.get(noun) if p.name == "Name" else None)
+        params.append(
+            click.Option(
+                decl,
+                type=click.Choice(p.choices) if p.choices else click.STRING,
+                shell_complete=object_names(lookup) if lookup and not p.choices else None,
+            )
+        )
+    if changes_state(cmd):
+        params.append(click.Option(["-WhatIf"], is_flag=True))
+    params.append(click.Option(["--json"], is_flag=True))
+    return click.Command(cmd.name, params=params, help=cmd.summary, add_help_option=False)

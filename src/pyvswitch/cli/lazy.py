@@ -26,12 +26,15 @@ class LazyGroup(click.Group):
         lazy: Mapping[str, str] | None = None,
         epilog_of: Callable[[], str] | None = None,
         more_completions: Callable[[str], list[Any]] | None = None,
+        completion_command: Callable[[str], click.Command | None] | None = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(*args, **kwargs)
         self.lazy = dict(lazy or {})
         self.epilog_of = epilog_of
         self.more_completions = more_completions
+        # While completing (resilient parsing): a command for a word that is no subcommand (a cmdlet's params).
+        self.completion_command = completion_command
 
     def shell_complete(self, ctx: click.Context, incomplete: str) -> list[Any]:
         """The subcommands (click), and what ``more_completions`` adds (the cmdlets, at the top level)."""
@@ -51,6 +54,14 @@ class LazyGroup(click.Group):
     ) -> tuple[str | None, click.Command | None, list[str]]:
         """click's, with "did you mean" drawn from the lazy names too (click's own sees only loaded ones)."""
         name = click.utils.make_str(args[0])
+        if (
+            ctx.resilient_parsing
+            and self.completion_command is not None
+            and self.get_command(ctx, name) is None
+        ):
+            cmd = self.completion_command(name)
+            if cmd is not None:
+                return name, cmd, args[1:]
         if self.get_command(ctx, name) is None and not ctx.resilient_parsing and not name.startswith("-"):
             close = difflib.get_close_matches(name, self.list_commands(ctx), n=3)
             hint = f" Did you mean {' or '.join(repr(c) for c in close)}?" if close else ""

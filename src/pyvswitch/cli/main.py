@@ -77,6 +77,14 @@ def _cmdlet_completions(incomplete: str) -> list[Any]:
     return cmdlet_names(incomplete)
 
 
+def _cmdlet_completion_command(word: str) -> click.Command | None:
+    if not CMDLET_WORD.match(word):
+        return None
+    from pyvswitch.cli.completion import cmdlet_command
+
+    return cmdlet_command(word)
+
+
 def _cmdlet_epilog() -> str:
     from pyvswitch.cli import cmdlets
 
@@ -96,6 +104,7 @@ CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 110}
     lazy=SUBCOMMANDS,
     epilog_of=_cmdlet_epilog,
     more_completions=_cmdlet_completions,
+    completion_command=_cmdlet_completion_command,
 )
 @click.option(
     "--socket",
