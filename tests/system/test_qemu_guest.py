@@ -18,6 +18,7 @@ import pytest
 
 from pyvswitch.guest.image import DEFAULT_CACHE_DIR
 from pyvswitch.guest.qemu import (
+    DEFAULT_RUN_DIR,
     Guest,
     GuestNic,
     GuestSpec,
@@ -67,6 +68,12 @@ def guests(host: Host) -> Iterator[StartGuest]:
             g.stop()
         for tap in taps:
             delete_tap(tap)
+
+
+def guest_console(name: str) -> str:
+    """The tail of guest ``name``'s console, wherever its daemon runs it (a kernel panic shows there)."""
+    logs = sorted(DEFAULT_RUN_DIR.glob(f"*/{name}/console.log"), key=lambda p: p.stat().st_mtime)
+    return logs[-1].read_text(errors="replace")[-3000:] if logs else "(no console log)"
 
 
 def guest_ping(g: Guest, dst: str, size: int = 56, count: int = 3) -> tuple[int, str]:
@@ -265,7 +272,8 @@ def test_a_guest_migrates_live_to_another_tap_port_under_tcp_and_1ms_pings(
                 dst.stop()
         gap_ms = gaps.longest_gap() * 1000
         print(f"migration: total {stats.total_s:.2f} s, QEMU downtime {stats.downtime_ms:.0f} ms, "
-              f"{stats.transferred_mb:.0f} MB, longest ping gap {gap_ms:.0f} ms")  # fmt: skip
+              f"{stats.transferred_mb:.0f} MB, {stats.repaired_pages} pages repaired in {stats.repair_ms:.0f} ms, "
+              f"longest ping gap {gap_ms:.0f} ms")  # fmt: skip
         assert gap_ms < 1000, gaps
         counters = host.json("counters")["switches"]["m"]["ports"]  # type: ignore[index]
         assert counters["dst"]["tx_frames"] > 0  # type: ignore[index]
@@ -294,13 +302,19 @@ def test_migrate_moves_a_running_guest_to_another_host_under_tcp_and_1ms_pings(t
             out = a.json("migrate", name, "--to", "hostB")
             time.sleep(1)
             gaps = pinger.stop()
-        wait_for(lambda: "end" in b.cli("vm", "exec", name, "--", "cat", "/tmp/flow.json", check=False).stdout,
-                 timeout_s=30, what="the flow's end")  # fmt: skip
+        try:
+            wait_for(lambda: "end" in b.cli("vm", "exec", name, "--", "cat", "/tmp/flow.json", check=False).stdout,
+                     timeout_s=30, what="the flow's end")  # fmt: skip
+        except TimeoutError as exc:  # say what the guest was doing (a panic shows on its console)
+            raise AssertionError(
+                f"{exc}; migration: {json.dumps(out)}; guest console: {guest_console(name)}"
+            ) from exc
     flow = json.loads(b.cli("vm", "exec", name, "--", "cat", "/tmp/flow.json").stdout)
     assert "error" not in flow, flow.get("error")
     assert flow["end"]["sum_received"]["bytes"] > 0
     gap_ms = gaps.longest_gap() * 1000
     print(f"guest migration: {json.dumps(out)}, longest ping gap {gap_ms:.0f} ms")
+    assert "BUG" not in guest_console(name) and out["guest"]["repaired_pages"] >= 0
     assert gap_ms < 1500, gaps
     view = b.json("vm", "show", name)
     assert view["state"] == "running" and view["pid"] != pid

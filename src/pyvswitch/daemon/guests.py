@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import shutil
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -34,8 +33,9 @@ from pyvswitch.guest.qemu import (
     MigrationStats,
     adopt_guest,
     guests_unavailable,
+    remove_run_dir,
     resume_migrated,
-    send_migration,
+    send_checked,
     start_guest,
     start_incoming,
     wait_booted,
@@ -135,7 +135,7 @@ class Guests:
                 if found is not None:
                     log.info("stopping guest %s left by an earlier run (its VM is gone)", stale)
                     found.stop()
-                shutil.rmtree(self.run_root / stale, ignore_errors=True)
+                remove_run_dir(self.run_root / stale)
             for name, spec in wanted.items():
                 current = self._guests.get(name)
                 if current is not None and current.spec == spec and current.alive():
@@ -228,7 +228,7 @@ class Guests:
             found = self._adopt(self.run_root / name)
             if found is not None:
                 found.stop()
-            shutil.rmtree(self.run_root / name, ignore_errors=True)
+            remove_run_dir(self.run_root / name)
             self._tidy()
 
     def send(self, name: str, uri: str) -> MigrationStats:
@@ -237,7 +237,7 @@ class Guests:
         if guest is None or not guest.alive():
             raise GuestError(f"guest {name!r} is not running here")
         with guest.lock:
-            return send_migration(guest, uri)
+            return send_checked(guest, uri)
 
     def resume(self, name: str) -> None:
         """Run guest ``name`` after a live migration (the arrived copy, or the source's after an abort), with
