@@ -94,6 +94,9 @@ class SubnetView:
                 log.warning("cluster: ignoring malformed %s: %s", event.key, exc)
         self.revision = max(self.revision, event.revision)
 
+    def copy(self) -> SubnetView:
+        return SubnetView(self.revision, dict(self.records), dict(self.hosts))
+
     def to_json(self) -> dict[str, object]:
         return {
             "revision": self.revision,
@@ -162,6 +165,9 @@ class ClusterAgent:
         self._views_lock = threading.Lock()
         self._desired: dict[str, bytes] = {}  # key -> value this host wants under its lease
         self._written: dict[str, bytes] = {}  # what it last wrote (or found it had written, after a restart)
+        # Keys of ours a watch saw deleted by someone else, to write again if still wanted (the sync thread's).
+        self._deleted: set[str] = set()
+        self._deleted_lock = threading.Lock()
         self._subnets: set[int] = set()  # subnets this host wants watched
         self._expected: dict[int, float] = {}  # subnets watched ahead of a port (expect): VSID -> until
         self._expected_lock = threading.Lock()
@@ -304,8 +310,10 @@ class ClusterAgent:
         return view.records.get(customer_address) if view is not None else None
 
     def subnets(self) -> dict[int, SubnetView]:
+        """A copy of every view, its tables included: the watch threads change the views as events arrive
+        (iterating a live view's records raced them: "dictionary changed size during iteration")."""
         with self._views_lock:
-            return dict(self._views)
+            return {v: view.copy() for v, view in self._views.items()}
 
     def status(self) -> dict[str, object]:
         """What ``pyvswitch vnet status`` shows: who this host is, its lease, the subnets it watches."""
@@ -426,6 +434,10 @@ class ClusterAgent:
         self._cache_dirty = True
 
     def _sync_records(self) -> None:
+        with self._deleted_lock:
+            deleted, self._deleted = self._deleted, set()
+        for key in deleted:
+            self._written.pop(key, None)
         desired = self._desired
         for key in [k for k in self._written if k not in desired]:
             # Only if it is still ours: after a live migration the destination has written the same key.
@@ -539,6 +551,7 @@ class ClusterAgent:
                     changed()
 
                 def deliver(events: list[Event], view: SubnetView | RouteView = view) -> None:
+                    self._note_deletions(events)
                     with self._views_lock:
                         for e in events:
                             view.apply(e)
@@ -558,6 +571,17 @@ class ClusterAgent:
                 backoff = min(backoff * 2, MAX_RETRY_S)
             else:
                 backoff, said = RETRY_S, ""
+
+    def _note_deletions(self, events: list[Event]) -> None:
+        """A record of this host's that someone else deleted is written again while the host still wants it.
+        The case: a live migration's destination published the VM's record at its commit point (overwriting
+        ours), then failed and gave the VM back, deleting its record; this host, taking the VM back, wants the
+        record it believes it wrote (a deletion of ours by this host's own sync is no longer wanted: ignored)."""
+        lost = [e.key for e in events if e.kind == "delete" and e.key in self._desired]
+        if lost:
+            with self._deleted_lock:
+                self._deleted.update(lost)
+            self._wake.set()
 
     def _changed(self, vsid: int) -> None:
         if self.on_change is not None:

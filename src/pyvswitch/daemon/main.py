@@ -350,6 +350,13 @@ def _close_in_child(*held: Any) -> None:
             os.close(obj.fileno())
 
 
+# The GIL's switch interval in the control plane (CPython's default: 5 ms), as in the forwarder (switch/runner.py).
+# Its threads (API requests, the cluster agent's watches, a live migration's commit) wait on system calls
+# (netlink, fsync, the forwarder's RPC) and retake the GIL after each one; behind a busy thread each retake could
+# wait a whole interval, and a migration's commit makes tens of such calls inside the blackout.
+SWITCH_INTERVAL_S = 0.0005
+
+
 def run(args: argparse.Namespace) -> int:
     """Start everything, serve until signalled, stop everything. Returns the exit code."""
     fwd_cpu, guest_cpus = cpu_plan(args.forwarding_cpu, os.sched_getaffinity(0))
@@ -357,6 +364,8 @@ def run(args: argparse.Namespace) -> int:
         # The control plane stays off the forwarding CPU from its first import on: a restarting pyvswitchd
         # must not compete with the forwarder (which keeps forwarding through the restart) for that CPU.
         os.sched_setaffinity(0, guest_cpus)
+
+    sys.setswitchinterval(min(sys.getswitchinterval(), SWITCH_INTERVAL_S))
 
     import uvicorn
 

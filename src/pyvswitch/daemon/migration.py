@@ -13,16 +13,21 @@ namespace: the VM, its addresses and its open sockets never notice.
    a *validation port*: they see it created and may veto, nothing is reserved, it is deleted at once. A veto or
    any problem aborts: A has changed nothing. B answers with its network namespace (pid, inode, name).
 3. A takes away the port's VF (``IovManager.set_migrating``: the software path carries it, no blackout yet).
-   Meanwhile B has allocated the AF_PACKET rings for the arriving veths (``Engine.prepare_device``).
+   Meanwhile B has allocated the AF_PACKET rings for the arriving veths (``Engine.prepare_device``) and, in
+   cluster mode, loaded the virtual subnets' lookup records (``ClusterAgent.expect``) and made the tunnel's
+   device for them with those tables (``Tunnels.prepare``: the kernel vxlan devices, 30-60 ms each).
 4. Blackout starts. A saves each extension's state of each port (``save_state``; the firewall's connection
    table) and moves the switch-side veth ends into B's namespace (netlink ``IFLA_NET_NS_PID``), which takes them
-   out of A's data path at once; A drops the VM from its configuration, switches and store (keeping the veths
-   and the namespace) on a thread while step 5 runs. (Daemons sharing one namespace: A drops the VM first.)
+   out of A's data path at once. A drops the VM from its configuration, switches and store (keeping the veths
+   and the namespace) only after step 5, outside the blackout. (Daemons sharing one namespace: A drops the VM
+   first.)
 5. A -> B ``POST /v1/migrations/commit`` with the saved state: B marks the first veth as its own (the commit
-   point, below), adopts the existing veths (no provisioning; the prepared rings are bound), the store records
-   the VM; B hands the state to its extensions (``restore_state``), sends a RARP from each port's MAC out of its
-   uplink so the LAN relearns the MAC at once, and gives the port a VF if it has one. The blackout ends when B
-   answers. A then tells B to forget the migration (``POST /v1/migrations/forget``).
+   point, below) and hands the cluster agent the VM's lookup records at once (the other hosts redirect while B
+   adopts), adopts the existing veths (no provisioning; the prepared rings and tunnel device are bound), the
+   store records the VM; B hands the state to its extensions (``restore_state``), sends a RARP from each port's
+   MAC out of its uplink so the LAN relearns the MAC at once, and gives the port a VF if it has one. The
+   blackout ends when B answers; B records COMMITTED and marks the adopted objects as its own behind the
+   answer. A then tells B to forget the migration (``POST /v1/migrations/forget``).
 6. A answers with the timings: validation, blackout (switch-over), total.
 
 Crash consistency (issue 11): a two-phase hand-over with a recorded intent on both sides. Each daemon records
@@ -31,7 +36,9 @@ what it is about to do in its intent log (``config/intents.py``, fsynced, beside
     source A:      PREPARING ──validate ok──► HANDED_OVER ──B answered commit──► COMMITTED ──B forgot──► (gone)
                    (before 2)                 (before the move, 4)               (A's record only)
     destination B: PREPARED ──commit arrives──► ACCEPTED ──mark, adopt──► COMMITTED ──A's forget──► (gone)
-                   (at 2)                       (before the mark, 5)        (VM in B's store)
+                   (at 2)                       (before the mark, 5)        (behind the answer, 5)
+
+ACCEPTED with the VM in B's store counts as COMMITTED (``_committed_here``): B answers before COMMITTED is written.
 
 The commit point is B's *commit mark*: the alias of the VM's first veth set to ``pyvswitch-migrated <id>``
 (``daemon/handover.py``), set by B's commit request, in one netlink call, after ACCEPTED is recorded and before
@@ -97,7 +104,6 @@ from pyvswitch.daemon.migration_parts import (
     RECOVERY_TIMEOUT_S,
     RETRY_FORGET_S,
     UNKNOWN,
-    Background,
     HttpPeer,
     MigrationError,
     Peer,
@@ -249,15 +255,15 @@ class Migrations:
                 forget_vf(svc, p.name)
             self._abandon(rec, peer)
             raise
-        releasing: Background | None = None
         try:
             if moved:
                 # The move itself takes the ports out of this switch's data path (their sockets lose the
-                # device), so this host's own bookkeeping (configuration, engine, store: 20-60 ms under load)
-                # runs while the destination adopts the VM instead of before.
+                # device), so this host's own bookkeeping (configuration, engine, store: 20-100 ms under load)
+                # waits until the destination has answered: it is not on the blackout's path, and run beside the
+                # adoption it took CPU from it where both hosts share a machine (the labs: 2 vCPUs for three
+                # daemons, their forwarders and etcd).
                 self.mover.move(ifnames, dest)
                 phases.mark("move")
-                releasing = Background(lambda: svc.release_vm(name, leave))
             else:
                 svc.release_vm(name, leave)  # one namespace: no two switches may hold the veth at once
                 phases.mark("release")
@@ -268,8 +274,6 @@ class Migrations:
             fault("migration:source:answered")
         except Exception as exc:
             log.error("migration %s of %s to %s failed after the hand-over began: %s", ident, name, to, exc)
-            if releasing is not None:
-                releasing.wait()  # whatever it did, settling below makes the configuration right
             try:
                 outcome = self._settle(rec, peer)
             finally:
@@ -286,12 +290,13 @@ class Migrations:
                 "timings": {"validation_s": t_valid - t0, "vf_release_s": t1 - t_valid},
                 "destination": {"error": str(exc), "committed": True},
             }
-        if releasing is not None:
-            error = releasing.wait()
-            phases.mark("release_joined")
-            if error is not None:
+        if moved:
+            try:
+                svc.release_vm(name, leave)
+            except Exception as error:
                 log.error("VM %s is on %s but this host could not drop it (%s); retrying", name, to, error)
                 svc.release_vm(name, leave)
+            phases.mark("release")
         rec = self.intents.put(rec.at(Phase.COMMITTED))
         for p in connected:
             forget_vf(svc, p.name)  # the ports are gone from here: the hold has done its work
@@ -485,6 +490,12 @@ class Migrations:
             log.warning(
                 "migration %s: subnets %s not loaded yet; the VM may wait for ARP", ident, sorted(subnets)
             )
+        tunnels = self.service.tunnels
+        if subnets and tunnels is not None:
+            try:  # the tunnel's device for the subnets, made now: ~30-60 ms each out of the blackout
+                tunnels.prepare(subnets)
+            except Exception:
+                log.exception("migration %s: preparing the tunnel for subnets %s", ident, sorted(subnets))
         guest = vm.kind is VmKind.QEMU
         for p in ports:
             if p.switch is not None and p.interface is not None and not guest:
@@ -518,21 +529,30 @@ class Migrations:
         t0 = perf_counter()
         ident = migration_id(body)
         vm, ports = self._incoming(body)
-        with self._dest_lock:
+        self._dest_lock.acquire()  # released by _record_committed, behind the answer, or on failure here
+        try:
             rec = self.intents.get(ident)
             if rec is None or rec.role is not Role.DESTINATION or rec.phase is not Phase.PREPARED:
                 raise Conflict(
                     "id", f"no migration {ident} prepared here (it was aborted or never validated)"
                 )
-            rec = self.intents.put(rec.at(Phase.ACCEPTED, state=body.get("state") or {}))
-            fault("migration:destination:accepted")
             phases = Phases()
+            after_answer: list[Callable[[], None]] = []
+            rec = self.intents.put(rec.at(Phase.ACCEPTED, state=body.get("state") or {}))
+            phases.mark("accepted")
+            fault("migration:destination:accepted")
             try:
                 if rec.interfaces:
                     self.mover.set_mark(rec.interfaces[0], commit_mark(ident))  # the commit point
                 fault("migration:destination:marked")
                 phases.mark("mark")
-                self.service.adopt_vm(vm, ports, f"VM {vm.name} arrives by live migration")
+                self.service.adopt_vm(
+                    vm,
+                    ports,
+                    f"VM {vm.name} arrives by live migration",
+                    step=lambda s: phases.mark(f"adopt.{s}"),
+                    later=after_answer.append,  # marking the adopted veth and namespace: 35-100 ms
+                )
                 phases.mark("adopt")
                 if vm.kind is VmKind.QEMU:
                     self.service._guests_manager().resume(vm.name)  # the guest runs here from now on
@@ -544,10 +564,37 @@ class Migrations:
                 raise
             fault("migration:destination:adopted")
             out = self._after_adopt(ports, decode_states(rec.state), phases)
-            self.intents.put(rec.at(Phase.COMMITTED))
-            fault("migration:destination:committed")
+        except BaseException:
+            self._dest_lock.release()  # (what after_answer holds is not run: the VM may have been given back)
+            raise
+        # The answer ends the source's blackout, so it does not wait for COMMITTED to be written: that record
+        # only says the state was restored and the MAC announced. It is written behind the answer, still under
+        # the lock (an abort or a forget waits for it); a crash before it leaves ACCEPTED with the VM in the
+        # store, which is committed by the rule (_committed_here), and start-up restores and announces again.
+        threading.Thread(
+            target=self._record_committed,
+            args=(rec, after_answer),
+            name="pyvswitch-migration-committed",
+            daemon=True,
+        ).start()
         self.outcomes["destination:committed"] += 1
         return {**out, "adopt_s": perf_counter() - t0}
+
+    def _record_committed(self, rec: Intent, after: list[Callable[[], None]]) -> None:
+        """COMMITTED, then the destination's lock goes (taken by ``commit``), then what the adoption left for
+        after the answer."""
+        try:
+            self.intents.put(rec.at(Phase.COMMITTED))
+            fault("migration:destination:committed")
+        except Exception:
+            log.exception("migration %s: cannot record COMMITTED (the store has VM %s)", rec.id, rec.vm_name)
+        finally:
+            self._dest_lock.release()
+        for fn in after:
+            try:
+                fn()
+            except Exception:
+                log.exception("migration %s: after the adoption of VM %s", rec.id, rec.vm_name)
 
     def _committed_here(self, rec: Intent, vms: set[str]) -> bool:
         """Whether this host (the destination) passed the commit point: COMMITTED, or ACCEPTED with the VM
@@ -602,7 +649,7 @@ class Migrations:
             rec = self.intents.get(ident)
             if rec is None or rec.role is not Role.DESTINATION:
                 return {"forgotten": False}
-            if rec.phase is not Phase.COMMITTED:
+            if not self._committed_here(rec, {v.name for v in self.service.config.vms}):
                 raise Conflict("id", f"migration {ident} is {rec.phase.value} here, not committed")
             self._clear_mark(rec)
             self.intents.drop(ident)

@@ -7,8 +7,6 @@ from __future__ import annotations
 import base64
 import logging
 import re
-import threading
-from collections.abc import Callable
 from time import perf_counter
 from typing import Any, Protocol
 
@@ -50,26 +48,6 @@ class Phases:
         now = perf_counter()
         self.done[name] = round(now - self._last, 6)
         self._last = now
-
-
-class Background:
-    """Run ``fn`` on a thread; ``wait`` returns the exception it raised, or None."""
-
-    def __init__(self, fn: Callable[[], object]) -> None:
-        self._error: BaseException | None = None
-
-        def run() -> None:
-            try:
-                fn()
-            except BaseException as exc:  # handed to wait()
-                self._error = exc
-
-        self._thread = threading.Thread(target=run, name="pyvswitch-migration-release", daemon=True)
-        self._thread.start()
-
-    def wait(self) -> BaseException | None:
-        self._thread.join()
-        return self._error
 
 
 class Peer(Protocol):

@@ -13,6 +13,7 @@ from __future__ import annotations
 import ipaddress
 import logging
 import threading
+import time
 from collections.abc import Iterable, Mapping
 
 from pyvswitch.cluster.agent import ClusterAgent, SubnetView
@@ -25,6 +26,9 @@ from pyvswitch.packet.mac import parse_mac
 log = logging.getLogger(__name__)
 
 TUNNEL_PORT = "vxlan0"
+# Tables handed over by prepare() (a live migration's validation) are fresh enough for the port its adoption
+# opens for this long; the commit refreshes them right after the port runs anyway.
+PREPARED_FRESH_S = 10.0
 
 
 def tunnel_switch(cfg: HostConfig) -> str | None:
@@ -42,11 +46,16 @@ def with_tunnel(cfg: HostConfig, provider_address: str, datapath: str = "python"
     if switch is None:
         return cfg
     # Not an interface name, so set past validation (the port is the daemon's, never the user's configuration).
-    interface = provider_address if datapath == "python" else f"{provider_address},{datapath}"
+    interface = tunnel_interface(provider_address, datapath)
     port = PortConfig(name=TUNNEL_PORT, kind=PortKind.TUNNEL, switch=switch).model_copy(
         update={"interface": interface}
     )
     return cfg.model_copy(update={"ports": [*cfg.ports, port]})
+
+
+def tunnel_interface(provider_address: str, datapath: str = "python") -> str:
+    """What the tunnel port is bound to: the provider address, then the datapath unless it is the Python one."""
+    return provider_address if datapath == "python" else f"{provider_address},{datapath}"
 
 
 def tables_of(
@@ -128,15 +137,42 @@ class Tunnels:
         self.active = False  # whether the running configuration has a tunnel port
         self.pushes = 0
         self._lock = threading.Lock()
+        self._prepared_at = -PREPARED_FRESH_S  # when prepare() last handed the engine tables (monotonic)
 
     def configured(self, cfg: HostConfig) -> None:
-        """After a commit: the tunnel port exists (or not) as ``cfg`` says; a new one starts with empty tables."""
+        """After a commit: the tunnel port exists (or not) as ``cfg`` says, and has the newest tables."""
         self.active = tunnel_switch(cfg) is not None
         self.refresh()
 
-    def refresh(self, vsid: int | None = None) -> None:
-        if not self.active:
+    def staged(self, cfg: HostConfig) -> None:
+        """Before a commit whose ``cfg`` makes the tunnel port: the engine is handed the tables now and gives them
+        to the port it opens, which so never forwards with empty ones (a VM arriving by live migration asks ARP
+        at once: unanswered, it waits 1 s for its retry)."""
+        if self.active or tunnel_switch(cfg) is None:
             return
+        if (
+            time.monotonic() - self._prepared_at > PREPARED_FRESH_S
+        ):  # else prepare() has just handed them over
+            self._push()
+
+    def prepare(self, vsids: Iterable[int]) -> None:
+        """A VM of these subnets is about to arrive (a live migration's destination validates; the agent has their
+        views): the forwarder makes the tunnel's device for them now, with the tables, so the adoption only
+        connects it (daemon/migration.py)."""
+        with self._lock:
+            tables = tables_of(
+                self.agent.subnets(), self.agent.host.provider_address, self.agent.customer_routes()
+            )
+            self.engine.set_tunnel_tables(TUNNEL_PORT, tables)  # type: ignore[attr-defined]
+            interface = tunnel_interface(self.agent.host.provider_address, self.datapath)
+            self.engine.prepare_tunnel(TUNNEL_PORT, interface, sorted(vsids))  # type: ignore[attr-defined]
+            self._prepared_at = time.monotonic()
+
+    def refresh(self, vsid: int | None = None) -> None:
+        if self.active:
+            self._push()
+
+    def _push(self) -> None:
         with self._lock:  # watch threads and commits: one table at a time, the newest last
             tables = tables_of(
                 self.agent.subnets(), self.agent.host.provider_address, self.agent.customer_routes()

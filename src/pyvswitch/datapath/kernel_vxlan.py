@@ -29,7 +29,8 @@ import logging
 import select
 import socket
 import threading
-from collections.abc import Sequence
+import time
+from collections.abc import Iterable, Sequence
 
 from pyroute2 import IPRoute
 from pyroute2.netlink.exceptions import NetlinkError
@@ -53,6 +54,8 @@ SUBNET_RING = RingSpec(rx_frames=4096, tx_frames=512)
 # A subnet this host only routes to is never read: one block of receive slots, so a routing domain of many
 # subnets costs ~1 MiB each, not 8.
 SEND_ONLY_RING = RingSpec(rx_frames=32, tx_frames=512, rcvbuf=1 << 20)
+# A subnet prepared for a VM arriving by live migration (prepare_subnets) whose port never came is let go after this.
+PREPARED_TTL_S = 30.0
 
 
 def device_name(vsid: int) -> str:
@@ -94,6 +97,7 @@ class KernelVxlanTunnel(TunnelPort):
         self._epoll = select.epoll()
         self._polled: set[int] = set()  # VSIDs whose device is in the epoll set (those with a code)
         self._send_only: set[int] = set()  # VSIDs whose device was made for routing only (SEND_ONLY_RING)
+        self._prepared: dict[int, float] = {}  # VSIDs made ahead of their first port (prepare_subnets): until
 
     # ---- configuration ----
 
@@ -109,17 +113,34 @@ class KernelVxlanTunnel(TunnelPort):
             for vsid in self._subs:
                 self._program(vsid)
 
+    def prepare_subnets(self, vsids: Iterable[int]) -> None:
+        """Make the devices of subnets whose first port is about to arrive (a live migration's destination, while
+        it validates), with their whole receive ring and FDB: the port then only starts reading them."""
+        until = time.monotonic() + PREPARED_TTL_S
+        with self._lock:
+            for vsid in vsids:
+                self._prepared[vsid] = until
+            self._reconcile()
+
     def _reconcile(self) -> None:
-        """One device per subnet with a port here, and per subnet their routing domains route to (send-only:
-        the distributed router sends with that subnet's VNI; datapath/distributed_router.py)."""
+        """One device per subnet with a port here, per subnet prepared for a port about to arrive, and per subnet
+        their routing domains route to (send-only: the distributed router sends with that subnet's VNI;
+        datapath/distributed_router.py)."""
         code_of = self.code_of
-        want = set(code_of) | self.tables.router.reachable(code_of)
+        now = time.monotonic()
+        self._prepared = {v: t for v, t in self._prepared.items() if t > now and v not in code_of}
+        prepared = set(self._prepared)
+        want = set(code_of) | prepared | self.tables.router.reachable(code_of)
         # Gone, or a send-only device whose subnet now has a port here (it needs the full receive ring).
-        for vsid in [v for v in self._subs if v not in want or (v in code_of and v in self._send_only)]:
+        for vsid in [
+            v
+            for v in self._subs
+            if v not in want or ((v in code_of or v in prepared) and v in self._send_only)
+        ]:
             self._remove(vsid)
         for vsid in sorted(want):
             if vsid not in self._subs:
-                self._add(vsid, send_only=vsid not in code_of)
+                self._add(vsid, send_only=vsid not in code_of and vsid not in prepared)
         self._read = [(dev, code_of[v]) for v, dev in self._subs.items() if v in code_of]
         # Only the read devices wake the loop: a send-only one's ring is never read, and would keep it spinning.
         for vsid, dev in self._subs.items():

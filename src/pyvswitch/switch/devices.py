@@ -86,9 +86,11 @@ class DeviceOpener:
 
     def open(self, key: DeviceKey) -> Device:
         try:
-            ready = self.prepared.pop(key.ifname, None) if key.kind == "afpacket" else None
+            ready = self.prepared.pop(key.ifname, None) if key.kind in ("afpacket", "vxlan") else None
             if ready is not None:
-                ready[0].attach()  # type: ignore[attr-defined]
+                attach = getattr(ready[0], "attach", None)
+                if callable(attach):
+                    attach()
                 return ready[0]
             if key.kind == "team":
                 return self.open_team(self.team_configs[key.ifname])
@@ -160,12 +162,28 @@ class DeviceOpener:
 
         if self._open_device not in (None, open_device):
             return
+        self._expire(ifname)
+        self.prepared[ifname] = (AfPacketDevice(ifname, attach=False), self.clock.now())
+
+    def prepare_tunnel(self, ifname: str) -> Device:
+        """The tunnel device of a tunnel port about to appear (the first VM of a virtual subnet arriving by live
+        migration), opened now and taken by ``open``; closed after PREPARED_TTL_S if no port takes it. One
+        prepared tunnel at a time is kept per ``ifname``: a second call returns the first."""
+        ready = self.prepared.get(ifname)
+        if ready is not None and self.clock.now() - ready[1] <= PREPARED_TTL_S:
+            return ready[0]
+        self._expire(ifname)
+        dev = self._opener()("vxlan", ifname)
+        self.prepared[ifname] = (dev, self.clock.now())
+        return dev
+
+    def _expire(self, ifname: str) -> None:
+        """Close what was prepared for ``ifname`` and whatever no port took in PREPARED_TTL_S."""
         now = self.clock.now()
         for name, (dev, since) in list(self.prepared.items()):
             if now - since > PREPARED_TTL_S or name == ifname:
                 del self.prepared[name]
                 close_quietly(dev)
-        self.prepared[ifname] = (AfPacketDevice(ifname, attach=False), now)
 
     def close_prepared(self) -> None:
         for dev, _ in self.prepared.values():

@@ -89,6 +89,7 @@ class Engine:
         # not touch them (the runner drains the ports that have one after every round of receiving).
         self._qos: dict[tuple[str, str], tuple[object, qos.EgressQos]] = {}
         self._port_cfgs: dict[str, list[PortConfig]] = {}
+        self._tunnel_tables: dict[str, object] = {}  # tunnel port -> the tables it was last given
         self.mobility = Mobility(lambda: self.switches, self._run_in_loop, self.opener)
 
     # ---- life cycle ----
@@ -188,6 +189,12 @@ class Engine:
             for team, _, members, _ in retuned:
                 close_all([m.device for m in members if m not in team.members])
             raise
+        for key, dev in opened.items():
+            # A new tunnel port forwards with the tables it was last given (set_tunnel_tables), not empty ones:
+            # a VM that has just arrived by live migration asks ARP at once and must be answered.
+            tables = self._tunnel_tables.get(key.port)
+            if tables is not None and hasattr(dev, "set_tables"):
+                dev.set_tables(tables)
         devices = {
             **{k: d for k, d in self._devices.items() if k in {w[0] for w in wanted.values()}},
             **opened,
@@ -465,9 +472,25 @@ class Engine:
     def restore_port_state(self, switch: str, port: str, blobs: dict[str, bytes]) -> list[str]:
         return self.mobility.restore_port_state(switch, port, blobs)
 
+    def prepare_tunnel(self, port: str, interface: str, vsids: list[int]) -> None:
+        """Make ready what VMs of virtual subnets ``vsids`` arriving by live migration will need of tunnel port
+        ``port`` (bound to ``interface``): the port's device, opened now if the switch has none yet (it then
+        starts with the tables last given for ``port``), and each subnet's own part of it (the kernel vxlan
+        devices: ~30-60 ms each, out of the blackout)."""
+        live = next((d for k, d in self._devices.items() if k.port == port and k.ifname == interface), None)
+        dev = live if live is not None else self.opener.prepare_tunnel(interface)
+        tables = self._tunnel_tables.get(port)
+        if live is None and tables is not None and hasattr(dev, "set_tables"):
+            dev.set_tables(tables)
+        prepare = getattr(dev, "prepare_subnets", None)
+        if callable(prepare):
+            prepare(vsids)
+
     def set_tunnel_tables(self, port: str, tables: object) -> bool:
-        """Hand the tunnel port ``port`` (datapath/tunnel.py) its lookup tables; False if no switch has it. One
-        attribute store, which the forwarding thread reads once per batch: no call into the loop needed."""
+        """Hand the tunnel port ``port`` (datapath/tunnel.py) its lookup tables; False if no switch has it yet,
+        and then ``apply`` hands them to the port when it opens it. One attribute store, which the forwarding
+        thread reads once per batch: no call into the loop needed."""
+        self._tunnel_tables[port] = tables
         for sw in self.switches.values():
             idx = sw.index_of.get(port)
             dev = sw.ports[idx].device if idx is not None and sw.ports[idx] is not None else None  # type: ignore[union-attr]

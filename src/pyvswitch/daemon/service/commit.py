@@ -101,6 +101,8 @@ class TunnelsLike(Protocol):
     datapath: str
 
     def configured(self, cfg: HostConfig) -> None: ...
+    def staged(self, cfg: HostConfig) -> None: ...
+    def prepare(self, vsids: Iterable[int]) -> None: ...
 
 
 class EngineLike(Protocol):
@@ -193,6 +195,14 @@ def settle(cfg: HostConfig) -> tuple[HostConfig, dict[tuple[str, str], str]]:
     raise ConfigError(validate(cfg))
 
 
+def _no_step(name: str) -> None:
+    pass
+
+
+def _on_thread(fn: Callable[[], None]) -> None:
+    threading.Thread(target=fn, name="pyvswitch-mark", daemon=True).start()
+
+
 class Transaction:
     """Desired state, its validation and its realisation: the daemon's only writer.
 
@@ -225,6 +235,12 @@ class Transaction:
         # so provisioning leaves them alone (the engine's device brings the link up), which keeps the
         # namespace round trips (~35-100 ms) out of the blackout.
         self._adopting: set[str] = set()
+        # Told the name of each step of a commit as it ends (a live migration's adoption times its blackout's
+        # steps with it: daemon/migration.py); a no-op otherwise.
+        self._step: Callable[[str], None] = _no_step
+        # Runs work that may wait (marking adopted objects): on a thread of its own unless a live migration's
+        # adoption says when (after its answer: daemon/migration.py).
+        self._later: Callable[[Callable[[], None]], None] = _on_thread
         # QEMU guests of qemu VMs (daemon/guests.py), started once their TAPs are ports; None: no guests
         # (the tests' fakes), a qemu VM then gets its TAPs and ports only.
         self.guests: GuestsLike | None = None
@@ -373,6 +389,7 @@ class Transaction:
             problems += self.guests.problems(candidate)
         if problems:
             raise ConfigError(problems)
+        self._step("validate")
         run = dry_run.active()
         if run is not None:  # -WhatIf: everything a real change checks has passed; nothing is touched
             run.cfg = candidate
@@ -397,13 +414,27 @@ class Transaction:
         work = touched(old, candidate, self._adopting, self._keep)
         intent = self._store.begin_intent(INTENT_KIND, work) if any(work.values()) else None
         try:
+            if self.tunnels is not None:
+                self.tunnels.staged(candidate)
             provision(self._os, old, candidate, undo, self._adopting)
+            self._step("provision")
             try:
                 self._engine.apply(self._engine_view(candidate))
             except DeviceError as exc:
                 raise ConfigError([(device_field(candidate, exc), str(exc))]) from exc
-            undo.append(lambda: self._engine.apply(self._engine_view(old, degraded_before)))
+            self._step("engine_apply")
+
+            def unapply() -> None:
+                self._engine.apply(self._engine_view(old, degraded_before))
+                self._configure_tunnels(old)
+
+            undo.append(unapply)
+            # The tunnel's tables right after the ports, before the save: a VM arriving by live migration
+            # answers across hosts as soon as its port runs (a new tunnel port starts with empty tables).
+            self._configure_tunnels(candidate)
+            self._step("tunnel_tables")
             self._store.save(candidate, summary)
+            self._step("store_save")
         except BaseException:
             self._degraded = degraded_before
             undone = True
@@ -419,26 +450,33 @@ class Transaction:
         self._cfg = candidate
         log.info("applied: %s", summary)
         self._reconcile_guests(candidate)  # before remove_unused: a removed guest lets go of its TAP first
-        self._publish_records(candidate)
+        self._publish_lookup(candidate)
+        self._step("publish")
         remove_unused(self._os, old, candidate, self._keep)
         if intent is not None:
             self._store.end_intent(intent)
+        self._step("remove_unused")
         if self._adopting:
-            # Off the caller's thread: the migration announces the VM when this returns.
+            # Not on the caller's path: the migration announces the VM when this returns.
             adopted = set(self._adopting)
-            threading.Thread(
-                target=mark_adopted, args=(self._os, candidate, adopted), name="pyvswitch-mark", daemon=True
-            ).start()
+            self._later(lambda: mark_adopted(self._os, candidate, adopted))
         return candidate
 
     def _publish_records(self, cfg: HostConfig) -> None:
-        """Hand the cluster agent this configuration's lookup records (it writes them to etcd on its own thread:
-        an unreachable cluster delays publication, never a commit), and the tunnel its tables."""
+        """Hand the cluster agent this configuration's lookup records, and the tunnel its tables."""
+        self._publish_lookup(cfg)
+        self._configure_tunnels(cfg)
+
+    def _publish_lookup(self, cfg: HostConfig) -> None:
+        """Hand the cluster agent ``cfg``'s lookup records (it writes them to etcd on its own thread: an
+        unreachable cluster delays publication, never a commit)."""
         if self.cluster is not None:
             try:
                 self.cluster.publish(port_records(cfg, self.cluster.host))
             except Exception:
                 log.exception("publishing lookup records")
+
+    def _configure_tunnels(self, cfg: HostConfig) -> None:
         if self.tunnels is not None:
             self.tunnels.configured(cfg)
 

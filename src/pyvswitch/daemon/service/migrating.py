@@ -9,13 +9,14 @@ OS objects to leave alone.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 from pyvswitch.config.schema import HostConfig, PortConfig, VmConfig, VmKind
 from pyvswitch.config.validate import validate
 from pyvswitch.daemon.guests import Guests, guest_spec_of
 from pyvswitch.daemon.service import vms
-from pyvswitch.daemon.service.commit import Change, Transaction
+from pyvswitch.daemon.service.commit import Change, Transaction, _no_step, _on_thread
 from pyvswitch.daemon.service.errors import Conflict, NotFound
 from pyvswitch.errors import ConfigError
 
@@ -68,7 +69,13 @@ class MigrationOps(Transaction):
                 raise ConfigError(problems)
 
     def adopt_vm(
-        self, vm: VmConfig, ports: list[PortConfig], summary: str, missing_ok: bool = False
+        self,
+        vm: VmConfig,
+        ports: list[PortConfig],
+        summary: str,
+        missing_ok: bool = False,
+        step: Callable[[str], None] | None = None,
+        later: Callable[[Callable[[], None]], None] | None = None,
     ) -> VmConfig:
         """Add ``vm`` whose veths already exist in this namespace (moved here by a live migration): provisioning
         converges the existing pair (no new veth), the engine opens it, the store records it. ``missing_ok``
@@ -79,10 +86,26 @@ class MigrationOps(Transaction):
             if missing_ok:
                 interfaces = [i for i in interfaces if self._os.link_exists(i)]
             self._adopting = {vm.namespace, *interfaces}
+            if step is not None:
+                self._step = step
+            if later is not None:
+                self._later = later
+            candidate = with_vm(self._cfg, vm, ports)
+            # The VM is this host's from the commit mark on (the caller set it): its lookup records move now,
+            # so the other hosts' redirect (etcd, their watches, their tunnels' FDB: 20-100 ms) overlaps the
+            # adoption instead of following it. Their frames may reach this host a little before its port runs,
+            # which costs nothing: the source no longer has the VM either. A failed adoption publishes back.
+            self._publish_lookup(candidate)
+            self._step("publish_ahead")
             try:
-                self._commit(Change(with_vm(self._cfg, vm, ports), summary))
+                self._commit(Change(candidate, summary))
+            except BaseException:
+                self._publish_lookup(self._cfg)
+                raise
             finally:
                 self._adopting = set()
+                self._step = _no_step
+                self._later = _on_thread
             return vms.get(self._cfg, vm.name)
 
     def release_vm(self, name: str, summary: str) -> tuple[VmConfig, list[PortConfig]]:
