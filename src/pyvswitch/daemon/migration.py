@@ -529,6 +529,8 @@ class Migrations:
         t0 = perf_counter()
         ident = migration_id(body)
         vm, ports = self._incoming(body)
+        after_answer: list[Callable[[], None]] = []
+        adopted = False
         self._dest_lock.acquire()  # released by _record_committed, behind the answer, or on failure here
         try:
             rec = self.intents.get(ident)
@@ -537,7 +539,6 @@ class Migrations:
                     "id", f"no migration {ident} prepared here (it was aborted or never validated)"
                 )
             phases = Phases()
-            after_answer: list[Callable[[], None]] = []
             rec = self.intents.put(rec.at(Phase.ACCEPTED, state=body.get("state") or {}))
             phases.mark("accepted")
             fault("migration:destination:accepted")
@@ -562,10 +563,13 @@ class Migrations:
                 self.outcomes["destination:failed"] += 1
                 self._give_back(rec)
                 raise
+            adopted = True
             fault("migration:destination:adopted")
             out = self._after_adopt(ports, decode_states(rec.state), phases)
         except BaseException:
-            self._dest_lock.release()  # (what after_answer holds is not run: the VM may have been given back)
+            self._dest_lock.release()
+            if adopted:  # the VM is this host's whatever failed after: its veth and namespace get their marks
+                self._run_after(ident, vm.name, after_answer)
             raise
         # The answer ends the source's blackout, so it does not wait for COMMITTED to be written: that record
         # only says the state was restored and the MAC announced. It is written behind the answer, still under
@@ -590,11 +594,15 @@ class Migrations:
             log.exception("migration %s: cannot record COMMITTED (the store has VM %s)", rec.id, rec.vm_name)
         finally:
             self._dest_lock.release()
+        self._run_after(rec.id, rec.vm_name, after)
+
+    @staticmethod
+    def _run_after(ident: str, vm_name: str, after: list[Callable[[], None]]) -> None:
         for fn in after:
             try:
                 fn()
             except Exception:
-                log.exception("migration %s: after the adoption of VM %s", rec.id, rec.vm_name)
+                log.exception("migration %s: after the adoption of VM %s", ident, vm_name)
 
     def _committed_here(self, rec: Intent, vms: set[str]) -> bool:
         """Whether this host (the destination) passed the commit point: COMMITTED, or ACCEPTED with the VM
