@@ -61,7 +61,7 @@ from pyvswitch.lab.demo_iov import IovScene
 from pyvswitch.lab.demo_qos import QosScene
 from pyvswitch.lab.demo_security import SecurityScene
 from pyvswitch.lab.demo_team import TeamScene
-from pyvswitch.lab.harness import venv_bin
+from pyvswitch.lab.harness import answers, venv_bin
 from pyvswitch.lab.traffic import Capture, IperfResult, PingResult, TrafficError, run_iperf3, run_ping
 from pyvswitch.testing.netns import sh, unique, wait_for
 
@@ -188,7 +188,7 @@ class Demo:
             assert self.daemon is not None
             if self.daemon.poll() is not None:
                 raise RuntimeError(f"pyvswitchd exited with {self.daemon.returncode}: {self.log_tail()}")
-            return self.cli("--json", "switch", "list", show=False, check=False).returncode == 0
+            return answers(self.socket)
 
         wait_for(healthy, timeout_s=30, what=f"pyvswitchd on {self.socket}")
 

@@ -44,7 +44,7 @@ import httpx
 from pyvswitch.guest.image import DEFAULT_CACHE_DIR, ImageError, build_image
 from pyvswitch.guest.qemu import guests_unavailable
 from pyvswitch.lab.etcd import EtcdCluster, member_healthy
-from pyvswitch.lab.harness import venv_bin
+from pyvswitch.lab.harness import answers, venv_bin
 from pyvswitch.testing.netns import unique, wait_for
 
 log = logging.getLogger(__name__)
@@ -233,10 +233,7 @@ def _api(h: HostRecord, method: str, path: str, timeout_s: float = 30) -> httpx.
 
 
 def _healthy(h: HostRecord) -> bool:
-    try:
-        return _api(h, "GET", "/switches", timeout_s=5).status_code == 200
-    except (httpx.HTTPError, OSError):
-        return False
+    return answers(h.socket)
 
 
 class LabHost:
