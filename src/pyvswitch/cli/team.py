@@ -86,6 +86,7 @@ def team_add(state: State, name: str, members: tuple[str, ...], mode: str, algor
 @json_flag
 @pass_state
 def team_list(state: State) -> None:
+    """Teams with their mode, load balancing and members (Get-NetLbfoTeam)."""
     with state.client() as c:
         rows = list(c.request("GET", "/teams"))
     if state.json:
