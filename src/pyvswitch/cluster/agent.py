@@ -63,6 +63,7 @@ class AgentStats:
     keepalives: int = 0
     route_reads: int = 0  # whole reads of the customer routes: first start, or their history compacted
     registrations: int = 0  # leases granted (1 unless the lease expired: a partition, or a long stop)
+    cycles: int = 0  # rounds of the sync thread (lease, records, watches, cache) completed
 
 
 @dataclass
@@ -169,6 +170,10 @@ class ClusterAgent:
         self._deleted: set[str] = set()
         self._deleted_lock = threading.Lock()
         self._subnets: set[int] = set()  # subnets this host wants watched
+        # No record is written or deleted before the owner's first publish: a restarted daemon starts its agent
+        # before start-up has read the configuration, and syncing an empty desired set first deleted every record
+        # the host still had (the others saw its VMs vanish and come back; a fresh-clone test run caught it).
+        self._published = False
         self._expected: dict[int, float] = {}  # subnets watched ahead of a port (expect): VSID -> until
         self._expected_lock = threading.Lock()
         self._watches: dict[int, tuple[threading.Thread, threading.Event, list[Callable[[], None]]]] = {}
@@ -266,6 +271,7 @@ class ClusterAgent:
         desired[host_key(self.host.name)] = self.host.encode()
         self._desired = desired
         self._subnets = subnets
+        self._published = True
         self._wake.set()
 
     def expect(self, vsids: Iterable[int], timeout_s: float = 1.0, hold_s: float = EXPECT_HOLD_S) -> bool:
@@ -412,6 +418,7 @@ class ClusterAgent:
                 self._sync_watches()
                 self._save_cache()
                 self.last_error = None
+                self.stats.cycles += 1
             except ClusterError as exc:
                 if self.last_error != str(exc):
                     log.warning("cluster: %s (retrying)", exc)
@@ -434,6 +441,8 @@ class ClusterAgent:
         self._cache_dirty = True
 
     def _sync_records(self) -> None:
+        if not self._published:
+            return
         with self._deleted_lock:
             deleted, self._deleted = self._deleted, set()
         for key in deleted:
