@@ -58,9 +58,17 @@ def firewall(host: LabHost, vm: str) -> None:
 
 
 def migrate_under_ping(
-    lab: Lab, vm: str, vm_ip: str, src: str, dst: str, pinger_netns: str | None = None
+    lab: Lab,
+    vm: str,
+    vm_ip: str,
+    src: str,
+    dst: str,
+    pinger_netns: str | None = None,
+    realtime: bool = False,
 ) -> Run:
-    with GapPinger(pinger_netns or lab.lan_host_netns, vm_ip, PING_INTERVAL_MS) as pinger:
+    """One move under 1 ms pings. ``realtime``: the pinger runs SCHED_FIFO (traffic.GapPinger), so a gap is the
+    switch's and not the pinger's own wait for a CPU beside two busy forwarders and a TCP flow."""
+    with GapPinger(pinger_netns or lab.lan_host_netns, vm_ip, PING_INTERVAL_MS, realtime=realtime) as pinger:
         time.sleep(SETTLE_S)
         out: dict[str, Any] = lab.host(src).json("migrate", vm, "--to", dst)
         time.sleep(SETTLE_S)
