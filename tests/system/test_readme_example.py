@@ -10,6 +10,7 @@ interfaces: nothing outlives the test, even on a failure or a timeout.
 
 from __future__ import annotations
 
+import os
 import re
 import subprocess
 import sys
@@ -17,6 +18,7 @@ from pathlib import Path
 
 import pytest
 
+from pyvswitch.daemon.ownership import owner_id
 from pyvswitch.testing import ovs as ovs_peer
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -57,6 +59,10 @@ def test_the_readme_script_runs_end_to_end(tmp_path: Path) -> None:
     )  # fmt: skip
     out = res.stdout + res.stderr
     assert res.returncode == 0, f"examples/using-it.sh -> {res.returncode}\n{out[-6000:]}"
+    # Nothing of the sandbox's daemon stays on the host: its QEMU guest's RAM file and run directory included.
+    owner = owner_id(tmp_path / "state")
+    assert not [f for f in os.listdir("/dev/shm") if owner in f]
+    assert not Path("/run/pyvswitch-guests", owner).exists()
     # A few things the script's lines printed, beyond their exit status:
     assert "status: current collecting-distributing" in out  # team t1 aggregated with the LAN's LACP bond
     assert "= delivered to web03-eth0" in out  # the what-if

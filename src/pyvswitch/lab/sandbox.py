@@ -3,7 +3,7 @@ exist, a LAN behind them that answers, and nothing left behind.
 
 ``python -m pyvswitch.lab.sandbox examples/using-it.sh`` runs the script (with bash) in its own PID, mount and
 network namespaces (``unshare``): interfaces ``eth1``..``eth8`` are there under those names, every ``ip netns``
-name is private (a tmpfs on /run/netns), and when the script ends, fails or is killed, the PID namespace takes
+name is private (a tmpfs on /run/netns), as are guests' run directories and RAM files, and when the script ends, fails or is killed, the PID namespace takes
 every process it started with it (pyvswitchd, its forwarder, QEMU, lab daemons, etcd, Open vSwitch), which
 takes the namespaces and interfaces. Only the state directory (``--workdir``, a temporary one by default)
 stays on disk.
@@ -78,8 +78,12 @@ def _link_exists(netns: str, ifname: str) -> bool:
 
 def _inside(script: Path, workdir: Path) -> int:
     """PID 1 of the sandbox: private /run/netns, the LAN, then the script; its exit status."""
-    Path("/run/netns").mkdir(parents=True, exist_ok=True)
-    sh("mount", "-t", "tmpfs", "pyvswitch-sandbox", "/run/netns")
+    # Private too: the guests' run directories and their RAM files (a TCG guest's RAM is a 256 MiB file in
+    # /dev/shm, guest/ram.py). The PID namespace kills QEMU without a `vm del`, and each run of the README
+    # script left web04's directory and 256 MiB of the host's memory behind.
+    for path in ("/run/netns", "/run/pyvswitch-guests", "/dev/shm"):
+        Path(path).mkdir(parents=True, exist_ok=True)
+        sh("mount", "-t", "tmpfs", "pyvswitch-sandbox", path)
     # /sys/class/net shows the namespace that mounted sysfs: this one's, as `ip netns exec` does it.
     sh("mount", "-t", "sysfs", "sysfs", "/sys")
     build_lan()
