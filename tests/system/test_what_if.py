@@ -114,9 +114,8 @@ def ours(name: str, alias: str | None, owner: str) -> bool:
 def snapshot(host: Host) -> tuple[Any, ...]:
     owner = owner_id(host.state_dir)
     links = json.loads(sh("ip", "-j", "link", "show"))
-    with Client(
-        str(host.socket)
-    ) as api:  # in process: three CLI processes per line were half the walk's time
+    # In process: three CLI processes per line were half the walk's time.
+    with Client(str(host.socket)) as api:
         state = (
             api.config(),
             api.request("GET", "/history", params={"limit": "10000"}),

@@ -501,7 +501,8 @@ SHOW_OBJECTS = ("drops", "config", "switch", "switches", "vm", "vms", "port", "p
 def show_cmd(state: State, obj: str | None, name: str | None) -> None:
     """Show the whole configuration, or one OBJECT: switch|vm|port NAME, or switches|vms|ports|failed|drops.
 
-    ``drops``: every drop counter by switch, element or port and reason, largest first. With --json and no OBJECT this is the daemon's HostConfig exactly (GET /v1/config). ``failed``: stored
+    ``drops``: every drop counter by switch, element or port and reason, largest first. With --json and no
+    OBJECT this is the daemon's HostConfig exactly (GET /v1/config). ``failed``: stored
     objects that did not validate at start-up and are not running (also listed under the configuration).
     """
     obj = obj or "config"
