@@ -137,3 +137,25 @@ def test_a_conditional_delete_leaves_a_key_someone_else_rewrote(cluster: EtcdClu
     got = c.get(prefix + "rec")
     assert got is not None and got.value == b"on hostB"
     assert c.delete_if(prefix + "rec", b"on hostB") is True and c.get(prefix + "rec") is None
+
+
+def test_converge_starts_only_the_dead_member_again_and_the_cluster_keeps_its_keys_and_leases(
+    cluster: EtcdCluster, prefix: str
+) -> None:
+    """What `lab up` does to a lab's cluster with a member down: that member starts again on its own data; the
+    others keep running; keys and leases survive (it once started the whole cluster afresh and every lease was
+    lost). A cluster that answers is kept as it is."""
+    c = ClusterClient(cluster.endpoints, timeout_s=1.0)
+    lease = c.grant(30)
+    c.put(prefix + "host", b"alive", lease=lease)
+    pids = [m.proc.pid for m in cluster.members if m.proc is not None]
+    cluster.kill(2)
+    assert cluster.converge() == "restarted m2"
+    after = [m.proc.pid for m in cluster.members if m.proc is not None]
+    assert after[:2] == pids[:2] and after[2] != pids[2]
+    only_m2 = ClusterClient([cluster.endpoints[2]], timeout_s=2.0)
+    got = only_m2.get(prefix + "host")
+    assert got is not None and got.value == b"alive" and got.lease == lease
+    assert only_m2.keepalive(lease) > 0
+    assert cluster.converge() == "kept"
+    assert [m.proc.pid for m in cluster.members if m.proc is not None] == after

@@ -19,6 +19,7 @@ from typing import Any
 
 import pytest
 
+from pyvswitch.cluster.records import record_key
 from pyvswitch.lab.etcd import etcd_unavailable
 from pyvswitch.lab.hosts import Lab, LabHost
 from pyvswitch.lab.traffic import GapPinger
@@ -93,7 +94,7 @@ def test_changes_go_on_with_one_etcd_member_killed(lab: Lab) -> None:
     vm = unique("cvk")
     pnet = lab.record.pnet_netns
     assert pnet is not None
-    member = _etcd_pid(lab, 0)
+    member, others = _etcd_pid(lab, 0), [_etcd_pid(lab, 1), _etcd_pid(lab, 2)]
     os.kill(member, signal.SIGKILL)
     try:
         a.vm_add(vm, "10.0.1.5/24")
@@ -103,6 +104,12 @@ def test_changes_go_on_with_one_etcd_member_killed(lab: Lab) -> None:
         )
     finally:
         lab.up(2, cluster=True, lease_ttl_s=TTL_S)  # converges: the killed member is started again
+    # Only the killed member was started again, on its data: the others kept running, and what the cluster held
+    # (hostA's record, under its lease) is still there, read from the restarted member itself. `lab up` once
+    # started the whole cluster afresh here, and every host's lease was gone (a CI run's restart test failed).
+    assert [_etcd_pid(lab, 1), _etcd_pid(lab, 2)] == others
+    assert _etcd_pid(lab, 0) != member
+    assert _etcd_has(lab, 0, record_key(BLUE + 1, "10.0.1.5"))
     a.cli("vm", "del", vm)
 
 
@@ -351,6 +358,17 @@ def _tcpdump(netns: str, *args: str) -> subprocess.Popen[str]:
 def test_without_a_cluster_the_vnet_commands_say_so(two_hosts: Lab) -> None:
     res = two_hosts.host("hostA").cli("vnet", "status", check=False)
     assert res.returncode != 0 and "not in a cluster" in res.stderr
+
+
+def _etcd_has(lab: Lab, index: int, key: str) -> bool:
+    """Whether etcd member ``index`` answers ``key`` (asked from inside the provider network's namespace)."""
+    assert lab.record.pnet_netns is not None and lab.record.etcd_endpoints is not None
+    url = lab.record.etcd_endpoints.split(",")[index]
+    out = subprocess.run(
+        ["ip", "netns", "exec", lab.record.pnet_netns, "etcdctl", "--endpoints", url, "get", key, "--keys-only"],
+        capture_output=True, text=True, check=True, env={**os.environ, "ETCDCTL_API": "3"},
+    ).stdout  # fmt: skip
+    return key in out.split()
 
 
 def _etcd_pid(lab: Lab, index: int) -> int:

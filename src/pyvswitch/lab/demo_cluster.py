@@ -161,15 +161,6 @@ def view_records(host: LabHost, vsid: int) -> int:
     return int(sub.get("records") or 0)
 
 
-def _pid_alive(pid: int) -> bool:
-    """Whether ``pid`` runs (not gone, not a zombie)."""
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return False
-    return stat.rsplit(")", 1)[1].split()[0] != "Z"
-
-
 class ClusterScene:
     """Builds its own 3-host cluster lab (unique name), so it runs beside the demo's daemon and the test suite."""
 

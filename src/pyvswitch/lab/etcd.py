@@ -10,6 +10,7 @@ election timeout should be at least 10x the heartbeat and above the round-trip t
 from __future__ import annotations
 
 import contextlib
+import functools
 import os
 import shutil
 import signal
@@ -24,7 +25,7 @@ from pathlib import Path
 
 import httpx
 
-from pyvswitch.testing.netns import wait_for
+from pyvswitch.testing.netns import process_gone, wait_for
 
 ETCD_BINARY = "etcd"
 HEARTBEAT_MS = 50
@@ -107,6 +108,45 @@ def member_healthy(netns: str | None, url: str) -> bool:
     return r.status_code == 200 and r.json().get("health") in ("true", True)
 
 
+def _answers_within(m: Member, timeout_s: float) -> bool:
+    deadline = time.monotonic() + timeout_s
+    while not m.healthy():
+        if time.monotonic() >= deadline:
+            return False
+        time.sleep(0.2)
+    return True
+
+
+def _member_pids(m: Member) -> list[int]:
+    """The processes serving member ``m``'s data directory (also ones an earlier ``lab up`` started)."""
+    want = str(m.data_dir).encode()
+    pids = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            cmd = (entry / "cmdline").read_bytes().split(b"\0")
+        except OSError:
+            continue
+        if (
+            cmd[0].endswith(b"etcd")
+            and b"--data-dir" in cmd
+            and cmd[cmd.index(b"--data-dir") + 1 :][:1] == [want]
+        ):
+            pids.append(int(entry.name))
+    return pids
+
+
+def _kill_pids(pids: list[int]) -> None:
+    for pid in pids:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGKILL)
+    for pid in pids:  # gone (or a zombie: its ports are free) before they are bound again
+
+        with contextlib.suppress(TimeoutError):
+            wait_for(functools.partial(process_gone, pid), timeout_s=5, interval_s=0.02)
+
+
 @dataclass
 class EtcdCluster:
     """``members`` etcd processes on 127.0.0.1 (free ports), or in network namespace ``netns`` on ``addresses``
@@ -130,9 +170,56 @@ class EtcdCluster:
         return ",".join(self.endpoints)
 
     def start(self, timeout_s: float = 30.0) -> EtcdCluster:
+        """A new cluster: every member started afresh (what their data directories held is not read)."""
+        self._lay_out()
+        for m in self.members:
+            self._spawn(m, new=True)
+        for m in self.members:
+            self._wait_healthy(m, timeout_s)
+        return self
+
+    def converge(self, timeout_s: float = 30.0) -> str:
+        """Bring a lab's cluster up without losing what it holds, and say what was done: members that answer are
+        left alone ("kept"), members that are down are started again on their own data ("restarted m0"): the
+        cluster keeps every key and lease, so the hosts' registrations survive. Only a cluster that never had
+        data, or whose members cannot come back on theirs, is started new ("started").
+
+        Why: ``lab up`` used to start the whole cluster afresh (its data removed) as soon as one member did not
+        answer; after the kill-one-member test that wiped every lease under running daemons, and a host
+        restarted next found its lease gone (a fresh-clone CI run, 2026-12-07)."""
+        self._lay_out()
+        if not all(m.data_dir.is_dir() for m in self.members):
+            return self._start_afresh(timeout_s)
+        # A loaded machine's health check can miss its 1 s deadline once: ask again before restarting anything.
+        down = [m for m in self.members if not _answers_within(m, 3.0)]
+        if not down:
+            return "kept"
+        for m in down:
+            _kill_pids(_member_pids(m))
+            self._spawn(m, new=False)
+        try:
+            for m in down:
+                self._wait_healthy(m, timeout_s)
+        except (EtcdError, TimeoutError):
+            # Their data could not be served again (a half-written first start): a new cluster, as a last resort.
+            return self._start_afresh(timeout_s)
+        return "restarted " + ",".join(m.name for m in down)
+
+    def _start_afresh(self, timeout_s: float) -> str:
+        for m in self.members:
+            _kill_pids(_member_pids(m))
+            shutil.rmtree(m.data_dir, ignore_errors=True)
+        self.start(timeout_s)
+        return "started"
+
+    def _lay_out(self) -> None:
+        """Who the members are and where they live (nothing is started; kept once known: a loopback cluster's
+        ports were chosen free when it was first started)."""
         why = etcd_unavailable()
         if why is not None:
             raise EtcdError(why)
+        if self.members:
+            return
         if self.root is None:
             self.root = Path(tempfile.mkdtemp(prefix="pyvswitch-etcd-"))
             self._own_root = True
@@ -148,11 +235,6 @@ class EtcdCluster:
             Member(f"m{i}", addr, cport, pport, self.root / f"m{i}.etcd", self.root / f"m{i}.log", self.netns)
             for i, (addr, cport, pport) in enumerate(places)
         ]
-        for m in self.members:
-            self._spawn(m, new=True)
-        for m in self.members:
-            self._wait_healthy(m, timeout_s)
-        return self
 
     def _spawn(self, m: Member, new: bool) -> None:
         initial = ",".join(f"{x.name}={x.peer_url}" for x in self.members)

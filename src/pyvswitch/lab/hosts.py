@@ -28,7 +28,6 @@ import json
 import logging
 import os
 import re
-import shutil
 import signal
 import string
 import subprocess
@@ -43,9 +42,9 @@ import httpx
 
 from pyvswitch.guest.image import DEFAULT_CACHE_DIR, ImageError, build_image
 from pyvswitch.guest.qemu import guests_unavailable
-from pyvswitch.lab.etcd import EtcdCluster, member_healthy
+from pyvswitch.lab.etcd import EtcdCluster
 from pyvswitch.lab.harness import answers, venv_bin
-from pyvswitch.testing.netns import unique, wait_for
+from pyvswitch.testing.netns import process_gone, unique, wait_for
 
 log = logging.getLogger(__name__)
 
@@ -388,10 +387,7 @@ class Lab:
         etcd = EtcdCluster(ETCD_MEMBERS, root=self.dir / "etcd", netns=rec.pnet_netns, addresses=addresses)
         rec.etcd_endpoints = ",".join(f"http://{a}:2379" for a in addresses)
         self._save()
-        if not all(member_healthy(rec.pnet_netns, url) for url in rec.etcd_endpoints.split(",")):
-            _kill_netns_pids(rec.pnet_netns)  # a half-started cluster: start it afresh
-            shutil.rmtree(self.dir / "etcd", ignore_errors=True)
-            etcd.start()
+        etcd.converge()  # members that are down start again on their data: keys and leases survive
 
     def _plug_provider(self, rec: HostRecord) -> None:
         """Host ``rec``'s ``pa0`` on the provider bridge, with its provider address."""
@@ -504,7 +500,7 @@ class Lab:
         def gone() -> bool:
             with contextlib.suppress(ChildProcessError, OSError):
                 os.waitpid(pid, os.WNOHANG)  # reap it if we started it
-            return _zombie_or_gone(pid) or not _daemon_alive(rec)
+            return process_gone(pid) or not _daemon_alive(rec)
 
         wait_for(gone, timeout_s=timeout_s, interval_s=0.02, what=f"pyvswitchd of {name} to exit")
 
@@ -652,17 +648,9 @@ def _stop(h: HostRecord, timeout_s: float = 10) -> None:
     while Path(f"/proc/{h.pid}").exists() and time.monotonic() < deadline:
         with contextlib.suppress(ChildProcessError, OSError):
             os.waitpid(h.pid, os.WNOHANG)
-        if _zombie_or_gone(h.pid):
+        if process_gone(h.pid):
             break
         time.sleep(0.05)
-
-
-def _zombie_or_gone(pid: int) -> bool:
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return True
-    return stat.rsplit(")", 1)[1].split()[0] == "Z"
 
 
 def _kill_netns_pids(netns: str) -> None:

@@ -8,6 +8,7 @@ import time
 import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from pathlib import Path
 
 
 def unique(prefix: str) -> str:
@@ -36,6 +37,16 @@ def wait_for(
             return
         time.sleep(interval_s)
     raise TimeoutError(f"timed out after {timeout_s}s waiting for {what or cond}")
+
+
+def process_gone(pid: int) -> bool:
+    """Whether ``pid`` has exited: not in the process table, or a zombie nobody reaped yet (its sockets and
+    files are already released; a process another ``lab up`` started is not ours to reap)."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return True
+    return stat.rsplit(")", 1)[1].split()[0] == "Z"
 
 
 class NetnsPool:
