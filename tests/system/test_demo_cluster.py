@@ -10,7 +10,6 @@ import io
 import re
 import subprocess
 import time
-from pathlib import Path
 
 import pytest
 from rich.console import Console
@@ -22,6 +21,7 @@ from pyvswitch.lab.demo_cluster import (
     ClusterScene,
     cluster_unavailable,
 )
+from pyvswitch.lab.etcd import etcd_pids
 from pyvswitch.lab.hosts import list_labs, registry_path
 from pyvswitch.testing.netns import unique
 from tests.system.conftest import run_scene, scene_console
@@ -39,17 +39,7 @@ def netns_names() -> set[str]:
 
 def etcd_processes(lab_name: str) -> list[int]:
     """etcd members of this lab still running (their data directories are under the lab's directory)."""
-    pids = []
-    for proc in Path("/proc").iterdir():
-        if not proc.name.isdigit():
-            continue
-        try:
-            cmd = (proc / "cmdline").read_bytes().split(b"\0")
-        except OSError:
-            continue
-        if cmd and cmd[0].endswith(b"etcd") and any(lab_name.encode() in part for part in cmd):
-            pids.append(int(proc.name))
-    return pids
+    return etcd_pids(lab_name)
 
 
 def assert_nothing_left(scene: ClusterScene) -> None:

@@ -117,9 +117,10 @@ def _answers_within(m: Member, timeout_s: float) -> bool:
     return True
 
 
-def _member_pids(m: Member) -> list[int]:
-    """The processes serving member ``m``'s data directory (also ones an earlier ``lab up`` started)."""
-    want = str(m.data_dir).encode()
+def etcd_pids(data_dir_part: str) -> list[int]:
+    """The etcd processes whose data directory's path contains ``data_dir_part`` (a member's directory, or a
+    lab's name): found in /proc, so also those another process (an earlier ``lab up``) started."""
+    want = data_dir_part.encode()
     pids = []
     for entry in Path("/proc").iterdir():
         if not entry.name.isdigit():
@@ -131,7 +132,7 @@ def _member_pids(m: Member) -> list[int]:
         if (
             cmd[0].endswith(b"etcd")
             and b"--data-dir" in cmd
-            and cmd[cmd.index(b"--data-dir") + 1 :][:1] == [want]
+            and want in b"".join(cmd[cmd.index(b"--data-dir") :][1:2])
         ):
             pids.append(int(entry.name))
     return pids
@@ -142,7 +143,6 @@ def _kill_pids(pids: list[int]) -> None:
         with contextlib.suppress(ProcessLookupError):
             os.kill(pid, signal.SIGKILL)
     for pid in pids:  # gone (or a zombie: its ports are free) before they are bound again
-
         with contextlib.suppress(TimeoutError):
             wait_for(functools.partial(process_gone, pid), timeout_s=5, interval_s=0.02)
 
@@ -195,7 +195,7 @@ class EtcdCluster:
         if not down:
             return "kept"
         for m in down:
-            _kill_pids(_member_pids(m))
+            _kill_pids(etcd_pids(str(m.data_dir)))
             self._spawn(m, new=False)
         try:
             for m in down:
@@ -207,7 +207,7 @@ class EtcdCluster:
 
     def _start_afresh(self, timeout_s: float) -> str:
         for m in self.members:
-            _kill_pids(_member_pids(m))
+            _kill_pids(etcd_pids(str(m.data_dir)))
             shutil.rmtree(m.data_dir, ignore_errors=True)
         self.start(timeout_s)
         return "started"
