@@ -85,7 +85,7 @@ install: setup
 
 # What Prometheus scraping costs the data path (issue 14): TCP offloads off, /metrics scraped 1/s vs not.
 bench-metrics: setup
-	$(BIN)/python -m pyvswitch.lab.metricsbench --reps 5 --json bench-metrics.json
+	$(BIN)/python -m pyvswitch.lab.metricsbench --reps 12 --json bench-metrics.json
 	$(BIN)/python -m pyvswitch.testing.samplingbench | tee bench-sampling.json
 
 bench-cluster: setup

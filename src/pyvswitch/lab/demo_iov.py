@@ -22,7 +22,6 @@ reached on the destination.
 from __future__ import annotations
 
 import contextlib
-import os
 import shlex
 import subprocess
 import time
@@ -37,7 +36,7 @@ from pyvswitch.lab.hosts import UPLINK, Lab, LabError, LabHost
 from pyvswitch.lab.migrationbench import Run, migrate_under_ping
 from pyvswitch.lab.traffic import IperfResult, TrafficError, run_iperf3, run_ping
 from pyvswitch.lab.verdict import SceneCheck, print_checks
-from pyvswitch.testing.netns import unique, wait_for
+from pyvswitch.testing.netns import process_cpu_s, unique, wait_for
 
 SWITCH = "ext"
 NUM_VFS = 4
@@ -67,13 +66,6 @@ class PathRun:
     @property
     def mbps(self) -> float:
         return self.tcp.gbps * 1000 if self.tcp else 0.0
-
-
-def process_cpu_s(pid: int) -> float:
-    """utime + stime of ``pid`` (every thread), in seconds."""
-    with open(f"/proc/{pid}/stat") as f:
-        fields = f.read().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 class IovScene:

@@ -49,6 +49,12 @@ def process_gone(pid: int) -> bool:
     return stat.rsplit(")", 1)[1].split()[0] == "Z"
 
 
+def process_cpu_s(pid: int) -> float:
+    """utime + stime of ``pid`` (every thread), in seconds: only what it ran, not what other processes took."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 class NetnsPool:
     """Creates namespaces and veth pairs and removes all of them on close, even after a failure."""
 
