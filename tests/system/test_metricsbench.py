@@ -21,8 +21,8 @@ def test_the_meter_reads_the_forwarders_cpu_and_frames_around_a_tcp_run() -> Non
         pv = PyvswitchForwarder()
         pv.start(h)
         try:
-            assert pv.socket is not None and pv.state_dir is not None
-            meter = ForwarderMeter(pv.socket, pv.state_dir)
+            assert pv.socket is not None
+            meter = ForwarderMeter(pv.socket)
             scraper = Scraper(pv.socket)
             try:
                 per_scrape_ms = scrape_cpu_ms(meter.pid, scraper, h.gen_cpu, seconds=1.0, rate_hz=10.0)

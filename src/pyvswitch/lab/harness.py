@@ -251,7 +251,6 @@ class PyvswitchForwarder:
         self._tmp: tempfile.TemporaryDirectory[str] | None = None
         self._log: Path | None = None
         self.socket: Path | None = None
-        self.state_dir: Path | None = None
         self._client: httpx.Client | None = None
 
     def available(self) -> bool:
@@ -281,7 +280,7 @@ class PyvswitchForwarder:
 
     def start(self, harness: Harness) -> None:
         self._tmp = tempfile.TemporaryDirectory(prefix="pyvswitch-bench-")
-        state = self.state_dir = Path(self._tmp.name)
+        state = Path(self._tmp.name)
         self.socket = state / "sock"
         self._log = state / "pyvswitchd.log"
         cmd = [str(self.bin_dir / "pyvswitchd"), "--state-dir", str(state), "--socket", str(self.socket)]

@@ -41,7 +41,6 @@ from typing import Any
 
 import httpx
 
-from pyvswitch.daemon.forwarder_link import forwarder_pid
 from pyvswitch.lab.bench import with_poller
 from pyvswitch.lab.harness import Harness, LinuxBridge, PyvswitchForwarder
 from pyvswitch.lab.traffic import run_iperf3
@@ -128,12 +127,11 @@ class ForwarderMeter:
     """Reads the forwarder's CPU time and frame count around a run (one counters request before, one after:
     the same two in every arm)."""
 
-    def __init__(self, socket: Path, state_dir: Path) -> None:
-        pid = forwarder_pid(state_dir)
-        if pid is None:
-            raise RuntimeError(f"no forwarder runs for {state_dir}")
-        self.pid = pid
+    def __init__(self, socket: Path) -> None:
         self.client = httpx.Client(transport=httpx.HTTPTransport(uds=str(socket)), timeout=5)
+        res = self.client.get("http://pyvswitchd/v1/health")  # the forwarder process's status, its pid in it
+        res.raise_for_status()
+        self.pid = int(res.json()["forwarding"]["forwarder"]["pid"])
 
     def _frames(self) -> int:
         res = self.client.get("http://pyvswitchd/v1/counters")
@@ -187,8 +185,7 @@ def bench(reps: int, seconds: float) -> dict[str, Any]:
         h.set_offloads(False)
         assert pv.socket is not None
         scraper = Scraper(pv.socket)
-        assert pv.state_dir is not None
-        meter = ForwarderMeter(pv.socket, pv.state_dir)
+        meter = ForwarderMeter(pv.socket)
         collector = SflowCollector(h.fw)
         pv.cli("extension", "set", "sw", "pyvswitch-sflow", f"collectors=127.0.0.1:{SFLOW_PORT}",
                f"sampling_rate={SFLOW_RATE}")  # fmt: skip
