@@ -104,6 +104,33 @@ def test_one_in_100_of_100k_frames_is_sampled_within_10_percent_and_the_flow_cac
     assert port.flows.counters()["hits"] > 99_000  # type: ignore[operator]
 
 
+def test_the_pool_counts_every_frame_across_a_sampler_rebuilt_between_batches() -> None:
+    """A port event rebuilds the switch's sampler (refresh_extensions): the frames a port received since its
+    countdown was set are told to the taps first, so the sample pool and the sampling rate run on unbroken."""
+    h = harness(ExtensionSetting(name="recorder"))
+    sw = h.engine.switches["s"]
+    frame = eth(B, A, b"p" * 50)
+    dev = h.port_device("a")
+    for _ in range(3):
+        for _ in range(5_000):  # batches of 4: most of them end under a countdown, their frames deferred
+            for _ in range(4):
+                dev.inject(frame)
+            h.engine.run_once()
+        first = sw.sampler
+        sw.refresh_extensions()
+        assert sw.sampler is not first  # a new sampler took over the old one's countdowns and pools
+    assert sw.sampler is not None
+    sw.sampler.settle()
+    assert sw.sampler.taps[0].pools[sw.index_of["a"]] == 60_000  # every frame counted once, none lost
+    h.advance(1.5)
+    rec = instance(h, "recorder")
+    assert isinstance(rec, Recorder)
+    assert 510 <= len(rec.samples) <= 690, f"{len(rec.samples)} samples of 60,000 frames at 1-in-100"
+    assert 60_000 - 2 * 100 < rec.samples[-1].pool <= 60_000
+    pools = [s.pool for s in rec.samples]
+    assert pools == sorted(pools) and len(set(pools)) == len(pools)  # one frame is sampled once, in order
+
+
 def test_samples_say_where_frames_went_flooded_or_dropped() -> None:
     h = harness(ExtensionSetting(name="recorder"))
     rec = instance(h, "recorder")

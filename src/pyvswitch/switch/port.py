@@ -43,3 +43,5 @@ class SwitchPort:
     # front of it (switch/flowcache.py), None where the chain cannot be cached.
     chain: Chain | None = None
     flows: FlowCache | None = None
+    # Frames it may still receive before the switch's sampler must look (switch/sampling.py); 0: the next batch.
+    sample_left: int = 0

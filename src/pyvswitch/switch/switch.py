@@ -269,7 +269,7 @@ class Switch:
             self.ext.refresh()
         self.ext_active = self.ext if self.ext is not None and self.ext.active else None
         self.sampler = (
-            Sampler(self.ext, len(self.ports), self.sampler)
+            Sampler(self.ext, self.ports, self.sampler)
             if self.ext is not None and self.ext.samplers
             else None
         )
@@ -304,14 +304,11 @@ class Switch:
 
     def process(self, port: SwitchPort, batch: list[Packet]) -> Outs:
         """Run one received batch through the port's chain; returns per destination port (packets, TCIs)."""
-        sampler = self.sampler
-        if sampler is not None:  # switch/sampling.py: inline while the batch holds no sample
-            i = port.index
-            left = sampler.until[i] - len(batch)
+        if self.sampler is not None:  # switch/sampling.py: inline while the batch holds no sample
+            left = port.sample_left - len(batch)
             if left <= 0:
-                return sampler.process(port, batch, self._process)
-            sampler.until[i] = left
-            sampler.deferred[i] += len(batch)
+                return self.sampler.process(port, batch, self._process)
+            port.sample_left = left
         return self._process(port, batch)
 
     def _process(self, port: SwitchPort, batch: list[Packet]) -> Outs:
