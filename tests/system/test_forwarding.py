@@ -73,7 +73,10 @@ def test_iperf3_tcp_with_offloads(host: Host, offloads: str) -> None:
                 "off",
             )
     gbps = iperf_gbps(a, b, "10.32.0.2")
-    assert gbps > 0.3, f"TCP through the switch with offloads {offloads}: {gbps:.2f} Gbit/s"
+    # A floor that tells "TCP flows" from "TCP crawls" (the GSO bug of 31267da: 0.26 Mbit/s), not a speed
+    # figure (make bench measures those): with offloads off in the concurrent tier this read 0.28 Gbit/s
+    # (a fresh-clone CI run, 2026-12-07) against ~2 Gbit/s on a quiet machine.
+    assert gbps > 0.05, f"TCP through the switch with offloads {offloads}: {gbps:.2f} Gbit/s"
 
 
 def test_gso_frames_to_a_port_without_tso_are_segmented_not_dropped(host: Host) -> None:
