@@ -90,7 +90,7 @@ def test_gso_frames_to_a_port_without_tso_are_segmented_not_dropped(host: Host) 
     sh("ethtool", "-K", port_b["interface"], "tso", "off", "gso", "off")
     gbps = iperf_gbps(a, b, "10.34.0.2")
     drops = host.json("show", "port", port_b["name"])
-    assert gbps > 0.3, f"TCP into a port without TSO: {gbps:.3f} Gbit/s; port: {drops}"
+    assert gbps > 0.05, f"TCP into a port without TSO: {gbps:.3f} Gbit/s; port: {drops}"  # the bug: 0.00026
 
 
 @pytest.fixture
