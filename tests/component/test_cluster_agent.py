@@ -5,6 +5,7 @@ the cached revision without reading the cluster again, and a resync only when th
 
 from __future__ import annotations
 
+import shutil
 import time
 import uuid
 from collections.abc import Iterator
@@ -253,3 +254,38 @@ def test_customer_routes_make_a_host_watch_the_subnets_its_routing_domain_routes
         assert a2.remove_route(rd, vsid, prefix)
     assert a2.remove_route(other_rd, red, "10.0.1.0/24")
     wait_for(lambda: a2.view(green) is None, timeout_s=10, what="GREEN unwatched once the routes went")
+
+
+def test_a_store_rebuilt_from_nothing_is_read_again_not_followed_from_a_revision_it_never_reached(
+    tmp_path: Path,
+) -> None:
+    """Every member's data lost and the cluster started new (the old `lab up` did this; so would an operator
+    without a snapshot): the leases are gone and the store's revision starts again from 1. A host re-registers
+    and, its views being ahead of the store, reads them again; followed from its old revision, its watch would
+    deliver nothing until the new store got there, and a record written meanwhile would never be seen."""
+    with EtcdCluster.running(3) as cluster:
+        agents = Agents(cluster, tmp_path)
+        try:
+            blue = 4096
+            a, b = two_hosts(agents, blue)
+            b.publish([rec(blue, "10.0.0.2", "02:00:00:00:0b:02", "192.0.2.2"),
+                       rec(blue, "10.0.0.4", "02:00:00:00:0b:04", "192.0.2.2")])  # fmt: skip
+            writer = ClusterClient(cluster.endpoints)
+            for i in range(40):  # the old store well ahead of where the new one will be
+                writer.put(f"/test/pad{i}", b"x")
+            wait_for(lambda: a.lookup(blue, "10.0.0.4") is not None, timeout_s=10, what="10.0.0.4 at hostA")
+            for m in range(3):
+                cluster.kill(m)
+            shutil.rmtree(cluster.members[0].data_dir)
+            assert cluster.converge() == "started"
+            b.publish([rec(blue, "10.0.0.2", "02:00:00:00:0b:02", "192.0.2.2"),
+                       rec(blue, "10.0.0.3", "02:00:00:00:0b:03", "192.0.2.2")])  # fmt: skip
+            wait_for(lambda: a.lookup(blue, "10.0.0.3") is not None, timeout_s=20,
+                     what="a record written after the rebuild, at hostA")  # fmt: skip
+            assert a.lookup(blue, "10.0.0.4") is None  # gone with the lost store: not left in the view
+            assert a.stats.registrations == 2 and a.stats.resyncs >= 1
+            view = a.view(blue)
+            assert view is not None and view.revision <= writer.revision()
+        finally:
+            for agent in agents.running:
+                agent.halt()

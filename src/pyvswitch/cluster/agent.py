@@ -11,7 +11,8 @@ memberships and port records when the lease expires: the other hosts see the del
 Restart without a resync: the views, the revision each was read at and the lease id are kept in a cache file
 (``cluster-cache.json`` in the state directory). A restarted agent keeps its lease if it is still alive (no
 churn for the others), and resumes each subnet's watch at the cached revision + 1; only a revision etcd has
-compacted away makes it read that subnet again (``stats.resyncs``).
+compacted away makes it read that subnet again (``stats.resyncs``), as does a store rebuilt from nothing (its
+revision behind the views', seen when the lease is found gone).
 """
 
 from __future__ import annotations
@@ -57,7 +58,9 @@ EXPECT_HOLD_S = 30.0
 @dataclass
 class AgentStats:
     range_reads: int = 0  # whole-subnet reads: first watch of a subnet, or a resync
-    resyncs: int = 0  # of which: history compacted while this host was away
+    resyncs: int = (
+        0  # of which: history compacted while this host was away, or the store rebuilt from nothing
+    )
     events: int = 0  # watch events applied
     writes: int = 0  # puts and deletes of this host's records and memberships
     keepalives: int = 0
@@ -189,15 +192,27 @@ class ClusterAgent:
 
     def start(self) -> ClusterAgent:
         self._load_cache()
+        self._start_routes_watch()
+        self._thread = threading.Thread(target=self._run, name="pyvswitch-cluster", daemon=True)
+        self._thread.start()
+        return self
+
+    def _start_routes_watch(self) -> None:
         stop, closers = threading.Event(), list[Callable[[], None]]()
         t = threading.Thread(
             target=self._watch_routes, args=(stop, closers), name="pyvswitch-routes", daemon=True
         )
         self._routes_watch = (t, stop, closers)
         t.start()
-        self._thread = threading.Thread(target=self._run, name="pyvswitch-cluster", daemon=True)
-        self._thread.start()
-        return self
+
+    def _stop_routes_watch(self) -> None:
+        if self._routes_watch is not None:
+            t, stop, closers = self._routes_watch
+            self._routes_watch = None
+            stop.set()
+            for close in closers:
+                close()
+            t.join(timeout=5)
 
     def halt(self) -> None:
         """Stop every thread and say nothing to etcd (no renewal, no revocation): as kill -9 leaves it. Tests."""
@@ -207,13 +222,7 @@ class ClusterAgent:
             self._thread.join(timeout=10)
         for vsid in list(self._watches):
             self._unwatch(vsid)
-        if self._routes_watch is not None:
-            t, stop, closers = self._routes_watch
-            self._routes_watch = None
-            stop.set()
-            for close in closers:
-                close()
-            t.join(timeout=5)
+        self._stop_routes_watch()
 
     def stop(self, leave: bool = False) -> None:
         """Stop the threads; ``leave``: also revoke the lease (this host's records go at once), as a host that is
@@ -439,6 +448,31 @@ class ClusterAgent:
         self.stats.registrations += 1
         self._written = {}  # whatever was under an expired lease is gone
         self._cache_dirty = True
+        self._check_history()
+
+    def _check_history(self) -> None:
+        """After a new registration: a store whose revision is behind what this host has already seen was
+        rebuilt from nothing (its data lost, not restored from a snapshot, which keeps the revisions). The
+        watches would resume from a revision the new store has not reached and deliver nothing until it does,
+        so every view is read again (``stats.resyncs``, one per subnet and one for the routes)."""
+        with self._views_lock:
+            seen = max([v.revision for v in self._views.values()], default=0)
+            if self._routes is not None:
+                seen = max(seen, self._routes.revision)
+        now = self.client.revision()
+        if seen <= now:
+            return
+        log.warning("cluster: the store is at revision %d, behind the %d this host saw: it was rebuilt; "
+                    "reading every view again", now, seen)  # fmt: skip
+        for vsid in list(self._watches):
+            self._unwatch(vsid)  # _sync_watches starts it again, which reads the subnet whole
+            self.stats.resyncs += 1
+        self._stop_routes_watch()
+        with self._views_lock:
+            self._views = {}
+            self._routes = None
+        self.stats.resyncs += 1
+        self._start_routes_watch()
 
     def _sync_records(self) -> None:
         if not self._published:
