@@ -58,9 +58,7 @@ EXPECT_HOLD_S = 30.0
 @dataclass
 class AgentStats:
     range_reads: int = 0  # whole-subnet reads: first watch of a subnet, or a resync
-    resyncs: int = (
-        0  # of which: history compacted while this host was away, or the store rebuilt from nothing
-    )
+    resyncs: int = 0  # of which: history compacted while away, or the store rebuilt from nothing
     events: int = 0  # watch events applied
     writes: int = 0  # puts and deletes of this host's records and memberships
     keepalives: int = 0

@@ -51,8 +51,8 @@ class Sampler:
     Each port carries its own countdown, ``SwitchPort.sample_left``: frames it may still receive before some tap
     needs to look (the smallest of the taps' countdowns). ``Switch.process`` subtracts a batch from it inline and
     calls ``process`` only for a batch that reaches a sample, so a batch without one costs a subtraction and a
-    store on the port's own slots. (Kept here as two lists, until and deferred, it cost ~220 ns a batch on this
-    host, ~1 % of the forwarder's per-frame CPU under small TCP batches; on the port, ~50 ns.) The frames a
+    store on the port's own slots. (Kept here as two lists, until and deferred, that code cost ~220 ns a batch in
+    a micro-benchmark on this host; on the port, ~50 ns.) The frames a
     port received since its countdown was set are that value less what is left (``armed``), told to the taps
     at the next sample or when the sampler is replaced."""
 
