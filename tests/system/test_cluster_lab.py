@@ -14,13 +14,12 @@ import signal
 import subprocess
 import time
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
 
 from pyvswitch.cluster.records import record_key
-from pyvswitch.lab.etcd import etcd_unavailable
+from pyvswitch.lab.etcd import etcd_pids, etcd_unavailable
 from pyvswitch.lab.hosts import Lab, LabHost
 from pyvswitch.lab.traffic import GapPinger
 from pyvswitch.testing.netns import unique, wait_for
@@ -372,19 +371,7 @@ def _etcd_has(lab: Lab, index: int, key: str) -> bool:
 
 
 def _etcd_pid(lab: Lab, index: int) -> int:
-    """The pid of etcd member ``index`` (its process runs in the provider network's namespace)."""
-    pnet = lab.record.pnet_netns
-    out = subprocess.run(["ip", "netns", "pids", str(pnet)], capture_output=True, text=True).stdout.split()
-    for pid in out:
-        try:
-            cmd = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
-        except OSError:
-            continue
-        if (
-            cmd
-            and cmd[0].endswith(b"etcd")
-            and b"--name" in cmd
-            and cmd[cmd.index(b"--name") + 1] == f"m{index}".encode()
-        ):
-            return int(pid)
-    raise AssertionError(f"no etcd member m{index} in {pnet}: {json.dumps(out)}")
+    """The pid of etcd member ``index`` (found by its data directory, as ``lab up`` finds it)."""
+    pids = etcd_pids(str(lab.dir / "etcd" / f"m{index}.etcd"))
+    assert len(pids) == 1, f"etcd member m{index}: processes {pids}"
+    return pids[0]
