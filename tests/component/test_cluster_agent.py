@@ -180,6 +180,27 @@ def test_a_restarted_host_resumes_from_its_revision_without_reading_the_cluster_
     assert a2.stats.range_reads == 0 and a2.stats.resyncs == 0  # the watch resumed; no subnet read again
     assert a2.stats.writes == 0  # its records were still there
     assert a2.stats.events >= 1
+    resume = a2.status()["resume"]
+    assert isinstance(resume, dict) and resume["lease"] == "kept" and 0 <= resume["stopped_s"] < TTL_S
+
+
+def test_a_host_stopped_past_its_lease_registers_again_and_says_why(
+    agents: Agents, cluster: EtcdCluster, vsids: tuple[int, int]
+) -> None:
+    blue, _ = vsids
+    a, b = two_hosts(agents, blue)
+    lease = a.lease
+    agents.running.remove(a)
+    a.stop()
+    ClusterClient(cluster.endpoints).revoke(lease)  # as its TTL running out does: its records go with it
+    wait_for(lambda: b.lookup(blue, "10.0.0.1") is None, timeout_s=10, what="hostA's record gone")
+    a2 = agents.start("hostA", "192.0.2.1")
+    a2.publish([mine_record(blue)])
+    assert a2.wait_ready()
+    wait_for(lambda: b.lookup(blue, "10.0.0.1") is not None, timeout_s=10, what="hostA's record back")
+    assert a2.lease != lease and a2.stats.registrations == 1 and a2.stats.writes >= 1
+    resume = a2.status()["resume"]
+    assert isinstance(resume, dict) and resume["lease"] == "expired" and resume["ttl_left_s"] == 0
 
 
 def test_history_compacted_while_away_means_one_resync_of_that_subnet(

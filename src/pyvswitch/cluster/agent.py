@@ -185,6 +185,10 @@ class ClusterAgent:
         self._thread: threading.Thread | None = None
         self._cache_dirty = False
         self.last_error: str | None = None
+        # A restart's resumption, for `vnet status`: how long the host was stopped (from the cache's time) and
+        # whether its lease outlived the stop. A lease found expired says why the host registered again.
+        self._saved_at: float | None = None  # wall-clock time of the cache a restart resumed from
+        self.resume: dict[str, object] | None = None
 
     # ---- life cycle ----
 
@@ -347,6 +351,7 @@ class ClusterAgent:
             "subnets": subnets,
             "customer_routes": len(self._routes.routes) if self._routes is not None else None,
             "stats": asdict(self.stats),
+            "resume": self.resume,
             "etcd_failovers": self.client.failovers,
         }
 
@@ -439,14 +444,35 @@ class ClusterAgent:
         if self.lease:
             ttl = self.client.keepalive(self.lease)
             self.stats.keepalives += 1
+            resuming = self._note_resume(ttl)
             if ttl > 0:
                 return
-            log.warning("cluster: lease %x of %s had expired; registering again", self.lease, self.host.name)
+            why = (
+                f" (stopped for {self.resume['stopped_s']} s, TTL {self.ttl_s} s)"
+                if resuming and self.resume
+                else ""
+            )
+            log.warning(
+                "cluster: lease %x of %s had expired%s; registering again", self.lease, self.host.name, why
+            )
         self.lease = self.client.grant(self.ttl_s)
         self.stats.registrations += 1
         self._written = {}  # whatever was under an expired lease is gone
         self._cache_dirty = True
         self._check_history()
+
+    def _note_resume(self, ttl_left: int) -> bool:
+        """The first keepalive after a restart: record whether the cached lease was still alive (True then)."""
+        if self._saved_at is None or self.resume is not None:
+            return False
+        self.resume = {
+            "stopped_s": round(
+                max(0.0, time.time() - self._saved_at), 2
+            ),  # wall clock: it spans two processes
+            "lease": "kept" if ttl_left > 0 else "expired",
+            "ttl_left_s": max(ttl_left, 0),
+        }
+        return True
 
     def _check_history(self) -> None:
         """After a new registration: a store whose revision is behind what this host has already seen was
@@ -641,6 +667,7 @@ class ClusterAgent:
             if data.get("host") != self.host.name:
                 return
             self.lease = int(data.get("lease", 0))
+            saved_at = float(data.get("saved_at", 0.0))
             views = {int(k): SubnetView.from_json(v) for k, v in data.get("subnets", {}).items()}
             routes = RouteView.from_json(data["routes"]) if "routes" in data else None
         except FileNotFoundError:
@@ -660,6 +687,7 @@ class ClusterAgent:
                 self._written[member_key(vsid, self.host.name)] = view.hosts[self.host.name].encode()
         if self.lease:
             self._written[host_key(self.host.name)] = self.host.encode()
+            self._saved_at = saved_at or None
 
     def _save_cache(self, force: bool = False) -> None:
         if self.cache_path is None or not (self._cache_dirty or force):
@@ -669,6 +697,7 @@ class ClusterAgent:
             data = {
                 "host": self.host.name,
                 "lease": self.lease,
+                "saved_at": time.time(),
                 "subnets": {str(v): view.to_json() for v, view in self._views.items()},
             }
             if self._routes is not None:

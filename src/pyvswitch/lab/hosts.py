@@ -471,11 +471,15 @@ class Lab:
         if not any(s.get("name") == SWITCH for s in host.json("switch", "list")):
             host.cli("switch", "add", SWITCH, "--uplink", rec.uplink, "--no-management-os")
 
-    def restart(self, name: str, env: dict[str, str] | None = None, timeout_s: float = 30) -> LabHost:
+    def restart(
+        self, name: str, env: dict[str, str] | None = None, timeout_s: float = 30, leave: bool = True
+    ) -> LabHost:
         """Stop host ``name``'s daemon (if it still runs) and start it again on the same state, with ``env``
-        added to its environment (tests: ``PYVSWITCH_FAULT``, daemon/faults.py)."""
+        added to its environment (tests: ``PYVSWITCH_FAULT``, daemon/faults.py). ``leave``: a full stop
+        (SIGINT: the forwarder stops, the host leaves the cluster); otherwise a restart as systemd's is
+        (SIGTERM: the forwarder and the cluster lease are kept for the successor)."""
         rec = self.record.hosts[name]
-        _stop(rec)
+        _stop(rec, sig=signal.SIGINT if leave else signal.SIGTERM)
         rec = self._start_daemon(rec, timeout_s, env)
         self.record.hosts[name] = rec
         self._save()
@@ -631,12 +635,12 @@ def _peer_namespaces(netns: str) -> set[str]:
         return set()
 
 
-def _stop(h: HostRecord, timeout_s: float = 10) -> None:
+def _stop(h: HostRecord, timeout_s: float = 10, sig: signal.Signals = signal.SIGINT) -> None:
     if not _daemon_alive(h):
         return
     assert h.pid is not None
     with contextlib.suppress(ProcessLookupError):
-        os.kill(h.pid, signal.SIGINT)  # the forwarder stops too (SIGTERM keeps it for a successor)
+        os.kill(h.pid, sig)  # SIGINT: the forwarder stops too (SIGTERM keeps it for a successor)
     deadline = time.monotonic() + timeout_s
     while _daemon_alive(h) and time.monotonic() < deadline:
         time.sleep(0.05)
