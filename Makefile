@@ -106,9 +106,14 @@ lint: venv
 # the timing-sensitive system tests (marker "serial", tests/conftest.py) alone on a quiet machine.
 # Bytecode for our own modules first: with PYTHONDONTWRITEBYTECODE set (this machine sets it) nothing caches it, and
 # every pyvswitch and pyvswitchd process of the suite compiled src/ again (~0.5 s more per daemon start).
-test: setup lint
+# Lint runs beside the concurrent tier (20 s of one CPU, mostly mypy, off the suite's wall time) and fails the
+# target before the serial tier starts.
+test: setup
 	$(BIN)/python -m compileall -q src
-	$(BIN)/pytest -q -p no:cacheprovider -m "not serial" -n 3 --dist loadfile --durations=15
+	@$(MAKE) --no-print-directory lint > .lint.log 2>&1 & lint=$$!; \
+	$(BIN)/pytest -q -p no:cacheprovider -m "not serial" -n 3 --dist loadfile --no-loadscope-reorder --durations=15; tests=$$?; \
+	wait $$lint; linted=$$?; cat .lint.log; rm -f .lint.log; \
+	if [ $$linted -ne 0 ]; then echo "lint failed"; exit 1; fi; exit $$tests
 	$(BIN)/pytest -q -p no:cacheprovider -m serial --durations=15
 
 # Unit, component and the bounded fuzz tests (memory devices, fake clock; no root, no namespaces): under 2 minutes.

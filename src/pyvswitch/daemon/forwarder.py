@@ -39,8 +39,8 @@ from pyvswitch.switch.engine import Engine
 
 log = logging.getLogger("pyvswitch.forwarder")
 
-SOCKET_NAME = "forwarder.sock"
-LOCK_NAME = "forwarder.lock"
+SOCKET_NAME = rpc.SOCKET_NAME
+LOCK_NAME = rpc.LOCK_NAME
 # What a control plane may call. Everything else (private names, the registry object) stays in this process.
 ENGINE_CALLS = frozenset(
     {

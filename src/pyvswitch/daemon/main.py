@@ -33,6 +33,9 @@ from pyvswitch.errors import ConfigError, PyvswitchError
 
 if TYPE_CHECKING:
     from pyvswitch.cluster.agent import ClusterAgent
+    from pyvswitch.config.store import Store
+    from pyvswitch.daemon.service import Service
+    from pyvswitch.daemon.steering import ReceiveSteering
 
 log = logging.getLogger(__name__)
 
@@ -367,20 +370,7 @@ def run(args: argparse.Namespace) -> int:
 
     sys.setswitchinterval(min(sys.getswitchinterval(), SWITCH_INTERVAL_S))
 
-    import uvicorn
-
-    from pyvswitch.config.store import Store, open_store
-    from pyvswitch.daemon import provision
-    from pyvswitch.daemon.api import create_app
-    from pyvswitch.daemon.forwarder_link import ForwarderLink, RemoteCaptures, RemoteEngine
-    from pyvswitch.daemon.forwarder_link import attach as attach_forwarder
-    from pyvswitch.daemon.guests import Guests
-    from pyvswitch.daemon.macpool import MacPool, host_id_from
-    from pyvswitch.daemon.migration import Migrations
-    from pyvswitch.daemon.ownership import owner_id
-    from pyvswitch.daemon.service import Service, nic_specs
-    from pyvswitch.daemon.steering import ReceiveSteering
-    from pyvswitch.datapath.rps import steer_receive
+    from pyvswitch.daemon.forwarder_link import ForwarderLink, ForwarderStart, RemoteCaptures, RemoteEngine
 
     # SIGTERM/SIGINT before serving, or re-raised by uvicorn after its graceful shutdown, end the process
     # through SystemExit so that the cleanup below always runs.
@@ -397,6 +387,7 @@ def run(args: argparse.Namespace) -> int:
     # this daemon kept its listening socket (a successor's probe then hung on the full backlog for a minute)
     # and its state-directory lock. A forked child closes both at once: they are the daemon's alone.
     os.register_at_fork(after_in_child=lambda: _close_in_child(sock, lock))
+    forwarder: ForwarderStart | None = None
     store: Store | None = None
     link: ForwarderLink | None = None
     steering: ReceiveSteering | None = None
@@ -407,13 +398,30 @@ def run(args: argparse.Namespace) -> int:
     dashboard: Any = None
     # From here on any failure must still remove the socket (issue 11): the finally below does.
     try:
+        # The data path runs in the forwarder process (daemon/forwarder.py), which outlives this one across a
+        # restart: attaching to a running one resumes control without a gap in forwarding. A new one is started
+        # first, so that its start-up overlaps this process's imports below (~0.35 s of each daemon start).
+        forwarder = ForwarderStart(
+            state_dir, fwd_cpu, guest_cpus, max(0.0, args.restart_grace), args.log_level
+        )
+        import uvicorn
+
+        from pyvswitch.config.store import open_store
+        from pyvswitch.daemon import provision
+        from pyvswitch.daemon.api import create_app
+        from pyvswitch.daemon.guests import Guests
+        from pyvswitch.daemon.macpool import MacPool, host_id_from
+        from pyvswitch.daemon.migration import Migrations
+        from pyvswitch.daemon.ownership import owner_id
+        from pyvswitch.daemon.service import Service, nic_specs
+        from pyvswitch.daemon.steering import ReceiveSteering
+        from pyvswitch.datapath.rps import steer_receive
+
         host_id = args.host_id if args.host_id is not None else host_id_from(_machine_id(), str(state_dir))
         pool = MacPool(host_id)
         store = open_store(state_dir / "config.db")  # a corrupt file is moved aside, not a traceback
         provision.configure_guest_rx(guest_cpus if args.receive_steering == "on" else frozenset())
-        # The data path runs in the forwarder process (daemon/forwarder.py), which outlives this one across a
-        # restart: attaching to a running one resumes control without a gap in forwarding.
-        link = attach_forwarder(state_dir, fwd_cpu, guest_cpus, max(0.0, args.restart_grace), args.log_level)
+        link = forwarder.link()
         engine = RemoteEngine(link)
         log.info(
             "pyvswitchd %s: state %s, socket %s, MAC pool %s-%s, forwarding CPU %s, guest receive CPUs %s, "
@@ -512,6 +520,8 @@ def run(args: argparse.Namespace) -> int:
             service.stop()
             if isinstance(service.guests, Guests) and _exit_on_signal.last == signal.SIGINT:  # type: ignore[attr-defined]
                 service.guests.stop_all()  # a full stop (Ctrl-C) ends the guests; SIGTERM leaves them for a restart
+        if link is None and forwarder is not None:
+            forwarder.abandon()
         if link is not None:
             if _exit_on_signal.last == signal.SIGINT or args.restart_grace <= 0:  # type: ignore[attr-defined]
                 link.shutdown()

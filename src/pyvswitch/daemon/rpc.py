@@ -22,6 +22,11 @@ import struct
 from collections.abc import Sequence
 from typing import Any
 
+# Where a state directory's forwarder serves and holds its lock (both ends agree; here rather than in forwarder.py
+# so that pyvswitchd can find or start its forwarder before it imports the data path).
+SOCKET_NAME = "forwarder.sock"
+LOCK_NAME = "forwarder.lock"
+
 HEADER = struct.Struct("!I")
 MAX_FDS = 4
 MAX_MESSAGE = 256 << 20  # a whole configuration with 10,000 rules is ~10 MB pickled
