@@ -15,13 +15,16 @@ import logging
 import threading
 import time
 from collections.abc import Iterable, Mapping
+from typing import TYPE_CHECKING
 
-from pyvswitch.cluster.agent import ClusterAgent, SubnetView
 from pyvswitch.cluster.records import CustomerRoute, router_mac
 from pyvswitch.config.schema import HostConfig, PortConfig, PortKind
 from pyvswitch.datapath.distributed_router import Route, RouterTables
 from pyvswitch.datapath.tunnel import TunnelTables
 from pyvswitch.packet.mac import parse_mac
+
+if TYPE_CHECKING:  # the agent (and etcd's HTTP client) is imported only in cluster mode, by pyvswitchd
+    from pyvswitch.cluster.agent import ClusterAgent, SubnetView
 
 log = logging.getLogger(__name__)
 

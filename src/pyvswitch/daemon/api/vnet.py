@@ -7,17 +7,18 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Iterator
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from fastapi import FastAPI, Response
 
-from pyvswitch.cluster.agent import ClusterAgent
-from pyvswitch.cluster.client import ClusterError
 from pyvswitch.cluster.records import ENCAP, CustomerRoute, LookupRecord, RecordError, check_rdid, check_vsid
 from pyvswitch.daemon.api.common import Request_
 from pyvswitch.daemon.service import Service
 from pyvswitch.daemon.service.errors import Conflict, NotFound
 from pyvswitch.errors import ConfigError
+
+if TYPE_CHECKING:
+    from pyvswitch.cluster.agent import ClusterAgent
 
 
 class LookupRecordBody(Request_):
@@ -63,6 +64,9 @@ def _record_error(exc: RecordError) -> ConfigError:
 @contextlib.contextmanager
 def _answering() -> Iterator[None]:
     """A field the request got wrong: 400 naming it; etcd out of reach: 409 ``cluster``."""
+    # Imported here: etcd's HTTP client (requests, etcd3gw: ~55 ms) is loaded only by a daemon that uses a cluster.
+    from pyvswitch.cluster.client import ClusterError
+
     try:
         yield
     except RecordError as exc:
@@ -73,6 +77,8 @@ def _answering() -> Iterator[None]:
 
 def add_vnet_routes(app: FastAPI, service: Service) -> None:
     def agent() -> ClusterAgent:
+        from pyvswitch.cluster.agent import ClusterAgent  # loaded on a cluster request only (see _answering)
+
         cluster = service.cluster
         if not isinstance(cluster, ClusterAgent):
             raise Conflict("cluster", "this host is not in a cluster (start pyvswitchd with --cluster)")
