@@ -163,7 +163,19 @@ def well_formed_refusal(text: str) -> bool:
 
 def run(requests: int, seed: int = 0, deadline_s: float | None = None) -> ApiFuzzResult:
     res = ApiFuzzResult()
-    logging.getLogger("pyvswitch").setLevel(logging.CRITICAL)  # refusals and 5xx are counted, not printed
+    # Refusals and 5xx are counted, not printed. The level is given back afterwards: left at CRITICAL, it silenced
+    # every later test of the same worker process that logs through pyvswitch's loggers (test_logs failed so once
+    # the suite ran the longest modules first, 2026-12-07).
+    ours = logging.getLogger("pyvswitch")
+    level = ours.level
+    ours.setLevel(logging.CRITICAL)
+    try:
+        return _run(res, requests, seed, deadline_s)
+    finally:
+        ours.setLevel(level)
+
+
+def _run(res: ApiFuzzResult, requests: int, seed: int, deadline_s: float | None) -> ApiFuzzResult:
     start = time.monotonic()  # the deadline includes setting up: it bounds the test, not only the requests
     with daemon() as d:
         cases = strategies(d.app)

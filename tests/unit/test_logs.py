@@ -18,9 +18,13 @@ from pyvswitch.testing.clock import FakeClock
 
 @pytest.fixture
 def restore_root() -> Iterator[None]:
-    root = logging.getLogger()
-    handlers, level = list(root.handlers), root.level
+    """The root logger as it was, after the test; during it, pyvswitch's own logger has no level of its own, as in
+    the daemon (a level another test of this process set there would override the root's)."""
+    root, ours = logging.getLogger(), logging.getLogger("pyvswitch")
+    handlers, level, our_level = list(root.handlers), root.level, ours.level
+    ours.setLevel(logging.NOTSET)
     yield
+    ours.setLevel(our_level)
     for h in list(root.handlers):
         root.removeHandler(h)
         h.close()
