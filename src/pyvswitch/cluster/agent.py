@@ -444,14 +444,10 @@ class ClusterAgent:
         if self.lease:
             ttl = self.client.keepalive(self.lease)
             self.stats.keepalives += 1
-            resuming = self._note_resume(ttl)
+            stopped_s = self._note_resume(ttl)
             if ttl > 0:
                 return
-            why = (
-                f" (stopped for {self.resume['stopped_s']} s, TTL {self.ttl_s} s)"
-                if resuming and self.resume
-                else ""
-            )
+            why = f" (stopped for {stopped_s} s, TTL {self.ttl_s} s)" if stopped_s is not None else ""
             log.warning(
                 "cluster: lease %x of %s had expired%s; registering again", self.lease, self.host.name, why
             )
@@ -461,18 +457,18 @@ class ClusterAgent:
         self._cache_dirty = True
         self._check_history()
 
-    def _note_resume(self, ttl_left: int) -> bool:
-        """The first keepalive after a restart: record whether the cached lease was still alive (True then)."""
+    def _note_resume(self, ttl_left: int) -> float | None:
+        """The first keepalive after a restart: record how long the host was stopped and whether its cached lease
+        outlived the stop; returns the stop's length then (None at any other keepalive)."""
         if self._saved_at is None or self.resume is not None:
-            return False
+            return None
+        stopped_s = round(max(0.0, time.time() - self._saved_at), 2)  # wall clock: it spans two processes
         self.resume = {
-            "stopped_s": round(
-                max(0.0, time.time() - self._saved_at), 2
-            ),  # wall clock: it spans two processes
+            "stopped_s": stopped_s,
             "lease": "kept" if ttl_left > 0 else "expired",
             "ttl_left_s": max(ttl_left, 0),
         }
-        return True
+        return stopped_s
 
     def _check_history(self) -> None:
         """After a new registration: a store whose revision is behind what this host has already seen was

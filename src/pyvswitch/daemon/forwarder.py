@@ -39,8 +39,6 @@ from pyvswitch.switch.engine import Engine
 
 log = logging.getLogger("pyvswitch.forwarder")
 
-SOCKET_NAME = rpc.SOCKET_NAME
-LOCK_NAME = rpc.LOCK_NAME
 # What a control plane may call. Everything else (private names, the registry object) stays in this process.
 ENGINE_CALLS = frozenset(
     {
@@ -237,9 +235,9 @@ def pickle_errors() -> tuple[type[BaseException], ...]:
 
 def _lock(state_dir: Path) -> IO[str]:
     try:
-        return pidlock.hold(state_dir / LOCK_NAME)
+        return pidlock.hold(state_dir / rpc.LOCK_NAME)
     except pidlock.Held:
-        raise SystemExit(f"another forwarder holds {state_dir / LOCK_NAME}") from None
+        raise SystemExit(f"another forwarder holds {state_dir / rpc.LOCK_NAME}") from None
 
 
 def _listen(path: Path) -> socket.socket:
@@ -284,15 +282,15 @@ def main(argv: list[str] | None = None) -> int:
     engine = Engine(cpu=cpu)
     fwd = Forwarder(engine, args.fingerprint, cpu, args.grace)
     signal.signal(signal.SIGTERM, lambda *_: fwd.stop())
-    listener = _listen(state_dir / SOCKET_NAME)
+    listener = _listen(state_dir / rpc.SOCKET_NAME)
     engine.start()
-    log.info("forwarder %d serving %s", os.getpid(), state_dir / SOCKET_NAME)
+    log.info("forwarder %d serving %s", os.getpid(), state_dir / rpc.SOCKET_NAME)
     try:
         fwd.serve(listener)
     finally:
         listener.close()
         with contextlib.suppress(FileNotFoundError):
-            (state_dir / SOCKET_NAME).unlink()
+            (state_dir / rpc.SOCKET_NAME).unlink()
         lock.close()
     return 0
 

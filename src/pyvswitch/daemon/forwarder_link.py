@@ -23,9 +23,8 @@ from pyvswitch.daemon import rpc
 from pyvswitch.daemon.rpc import LOCK_NAME, SOCKET_NAME
 from pyvswitch.errors import PyvswitchError
 
-if (
-    TYPE_CHECKING
-):  # light at run time: pyvswitchd starts its forwarder before importing the configuration schema
+# Light at run time: pyvswitchd starts its forwarder before it imports the configuration schema.
+if TYPE_CHECKING:
     from pyvswitch.config.schema import HostConfig
     from pyvswitch.observe.capture import CaptureSession
 
@@ -141,17 +140,6 @@ def _hello(path: Path, fingerprint: str, cpu: int | None) -> tuple[socket.socket
         return None
     sock.settimeout(None)
     return sock, status
-
-
-def attach(
-    state_dir: Path,
-    cpu: int | None,
-    other_cpus: frozenset[int],
-    grace_s: float,
-    log_level: str = "info",
-) -> ForwarderLink:
-    """The forwarder of ``state_dir``: the running one if it runs this code with these settings, else a new one."""
-    return ForwarderStart(state_dir, cpu, other_cpus, grace_s, log_level).link()
 
 
 class ForwarderStart:
