@@ -156,6 +156,39 @@ def test_a_dead_hosts_records_expire_with_its_lease(
     assert ClusterClient(cluster.endpoints).get(host_key("hostA")) is None
 
 
+def test_records_a_host_withdraws_are_deleted_and_their_owner_writes_its_own_again(
+    agents: Agents, vsids: tuple[int, int]
+) -> None:
+    """A live migration's destination publishes the arriving VM's record (overwriting the source's) and, giving
+    the VM back, withdraws it; the source, which still wants its record, writes it again. ``withdraw`` deletes
+    even a record the destination no longer knows it wrote (a restart between the two)."""
+    blue, _ = vsids
+    a, b = two_hosts(agents, blue)
+    arriving = rec(blue, "10.0.0.1", "02:00:00:00:0a:01", "192.0.2.2")  # hostA's VM as hostB publishes it
+    own = rec(blue, "10.0.0.2", "02:00:00:00:0b:02", "192.0.2.2")
+    b.publish([own, arriving])
+
+    def points_to(pa: str) -> bool:
+        r = a.lookup(blue, "10.0.0.1")
+        return r is not None and r.provider_address == pa
+
+    wait_for(lambda: points_to("192.0.2.2"), timeout_s=10, what="hostB's record of the arriving VM at hostA")
+    b._written.pop(
+        record_key(blue, "10.0.0.1"), None
+    )  # forgotten, as by a restart before the cache was saved
+    b.publish([own])
+    cycles = b.stats.cycles
+    wait_for(lambda: b.stats.cycles >= cycles + 2, timeout_s=10, what="two sync cycles of hostB")
+    assert points_to("192.0.2.2"), "a record the host forgot it wrote stays without withdraw"
+    b.withdraw([arriving])
+    wait_for(lambda: points_to("192.0.2.1"), timeout_s=10, what="hostA's own record written again")
+    wait_for(
+        lambda: getattr(b.lookup(blue, "10.0.0.1"), "host", None) == "hostA",
+        timeout_s=10,
+        what="hostA's record back in hostB's view",
+    )
+
+
 def test_a_restarted_host_resumes_from_its_revision_without_reading_the_cluster_again(
     agents: Agents, cluster: EtcdCluster, vsids: tuple[int, int]
 ) -> None:

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import json
 import struct
+import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -18,7 +20,7 @@ from fastapi.testclient import TestClient
 
 from pyvswitch.builtin.firewall import Firewall
 from pyvswitch.cli.main import main as cli_main
-from pyvswitch.config.intents import IntentLog
+from pyvswitch.config.intents import IntentLog, Phase
 from pyvswitch.config.schema import ExtendedAclEntry, SwitchConfig, SwitchType
 from pyvswitch.config.store import Store
 from pyvswitch.daemon.api import create_app
@@ -127,6 +129,8 @@ class World:
     def __init__(self) -> None:
         self.hosts: dict[str, Host] = {}
         self.fail_commit = False
+        self.fail_move: Callable[[Netns], None] | None = None  # called instead of a successful move
+        self.commit_errors: list[str] = []  # what the destination's commit raised
 
     def peer(self, to: str) -> Any:
         world = self
@@ -139,7 +143,11 @@ class World:
             def commit(self, body: dict[str, Any]) -> dict[str, Any]:
                 if world.fail_commit:
                     return _through_errors(lambda: _raise(ConfigError([("ports[0]", "injected failure")])))
-                return _through_errors(lambda: target.migrations.commit(body))
+                try:
+                    return _through_errors(lambda: target.migrations.commit(body))
+                except MigrationError as exc:
+                    world.commit_errors.append(str(exc))
+                    raise
 
             def abort(self, body: dict[str, Any]) -> dict[str, Any]:
                 return _through_errors(lambda: target.migrations.abort(body))
@@ -172,7 +180,12 @@ class Mover:
         self.world, self.me = world, me
 
     def move(self, ifnames: list[str], dest: Netns, src: Netns | None = None) -> None:
+        if self.world.fail_move:
+            self.world.fail_move(dest)
         self.world.move(ifnames, dest, src)
+
+    def arrived(self, ifnames: list[str]) -> bool:
+        return all(i in self.me.lab.links for i in ifnames)
 
     def pull(self, ifnames: list[str], peers: list[Netns]) -> list[str]:
         missing = []
@@ -374,6 +387,35 @@ def test_commit_failure_after_switch_over_brings_the_vm_back(world: World) -> No
     a.devices["eth1"].inject(in_frame(mac))
     a.run()
     assert len(sent(a.vm_dev())) == 1
+
+
+def test_a_failed_move_ends_the_destinations_wait_for_the_veth_and_the_vm_stays(world: World) -> None:
+    """The source sends the commit request as its move begins; the destination waits for the veth. A move that
+    fails is followed by the source's abort, which ends that wait at once (not after ARRIVAL_TIMEOUT_S)."""
+    a, b = world.hosts["hostA"], world.hosts["hostB"]
+    mac = add_vm(a, extended_acls=[r.model_dump() for r in RULES])
+    ifname = a.service.port("web01-eth0").interface
+
+    def fail(dest: Netns) -> None:
+        # The destination has the commit request and waits for the veth (ACCEPTED) before the move fails.
+        deadline = time.monotonic() + 10
+        while not any(r.phase is Phase.ACCEPTED for r in b.migrations.intents.all()):
+            assert time.monotonic() < deadline, "the destination never accepted the commit request"
+            time.sleep(0.005)
+        raise OSError("injected: the kernel refused the move")
+
+    world.fail_move = fail
+    with pytest.raises(OSError, match="injected"):
+        a.migrations.migrate("web01", "hostB")
+    assert world.commit_errors and "aborted by its source" in world.commit_errors[0], world.commit_errors
+    assert ifname in a.lab.links and ifname not in b.lab.links
+    assert "web01" in {v.name for v in a.service.config.vms} and b.service.config.vms == []
+    assert a.migrations.intents.all() == [] and b.migrations.intents.all() == []
+    announced = sent(a.devices["eth1"])  # taking the VM back announced its MAC (RARP, ethertype 0x8035)
+    assert [f[12:14] for f in announced] == [b"\x80\x35"], announced
+    a.vm_dev().inject(out_frame(mac))
+    a.run()
+    assert sent(a.devices["eth1"]) == [out_frame(mac)]  # the VM forwards on A again
 
 
 def test_rest_routes_report_timings_and_veto_as_field_errors(world: World, tmp_path: Path) -> None:

@@ -169,6 +169,8 @@ class ClusterAgent:
         self._written: dict[str, bytes] = {}  # what it last wrote (or found it had written, after a restart)
         # Keys of ours a watch saw deleted by someone else, to write again if still wanted (the sync thread's).
         self._deleted: set[str] = set()
+        # Records to delete if they still hold this host's value and it does not want them (``withdraw``).
+        self._withdrawn: dict[str, bytes] = {}
         self._deleted_lock = threading.Lock()
         self._subnets: set[int] = set()  # subnets this host wants watched
         # No record is written or deleted before the owner's first publish: a restarted daemon starts its agent
@@ -283,6 +285,17 @@ class ClusterAgent:
         self._desired = desired
         self._subnets = subnets
         self._published = True
+        self._wake.set()
+
+    def withdraw(self, records: Iterable[LookupRecord]) -> None:
+        """Delete these records of this host's, if they still hold the value it would write and it does not want
+        them. A live migration's destination publishes the arriving VM's records before the VM is its own
+        (daemon/migration.py) and withdraws them if it gives the VM back; after a restart this host no longer
+        knows what it wrote, so the records say what to delete."""
+        with self._deleted_lock:
+            for rec in records:
+                rec = LookupRecord(**{**asdict(rec), "host": self.host.name})
+                self._withdrawn[rec.key] = rec.encode()
         self._wake.set()
 
     def expect(self, vsids: Iterable[int], timeout_s: float = 1.0, hold_s: float = EXPECT_HOLD_S) -> bool:
@@ -502,6 +515,16 @@ class ClusterAgent:
         for key in deleted:
             self._written.pop(key, None)
         desired = self._desired
+        with self._deleted_lock:
+            withdrawn = dict(self._withdrawn)
+        for key, value in withdrawn.items():
+            if key not in desired:
+                self.client.delete_if(key, value)
+                self._written.pop(key, None)
+                self.stats.writes += 1
+            with self._deleted_lock:  # done: unless withdrawn again meanwhile
+                if self._withdrawn.get(key) == value:
+                    del self._withdrawn[key]
         for key in [k for k in self._written if k not in desired]:
             # Only if it is still ours: after a live migration the destination has written the same key.
             self.client.delete_if(key, self._written[key])

@@ -4,14 +4,20 @@ port with a virtual subnet id and a MAC, pointing at this host's provider addres
 from __future__ import annotations
 
 import ipaddress
+from collections.abc import Iterable
 
 from pyvswitch.cluster.records import HostInfo, LookupRecord
-from pyvswitch.config.schema import HostConfig, PortKind
+from pyvswitch.config.schema import HostConfig, PortConfig, PortKind
 
 
 def port_records(cfg: HostConfig, host: HostInfo) -> list[LookupRecord]:
+    return records_of(cfg.ports, host)
+
+
+def records_of(ports: Iterable[PortConfig], host: HostInfo) -> list[LookupRecord]:
+    """The records of ``ports`` (a configuration's, or a VM's arriving by live migration) on ``host``."""
     out = []
-    for p in cfg.ports:
+    for p in ports:
         if p.kind is not PortKind.VM or not p.virtual_subnet_id or p.switch is None or p.mac is None:
             continue
         for cidr in p.ip:

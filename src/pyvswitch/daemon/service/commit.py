@@ -46,9 +46,9 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from pyvswitch.cluster.ports import port_records
+from pyvswitch.cluster.ports import port_records, records_of
 from pyvswitch.cluster.records import HostInfo, LookupRecord
-from pyvswitch.config.schema import HostConfig, PortKind
+from pyvswitch.config.schema import HostConfig, PortConfig, PortKind
 from pyvswitch.config.store import TABLE_OF_FIELD, FailedRow, Store
 from pyvswitch.config.team_nics import realize
 from pyvswitch.config.validate import validate
@@ -91,6 +91,8 @@ class ClusterLike(Protocol):
     host: HostInfo
 
     def publish(self, records: Iterable[LookupRecord]) -> None: ...
+
+    def withdraw(self, records: Iterable[LookupRecord]) -> None: ...
 
     def expect(self, vsids: Iterable[int], timeout_s: float = ...) -> bool: ...
 
@@ -235,6 +237,10 @@ class Transaction:
         # so provisioning leaves them alone (the engine's device brings the link up), which keeps the
         # namespace round trips (~35-100 ms) out of the blackout.
         self._adopting: set[str] = set()
+        # Ports of a VM arriving by live migration whose lookup records this host publishes from the commit
+        # request on, before its store has them (daemon/migration.py): every publication until the adoption
+        # ends includes them, so a commit of something else meanwhile does not take them back.
+        self._arriving: dict[str, list[PortConfig]] = {}
         # Told the name of each step of a commit as it ends (a live migration's adoption times its blackout's
         # steps with it: daemon/migration.py); a no-op otherwise.
         self._step: Callable[[str], None] = _no_step
@@ -472,7 +478,10 @@ class Transaction:
         unreachable cluster delays publication, never a commit)."""
         if self.cluster is not None:
             try:
-                self.cluster.publish(port_records(cfg, self.cluster.host))
+                have = {p.name for p in cfg.ports}
+                arriving = [p for ps in self._arriving.values() for p in ps if p.name not in have]
+                host = self.cluster.host
+                self.cluster.publish([*port_records(cfg, host), *records_of(arriving, host)])
             except Exception:
                 log.exception("publishing lookup records")
 
