@@ -1,9 +1,10 @@
 """The forwarding loop: one thread polls every device, pushes each received batch through its switch to completion,
 sends the results, and only then gives the receive slots back.
 
-Waiting for frames: after traffic the loop keeps polling the rings without sleeping for ``busy_poll_s`` (a
-sleeping forwarder loses frames to wake-up latency on a shared 2-vCPU host, platform.md), then blocks in poll()
-with a short timeout so an idle switch costs no CPU. Configuration changes, capture sessions and every other
+Waiting for frames: after dense traffic the loop keeps polling the rings without sleeping for ``busy_poll_s`` (a
+sleeping forwarder lost frames to wake-up latency on a shared 2-vCPU host with small rings, platform.md), then
+blocks in poll() with a short timeout so an idle switch costs no CPU; sparse traffic (``SpinPolicy``) waits in
+poll() at once. Configuration changes, capture sessions and every other
 change of what the loop reads come in through ``call``: run in this thread between two batches, so nothing the
 loop reads needs a lock. The engine (switch/engine.py) installs what the loop reads: ``rx`` (device, switch,
 port) to receive from, ``egress`` (the ports with a QoS scheduler, drained after each round), ``teams`` (their
@@ -44,6 +45,12 @@ AGING_INTERVAL_S = 1.0
 # the failover detection time. Two sysfs reads per member per tick: ~0.5 % of a CPU for a 2-member team.
 TEAM_TICK_S = 0.005
 IDLE_POLL_MS = 10
+# Busy-polling only while traffic is dense: at least this many frames a second over the last busy_poll_s.
+# Below it, waiting in poll() loses nothing (each frame wakes the loop; the RX ring holds 32,768 frames, the
+# missed-wake-up case is bounded by IDLE_POLL_MS) and spinning only burns a CPU: 1 ms pings (1-2k frames/s) kept
+# every forwarder on their path spinning without a pause, two of this machine's 2 vCPUs, and starved the control
+# plane (a cluster migration's blackout, etcd, the API). Measured in issue 13's blackout work, 2026-12-07.
+DENSE_FRAMES_PER_S = 5000
 # The GIL's switch interval while a forwarding loop runs (CPython's default: 5 ms). A thread waiting for the GIL
 # asks the holder to let go only when its wait *times out*; but a busy forwarding thread releases and retakes
 # the GIL around every system call, each release wakes the waiter early (not a time-out), and the forwarding
@@ -65,6 +72,31 @@ class PortDrop(DropReason):
 # Bounds of the batch-size histogram: powers of two up to the largest batch the loop takes (256 by default).
 BATCH_BOUNDS = (1, 2, 4, 8, 16, 32, 64, 128, 256)
 BATCH_LAST = len(BATCH_BOUNDS)
+
+
+class SpinPolicy:
+    """Whether the idle loop polls the rings again at once (busy-polling) or waits in poll(): for ``busy_poll_s``
+    after the last frame, and only while traffic is dense (DENSE_FRAMES_PER_S over the last window of
+    ``busy_poll_s``; the window's rate is read at the first batch after it ends, so a flow that starts after a
+    pause waits in poll() for one window first, which costs a wake-up per batch and no frame)."""
+
+    def __init__(self, busy_poll_s: float, now: float) -> None:
+        self.busy_poll_s = busy_poll_s
+        self.dense = False
+        self._last = now
+        self._window_start = now
+        self._window_frames = 0
+
+    def traffic(self, now: float, frames_total: int) -> None:
+        """A batch with frames was forwarded; ``frames_total``: every frame forwarded so far."""
+        self._last = now
+        elapsed = now - self._window_start
+        if elapsed >= self.busy_poll_s:
+            self.dense = frames_total - self._window_frames >= DENSE_FRAMES_PER_S * elapsed
+            self._window_start, self._window_frames = now, frames_total
+
+    def spinning(self, now: float) -> bool:
+        return self.dense and now - self._last < self.busy_poll_s
 
 
 class Runner:
@@ -299,7 +331,7 @@ class Runner:
         poller = select.poll()
         registered: list[int] = []
         rx_seen: list[tuple[Device, Switch, SwitchPort]] | None = None
-        last_traffic = self.clock.now()
+        spin = SpinPolicy(self.busy_poll_s, self.clock.now())
         while self.running:
             t0 = perf_counter()
             if self.supervisor.beat():
@@ -307,9 +339,10 @@ class Runner:
                 self.supervisor.check([dev for dev, _, _ in self.rx], skip)
             if self.run_once():
                 self.busy_s += perf_counter() - t0
-                last_traffic = self.clock.now()
+                spin.busy_poll_s = self.busy_poll_s
+                spin.traffic(self.clock.now(), self.batch_frames)
                 continue
-            if self.clock.now() - last_traffic < self.busy_poll_s:
+            if spin.spinning(self.clock.now()):
                 continue
             if self.taps is not None:
                 self.taps.flush()  # idle: what was captured so far is in the file(s), readable while running

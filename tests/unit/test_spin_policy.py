@@ -1,0 +1,49 @@
+"""When the forwarding loop busy-polls (switch/runner.py SpinPolicy): only after dense traffic, for busy_poll_s."""
+
+from __future__ import annotations
+
+from pyvswitch.switch.runner import DENSE_FRAMES_PER_S, SpinPolicy
+
+WINDOW = 0.05
+
+
+def feed(policy: SpinPolicy, start: float, rate: float, seconds: float, total: int) -> tuple[float, int]:
+    """Batches of one frame at ``rate`` frames/s; returns (time, frames so far) after the last."""
+    t = start
+    step = 1 / rate
+    while t < start + seconds:
+        total += 1
+        policy.traffic(t, total)
+        t += step
+    return t - step, total
+
+
+def test_1ms_pings_never_make_the_loop_spin() -> None:
+    p = SpinPolicy(WINDOW, 0.0)
+    t, _ = feed(p, 0.0, 2000, 1.0, 0)  # a request and its reply every millisecond
+    assert not p.dense
+    assert not p.spinning(t + 0.0001)
+
+
+def test_dense_traffic_spins_for_the_window_after_its_last_frame_then_waits() -> None:
+    p = SpinPolicy(WINDOW, 0.0)
+    t, _ = feed(p, 0.0, 4 * DENSE_FRAMES_PER_S, 0.2, 0)
+    assert p.dense
+    assert p.spinning(t + WINDOW / 2)
+    assert not p.spinning(t + WINDOW * 1.01)
+
+
+def test_traffic_that_thins_out_stops_the_spinning_after_one_window() -> None:
+    p = SpinPolicy(WINDOW, 0.0)
+    t, total = feed(p, 0.0, 4 * DENSE_FRAMES_PER_S, 0.2, 0)
+    assert p.dense
+    t, _ = feed(p, t + 0.001, 1000, 0.2, total)
+    assert not p.dense and not p.spinning(t + 0.0001)
+
+
+def test_a_flow_after_a_long_pause_is_judged_by_its_own_rate() -> None:
+    p = SpinPolicy(WINDOW, 0.0)
+    t, total = feed(p, 0.0, 100, 0.1, 0)
+    assert not p.dense
+    t, _ = feed(p, t + 5.0, 4 * DENSE_FRAMES_PER_S, 0.2, total)  # the first window spans the pause: not dense
+    assert p.dense
