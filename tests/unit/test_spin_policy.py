@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import pytest
+
+from pyvswitch.switch.engine import Engine
 from pyvswitch.switch.runner import DENSE_FRAMES_PER_S, SpinPolicy
+from pyvswitch.testing.clock import FakeClock
 
 WINDOW = 0.05
 
@@ -47,3 +51,21 @@ def test_a_flow_after_a_long_pause_is_judged_by_its_own_rate() -> None:
     assert not p.dense
     t, _ = feed(p, t + 5.0, 4 * DENSE_FRAMES_PER_S, 0.2, total)  # the first window spans the pause: not dense
     assert p.dense
+
+
+def test_always_spins_after_any_frame_and_off_never() -> None:
+    for mode, expected in (("always", True), ("off", False)):
+        p = SpinPolicy(WINDOW, 0.0, mode)
+        t, _ = feed(p, 0.0, 1000, 0.2, 0)
+        assert p.spinning(t + 0.001) is expected, mode
+    p = SpinPolicy(WINDOW, 0.0, "off")
+    t, _ = feed(p, 0.0, 4 * DENSE_FRAMES_PER_S, 0.2, 0)
+    assert p.dense and not p.spinning(t + 0.001)
+
+
+def test_the_engine_refuses_an_unknown_mode() -> None:
+    engine = Engine(clock=FakeClock())
+    engine.set_busy_poll("always")
+    assert engine.runner.busy_mode == "always"
+    with pytest.raises(ValueError, match="expected one of dense, always, off"):
+        engine.set_busy_poll("sometimes")

@@ -45,7 +45,7 @@ ENGINE_CALLS = frozenset(
         "apply", "counters", "health", "fdb", "installed_extensions", "team_status", "trace_start",
         "trace_stop", "traces", "what_if", "qos_status", "busy_s", "port_fileno", "set_nic_switched",
         "take_vf_requests", "prepare_device", "validate_port", "save_port_state", "restore_port_state",
-        "announce", "set_tunnel_tables", "prepare_tunnel",
+        "announce", "set_tunnel_tables", "prepare_tunnel", "set_busy_poll",
     }
 )  # fmt: skip
 

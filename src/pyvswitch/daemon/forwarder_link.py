@@ -251,6 +251,10 @@ class RemoteEngine:
         out["forwarder"] = self.link.call("forwarder", "status")
         return out
 
+    def set_busy_poll(self, mode: str) -> None:
+        """When the forwarding loop busy-polls (pyvswitchd --busy-poll, switch/runner.py BUSY_POLL_MODES)."""
+        self._call("set_busy_poll", mode)
+
     def set_log_level(self, level: str) -> str:
         """The forwarder process's log level (daemon/logs.py), as ``pyvswitch log level`` sets the daemon's."""
         return str(self.link.call("forwarder", "set_log_level", level))

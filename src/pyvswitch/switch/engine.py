@@ -46,7 +46,7 @@ from pyvswitch.switch.devices import (
     team_settings,
 )
 from pyvswitch.switch.mobility import Mobility
-from pyvswitch.switch.runner import BATCH_BOUNDS, Runner
+from pyvswitch.switch.runner import BATCH_BOUNDS, BUSY_POLL_MODES, Runner
 from pyvswitch.switch.security import team_macs
 from pyvswitch.switch.switch import CompiledPorts, Switch, SwitchPort
 from pyvswitch.switch.team import Member, TeamDevice
@@ -123,6 +123,12 @@ class Engine:
     @busy_poll_s.setter
     def busy_poll_s(self, value: float) -> None:
         self.runner.busy_poll_s = value
+
+    def set_busy_poll(self, mode: str) -> None:
+        """When the forwarding loop busy-polls (switch/runner.py BUSY_POLL_MODES; pyvswitchd --busy-poll)."""
+        if mode not in BUSY_POLL_MODES:
+            raise ValueError(f"busy-poll mode {mode!r}: expected one of {', '.join(BUSY_POLL_MODES)}")
+        self.runner.busy_mode = mode
 
     @property
     def busy_s(self) -> float:
@@ -431,6 +437,7 @@ class Engine:
         return {
             "state": "degraded" if problems else "ok",
             "problems": problems,
+            "busy_poll": self.runner.busy_mode,
             **self.runner.supervisor.status(self.runner.thread),
         }
 

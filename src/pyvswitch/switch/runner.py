@@ -51,6 +51,9 @@ IDLE_POLL_MS = 10
 # every forwarder on their path spinning without a pause, two of this machine's 2 vCPUs, and starved the control
 # plane (a cluster migration's blackout, etcd, the API). Measured in issue 13's blackout work, 2026-12-07.
 DENSE_FRAMES_PER_S = 5000
+# pyvswitchd --busy-poll: "dense" (the default, above), "always" (spin busy_poll_s after any frame: the lowest
+# latency, at a CPU per forwarder whenever traffic is steady, the behaviour before 2026-12-07), "off" (never).
+BUSY_POLL_MODES = ("dense", "always", "off")
 # The GIL's switch interval while a forwarding loop runs (CPython's default: 5 ms). A thread waiting for the GIL
 # asks the holder to let go only when its wait *times out*; but a busy forwarding thread releases and retakes
 # the GIL around every system call, each release wakes the waiter early (not a time-out), and the forwarding
@@ -80,8 +83,9 @@ class SpinPolicy:
     ``busy_poll_s``; the window's rate is read at the first batch after it ends, so a flow that starts after a
     pause waits in poll() for one window first, which costs a wake-up per batch and no frame)."""
 
-    def __init__(self, busy_poll_s: float, now: float) -> None:
+    def __init__(self, busy_poll_s: float, now: float, mode: str = "dense") -> None:
         self.busy_poll_s = busy_poll_s
+        self.mode = mode  # BUSY_POLL_MODES: "always" spins after any frame (lowest latency), "off" never
         self.dense = False
         self._last = now
         self._window_start = now
@@ -96,7 +100,8 @@ class SpinPolicy:
             self._window_start, self._window_frames = now, frames_total
 
     def spinning(self, now: float) -> bool:
-        return self.dense and now - self._last < self.busy_poll_s
+        wanted = self.dense if self.mode == "dense" else self.mode == "always"
+        return wanted and now - self._last < self.busy_poll_s
 
 
 class Runner:
@@ -106,6 +111,7 @@ class Runner:
         self.clock = clock
         self.batch_size = batch_size
         self.busy_poll_s = busy_poll_s
+        self.busy_mode = "dense"  # BUSY_POLL_MODES
         self.cpu = cpu
         self.switches: dict[str, Switch] = {}
         self.rx: list[tuple[Device, Switch, SwitchPort]] = []
@@ -339,7 +345,7 @@ class Runner:
                 self.supervisor.check([dev for dev, _, _ in self.rx], skip)
             if self.run_once():
                 self.busy_s += perf_counter() - t0
-                spin.busy_poll_s = self.busy_poll_s
+                spin.busy_poll_s, spin.mode = self.busy_poll_s, self.busy_mode
                 spin.traffic(self.clock.now(), self.batch_frames)
                 continue
             if spin.spinning(self.clock.now()):

@@ -128,8 +128,10 @@ class MigrationOps(Transaction):
         if self.cluster is None:
             return
         with self._lock:
-            self._arriving.pop(vm_name, None)
-            self._publish_lookup(self._cfg)
+            # Republished only if this process published them: at start-up (a crash's recovery, before the
+            # configuration is loaded) publishing would hand the agent an empty set, which deletes every record.
+            if self._arriving.pop(vm_name, None) is not None:
+                self._publish_lookup(self._cfg)
         self.cluster.withdraw(records_of(ports, self.cluster.host))
 
     def release_vm(self, name: str, summary: str) -> tuple[VmConfig, list[PortConfig]]:
