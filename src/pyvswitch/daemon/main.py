@@ -431,9 +431,8 @@ def run(args: argparse.Namespace) -> int:
         provision.configure_guest_rx(guest_cpus if args.receive_steering == "on" else frozenset())
         link = forwarder.link()
         engine = RemoteEngine(link)
-        engine.set_busy_poll(
-            args.busy_poll
-        )  # a run-time setting: a forwarder kept across a restart takes it too
+        # A run-time setting, not a forwarder argument: a forwarder kept across a restart takes it too.
+        engine.set_busy_poll(args.busy_poll)
         log.info(
             "pyvswitchd %s: state %s, socket %s, MAC pool %s-%s, forwarding CPU %s, guest receive CPUs %s, "
             "forwarder pid %d",

@@ -314,9 +314,8 @@ class Migrations:
                 "destination": {"error": str(exc), "committed": True},
             }
         finally:
-            sender.shutdown(
-                wait=True
-            )  # a commit request in flight has had its answer (an abort ends its wait)
+            # A commit request in flight has had its answer by now (an abort ends the destination's wait).
+            sender.shutdown(wait=True)
         if moved:
             try:
                 svc.release_vm(name, leave)

@@ -24,11 +24,11 @@ _ID_RE = re.compile(r"^[0-9a-f]{32}$")
 COMMITTED = "committed"
 ABORTED = "aborted"
 UNKNOWN = "unknown"  # the destination has no record: the commit mark decides
-RETRY_FORGET_S = 1.0
+RETRY_FORGET_S = 1.0  # a committed migration's record waits for the destination to confirm it forgot
 # The destination's wait for the veths the source moves as its commit request travels (daemon/migration.py):
 # 15-60 ms normally; longer only if the source died or hangs before moving, when the VM is given back.
 ARRIVAL_TIMEOUT_S = 10.0
-ARRIVAL_POLL_S = 0.001  # a committed migration's record waits for the destination to confirm it forgot
+ARRIVAL_POLL_S = 0.001
 
 
 class MigrationError(PyvswitchError):

@@ -118,17 +118,17 @@ class Engine:
     # What operators, the receive-steering controller and tests read of the loop.
     @property
     def busy_poll_s(self) -> float:
-        return self.runner.busy_poll_s
+        return self.runner.spin.busy_poll_s
 
     @busy_poll_s.setter
     def busy_poll_s(self, value: float) -> None:
-        self.runner.busy_poll_s = value
+        self.runner.spin.busy_poll_s = value
 
     def set_busy_poll(self, mode: str) -> None:
         """When the forwarding loop busy-polls (switch/runner.py BUSY_POLL_MODES; pyvswitchd --busy-poll)."""
         if mode not in BUSY_POLL_MODES:
             raise ValueError(f"busy-poll mode {mode!r}: expected one of {', '.join(BUSY_POLL_MODES)}")
-        self.runner.busy_mode = mode
+        self.runner.spin.mode = mode
 
     @property
     def busy_s(self) -> float:
@@ -437,7 +437,7 @@ class Engine:
         return {
             "state": "degraded" if problems else "ok",
             "problems": problems,
-            "busy_poll": self.runner.busy_mode,
+            "busy_poll": self.runner.spin.mode,
             **self.runner.supervisor.status(self.runner.thread),
         }
 

@@ -110,8 +110,8 @@ class Runner:
     def __init__(self, clock: Clock, batch_size: int, busy_poll_s: float, cpu: int | None) -> None:
         self.clock = clock
         self.batch_size = batch_size
-        self.busy_poll_s = busy_poll_s
-        self.busy_mode = "dense"  # BUSY_POLL_MODES
+        # When the idle loop spins (its busy_poll_s and mode are the engine's settings, set between batches).
+        self.spin = SpinPolicy(busy_poll_s, clock.now())
         self.cpu = cpu
         self.switches: dict[str, Switch] = {}
         self.rx: list[tuple[Device, Switch, SwitchPort]] = []
@@ -337,7 +337,7 @@ class Runner:
         poller = select.poll()
         registered: list[int] = []
         rx_seen: list[tuple[Device, Switch, SwitchPort]] | None = None
-        spin = SpinPolicy(self.busy_poll_s, self.clock.now())
+        spin = self.spin
         while self.running:
             t0 = perf_counter()
             if self.supervisor.beat():
@@ -345,7 +345,6 @@ class Runner:
                 self.supervisor.check([dev for dev, _, _ in self.rx], skip)
             if self.run_once():
                 self.busy_s += perf_counter() - t0
-                spin.busy_poll_s, spin.mode = self.busy_poll_s, self.busy_mode
                 spin.traffic(self.clock.now(), self.batch_frames)
                 continue
             if spin.spinning(self.clock.now()):
