@@ -11,9 +11,11 @@ reads and counts the datagrams. Goal for both: >= 0.97 x plain.
 On this 2-CPU machine a TCP run's throughput varies by up to 2x from rep to rep, more than the 3 % to resolve. So
 each rep also reads the forwarder process's CPU time (utime + stime: what it ran, not what other processes took
 from its CPU) and the frames it received, and the cost is judged on the forwarder's CPU per frame: plain's over
-each arm's, medians of the reps (>= 0.97 is a cost of at most 3 %). A scrape's work in the forwarder (the
-counters it answers) and sFlow's sampling and datagrams are in that time; what the daemon's API process spends
-answering the scrape is on the other CPU and is reported by the throughput ratio.
+each arm's, medians of the reps (>= 0.97 is a cost of at most 3 %), and beside it the median of the same ratio
+taken round by round. A scrape's work in the forwarder (the counters it answers) and sFlow's sampling and
+datagrams are in that time; what the daemon's API process spends answering the scrape is on the other CPU and is
+reported by the throughput ratio. The sFlow agent is enabled before its rep's meter starts and disabled after it
+stops: what a toggle costs the forwarder (a reconfiguration) is a one-off, reported apart, with no traffic.
 
 Both still vary by several per cent from rep to rep under TCP (a slower rep gets smaller batches, which cost more
 per frame), so the two costs are also measured apart, where no traffic moves them: the forwarder's CPU per scrape
@@ -162,6 +164,26 @@ def scrape_cpu_ms(
     return max(0.0, scraped - idle) / max(1, scraper.scrapes - n0) * 1000
 
 
+def toggle_cpu_ms(pid: int, toggle: Callable[[bool], None], times: int = 5) -> float:
+    """The forwarder's CPU time per enable + disable of an extension, with no traffic: ``times`` pairs, less
+    the same wall time untouched (its idle polling)."""
+    t0, cpu0 = time.monotonic(), process_cpu_s(pid)
+    for _ in range(times):
+        toggle(True)
+        toggle(False)
+    wall, used = time.monotonic() - t0, process_cpu_s(pid) - cpu0
+    cpu0 = process_cpu_s(pid)
+    time.sleep(wall)
+    idle = process_cpu_s(pid) - cpu0
+    return max(0.0, used - idle) / times * 1000
+
+
+def paired(a: list[Rep], b: list[Rep], value: Callable[[Rep], float]) -> float:
+    """The median over rounds of ``a``'s value over ``b``'s in the same round (the three arms of a round run
+    back to back, so a drift of the machine between rounds cancels)."""
+    return statistics.median(value(x) / value(y) for x, y in zip(a, b, strict=True))
+
+
 def bench(reps: int, seconds: float) -> dict[str, Any]:
     out: dict[str, Any] = {"reps": reps, "seconds": seconds}
     with Harness() as h:
@@ -196,21 +218,29 @@ def bench(reps: int, seconds: float) -> dict[str, Any]:
             scraped: list[Rep] = []
             sampled: list[Rep] = []
 
-            def with_sflow() -> float:
-                pv.cli("extension", "enable", "sw", "pyvswitch-sflow")
-                try:
-                    return tcp()
-                finally:
-                    pv.cli("extension", "disable", "sw", "pyvswitch-sflow")
+            def sflow(on: bool) -> None:
+                pv.cli("extension", "enable" if on else "disable", "sw", "pyvswitch-sflow")
 
-            arms: list[tuple[list[Rep], Callable[[], float]]] = [
-                (plain, tcp),
-                (scraped, lambda: with_poller(scraper, 1.0, tcp, cpu=cpu)),
-                (sampled, with_sflow),
+            # The sFlow arm's agent is enabled before its meter starts and disabled after it stops: the cost
+            # asked is the running agent's, and a reconfiguration's work in the forwarder (a new extension
+            # stack, the chains recompiled, the flow caches refilled) is paid once, not every few seconds.
+            # Measured inside the rep, as until 013fdb9, the two toggles landed in the sFlow arm's CPU time;
+            # what they cost is measured apart, with no traffic.
+            out["toggle_forwarder_cpu_ms"] = round(toggle_cpu_ms(meter.pid, sflow), 1)
+            arms: list[tuple[list[Rep], Callable[[], float], Callable[[bool], None] | None]] = [
+                (plain, tcp, None),
+                (scraped, lambda: with_poller(scraper, 1.0, tcp, cpu=cpu), None),
+                (sampled, tcp, sflow),
             ]
             for rep in range(reps):  # alternated and rotated, so a drift of the machine falls on all three
-                for results, run in arms[rep % 3 :] + arms[: rep % 3]:
-                    results.append(meter.measure(run))
+                for results, run, toggle in arms[rep % 3 :] + arms[: rep % 3]:
+                    if toggle is not None:
+                        toggle(True)
+                    try:
+                        results.append(meter.measure(run))
+                    finally:
+                        if toggle is not None:
+                            toggle(False)
         finally:
             meter.close()
             scraper.close()
@@ -219,6 +249,9 @@ def bench(reps: int, seconds: float) -> dict[str, Any]:
 
     def gbps(arm: list[Rep]) -> float:
         return statistics.median(r.gbps for r in arm)
+
+    def cpu_per_frame(rep: Rep) -> float:
+        return rep.cpu_ns_per_frame
 
     def ns(arm: list[Rep]) -> float:
         return statistics.median(r.cpu_ns_per_frame for r in arm)
@@ -241,6 +274,10 @@ def bench(reps: int, seconds: float) -> dict[str, Any]:
         # One scrape a second takes this share of the forwarder's CPU (measured with no traffic, above).
         scrape_share_at_1hz=round(out["scrape_forwarder_cpu_ms"] / 1000, 4),
         sflow_cpu_ratio=round(ns(plain) / ns(sampled), 3),
+        # The same two ratios taken round by round (each arm against the plain rep of its round), then the median.
+        paired_scraped_cpu_ratio=round(paired(plain, scraped, cpu_per_frame), 3),
+        paired_sflow_cpu_ratio=round(paired(plain, sampled, cpu_per_frame), 3),
+        paired_sflow_over_plain=round(paired(sampled, plain, lambda r: r.gbps), 3),
         runs={
             "plain": [round(r.gbps, 2) for r in plain],
             "scraped": [round(r.gbps, 2) for r in scraped],
