@@ -1,5 +1,6 @@
 """The issue 14 cost bench's meter (lab/metricsbench.py): around a real TCP run through pyvswitchd it reads the
-forwarder process's CPU time and the frames its loop received, the measure the cost goal is judged on."""
+frames the forwarding loop received, its busy time (the measure the cost goal is judged on) and the forwarder
+process's CPU time."""
 
 from __future__ import annotations
 
@@ -56,6 +57,10 @@ def test_the_meter_reads_the_forwarders_cpu_and_frames_around_a_tcp_run() -> Non
     assert idle.frames == 0
     assert rep.gbps > 0.05 and rep.frames > 1000
     assert rep.cpu_s > 0
+    # The loop was busy only in rounds that had frames: none in the empty run, some of the TCP second.
+    assert idle.busy_s == 0
+    assert 0 < rep.busy_s <= rep.wall_s
+    assert 50 < rep.busy_ns_per_frame < 1_000_000
     assert 50 < rep.cpu_ns_per_frame < 1_000_000
     # About ten scrapes in a second, each answered (a failed one raises in the poller and is not counted); the
     # forwarder's share of each is a few milliseconds at most.
