@@ -32,10 +32,22 @@ def test_drop_rows_name_element_and_reason() -> None:
 def test_a_standalone_teams_hidden_switch_shows_as_the_team() -> None:
     """issue 14: the engine's '_team:<team>' switch is the team to the operator."""
     counters = {
-        "switches": {"_team:t1": {"elements": {"ingress": {"drops": {"runt": 3}}}}},
-        "drop_reasons": {"runt": "shorter than an Ethernet header"},
+        "switches": {
+            "_team:t1": {
+                "elements": {"ingress": {"drops": {"runt": 3}}},
+                # Its ports are "_team:t1:uplink" and "_team:t1:<team interface>" (config/team_nics.py).
+                "ports": {"_team:t1:uplink": {"drops": {"ring-overrun": 2}}},
+            }
+        },
+        "drop_reasons": {
+            "runt": "shorter than an Ethernet header",
+            "ring-overrun": "the receive ring was full",
+        },
     }
-    assert drop_rows(counters) == [["team t1", "ingress", "runt", 3, "shorter than an Ethernet header"]]
+    assert drop_rows(counters) == [
+        ["team t1", "ingress", "runt", 3, "shorter than an Ethernet header"],
+        ["team t1", "uplink device", "ring-overrun", 2, "the receive ring was full"],
+    ]
 
 
 def test_what_the_nic_switch_delivered_is_counted_but_is_no_drop() -> None:

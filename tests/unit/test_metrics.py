@@ -165,3 +165,27 @@ def test_a_failing_source_costs_only_its_families_and_is_counted() -> None:
     assert m[("pyvswitch_team_failovers_total", (("team", "t1"),))] == 2  # the others still answer
     assert m[("pyvswitch_scrape_errors_total", (("source", "counters"),))] == 1
     assert scrape(collector)[("pyvswitch_scrape_errors_total", (("source", "counters"),))] == 2
+
+
+def test_a_standalone_teams_hidden_switch_is_labelled_as_the_operator_knows_it() -> None:
+    # config/team_nics.py: the engine runs a standalone team as the switch "_team:t1" with the ports
+    # "_team:t1:uplink" and "_team:t1:<team interface>"; `show drops` calls them "team t1", "uplink", "t1.10".
+    port = {"rx_frames": 4, "tx_frames": 0, "rx_bytes": 1, "tx_bytes": 0, "drops": {}, "port_drops": {}}
+    counters = {
+        "switches": {
+            "_team:t1": {
+                "ports": {"_team:t1:uplink": port, "_team:t1:t1.10": port},
+                "elements": {"ingress": {"drops": {"runt": 2}}},
+                "fdb": {},
+            },
+            "_team:t1x": {"ports": {"other": port}, "elements": {}, "fdb": {}},  # not that team's port prefix
+        }
+    }
+    m = scrape(SwitchMetrics(counters=lambda: counters, health=lambda: {}))
+    assert m[("pyvswitch_port_rx_frames_total", (("port", "uplink"), ("switch", "team t1")))] == 4
+    assert m[("pyvswitch_port_rx_frames_total", (("port", "t1.10"), ("switch", "team t1")))] == 4
+    assert m[("pyvswitch_port_rx_frames_total", (("port", "other"), ("switch", "team t1x")))] == 4
+    assert (
+        m[("pyvswitch_drops_total", (("element", "ingress"), ("reason", "runt"), ("switch", "team t1")))] == 2
+    )
+    assert not [key for key in m if any("_team:" in value for _, value in key[1])]

@@ -12,7 +12,7 @@ from typing import Any
 
 from pyvswitch.cli.format import counter_rows, detail, table
 from pyvswitch.cli.vlanspec import format_vlan
-from pyvswitch.config.vocabulary import HIDDEN_TEAM_PREFIX, format_bps
+from pyvswitch.config.vocabulary import format_bps, shown_port, shown_switch
 
 
 def _bits(v: object) -> str:
@@ -233,11 +233,11 @@ def drop_rows(counters: dict[str, Any]) -> list[list[object]]:
     errors``)."""
     rows: list[list[object]] = []
     for name, data in (counters.get("switches") or {}).items():
-        # A standalone team's hidden switch (config/team_nics.py) is the team to the operator.
-        sw = f"team {name.removeprefix(HIDDEN_TEAM_PREFIX)}" if name.startswith(HIDDEN_TEAM_PREFIX) else name
+        sw = shown_switch(name)  # a standalone team's hidden switch (config/team_nics.py) is the team
         for element, e in (data.get("elements") or {}).items():
             rows += [[sw, element, r, n] for r, n in (e.get("drops") or {}).items()]
-        for port, p in (data.get("ports") or {}).items():
+        for engine_port, p in (data.get("ports") or {}).items():
+            port = shown_port(name, engine_port)
             rows += [[sw, f"{port} device", r, n] for r, n in (p.get("drops") or {}).items()]
             for element, e in (p.get("security") or {}).items():
                 rows += [[sw, f"{port} {element}", r, n] for r, n in (e.get("drops") or {}).items()]

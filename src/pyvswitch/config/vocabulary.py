@@ -63,3 +63,17 @@ def format_bps(bps: int) -> str:
 # The engine's hidden switch of a standalone team is "_team:<team>" (config/team_nics.py); the CLI shows it as
 # the team.
 HIDDEN_TEAM_PREFIX = "_team:"
+
+
+def shown_switch(name: str) -> str:
+    """The engine's switch ``name`` as the operator knows it: a standalone team's hidden switch is the team
+    ("team t1"), in ``show drops`` as in the metrics' labels."""
+    return f"team {name.removeprefix(HIDDEN_TEAM_PREFIX)}" if name.startswith(HIDDEN_TEAM_PREFIX) else name
+
+
+def shown_port(switch: str, port: str) -> str:
+    """Port ``port`` of the engine's switch ``switch`` as the operator knows it: on a team's hidden switch, the
+    team interface's name or ``uplink`` (its ports are ``_team:<team>:<name>``)."""
+    if switch.startswith(HIDDEN_TEAM_PREFIX) and port.startswith(f"{switch}:"):
+        return port[len(switch) + 1 :]
+    return port

@@ -33,6 +33,7 @@ from prometheus_client.core import (
 from prometheus_client.registry import Collector
 
 import pyvswitch
+from pyvswitch.config.vocabulary import shown_port, shown_switch
 
 log = logging.getLogger(__name__)
 
@@ -192,9 +193,12 @@ class SwitchMetrics(Collector):
                 ("routed", "Frames the distributed router sent on to another virtual subnet (or answered)."),
             )
         }
-        for sw_name, sw in _dict(data.get("switches")).items():
-            for port, p in _dict(sw.get("ports")).items():
-                labels = [sw_name, port]
+        for engine_name, sw in _dict(data.get("switches")).items():
+            # Labels name what the operator knows: a standalone team's hidden switch is "team <team>", its ports
+            # "uplink" and its team interfaces' names (config/vocabulary.py), as in ``pyvswitch show drops``.
+            sw_name = shown_switch(engine_name)
+            for engine_port, p in _dict(sw.get("ports")).items():
+                labels = [sw_name, shown_port(engine_name, engine_port)]
                 rx_frames.add_metric(labels, _num(p.get("rx_frames")))
                 tx_frames.add_metric(labels, _num(p.get("tx_frames")))
                 rx_bytes.add_metric(labels, _num(p.get("rx_bytes")))
@@ -232,7 +236,8 @@ class SwitchMetrics(Collector):
                     conns_max.add_metric([sw_name, name], _num(status.get("max_connections")))
                 for port, acl in _dict(status.get("ports")).items():
                     for h in _dict(acl).get("rule_hits") or []:
-                        labels = [sw_name, port, str(h.get("direction")), str(h.get("weight"))]
+                        labels = [sw_name, shown_port(engine_name, port), str(h.get("direction")),
+                                  str(h.get("weight"))]  # fmt: skip
                         rule_hits.add_metric(labels, _num(h.get("hits")))
             table = _dict(sw.get("fdb"))
             fdb.add_metric([sw_name, "learned"], _num(table.get("learned")))
