@@ -5,7 +5,6 @@ starved the control plane on a 2-vCPU host (issue 13's cluster migration blackou
 
 from __future__ import annotations
 
-import os
 import time
 from pathlib import Path
 
@@ -13,7 +12,8 @@ import pytest
 
 from pyvswitch.cli.client import Client
 from pyvswitch.lab.traffic import GapPinger
-from tests.system.conftest import Host
+from pyvswitch.testing.netns import process_cpu_s, wait_for
+from tests.system.conftest import Host, ping
 
 pytestmark = pytest.mark.system
 
@@ -22,17 +22,16 @@ PINGS_S = 2.0
 
 def forwarder_cpu_s(state_dir: Path) -> float:
     """User + system CPU time of the host's forwarder process (its pid is in its lock file)."""
-    pid = int((state_dir / "forwarder.lock").read_text().split()[0])
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")  # utime, stime (fields 14, 15)
+    return process_cpu_s(int((state_dir / "forwarder.lock").read_text().split()[0]))
 
 
 def cpu_share_under_pings(h: Host) -> float:
     """The forwarder's CPU time over the wall time of PINGS_S of 1 ms pings between two VMs."""
     h.cli("switch", "add", "bp", "--type", "private")
     a, _b = h.vm_add("bp", "10.94.0.1/24"), h.vm_add("bp", "10.94.0.2/24")
+    # ARP and learning settled before the measured pings.
+    wait_for(lambda: ping(h.netns_of(a), "10.94.0.2", count=1).returncode == 0, what="a first reply")
     with GapPinger(h.netns_of(a), "10.94.0.2", 1) as pinger:
-        time.sleep(0.3)  # ARP and learning settled
         cpu0, t0 = forwarder_cpu_s(h.state_dir), time.monotonic()
         time.sleep(PINGS_S)
         share = (forwarder_cpu_s(h.state_dir) - cpu0) / (time.monotonic() - t0)

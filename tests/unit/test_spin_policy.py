@@ -69,3 +69,12 @@ def test_the_engine_refuses_an_unknown_mode() -> None:
     assert engine.health()["busy_poll"] == "always"
     with pytest.raises(ValueError, match="expected one of dense, always, off"):
         engine.set_busy_poll("sometimes")
+
+
+def test_the_daemons_choices_are_the_loops_modes() -> None:
+    """pyvswitchd --busy-poll offers exactly the modes the loop knows (the parser does not import the loop)."""
+    from pyvswitch.daemon.main import build_parser
+    from pyvswitch.switch.runner import BUSY_POLL_MODES
+
+    action = next(a for a in build_parser()._actions if a.dest == "busy_poll")
+    assert tuple(action.choices or ()) == BUSY_POLL_MODES and action.default in BUSY_POLL_MODES
